@@ -1,0 +1,174 @@
+//! Sources, tables (and later views): ids, names, schemas, definitions.
+//!
+//! The catalog is plain data. The engine persists each definition through
+//! the store the moment the DDL succeeds, and rebuilds this structure from the
+//! store at start-up.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use serde::{Deserialize, Serialize};
+
+use crate::types::SqlType;
+
+/// Name of the hidden column that carries each row's log offset.
+pub const OFFSET_COLUMN: &str = "_offset";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelationKind {
+    /// Append-only event stream.
+    Source,
+    /// Mutable relation: INSERT, UPDATE, DELETE; optional primary key.
+    Table,
+}
+
+impl RelationKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RelationKind::Source => "source",
+            RelationKind::Table => "table",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    pub name: String,
+    pub ty: SqlType,
+    pub nullable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatermarkDef {
+    pub column: String,
+    /// The SQL expression as written, e.g. `date_time - INTERVAL '4 seconds'`.
+    pub expr: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelationDef {
+    pub id: u64,
+    pub name: String,
+    pub kind: RelationKind,
+    pub columns: Vec<ColumnDef>,
+    /// Indices into `columns`.
+    #[serde(default)]
+    pub primary_key: Vec<usize>,
+    #[serde(default)]
+    pub watermark: Option<WatermarkDef>,
+    /// `WITH (key = value, ...)` options, kept for connectors.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// The statement as the user wrote it (for `SHOW CREATE` and docs).
+    #[serde(default)]
+    pub sql: String,
+}
+
+impl RelationDef {
+    /// The user-visible schema (no hidden columns).
+    pub fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| c.ty.field(&c.name, c.nullable))
+                .collect::<Vec<Field>>(),
+        ))
+    }
+
+    /// The schema with the `_offset` column appended.
+    pub fn schema_with_offset(&self) -> SchemaRef {
+        let mut fields: Vec<Field> = self
+            .columns
+            .iter()
+            .map(|c| c.ty.field(&c.name, c.nullable))
+            .collect();
+        fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));
+        Arc::new(Schema::new(fields))
+    }
+
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serializing plain owned data to a Vec cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<RelationDef, CatalogError> {
+        serde_json::from_slice(bytes).map_err(|e| CatalogError::Corrupt(e.to_string()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("relation \"{0}\" already exists")]
+    AlreadyExists(String),
+    #[error("relation \"{0}\" does not exist")]
+    NotFound(String),
+    #[error("\"{name}\" is a {actual}, not a {expected}")]
+    WrongKind {
+        name: String,
+        actual: &'static str,
+        expected: &'static str,
+    },
+    #[error("corrupt catalog record: {0}")]
+    Corrupt(String),
+}
+
+/// The in-memory catalog.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    by_name: BTreeMap<String, Arc<RelationDef>>,
+    next_id: u64,
+}
+
+impl Catalog {
+    pub fn new(next_id: u64) -> Catalog {
+        Catalog {
+            by_name: BTreeMap::new(),
+            next_id,
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<RelationDef>> {
+        self.by_name.get(name)
+    }
+
+    pub fn by_id(&self, id: u64) -> Option<&Arc<RelationDef>> {
+        self.by_name.values().find(|r| r.id == id)
+    }
+
+    pub fn relations(&self) -> impl Iterator<Item = &Arc<RelationDef>> {
+        self.by_name.values()
+    }
+
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Reserves the next relation id.
+    pub fn allocate_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    pub fn insert(&mut self, def: RelationDef) -> Result<Arc<RelationDef>, CatalogError> {
+        if self.by_name.contains_key(&def.name) {
+            return Err(CatalogError::AlreadyExists(def.name));
+        }
+        if def.id >= self.next_id {
+            self.next_id = def.id + 1;
+        }
+        let def = Arc::new(def);
+        self.by_name.insert(def.name.clone(), def.clone());
+        Ok(def)
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<Arc<RelationDef>> {
+        self.by_name.remove(name)
+    }
+}

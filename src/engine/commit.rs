@@ -1,0 +1,603 @@
+//! The committer: the one place that fixes the order of writes.
+//!
+//! Every write and every DDL statement becomes a [`Request`] sent to a single
+//! thread. The thread takes whatever requests are waiting (a *group*), and
+//! for each one, in order:
+//!
+//! 1. validates it against the working state (primary keys, rows still live)
+//!    and assigns log offsets;
+//! 2. stages its log entries (or catalog records) into one sled batch and
+//!    applies its effect to the working state.
+//!
+//! Then it writes the batch, flushes once for the whole group (group
+//! commit), publishes a new snapshot, and only then answers the requests.
+//! A request is therefore acknowledged only when it is durable, and a reader
+//! never sees a write that is not.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, Int64Builder, RecordBatch};
+use datafusion::arrow::compute::{concat_batches, filter_record_batch, interleave};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use datafusion::arrow::row::{RowConverter, SortField};
+use parking_lot::RwLock;
+use tokio::sync::oneshot;
+
+use super::data::{DbSnapshot, RelationData};
+use super::error::{EngineError, Result};
+use crate::catalog::{RelationDef, RelationKind};
+use crate::store::{self, entry, EncodedEntry, EntryKind, Put, Store};
+
+/// Name of the weight column in change entries (+1 insert, -1 retraction).
+pub const WEIGHT_COLUMN: &str = "_weight";
+/// Name of the column that names the offset a retraction removes.
+pub const REF_COLUMN: &str = "_ref";
+
+/// What to do when an inserted row's key already exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OnConflict {
+    Error,
+    DoNothing,
+    /// Replace the listed columns of the existing row with the new values.
+    Update(Vec<usize>),
+}
+
+#[derive(Debug)]
+pub enum Op {
+    /// Rows for a source, or plain inserts into a table. `entries` are the
+    /// batches already encoded as log entries (encoding happens on the
+    /// caller's thread, not here).
+    Append {
+        rel: u64,
+        batches: Vec<RecordBatch>,
+        entries: Vec<EncodedEntry>,
+    },
+    /// Table changes: retract live rows by offset, insert new rows.
+    Change {
+        rel: u64,
+        retract: Vec<u64>,
+        insert: Option<RecordBatch>,
+        on_conflict: OnConflict,
+    },
+    CreateRelation {
+        def: RelationDef,
+    },
+    DropRelation {
+        id: u64,
+    },
+    /// Flush and stop.
+    Shutdown,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// Rows inserted (for DELETE/UPDATE: rows retracted).
+    pub inserted: usize,
+    pub retracted: usize,
+    /// Offset of the first row written.
+    pub first_offset: u64,
+}
+
+pub struct Request {
+    pub op: Op,
+    pub reply: oneshot::Sender<Result<Outcome>>,
+}
+
+/// A relation as the committer sees it.
+pub(crate) struct RelWork {
+    pub def: Arc<RelationDef>,
+    pub data: Arc<RelationData>,
+    pub next_offset: u64,
+    pub keys: Option<KeyIndex>,
+}
+
+/// Primary key -> offset of the live row holding it.
+pub(crate) struct KeyIndex {
+    converter: RowConverter,
+    map: HashMap<Box<[u8]>, u64>,
+}
+
+impl KeyIndex {
+    fn new(def: &RelationDef) -> Result<Option<KeyIndex>> {
+        if def.primary_key.is_empty() {
+            return Ok(None);
+        }
+        let fields = def
+            .primary_key
+            .iter()
+            .map(|&i| SortField::new(def.columns[i].ty.to_arrow()))
+            .collect();
+        Ok(Some(KeyIndex {
+            converter: RowConverter::new(fields)?,
+            map: HashMap::new(),
+        }))
+    }
+
+    fn keys(&self, def: &RelationDef, batch: &RecordBatch) -> Result<Vec<Box<[u8]>>> {
+        let cols: Vec<ArrayRef> = def
+            .primary_key
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
+        let rows = self.converter.convert_columns(&cols)?;
+        Ok(rows.iter().map(|r| r.as_ref().into()).collect())
+    }
+}
+
+/// Formats `Key (a, b)=(1, x)` for messages.
+fn describe_key(def: &RelationDef, batch: &RecordBatch, row: usize) -> String {
+    let names: Vec<&str> = def
+        .primary_key
+        .iter()
+        .map(|&i| def.columns[i].name.as_str())
+        .collect();
+    let vals: Vec<String> = def
+        .primary_key
+        .iter()
+        .map(|&i| {
+            datafusion::arrow::util::display::array_value_to_string(batch.column(i), row)
+                .unwrap_or_default()
+        })
+        .collect();
+    format!("Key ({})=({})", names.join(", "), vals.join(", "))
+}
+
+impl RelWork {
+    pub fn new(def: Arc<RelationDef>, next_offset: u64) -> Result<RelWork> {
+        Ok(RelWork {
+            data: Arc::new(RelationData::new(def.schema_with_offset())),
+            keys: KeyIndex::new(&def)?,
+            def,
+            next_offset,
+        })
+    }
+
+    /// Applies inserted rows at `first_offset` (used by commits and replay).
+    pub fn apply_insert(&mut self, batch: &RecordBatch, first_offset: u64) -> Result<()> {
+        if let Some(k) = &mut self.keys {
+            let keys = k.keys(&self.def, batch)?;
+            for (i, key) in keys.into_iter().enumerate() {
+                k.map.insert(key, first_offset + i as u64);
+            }
+        }
+        Arc::make_mut(&mut self.data).append(batch, first_offset)?;
+        self.next_offset = self.next_offset.max(first_offset + batch.num_rows() as u64);
+        Ok(())
+    }
+
+    /// Applies retractions of live rows (used by commits and replay).
+    pub fn apply_retract(&mut self, offsets: &[u64], old_rows: &RecordBatch) -> Result<()> {
+        if let Some(k) = &mut self.keys {
+            let keys = k.keys(&self.def, old_rows)?;
+            for key in keys {
+                k.map.remove(&key);
+            }
+        }
+        Arc::make_mut(&mut self.data).retract(offsets)?;
+        Ok(())
+    }
+
+    /// Replays one log entry.
+    pub fn replay(&mut self, first_offset: u64, e: &store::Entry) -> Result<()> {
+        let n = e.batch.num_rows();
+        match e.kind {
+            EntryKind::Append => {
+                self.apply_insert(&e.batch, first_offset)?;
+            }
+            EntryKind::Change => {
+                let user = self.def.columns.len();
+                let corrupt = |m: &str| {
+                    EngineError::Store(store::StoreError::Corrupt(format!(
+                        "relation {} offset {first_offset}: {m}",
+                        self.def.name
+                    )))
+                };
+                if e.batch.num_columns() != user + 2 {
+                    return Err(corrupt("change entry has the wrong number of columns"));
+                }
+                let weights = e.batch.column(user).as_primitive::<Int64Type>();
+                let refs = e.batch.column(user + 1).as_primitive::<Int64Type>();
+                let n_retract = weights.values().iter().take_while(|&&w| w < 0).count();
+                if weights.values()[n_retract..].iter().any(|&w| w != 1) {
+                    return Err(corrupt("retractions must precede insertions"));
+                }
+                let user_batch = e.batch.project(&(0..user).collect::<Vec<_>>())?;
+                if n_retract > 0 {
+                    let offsets: Vec<u64> = (0..n_retract).map(|i| refs.value(i) as u64).collect();
+                    self.apply_retract(&offsets, &user_batch.slice(0, n_retract))?;
+                }
+                if n_retract < n {
+                    self.apply_insert(
+                        &user_batch.slice(n_retract, n - n_retract),
+                        first_offset + n_retract as u64,
+                    )?;
+                }
+            }
+        }
+        self.next_offset = self.next_offset.max(first_offset + n as u64);
+        Ok(())
+    }
+}
+
+pub(crate) struct Committer {
+    pub store: Store,
+    pub relations: HashMap<u64, RelWork>,
+    pub snapshot: Arc<RwLock<Arc<DbSnapshot>>>,
+    pub version: u64,
+    /// Set after a storage failure: the working state may be ahead of disk,
+    /// so no further write is accepted.
+    pub failed: Option<String>,
+}
+
+impl Committer {
+    pub fn publish(&mut self) {
+        self.version += 1;
+        let snap = DbSnapshot {
+            version: self.version,
+            relations: self
+                .relations
+                .iter()
+                .map(|(id, r)| (*id, r.data.clone()))
+                .collect(),
+        };
+        *self.snapshot.write() = Arc::new(snap);
+    }
+
+    /// The committer thread's loop.
+    pub fn run(mut self, rx: Receiver<Request>) {
+        const MAX_GROUP: usize = 1024;
+        let mut shutdown = false;
+        while !shutdown {
+            let first = match rx.recv() {
+                Ok(r) => r,
+                Err(_) => break,
+            };
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(r) => group.push(r),
+                    Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+                }
+            }
+            let mut puts = Vec::new();
+            let mut replies = Vec::with_capacity(group.len());
+            let mut drops = Vec::new();
+            for req in group {
+                if matches!(req.op, Op::Shutdown) {
+                    shutdown = true;
+                    replies.push((req.reply, Ok(Outcome::default())));
+                    continue;
+                }
+                if let Some(f) = &self.failed {
+                    let _ = req
+                        .reply
+                        .send(Err(EngineError::Internal(format!("writes are disabled after a storage failure: {f}"))));
+                    continue;
+                }
+                if let Op::DropRelation { id } = &req.op {
+                    drops.push(*id);
+                }
+                let r = self.stage(req.op, &mut puts);
+                replies.push((req.reply, r));
+            }
+            let durable = if puts.is_empty() {
+                if shutdown {
+                    self.store.flush().map_err(|e| e.to_string())
+                } else {
+                    Ok(())
+                }
+            } else {
+                self.store
+                    .apply(puts)
+                    .and_then(|_| self.store.flush())
+                    .map_err(|e| e.to_string())
+            };
+            match durable {
+                Ok(()) => {
+                    self.publish();
+                    for (reply, r) in replies {
+                        let _ = reply.send(r);
+                    }
+                    for id in drops {
+                        if let Err(e) = self.store.drop_log(id) {
+                            tracing::warn!(relation = id, error = %e, "could not delete the log of a dropped relation; it is swept at the next start");
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "storage failure while committing; refusing further writes");
+                    self.failed = Some(e.clone());
+                    for (reply, r) in replies {
+                        let _ = reply.send(r.and(Err(EngineError::Internal(format!(
+                            "could not make the write durable: {e}"
+                        )))));
+                    }
+                }
+            }
+        }
+        if let Err(e) = self.store.flush() {
+            tracing::error!(error = %e, "final flush failed");
+        }
+    }
+
+    fn rel(&mut self, id: u64) -> Result<&mut RelWork> {
+        self.relations.get_mut(&id).ok_or_else(|| {
+            EngineError::Catalog(crate::catalog::CatalogError::NotFound(format!(
+                "with id {id} (dropped concurrently)"
+            )))
+        })
+    }
+
+    /// Validates one op, stages its puts, applies it to the working state.
+    fn stage(&mut self, op: Op, puts: &mut Vec<Put>) -> Result<Outcome> {
+        match op {
+            Op::Append {
+                rel,
+                batches,
+                entries,
+            } => {
+                let r = self.rel(rel)?;
+                if let Some(k) = &r.keys {
+                    // Uniqueness against live rows and within the statement.
+                    let mut seen: HashSet<Box<[u8]>> = HashSet::new();
+                    for b in &batches {
+                        for (i, key) in k.keys(&r.def, b)?.into_iter().enumerate() {
+                            if k.map.contains_key(&key) || !seen.insert(key) {
+                                return Err(EngineError::UniqueViolation(format!(
+                                    "duplicate key value violates unique constraint \"{}_pkey\": {} already exists",
+                                    r.def.name,
+                                    describe_key(&r.def, b, i)
+                                )));
+                            }
+                        }
+                    }
+                }
+                let first = r.next_offset;
+                let mut offset = first;
+                let mut rows = 0;
+                for (b, e) in batches.iter().zip(entries) {
+                    let n = e.rows;
+                    puts.push(Put::Log {
+                        rel,
+                        first_offset: offset,
+                        entry: e,
+                    });
+                    r.apply_insert(b, offset)?;
+                    offset += n as u64;
+                    rows += n;
+                }
+                r.next_offset = offset;
+                Ok(Outcome {
+                    inserted: rows,
+                    retracted: 0,
+                    first_offset: first,
+                })
+            }
+            Op::Change {
+                rel,
+                retract,
+                insert,
+                on_conflict,
+            } => self.stage_change(rel, retract, insert, on_conflict, puts),
+            Op::CreateRelation { def } => {
+                let id = def.id;
+                let bytes = def.to_bytes();
+                let def = Arc::new(def);
+                let next_id = id + 1;
+                puts.push(Put::Catalog { id, bytes });
+                puts.push(Put::Meta {
+                    name: store::keys::META_NEXT_RELATION_ID,
+                    bytes: next_id.to_be_bytes().to_vec(),
+                });
+                self.relations.insert(id, RelWork::new(def, 0)?);
+                Ok(Outcome::default())
+            }
+            Op::DropRelation { id } => {
+                puts.push(Put::DeleteCatalog { id });
+                self.relations.remove(&id);
+                Ok(Outcome::default())
+            }
+            Op::Shutdown => Ok(Outcome::default()),
+        }
+    }
+
+    fn stage_change(
+        &mut self,
+        rel: u64,
+        mut retract: Vec<u64>,
+        insert: Option<RecordBatch>,
+        on_conflict: OnConflict,
+        puts: &mut Vec<Put>,
+    ) -> Result<Outcome> {
+        let r = self.rel(rel)?;
+        if r.def.kind != RelationKind::Table {
+            return Err(EngineError::WrongObjectType(format!(
+                "\"{}\" is a source; sources are append-only",
+                r.def.name
+            )));
+        }
+        let user_schema = r.def.schema();
+        let mut insert = insert.unwrap_or_else(|| RecordBatch::new_empty(user_schema.clone()));
+        // Upserts: rows whose key is live become retract + insert.
+        if let Some(k) = &r.keys {
+            let retracting: HashSet<u64> = retract.iter().copied().collect();
+            let keys = k.keys(&r.def, &insert)?;
+            let mut keep = Vec::with_capacity(keys.len());
+            let mut seen: HashSet<&[u8]> = HashSet::new();
+            let mut merges: Vec<(usize, u64)> = Vec::new();
+            for (i, key) in keys.iter().enumerate() {
+                if !seen.insert(key.as_ref()) {
+                    match on_conflict {
+                        OnConflict::DoNothing => {
+                            keep.push(false);
+                            continue;
+                        }
+                        OnConflict::Update(_) => {
+                            return Err(EngineError::CardinalityViolation(
+                                "ON CONFLICT DO UPDATE command cannot affect row a second time"
+                                    .into(),
+                            ))
+                        }
+                        OnConflict::Error => {
+                            return Err(EngineError::UniqueViolation(format!(
+                                "duplicate key value violates unique constraint \"{}_pkey\": {} already exists",
+                                r.def.name,
+                                describe_key(&r.def, &insert, i)
+                            )))
+                        }
+                    }
+                }
+                match k.map.get(key) {
+                    Some(&live) if !retracting.contains(&live) => match &on_conflict {
+                        OnConflict::Error => {
+                            return Err(EngineError::UniqueViolation(format!(
+                                "duplicate key value violates unique constraint \"{}_pkey\": {} already exists",
+                                r.def.name,
+                                describe_key(&r.def, &insert, i)
+                            )))
+                        }
+                        OnConflict::DoNothing => keep.push(false),
+                        OnConflict::Update(_) => {
+                            keep.push(true);
+                            merges.push((i, live));
+                        }
+                    },
+                    _ => keep.push(true),
+                }
+            }
+            if let OnConflict::Update(cols) = &on_conflict {
+                if !merges.is_empty() {
+                    insert = merge_updates(&r.data, &insert, &merges, cols)?;
+                    retract.extend(merges.iter().map(|(_, live)| *live));
+                }
+            }
+            if keep.iter().any(|k| !k) {
+                insert = filter_record_batch(
+                    &insert,
+                    &datafusion::arrow::array::BooleanArray::from(keep),
+                )?;
+            }
+        }
+        let (old_rows, retract) = if retract.is_empty() {
+            (RecordBatch::new_empty(user_schema.clone()), retract)
+        } else {
+            let unique: HashSet<u64> = retract.iter().copied().collect();
+            if unique.len() != retract.len() {
+                retract = unique.into_iter().collect();
+            }
+            match r.data.take(&retract)? {
+                Some((rows, order)) => (rows, order),
+                None => {
+                    return Err(EngineError::SerializationFailure(
+                        "could not serialize access due to concurrent update".into(),
+                    ))
+                }
+            }
+        };
+        let n_retract = old_rows.num_rows();
+        let n_insert = insert.num_rows();
+        if n_retract + n_insert == 0 {
+            return Ok(Outcome {
+                inserted: 0,
+                retracted: 0,
+                first_offset: r.next_offset,
+            });
+        }
+        let first = r.next_offset;
+        let entry_batch = change_batch(&user_schema, &old_rows, &retract, &insert)?;
+        let encoded = entry::encode(EntryKind::Change, &entry_batch)?;
+        puts.push(Put::Log {
+            rel,
+            first_offset: first,
+            entry: encoded,
+        });
+        if n_retract > 0 {
+            r.apply_retract(&retract, &old_rows)?;
+        }
+        if n_insert > 0 {
+            r.apply_insert(&insert, first + n_retract as u64)?;
+        }
+        r.next_offset = first + (n_retract + n_insert) as u64;
+        Ok(Outcome {
+            inserted: n_insert,
+            retracted: n_retract,
+            first_offset: first,
+        })
+    }
+}
+
+/// For `ON CONFLICT DO UPDATE SET c = EXCLUDED.c`: rows that hit a live key
+/// take the existing row's values except for the updated columns.
+fn merge_updates(
+    data: &RelationData,
+    insert: &RecordBatch,
+    merges: &[(usize, u64)],
+    cols: &[usize],
+) -> Result<RecordBatch> {
+    let offsets: Vec<u64> = merges.iter().map(|(_, o)| *o).collect();
+    let Some((old, order)) = data.take(&offsets)? else {
+        return Err(EngineError::SerializationFailure(
+            "could not serialize access due to concurrent update".into(),
+        ));
+    };
+    let pos_of_offset: HashMap<u64, usize> =
+        order.iter().enumerate().map(|(i, o)| (*o, i)).collect();
+    // For each insert row: (0, row) = take from insert, (1, row) = from old.
+    let mut from_old: Vec<Option<usize>> = vec![None; insert.num_rows()];
+    for (row, live) in merges {
+        from_old[*row] = pos_of_offset.get(live).copied();
+    }
+    let mut columns = Vec::with_capacity(insert.num_columns());
+    for c in 0..insert.num_columns() {
+        if cols.contains(&c) {
+            columns.push(insert.column(c).clone());
+            continue;
+        }
+        let idx: Vec<(usize, usize)> = from_old
+            .iter()
+            .enumerate()
+            .map(|(i, o)| match o {
+                Some(j) => (1, *j),
+                None => (0, i),
+            })
+            .collect();
+        let arrays: [&dyn Array; 2] = [insert.column(c).as_ref(), old.column(c).as_ref()];
+        columns.push(interleave(&arrays, &idx)?);
+    }
+    Ok(RecordBatch::try_new(insert.schema(), columns)?)
+}
+
+/// The schema of change entries: user columns, `_weight`, `_ref`.
+pub fn change_schema(user: &SchemaRef) -> SchemaRef {
+    let mut fields: Vec<Field> = user.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(WEIGHT_COLUMN, DataType::Int64, false));
+    fields.push(Field::new(REF_COLUMN, DataType::Int64, true));
+    Arc::new(Schema::new(fields))
+}
+
+/// Retractions (old rows, weight -1, ref = their offset) then insertions.
+fn change_batch(
+    user: &SchemaRef,
+    old_rows: &RecordBatch,
+    retract: &[u64],
+    insert: &RecordBatch,
+) -> Result<RecordBatch> {
+    let n_r = old_rows.num_rows();
+    let n_i = insert.num_rows();
+    let rows = concat_batches(user, [old_rows, insert])?;
+    let weights: ArrayRef = Arc::new(Int64Array::from_iter_values(
+        std::iter::repeat_n(-1, n_r).chain(std::iter::repeat_n(1, n_i)),
+    ));
+    let mut refs = Int64Builder::with_capacity(n_r + n_i);
+    for o in retract {
+        refs.append_value(*o as i64);
+    }
+    refs.append_nulls(n_i);
+    let mut columns = rows.columns().to_vec();
+    columns.push(weights);
+    columns.push(Arc::new(refs.finish()));
+    Ok(RecordBatch::try_new(change_schema(user), columns)?)
+}
+

@@ -1,0 +1,77 @@
+//! The engine's error type. Each variant says what went wrong in terms the
+//! wire layer can map to a SQLSTATE; nothing here knows SQLSTATE codes.
+
+use datafusion::error::DataFusionError;
+
+use crate::catalog::CatalogError;
+use crate::ingest::coerce::CellErrorKind;
+use crate::ingest::copy::{CopyError, CopyErrorKind};
+use crate::sql::SqlError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+    /// A value that does not fit its column (row and column in the message).
+    #[error("{message}")]
+    Value {
+        kind: CellErrorKind,
+        message: String,
+    },
+    #[error("{0}")]
+    UniqueViolation(String),
+    #[error("{0}")]
+    CardinalityViolation(String),
+    #[error("{0}")]
+    BadCopyData(String),
+    #[error("{0}")]
+    CharacterNotInRepertoire(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    UndefinedObject(String),
+    #[error("{0}")]
+    UndefinedColumn(String),
+    #[error("{0}")]
+    WrongObjectType(String),
+    #[error("{0}")]
+    SyntaxError(String),
+    #[error("{0}")]
+    InvalidParameterValue(String),
+    #[error("{0}")]
+    ProtocolViolation(String),
+    #[error("{0}")]
+    SerializationFailure(String),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<CopyError> for EngineError {
+    fn from(e: CopyError) -> Self {
+        match e.kind {
+            CopyErrorKind::BadData => EngineError::BadCopyData(e.message),
+            CopyErrorKind::Encoding => EngineError::CharacterNotInRepertoire(e.message),
+            CopyErrorKind::Cell(kind) => EngineError::Value {
+                kind,
+                message: e.message,
+            },
+        }
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for EngineError {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        EngineError::DataFusion(DataFusionError::ArrowError(Box::new(e), None))
+    }
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

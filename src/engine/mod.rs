@@ -1,0 +1,278 @@
+//! The coordinator. It owns the store, the catalog, the committer thread and
+//! the published snapshot, and it is the one place that fixes the commit
+//! order: log -> flush -> in-memory state -> snapshot -> acknowledgement.
+
+pub mod commit;
+pub mod data;
+pub mod error;
+pub mod query;
+pub mod session;
+pub mod write;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::oneshot;
+
+use crate::catalog::{Catalog, RelationDef};
+use crate::store::{keys, Store};
+use commit::{Committer, Op, Outcome, RelWork, Request};
+use data::DbSnapshot;
+pub use error::{EngineError, Result};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    /// sled page-cache size in bytes.
+    pub cache_bytes: u64,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> EngineConfig {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            cache_bytes: 256 << 20,
+        }
+    }
+}
+
+/// What start-up found on disk.
+#[derive(Debug, Clone, Default)]
+pub struct RecoveryReport {
+    pub relations: usize,
+    pub log_entries: usize,
+    pub rows: u64,
+    pub swept_logs: usize,
+    pub millis: u128,
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    catalog: RwLock<Catalog>,
+    snapshot: Arc<RwLock<Arc<DbSnapshot>>>,
+    commit_tx: Mutex<Option<Sender<Request>>>,
+    committer: Mutex<Option<JoinHandle<()>>>,
+    /// Serializes DDL statements.
+    ddl_lock: tokio::sync::Mutex<()>,
+    /// Serializes read-modify-write statements (UPDATE, DELETE, upserts) per table.
+    table_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    recovery: RecoveryReport,
+}
+
+impl Engine {
+    /// Opens the data directory, replays every log, and starts the
+    /// committer. Blocking: call before serving, or from a blocking thread.
+    pub fn open(config: EngineConfig) -> Result<Arc<Engine>> {
+        let started = Instant::now();
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            EngineError::Internal(format!(
+                "cannot create data directory {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let store = Store::open(&config.data_dir, config.cache_bytes)?;
+        let mut next_id = match store.meta(keys::META_NEXT_RELATION_ID)? {
+            Some(b) if b.len() == 8 => {
+                u64::from_be_bytes(b.as_slice().try_into().unwrap_or([0; 8]))
+            }
+            _ => 1,
+        };
+        let mut catalog = Catalog::new(1);
+        let mut relations = HashMap::new();
+        let mut report = RecoveryReport::default();
+        for (id, bytes) in store.catalog()? {
+            let def = RelationDef::from_bytes(&bytes)?;
+            if def.id != id {
+                return Err(EngineError::Internal(format!(
+                    "catalog record {id} holds relation {}",
+                    def.id
+                )));
+            }
+            next_id = next_id.max(id + 1);
+            let def = catalog.insert(def)?;
+            let mut work = RelWork::new(def.clone(), 0)?;
+            for item in store.scan_log(id, 0) {
+                let (first, entry) = item?;
+                work.replay(first, &entry)?;
+                report.log_entries += 1;
+                report.rows += entry.batch.num_rows() as u64;
+            }
+            relations.insert(id, work);
+        }
+        // Logs whose catalog record is gone (a drop interrupted by a crash).
+        for rel in store.logged_relations()? {
+            if !relations.contains_key(&rel) {
+                store.drop_log(rel)?;
+                report.swept_logs += 1;
+            }
+        }
+        let mut catalog = catalog;
+        while catalog.next_id() < next_id {
+            catalog.allocate_id();
+        }
+        report.relations = relations.len();
+        let snapshot = Arc::new(RwLock::new(Arc::new(DbSnapshot::default())));
+        let mut committer = Committer {
+            store,
+            relations,
+            snapshot: snapshot.clone(),
+            version: 0,
+            failed: None,
+        };
+        committer.publish();
+        let (tx, rx) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("freshet-committer".into())
+            .spawn(move || committer.run(rx))
+            .map_err(|e| EngineError::Internal(format!("cannot start committer: {e}")))?;
+        report.millis = started.elapsed().as_millis();
+        Ok(Arc::new(Engine {
+            config,
+            catalog: RwLock::new(catalog),
+            snapshot,
+            commit_tx: Mutex::new(Some(tx)),
+            committer: Mutex::new(Some(handle)),
+            ddl_lock: tokio::sync::Mutex::new(()),
+            table_locks: Mutex::new(HashMap::new()),
+            recovery: report,
+        }))
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The latest published snapshot: every acknowledged write, nothing else.
+    pub fn snapshot(&self) -> Arc<DbSnapshot> {
+        self.snapshot.read().clone()
+    }
+
+    pub fn relation(&self, name: &str) -> Option<Arc<RelationDef>> {
+        self.catalog.read().get(name).cloned()
+    }
+
+    pub fn relations(&self) -> Vec<Arc<RelationDef>> {
+        self.catalog.read().relations().cloned().collect()
+    }
+
+    /// Sends an op to the committer and waits until it is durable.
+    pub(crate) async fn commit(&self, op: Op) -> Result<Outcome> {
+        let (reply, rx) = oneshot::channel();
+        {
+            let tx = self.commit_tx.lock();
+            let tx = tx.as_ref().ok_or(EngineError::ShuttingDown)?;
+            tx.send(Request { op, reply })
+                .map_err(|_| EngineError::ShuttingDown)?;
+        }
+        rx.await.map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    pub(crate) fn table_lock(&self, rel: u64) -> Arc<tokio::sync::Mutex<()>> {
+        self.table_locks
+            .lock()
+            .entry(rel)
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+            .clone()
+    }
+
+    /// Creates a source or table. Returns false if it existed and
+    /// `if_not_exists` was given.
+    pub async fn create_relation(
+        &self,
+        create: &crate::sql::parser::CreateRelation,
+    ) -> Result<bool> {
+        let _ddl = self.ddl_lock.lock().await;
+        if self.catalog.read().get(&create.name).is_some() {
+            if create.if_not_exists {
+                return Ok(false);
+            }
+            return Err(crate::catalog::CatalogError::AlreadyExists(create.name.clone()).into());
+        }
+        let id = self.catalog.read().next_id();
+        let def = crate::sql::ddl::relation_def(create, id)?;
+        self.commit(Op::CreateRelation { def: def.clone() }).await?;
+        let mut cat = self.catalog.write();
+        cat.allocate_id();
+        cat.insert(def)?;
+        Ok(true)
+    }
+
+    /// Drops relations. Missing ones are an error unless `if_exists`.
+    pub async fn drop_relations(
+        &self,
+        d: &crate::sql::parser::DropStatement,
+    ) -> Result<()> {
+        use crate::catalog::RelationKind;
+        use crate::sql::parser::DropKind;
+        let _ddl = self.ddl_lock.lock().await;
+        let mut victims = Vec::new();
+        for name in &d.names {
+            let def = self.catalog.read().get(name).cloned();
+            match def {
+                None if d.if_exists => continue,
+                None => {
+                    return Err(crate::catalog::CatalogError::NotFound(name.clone()).into());
+                }
+                Some(def) => {
+                    let expected = match d.kind {
+                        DropKind::Source => RelationKind::Source,
+                        DropKind::Table => RelationKind::Table,
+                        DropKind::MaterializedView | DropKind::View => {
+                            return Err(EngineError::WrongObjectType(format!(
+                                "\"{name}\" is not a {}",
+                                d.kind.as_str().to_ascii_lowercase()
+                            )))
+                        }
+                    };
+                    if def.kind != expected {
+                        return Err(EngineError::WrongObjectType(format!(
+                            "\"{name}\" is not a {}; use DROP {}",
+                            expected.as_str(),
+                            def.kind.as_str().to_ascii_uppercase()
+                        )));
+                    }
+                    victims.push(def);
+                }
+            }
+        }
+        for def in victims {
+            self.commit(Op::DropRelation { id: def.id }).await?;
+            self.catalog.write().remove(&def.name);
+            self.table_locks.lock().remove(&def.id);
+        }
+        Ok(())
+    }
+
+    /// Stops accepting writes, lets queued ones finish, flushes storage.
+    pub async fn shutdown(&self) {
+        let sent = {
+            let tx = self.commit_tx.lock().take();
+            tx.map(|tx| {
+                let (reply, rx) = oneshot::channel();
+                let ok = tx
+                    .send(Request {
+                        op: Op::Shutdown,
+                        reply,
+                    })
+                    .is_ok();
+                (ok, rx)
+            })
+        };
+        if let Some((true, rx)) = sent {
+            let _ = rx.await;
+        }
+        let handle = self.committer.lock().take();
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+}

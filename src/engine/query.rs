@@ -1,0 +1,361 @@
+//! DataFusion integration: catalog and table providers over the engine's
+//! snapshots, the session template every connection starts from, and the
+//! Postgres catalog (`pg_catalog`) that psql and drivers query.
+//!
+//! Consistency: a statement puts one [`DbSnapshot`] into its session config;
+//! every scan in that statement reads that snapshot, so all relations are
+//! seen at one logical time.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::memory::MemorySourceConfig;
+use datafusion::catalog::{CatalogProvider, CatalogProviderList, SchemaProvider, Session, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::TableType;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo;
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::pg_catalog::{PgCatalogSchemaProvider, PgCatalogStaticTables};
+use parking_lot::RwLock;
+
+use super::data::DbSnapshot;
+use super::Engine;
+use crate::catalog::{RelationDef, OFFSET_COLUMN};
+use crate::sql::rewrite::OFFSETS_SCHEMA;
+
+pub const CATALOG_NAME: &str = "freshet";
+pub const PUBLIC_SCHEMA: &str = "public";
+
+/// The text `SELECT version()` returns. Drivers parse the leading
+/// `PostgreSQL <major>.<minor>`.
+pub fn version_string() -> String {
+    format!(
+        "PostgreSQL 16.6 (Freshet {}) on {}-unknown-linux-gnu, a streaming SQL database",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}
+
+/// Builds the session state every connection clones.
+pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusionError> {
+    let config = SessionConfig::new()
+        .with_default_catalog_and_schema(CATALOG_NAME, PUBLIC_SCHEMA)
+        .with_create_default_catalog_and_schema(false)
+        .with_information_schema(true)
+        .with_target_partitions(2);
+    let ctx = SessionContext::new_with_config(config);
+    let catalog = Arc::new(FreshetCatalog {
+        engine: Arc::downgrade(engine),
+        extra: RwLock::new(HashMap::new()),
+    });
+    ctx.register_catalog(CATALOG_NAME, catalog.clone());
+    datafusion_pg_catalog::setup_pg_catalog(&ctx, CATALOG_NAME, EmptyContextProvider)
+        .map_err(|e| *e)?;
+    // Replace the generic pg_catalog with one that hides the internal
+    // schema and the `_offset` column.
+    let info = FreshetCatalogInfo {
+        list: ctx.state().catalog_list().clone(),
+    };
+    let pg = PgCatalogSchemaProvider::try_new(
+        info,
+        Arc::new(PgCatalogStaticTables::try_new()?),
+        EmptyContextProvider,
+    )?;
+    catalog.register_schema("pg_catalog", Arc::new(pg))?;
+    ctx.register_udf(ScalarUDF::from(VersionUdf::new()));
+    Ok(ctx.state())
+}
+
+/// The catalog `freshet`: `public` holds every source and table; the hidden
+/// `__offsets` schema holds the same relations with `_offset`.
+struct FreshetCatalog {
+    engine: Weak<Engine>,
+    extra: RwLock<HashMap<String, Arc<dyn SchemaProvider>>>,
+}
+
+impl fmt::Debug for FreshetCatalog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FreshetCatalog")
+    }
+}
+
+impl CatalogProvider for FreshetCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names = vec![PUBLIC_SCHEMA.to_string()];
+        names.extend(self.extra.read().keys().cloned());
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        match name {
+            PUBLIC_SCHEMA => Some(Arc::new(RelationSchema {
+                engine: self.engine.clone(),
+                with_offset: false,
+            })),
+            OFFSETS_SCHEMA => Some(Arc::new(RelationSchema {
+                engine: self.engine.clone(),
+                with_offset: true,
+            })),
+            other => self.extra.read().get(other).cloned(),
+        }
+    }
+
+    fn register_schema(
+        &self,
+        name: &str,
+        schema: Arc<dyn SchemaProvider>,
+    ) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
+        if name == PUBLIC_SCHEMA || name == OFFSETS_SCHEMA {
+            return Err(DataFusionError::Plan(format!("schema {name} is reserved")));
+        }
+        Ok(self.extra.write().insert(name.to_string(), schema))
+    }
+}
+
+struct RelationSchema {
+    engine: Weak<Engine>,
+    with_offset: bool,
+}
+
+impl fmt::Debug for RelationSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RelationSchema(with_offset: {})", self.with_offset)
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for RelationSchema {
+    fn table_names(&self) -> Vec<String> {
+        if self.with_offset {
+            // hidden from listings
+            return vec![];
+        }
+        match self.engine.upgrade() {
+            Some(e) => e.relations().iter().map(|r| r.name.clone()).collect(),
+            None => vec![],
+        }
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(engine) = self.engine.upgrade() else {
+            return Ok(None);
+        };
+        Ok(engine.relation(name).map(|def| {
+            Arc::new(RelationTable::new(def, self.with_offset, self.engine.clone()))
+                as Arc<dyn TableProvider>
+        }))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.engine
+            .upgrade()
+            .is_some_and(|e| e.relation(name).is_some())
+    }
+}
+
+/// A source or table, read from the statement's snapshot.
+pub struct RelationTable {
+    def: Arc<RelationDef>,
+    schema: SchemaRef,
+    with_offset: bool,
+    engine: Weak<Engine>,
+}
+
+impl fmt::Debug for RelationTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RelationTable({})", self.def.name)
+    }
+}
+
+impl RelationTable {
+    pub fn new(def: Arc<RelationDef>, with_offset: bool, engine: Weak<Engine>) -> RelationTable {
+        let schema = if with_offset {
+            def.schema_with_offset()
+        } else {
+            def.schema()
+        };
+        RelationTable {
+            def,
+            schema,
+            with_offset,
+            engine,
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for RelationTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let snapshot = match state.config().get_extension::<DbSnapshot>() {
+            Some(s) => s,
+            None => match self.engine.upgrade() {
+                Some(e) => e.snapshot(),
+                None => Arc::new(DbSnapshot::default()),
+            },
+        };
+        let data = snapshot.relation(self.def.id).ok_or_else(|| {
+            DataFusionError::Plan(format!("relation \"{}\" does not exist", self.def.name))
+        })?;
+        let user_cols: Vec<usize> = (0..self.def.columns.len()).collect();
+        let mut batches = Vec::with_capacity(data.segments().len());
+        for s in data.segments() {
+            let b = s.visible()?;
+            if b.num_rows() == 0 {
+                continue;
+            }
+            if self.with_offset {
+                batches.push(b.clone());
+            } else {
+                batches.push(b.project(&user_cols)?);
+            }
+        }
+        let parts = state.config().target_partitions().clamp(1, batches.len().max(1));
+        let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); parts];
+        for (i, b) in batches.into_iter().enumerate() {
+            partitions[i % parts].push(b);
+        }
+        Ok(MemorySourceConfig::try_new_exec(
+            &partitions,
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// What `pg_catalog` lists: the `freshet` catalog without the internal
+/// schema, and relations without `_offset`.
+#[derive(Clone)]
+struct FreshetCatalogInfo {
+    list: Arc<dyn CatalogProviderList>,
+}
+
+impl fmt::Debug for FreshetCatalogInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FreshetCatalogInfo")
+    }
+}
+
+#[async_trait]
+impl CatalogInfo for FreshetCatalogInfo {
+    async fn catalog_names(&self) -> DfResult<Vec<String>> {
+        Ok(vec![CATALOG_NAME.to_string()])
+    }
+
+    async fn schema_names(&self, catalog_name: &str) -> DfResult<Option<Vec<String>>> {
+        Ok(self
+            .list
+            .catalog(catalog_name)
+            .map(|c| c.schema_names().into_iter().filter(|s| s != OFFSETS_SCHEMA).collect()))
+    }
+
+    async fn table_names(&self, catalog_name: &str, schema_name: &str) -> DfResult<Option<Vec<String>>> {
+        if schema_name == OFFSETS_SCHEMA {
+            return Ok(None);
+        }
+        Ok(self
+            .list
+            .catalog(catalog_name)
+            .and_then(|c| c.schema(schema_name))
+            .map(|s| s.table_names()))
+    }
+
+    async fn table_schema(
+        &self,
+        catalog_name: &str,
+        schema_name: &str,
+        table_name: &str,
+    ) -> DfResult<Option<SchemaRef>> {
+        let Some(schema) = self.list.catalog(catalog_name).and_then(|c| c.schema(schema_name)) else {
+            return Ok(None);
+        };
+        let Some(t) = schema.table(table_name).await? else {
+            return Ok(None);
+        };
+        let s = t.schema();
+        let fields: Vec<Field> = s
+            .fields()
+            .iter()
+            .filter(|f| f.name() != OFFSET_COLUMN)
+            .map(|f| f.as_ref().clone())
+            .collect();
+        Ok(Some(Arc::new(Schema::new(fields))))
+    }
+
+    async fn table_type(
+        &self,
+        catalog_name: &str,
+        schema_name: &str,
+        table_name: &str,
+    ) -> DfResult<Option<TableType>> {
+        match self.list.catalog(catalog_name).and_then(|c| c.schema(schema_name)) {
+            Some(s) => s.table_type(table_name).await,
+            None => Ok(None),
+        }
+    }
+}
+
+/// `version()`, in the form drivers expect.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct VersionUdf {
+    signature: Signature,
+}
+
+impl VersionUdf {
+    fn new() -> VersionUdf {
+        VersionUdf {
+            signature: Signature::exact(vec![], Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for VersionUdf {
+    fn name(&self) -> &str {
+        "version"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(version_string()))))
+    }
+}
+
+/// A one-column text result (SHOW, SHOW SOURCES, ...).
+pub fn text_batch(column: &str, values: Vec<String>) -> Result<RecordBatch, DataFusionError> {
+    let schema = Arc::new(Schema::new(vec![Field::new(column, DataType::Utf8, true)]));
+    Ok(RecordBatch::try_new(
+        schema,
+        vec![Arc::new(StringArray::from(values))],
+    )?)
+}

@@ -1,0 +1,459 @@
+//! A client session: its settings, its DataFusion state, and the execution
+//! of one statement at a time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::execution::context::SessionState;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::execute_stream;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast;
+
+use super::error::{EngineError, Result};
+use super::query::{session_template, text_batch};
+use super::write::{self, CopyIn, WritePlan};
+use super::Engine;
+use crate::catalog::RelationKind;
+use crate::sql::parser::{DropKind, Statement};
+use crate::sql::rewrite::{expose_offsets, mentions_offset};
+use crate::sql::SqlParser;
+
+/// What a statement produced.
+pub enum Output {
+    Rows {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+    },
+    /// A command tag such as `CREATE SOURCE` or `INSERT 0 3`.
+    Command {
+        tag: &'static str,
+        rows: Option<usize>,
+    },
+    /// `COPY ... FROM STDIN` waits for data.
+    CopyIn(Box<CopyIn>),
+    /// A parameter was set; reportable ones are sent to the client.
+    Set { name: String, value: String },
+    Begin,
+    Commit,
+    Rollback,
+}
+
+/// A statement ready to run, with what Describe reports.
+pub struct Prepared {
+    pub statement: Statement,
+    pub kind: PreparedKind,
+    /// Types of `$1..$n`; `None` where nothing constrains one.
+    pub param_types: Vec<Option<DataType>>,
+    /// Columns the statement returns (`None`: it returns no rows).
+    pub schema: Option<SchemaRef>,
+}
+
+pub enum PreparedKind {
+    /// Session statements, DDL and other non-planned statements.
+    Direct,
+    /// A query planned by DataFusion.
+    Query(Box<LogicalPlan>),
+    /// INSERT, UPDATE, DELETE, COPY FROM.
+    Write(Box<WritePlan>),
+}
+
+/// Session parameters (`SET` / `SHOW`).
+#[derive(Debug, Clone)]
+pub struct Params {
+    values: BTreeMap<String, String>,
+}
+
+/// Parameters reported to the client with ParameterStatus when they change.
+pub const REPORTED: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "IntervalStyle",
+    "TimeZone",
+    "standard_conforming_strings",
+    "integer_datetimes",
+    "is_superuser",
+    "server_encoding",
+    "server_version",
+    "session_authorization",
+];
+
+const DEFAULTS: &[(&str, &str)] = &[
+    ("application_name", ""),
+    ("client_encoding", "UTF8"),
+    ("client_min_messages", "notice"),
+    ("DateStyle", "ISO, MDY"),
+    ("default_transaction_isolation", "read committed"),
+    ("extra_float_digits", "1"),
+    ("integer_datetimes", "on"),
+    ("IntervalStyle", "postgres"),
+    ("is_superuser", "on"),
+    ("max_identifier_length", "63"),
+    ("search_path", "\"$user\", public"),
+    ("server_encoding", "UTF8"),
+    ("server_version", "16.6"),
+    ("server_version_num", "160006"),
+    ("standard_conforming_strings", "on"),
+    ("statement_timeout", "0"),
+    ("TimeZone", "UTC"),
+    ("transaction_isolation", "read committed"),
+    ("transaction_read_only", "off"),
+];
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            values: DEFAULTS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+}
+
+impl Params {
+    /// The canonical spelling of a parameter name (Postgres names are
+    /// case-insensitive; a few are reported in mixed case).
+    fn canonical(name: &str) -> String {
+        let lower = name.to_ascii_lowercase();
+        DEFAULTS
+            .iter()
+            .map(|(k, _)| *k)
+            .find(|k| k.eq_ignore_ascii_case(&lower))
+            .map(str::to_string)
+            .unwrap_or(lower)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(&Params::canonical(name)).map(String::as_str)
+    }
+
+    /// Sets a parameter; returns its canonical name and new value.
+    pub fn set(&mut self, name: &str, value: Option<&str>) -> Result<(String, String)> {
+        let key = Params::canonical(name);
+        let value = match value {
+            Some(v) => v.to_string(),
+            None => DEFAULTS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default(),
+        };
+        match key.as_str() {
+            "client_encoding" => {
+                let v = value.to_ascii_uppercase().replace(['-', '_'], "");
+                if v != "UTF8" && v != "UNICODE" {
+                    return Err(EngineError::InvalidParameterValue(format!(
+                        "client_encoding \"{value}\" is not supported: only UTF8"
+                    )));
+                }
+                self.values.insert(key.clone(), "UTF8".into());
+                return Ok((key, "UTF8".into()));
+            }
+            "transaction_isolation" | "default_transaction_isolation" => {
+                // One isolation level exists; accept the names drivers send.
+                self.values.insert(key.clone(), value.to_ascii_lowercase());
+            }
+            "server_version" | "server_version_num" | "server_encoding" | "integer_datetimes"
+            | "max_identifier_length" => {
+                return Err(EngineError::InvalidParameterValue(format!(
+                    "parameter \"{key}\" cannot be changed"
+                )));
+            }
+            _ => {
+                self.values.insert(key.clone(), value.clone());
+            }
+        }
+        let v = self.values.get(&key).cloned().unwrap_or_default();
+        Ok((key, v))
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.values.iter()
+    }
+}
+
+pub struct Session {
+    engine: Arc<Engine>,
+    state: SessionState,
+    parser: Arc<SqlParser>,
+    pub params: Params,
+}
+
+impl Session {
+    pub fn new(engine: Arc<Engine>, template: &SessionState, parser: Arc<SqlParser>) -> Session {
+        Session {
+            engine,
+            state: template.clone(),
+            parser,
+            params: Params::default(),
+        }
+    }
+
+    /// A stand-alone session (tests, tools): builds its own template.
+    pub fn standalone(engine: Arc<Engine>) -> Result<Session> {
+        let template = session_template(&engine)?;
+        Ok(Session::new(engine, &template, Arc::new(SqlParser::new())))
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub fn parser(&self) -> &SqlParser {
+        &self.parser
+    }
+
+    /// The state for one statement: the session's settings plus the
+    /// snapshot every scan of the statement reads.
+    pub(crate) fn statement_state(&self) -> SessionState {
+        let mut state = self.state.clone();
+        state.config_mut().set_extension(self.engine.snapshot());
+        state
+    }
+
+    /// Parses SQL text into statements.
+    pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
+        Ok(self.parser.parse(sql)?)
+    }
+
+    /// Runs SQL text statement by statement, stopping at the first error
+    /// (simple query protocol).
+    pub async fn run(&mut self, sql: &str) -> Result<Vec<Output>> {
+        let mut out = Vec::new();
+        for stmt in self.parse(sql)? {
+            let p = self.prepare(stmt).await?;
+            out.push(self.execute(&p, &[]).await?);
+        }
+        Ok(out)
+    }
+
+    /// Plans a statement: parameter types, result columns.
+    pub async fn prepare(&self, statement: Statement) -> Result<Prepared> {
+        let (kind, param_types, schema) = match &statement {
+            Statement::Sql(ast) => match ast.as_ref() {
+                ast::Statement::Insert(_)
+                | ast::Statement::Update(_)
+                | ast::Statement::Delete(_)
+                | ast::Statement::Copy { .. } => {
+                    let plan = write::plan(self, ast).await?;
+                    let params = plan.param_types();
+                    let schema = plan.output_schema();
+                    (PreparedKind::Write(Box::new(plan)), params, schema)
+                }
+                _ => {
+                    let plan = self.plan_query(ast).await?;
+                    let params = param_types(&plan)?;
+                    let schema = Some(Arc::new(plan.schema().as_arrow().clone()));
+                    (PreparedKind::Query(Box::new(plan)), params, schema)
+                }
+            },
+            Statement::ShowRelations(_) => (
+                PreparedKind::Direct,
+                vec![],
+                Some(text_batch("name", vec![])?.schema()),
+            ),
+            Statement::ShowVariable(name) => (
+                PreparedKind::Direct,
+                vec![],
+                Some(text_batch(name, vec![])?.schema()),
+            ),
+            Statement::ShowAll => (PreparedKind::Direct, vec![], Some(show_all_schema())),
+            _ => (PreparedKind::Direct, vec![], None),
+        };
+        Ok(Prepared {
+            statement,
+            kind,
+            param_types,
+            schema,
+        })
+    }
+
+    /// Plans a query (SELECT, VALUES, EXPLAIN, ...) with DataFusion.
+    pub(crate) async fn plan_query(&self, ast: &ast::Statement) -> Result<LogicalPlan> {
+        let mut ast = ast.clone();
+        if mentions_offset(&ast) {
+            let engine = &self.engine;
+            expose_offsets(&mut ast, &|n| engine.relation(n).is_some())?;
+        }
+        let plan = self
+            .state
+            .statement_to_plan(DfStatement::Statement(Box::new(ast)))
+            .await?;
+        match &plan {
+            LogicalPlan::Ddl(_)
+            | LogicalPlan::Dml(_)
+            | LogicalPlan::Copy(_)
+            | LogicalPlan::Statement(_) => Err(EngineError::Unsupported(format!(
+                "statement is not supported: {}",
+                plan.display()
+            ))),
+            _ => Ok(plan),
+        }
+    }
+
+    /// Runs a prepared statement with parameter values.
+    pub async fn execute(&mut self, p: &Prepared, params: &[ScalarValue]) -> Result<Output> {
+        match &p.kind {
+            PreparedKind::Query(plan) => {
+                let state = self.statement_state();
+                let plan = bind(plan, params)?;
+                let physical = state.create_physical_plan(&plan).await?;
+                let schema = physical.schema();
+                let stream = execute_stream(physical, state.task_ctx())?;
+                Ok(Output::Rows { schema, stream })
+            }
+            PreparedKind::Write(plan) => write::execute(self, plan, params).await,
+            PreparedKind::Direct => self.execute_direct(&p.statement).await,
+        }
+    }
+
+    async fn execute_direct(&mut self, stmt: &Statement) -> Result<Output> {
+        match stmt {
+            Statement::CreateRelation(c) => {
+                self.engine.create_relation(c).await?;
+                Ok(Output::Command {
+                    tag: match c.kind {
+                        RelationKind::Source => "CREATE SOURCE",
+                        RelationKind::Table => "CREATE TABLE",
+                    },
+                    rows: None,
+                })
+            }
+            Statement::Drop(d) => {
+                self.engine.drop_relations(d).await?;
+                Ok(Output::Command {
+                    tag: match d.kind {
+                        DropKind::Source => "DROP SOURCE",
+                        DropKind::Table => "DROP TABLE",
+                        DropKind::MaterializedView => "DROP MATERIALIZED VIEW",
+                        DropKind::View => "DROP VIEW",
+                    },
+                    rows: None,
+                })
+            }
+            Statement::ShowRelations(kind) => {
+                let names: Vec<String> = self
+                    .engine
+                    .relations()
+                    .iter()
+                    .filter(|r| r.kind == *kind)
+                    .map(|r| r.name.clone())
+                    .collect();
+                rows(text_batch("name", names)?)
+            }
+            Statement::ShowVariable(name) => {
+                let v = self.params.get(name).map(str::to_string).ok_or_else(|| {
+                    EngineError::UndefinedObject(format!(
+                        "unrecognized configuration parameter \"{name}\""
+                    ))
+                })?;
+                rows(text_batch(name, vec![v])?)
+            }
+            Statement::ShowAll => {
+                let (names, values): (Vec<String>, Vec<String>) = self
+                    .params
+                    .all()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .unzip();
+                let batch = datafusion::arrow::array::RecordBatch::try_new(
+                    show_all_schema(),
+                    vec![
+                        Arc::new(datafusion::arrow::array::StringArray::from(names)),
+                        Arc::new(datafusion::arrow::array::StringArray::from(values)),
+                    ],
+                )?;
+                rows(batch)
+            }
+            Statement::Set { name, value } => {
+                let (name, value) = self.params.set(name, value.as_deref())?;
+                Ok(Output::Set { name, value })
+            }
+            Statement::Reset(name) => match name {
+                Some(n) => {
+                    let (name, value) = self.params.set(n, None)?;
+                    Ok(Output::Set { name, value })
+                }
+                None => {
+                    self.params = Params::default();
+                    Ok(Output::Command {
+                        tag: "RESET",
+                        rows: None,
+                    })
+                }
+            },
+            Statement::Begin => Ok(Output::Begin),
+            Statement::Commit => Ok(Output::Commit),
+            Statement::Rollback => Ok(Output::Rollback),
+            Statement::Flush => Ok(Output::Command {
+                tag: "FLUSH",
+                rows: None,
+            }),
+            Statement::Discard(tag) => Ok(Output::Command {
+                tag: match tag.as_str() {
+                    "DEALLOCATE" => "DEALLOCATE",
+                    "SET" => "SET",
+                    _ => "DISCARD ALL",
+                },
+                rows: None,
+            }),
+            Statement::Sql(_) => Err(EngineError::Internal(
+                "planned statement executed directly".into(),
+            )),
+        }
+    }
+}
+
+fn rows(batch: datafusion::arrow::array::RecordBatch) -> Result<Output> {
+    let schema = batch.schema();
+    let stream: SendableRecordBatchStream = Box::pin(
+        datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+            schema.clone(),
+            futures::stream::iter(vec![Ok(batch)]),
+        ),
+    );
+    Ok(Output::Rows { schema, stream })
+}
+
+fn show_all_schema() -> SchemaRef {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("setting", DataType::Utf8, false),
+    ]))
+}
+
+/// `$1..$n` types in order.
+pub(crate) fn param_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
+    let types = plan.get_parameter_types()?;
+    let mut out: Vec<(usize, Option<DataType>)> = Vec::with_capacity(types.len());
+    for (id, t) in types {
+        let n: usize = id
+            .trim_start_matches('$')
+            .parse()
+            .map_err(|_| EngineError::SyntaxError(format!("invalid parameter {id}")))?;
+        out.push((n, t));
+    }
+    out.sort_by_key(|(n, _)| *n);
+    let max = out.last().map(|(n, _)| *n).unwrap_or(0);
+    let mut v = vec![None; max];
+    for (n, t) in out {
+        if n >= 1 {
+            v[n - 1] = t;
+        }
+    }
+    Ok(v)
+}
+
+/// Substitutes parameter values into a plan.
+pub(crate) fn bind(plan: &LogicalPlan, params: &[ScalarValue]) -> Result<LogicalPlan> {
+    if params.is_empty() {
+        return Ok(plan.clone());
+    }
+    let values = ParamValues::List(params.iter().cloned().map(Into::into).collect());
+    Ok(plan.clone().replace_params_with_values(&values)?)
+}

@@ -1,0 +1,880 @@
+//! INSERT, UPDATE, DELETE and COPY FROM: from a statement to rows of the
+//! relation's types, then to the committer as one atomic op.
+//!
+//! Every value is converted into its column's type before anything is sent
+//! to the committer, so a bad value fails the whole statement with its row
+//! and column named, and nothing of it is stored.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{new_null_array, Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::compute::concat;
+use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::execute_stream;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    self, AssignmentTarget, ConflictTarget, CopyLegacyCsvOption, CopyLegacyOption, CopyOption,
+    CopySource, CopyTarget, Expr, FromTable, OnConflictAction, OnInsert, SetExpr, TableFactor,
+    TableObject, Value,
+};
+use futures::StreamExt;
+
+use super::commit::{Op, OnConflict, Outcome};
+use super::error::{EngineError, Result};
+use super::session::{bind, param_types, Output, Session};
+use super::Engine;
+use crate::catalog::{ColumnDef, RelationDef, RelationKind, OFFSET_COLUMN};
+use crate::ingest::coerce::{self, CellError};
+use crate::ingest::copy::{CopyDecoder, CopyFormat, CopyFormatKind};
+use crate::sql::parser::{normalize_ident, object_name};
+use crate::store::{entry, EntryKind};
+
+/// A planned write.
+pub enum WritePlan {
+    Insert(InsertPlan),
+    /// `select` yields `_offset` then every column's new value.
+    Update {
+        rel: Arc<RelationDef>,
+        select: LogicalPlan,
+    },
+    /// `select` yields the `_offset` of every row to delete.
+    Delete {
+        rel: Arc<RelationDef>,
+        select: LogicalPlan,
+    },
+    CopyFrom {
+        rel: Arc<RelationDef>,
+        positions: Vec<usize>,
+        format: CopyFormat,
+    },
+}
+
+pub struct InsertPlan {
+    rel: Arc<RelationDef>,
+    /// Relation column filled by each provided value.
+    positions: Vec<usize>,
+    source: InsertSource,
+    on_conflict: OnConflict,
+    params: Vec<Option<DataType>>,
+}
+
+enum InsertSource {
+    /// `VALUES` rows, converted cell by cell without planning.
+    Values(Vec<Vec<Expr>>),
+    Query(LogicalPlan),
+}
+
+impl WritePlan {
+    pub fn param_types(&self) -> Vec<Option<DataType>> {
+        match self {
+            WritePlan::Insert(i) => i.params.clone(),
+            WritePlan::Update { select, .. } | WritePlan::Delete { select, .. } => {
+                param_types(select).unwrap_or_default()
+            }
+            WritePlan::CopyFrom { .. } => vec![],
+        }
+    }
+
+    pub fn output_schema(&self) -> Option<SchemaRef> {
+        None
+    }
+}
+
+fn relation(engine: &Engine, name: &ast::ObjectName) -> Result<Arc<RelationDef>> {
+    let n = object_name(name)?;
+    engine
+        .relation(&n)
+        .ok_or_else(|| crate::catalog::CatalogError::NotFound(n).into())
+}
+
+fn unsupported(what: &str) -> EngineError {
+    EngineError::Unsupported(format!("{what} is not supported"))
+}
+
+fn column_position(rel: &RelationDef, id: &ast::Ident) -> Result<usize> {
+    let name = normalize_ident(id);
+    if name == OFFSET_COLUMN {
+        return Err(EngineError::UndefinedColumn(format!(
+            "cannot assign to system column \"{OFFSET_COLUMN}\""
+        )));
+    }
+    rel.column_index(&name).ok_or_else(|| {
+        EngineError::UndefinedColumn(format!(
+            "column \"{name}\" of relation \"{}\" does not exist",
+            rel.name
+        ))
+    })
+}
+
+fn last_ident(name: &ast::ObjectName) -> Result<&ast::Ident> {
+    name.0
+        .last()
+        .and_then(|p| p.as_ident())
+        .ok_or_else(|| EngineError::SyntaxError(format!("invalid column name {name}")))
+}
+
+fn quote(id: &str) -> String {
+    format!("\"{}\"", id.replace('"', "\"\""))
+}
+
+/// Plans a write statement.
+pub async fn plan(session: &Session, stmt: &ast::Statement) -> Result<WritePlan> {
+    let engine = session.engine();
+    match stmt {
+        ast::Statement::Insert(ins) => {
+            if ins.returning.is_some() {
+                return Err(unsupported("INSERT ... RETURNING"));
+            }
+            let TableObject::TableName(name) = &ins.table else {
+                return Err(unsupported("INSERT INTO a table function"));
+            };
+            let rel = relation(engine, name)?;
+            let positions: Vec<usize> = if ins.columns.is_empty() {
+                (0..rel.columns.len()).collect()
+            } else {
+                let mut p = Vec::with_capacity(ins.columns.len());
+                for c in &ins.columns {
+                    let i = column_position(&rel, last_ident(c)?)?;
+                    if p.contains(&i) {
+                        return Err(EngineError::Sql(crate::sql::SqlError::DuplicateColumn(
+                            format!("column \"{}\" specified more than once", rel.columns[i].name),
+                        )));
+                    }
+                    p.push(i);
+                }
+                p
+            };
+            let on_conflict = match &ins.on {
+                None => OnConflict::Error,
+                Some(OnInsert::OnConflict(c)) => {
+                    if rel.kind != RelationKind::Table || rel.primary_key.is_empty() {
+                        return Err(EngineError::InvalidParameterValue(format!(
+                            "there is no unique or exclusion constraint matching the ON CONFLICT specification (\"{}\" has no primary key)",
+                            rel.name
+                        )));
+                    }
+                    if let Some(ConflictTarget::Columns(cols)) = &c.conflict_target {
+                        let mut idx: Vec<usize> = cols
+                            .iter()
+                            .map(|c| column_position(&rel, c))
+                            .collect::<Result<_>>()?;
+                        idx.sort_unstable();
+                        let mut pk = rel.primary_key.clone();
+                        pk.sort_unstable();
+                        if idx != pk {
+                            return Err(EngineError::InvalidParameterValue(
+                                "there is no unique or exclusion constraint matching the ON CONFLICT specification".into(),
+                            ));
+                        }
+                    }
+                    match &c.action {
+                        OnConflictAction::DoNothing => OnConflict::DoNothing,
+                        OnConflictAction::DoUpdate(u) => {
+                            if u.selection.is_some() {
+                                return Err(unsupported("ON CONFLICT DO UPDATE ... WHERE"));
+                            }
+                            let mut cols = Vec::new();
+                            for a in &u.assignments {
+                                let AssignmentTarget::ColumnName(target) = &a.target else {
+                                    return Err(unsupported("ON CONFLICT DO UPDATE with a tuple target"));
+                                };
+                                let i = column_position(&rel, last_ident(target)?)?;
+                                let ok = match &a.value {
+                                    Expr::CompoundIdentifier(ids) if ids.len() == 2 => {
+                                        normalize_ident(&ids[0]) == "excluded"
+                                            && normalize_ident(&ids[1]) == rel.columns[i].name
+                                    }
+                                    _ => false,
+                                };
+                                if !ok {
+                                    return Err(EngineError::Unsupported(format!(
+                                        "ON CONFLICT DO UPDATE supports only SET col = EXCLUDED.col; found {a}"
+                                    )));
+                                }
+                                if !positions.contains(&i) {
+                                    return Err(EngineError::Unsupported(format!(
+                                        "ON CONFLICT DO UPDATE of column \"{}\", which the INSERT does not provide",
+                                        rel.columns[i].name
+                                    )));
+                                }
+                                cols.push(i);
+                            }
+                            OnConflict::Update(cols)
+                        }
+                    }
+                }
+                Some(other) => return Err(EngineError::Unsupported(format!("{other}"))),
+            };
+            let Some(source) = &ins.source else {
+                return Err(unsupported("INSERT without VALUES or a query"));
+            };
+            let values = match source.body.as_ref() {
+                SetExpr::Values(v)
+                    if source.with.is_none()
+                        && source.order_by.is_none()
+                        && source.limit_clause.is_none() =>
+                {
+                    Some(v.rows.iter().map(|r| r.content.clone()).collect::<Vec<_>>())
+                }
+                _ => None,
+            };
+            let (source, params) = match values {
+                Some(rows) => {
+                    let mut params: Vec<Option<DataType>> = Vec::new();
+                    for row in &rows {
+                        if row.len() != positions.len() {
+                            return Err(EngineError::SyntaxError(if row.len() > positions.len() {
+                                "INSERT has more expressions than target columns".into()
+                            } else {
+                                "INSERT has more target columns than expressions".into()
+                            }));
+                        }
+                        for (k, cell) in row.iter().enumerate() {
+                            if let Some(n) = placeholder(cell) {
+                                if params.len() < n {
+                                    params.resize(n, None);
+                                }
+                                params[n - 1] = Some(rel.columns[positions[k]].ty.to_arrow());
+                            }
+                        }
+                    }
+                    (InsertSource::Values(rows), params)
+                }
+                None => {
+                    let plan = session
+                        .plan_query(&ast::Statement::Query(source.clone()))
+                        .await?;
+                    let n = plan.schema().fields().len();
+                    if n != positions.len() {
+                        return Err(EngineError::SyntaxError(if n > positions.len() {
+                            "INSERT has more expressions than target columns".into()
+                        } else {
+                            "INSERT has more target columns than expressions".into()
+                        }));
+                    }
+                    let params = param_types(&plan)?;
+                    (InsertSource::Query(plan), params)
+                }
+            };
+            Ok(WritePlan::Insert(InsertPlan {
+                rel,
+                positions,
+                source,
+                on_conflict,
+                params,
+            }))
+        }
+        ast::Statement::Update(u) => {
+            if u.returning.is_some() {
+                return Err(unsupported("UPDATE ... RETURNING"));
+            }
+            if u.from.is_some() || !u.table.joins.is_empty() {
+                return Err(unsupported("UPDATE ... FROM"));
+            }
+            if u.limit.is_some() || !u.order_by.is_empty() {
+                return Err(unsupported("UPDATE ... ORDER BY / LIMIT"));
+            }
+            let TableFactor::Table { name, alias, .. } = &u.table.relation else {
+                return Err(unsupported("UPDATE of this target"));
+            };
+            let rel = mutable_table(engine, name, "update")?;
+            let mut exprs: Vec<Option<String>> = vec![None; rel.columns.len()];
+            for a in &u.assignments {
+                let AssignmentTarget::ColumnName(target) = &a.target else {
+                    return Err(unsupported("UPDATE with a tuple assignment"));
+                };
+                let i = column_position(&rel, last_ident(target)?)?;
+                if exprs[i].is_some() {
+                    return Err(EngineError::SyntaxError(format!(
+                        "multiple assignments to same column \"{}\"",
+                        rel.columns[i].name
+                    )));
+                }
+                exprs[i] = Some(a.value.to_string());
+            }
+            let projection: Vec<String> = std::iter::once(quote(OFFSET_COLUMN))
+                .chain(rel.columns.iter().zip(&exprs).map(|(c, e)| match e {
+                    Some(e) => format!("{e} AS {}", quote(&c.name)),
+                    None => quote(&c.name),
+                }))
+                .collect();
+            let sql = select_sql(&rel, alias.as_ref().map(|a| &a.name), &projection, u.selection.as_ref());
+            let select = plan_internal(session, &sql).await?;
+            Ok(WritePlan::Update { rel, select })
+        }
+        ast::Statement::Delete(d) => {
+            if d.returning.is_some() {
+                return Err(unsupported("DELETE ... RETURNING"));
+            }
+            if d.using.is_some() || !d.tables.is_empty() {
+                return Err(unsupported("DELETE ... USING"));
+            }
+            if d.limit.is_some() || !d.order_by.is_empty() {
+                return Err(unsupported("DELETE ... ORDER BY / LIMIT"));
+            }
+            let from = match &d.from {
+                FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+            };
+            let [twj] = from.as_slice() else {
+                return Err(unsupported("DELETE from several tables"));
+            };
+            if !twj.joins.is_empty() {
+                return Err(unsupported("DELETE with a join"));
+            }
+            let TableFactor::Table { name, alias, .. } = &twj.relation else {
+                return Err(unsupported("DELETE of this target"));
+            };
+            let rel = mutable_table(engine, name, "delete from")?;
+            let sql = select_sql(
+                &rel,
+                alias.as_ref().map(|a| &a.name),
+                &[quote(OFFSET_COLUMN)],
+                d.selection.as_ref(),
+            );
+            let select = plan_internal(session, &sql).await?;
+            Ok(WritePlan::Delete { rel, select })
+        }
+        ast::Statement::Copy {
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+            ..
+        } => {
+            if *to {
+                return Err(unsupported("COPY ... TO"));
+            }
+            match target {
+                CopyTarget::Stdin => {}
+                _ => {
+                    return Err(EngineError::Unsupported(
+                        "COPY FROM a file or program on the server is not supported; use COPY ... FROM STDIN (psql: \\copy)".into(),
+                    ))
+                }
+            }
+            let CopySource::Table {
+                table_name,
+                columns,
+            } = source
+            else {
+                return Err(unsupported("COPY (query) FROM"));
+            };
+            let rel = relation(engine, table_name)?;
+            let positions = if columns.is_empty() {
+                (0..rel.columns.len()).collect()
+            } else {
+                columns
+                    .iter()
+                    .map(|c| column_position(&rel, c))
+                    .collect::<Result<Vec<_>>>()?
+            };
+            let format = copy_format(options, legacy_options)?;
+            Ok(WritePlan::CopyFrom {
+                rel,
+                positions,
+                format,
+            })
+        }
+        _ => Err(EngineError::Internal("not a write statement".into())),
+    }
+}
+
+fn mutable_table(engine: &Engine, name: &ast::ObjectName, verb: &str) -> Result<Arc<RelationDef>> {
+    let rel = relation(engine, name)?;
+    if rel.kind == RelationKind::Source {
+        return Err(EngineError::WrongObjectType(format!(
+            "cannot {verb} source \"{}\": sources are append-only",
+            rel.name
+        )));
+    }
+    Ok(rel)
+}
+
+fn select_sql(
+    rel: &RelationDef,
+    alias: Option<&ast::Ident>,
+    projection: &[String],
+    selection: Option<&Expr>,
+) -> String {
+    let alias = match alias {
+        Some(a) => a.to_string(),
+        None => quote(&rel.name),
+    };
+    let mut sql = format!(
+        "SELECT {} FROM {}.{} AS {alias}",
+        projection.join(", "),
+        quote(crate::sql::rewrite::OFFSETS_SCHEMA),
+        quote(&rel.name)
+    );
+    if let Some(w) = selection {
+        sql.push_str(&format!(" WHERE {w}"));
+    }
+    sql
+}
+
+/// Plans SQL that Freshet generated (already referring to `__offsets`).
+async fn plan_internal(session: &Session, sql: &str) -> Result<LogicalPlan> {
+    let mut stmts = datafusion::sql::sqlparser::parser::Parser::parse_sql(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+        sql,
+    )
+    .map_err(|e| EngineError::SyntaxError(e.to_string()))?;
+    let stmt = stmts
+        .pop()
+        .ok_or_else(|| EngineError::Internal("empty generated statement".into()))?;
+    let stmt = session.parser().rewrite(stmt);
+    Ok(session
+        .statement_state()
+        .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
+        .await?)
+}
+
+fn copy_format(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<CopyFormat> {
+    let mut kind = CopyFormatKind::Text;
+    for o in options {
+        if let CopyOption::Format(f) = o {
+            kind = match f.value.to_ascii_lowercase().as_str() {
+                "text" => CopyFormatKind::Text,
+                "csv" => CopyFormatKind::Csv,
+                "binary" => return Err(unsupported("COPY FORMAT binary")),
+                other => {
+                    return Err(EngineError::InvalidParameterValue(format!(
+                        "COPY format \"{other}\" not recognized"
+                    )))
+                }
+            };
+        }
+    }
+    for o in legacy {
+        match o {
+            CopyLegacyOption::Csv(_) => kind = CopyFormatKind::Csv,
+            CopyLegacyOption::Binary => return Err(unsupported("COPY BINARY")),
+            _ => {}
+        }
+    }
+    let mut f = match kind {
+        CopyFormatKind::Text => CopyFormat::text(),
+        CopyFormatKind::Csv => CopyFormat::csv(),
+    };
+    let byte = |c: char, what: &str| -> Result<u8> {
+        if c.is_ascii() {
+            Ok(c as u8)
+        } else {
+            Err(EngineError::InvalidParameterValue(format!(
+                "COPY {what} must be a single one-byte character"
+            )))
+        }
+    };
+    for o in options {
+        match o {
+            CopyOption::Format(_) | CopyOption::Freeze(_) | CopyOption::Encoding(_) => {}
+            CopyOption::Delimiter(c) => f.delimiter = byte(*c, "delimiter")?,
+            CopyOption::Null(s) => f.null = s.clone(),
+            CopyOption::Header(h) => f.header = *h,
+            CopyOption::Quote(c) => f.quote = byte(*c, "quote")?,
+            CopyOption::Escape(c) => f.escape = byte(*c, "escape")?,
+            other => return Err(EngineError::Unsupported(format!("COPY option {other}"))),
+        }
+    }
+    for o in legacy {
+        match o {
+            CopyLegacyOption::Delimiter(c) => f.delimiter = byte(*c, "delimiter")?,
+            CopyLegacyOption::Null(s) => f.null = s.clone(),
+            CopyLegacyOption::Header => f.header = true,
+            CopyLegacyOption::Csv(opts) => {
+                for co in opts {
+                    match co {
+                        CopyLegacyCsvOption::Header => f.header = true,
+                        CopyLegacyCsvOption::Quote(c) => f.quote = byte(*c, "quote")?,
+                        CopyLegacyCsvOption::Escape(c) => f.escape = byte(*c, "escape")?,
+                        other => {
+                            return Err(EngineError::Unsupported(format!("COPY option {other}")))
+                        }
+                    }
+                }
+            }
+            other => return Err(EngineError::Unsupported(format!("COPY option {other}"))),
+        }
+    }
+    if f.kind == CopyFormatKind::Text && f.header {
+        // Postgres allows HEADER only with CSV before v15; accept it for text too.
+    }
+    Ok(f)
+}
+
+/// `$n` if the expression is exactly a placeholder.
+fn placeholder(e: &Expr) -> Option<usize> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Placeholder(p) => p.trim_start_matches('$').parse().ok().filter(|n| *n >= 1),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A VALUES cell: text to parse with the column's input rules, or a value
+/// that already has a type.
+enum Cell {
+    Text(Option<String>),
+    Value(ScalarValue),
+}
+
+fn literal_text(e: &Expr) -> Option<Option<String>> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => Some(Some(n.to_string())),
+            Value::SingleQuotedString(s)
+            | Value::EscapedStringLiteral(s)
+            | Value::TripleSingleQuotedString(s) => Some(Some(s.clone())),
+            Value::DollarQuotedString(d) => Some(Some(d.value.clone())),
+            Value::Boolean(b) => Some(Some(b.to_string())),
+            Value::Null => Some(None),
+            _ => None,
+        },
+        Expr::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr,
+        } => match expr.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => Some(Some(format!("-{n}"))),
+                _ => None,
+            },
+            _ => None,
+        },
+        Expr::Nested(inner) => literal_text(inner),
+        _ => None,
+    }
+}
+
+/// Evaluates a non-literal VALUES cell with DataFusion.
+async fn eval_cell(session: &Session, e: &Expr, params: &[ScalarValue]) -> Result<ScalarValue> {
+    let plan = plan_internal(session, &format!("SELECT {e}")).await?;
+    let plan = bind(&plan, params)?;
+    let state = session.statement_state();
+    let physical = state.create_physical_plan(&plan).await?;
+    let batches = datafusion::physical_plan::collect(physical, state.task_ctx()).await?;
+    let b = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| EngineError::Internal("expression produced no row".into()))?;
+    Ok(ScalarValue::try_from_array(b.column(0), 0)?)
+}
+
+fn cell_error(e: CellError, rel: &RelationDef, col: &ColumnDef, row_base: usize, what: &str) -> EngineError {
+    EngineError::Value {
+        kind: e.kind,
+        message: format!(
+            "{} ({what} {}, column \"{}\" of relation \"{}\")",
+            e.message,
+            row_base + e.row + 1,
+            col.name,
+            rel.name
+        ),
+    }
+}
+
+/// Builds a full relation batch from the provided columns (in `positions`
+/// order); missing columns are NULL.
+fn assemble(
+    rel: &RelationDef,
+    positions: &[usize],
+    provided: Vec<ArrayRef>,
+    rows: usize,
+    row_base: usize,
+    what: &str,
+) -> Result<RecordBatch> {
+    let mut cols: Vec<Option<ArrayRef>> = vec![None; rel.columns.len()];
+    for (arr, &p) in provided.into_iter().zip(positions) {
+        let col = &rel.columns[p];
+        let typed = coerce::to_column(&arr, col).map_err(|e| cell_error(e, rel, col, row_base, what))?;
+        cols[p] = Some(typed);
+    }
+    let mut out = Vec::with_capacity(cols.len());
+    for (i, c) in cols.into_iter().enumerate() {
+        let col = &rel.columns[i];
+        match c {
+            Some(a) => out.push(a),
+            None if col.nullable || rows == 0 => out.push(new_null_array(&col.ty.to_arrow(), rows)),
+            None => {
+                return Err(EngineError::Value {
+                    kind: coerce::CellErrorKind::NotNull,
+                    message: format!(
+                        "null value in column \"{}\" of relation \"{}\" violates not-null constraint ({what} {})",
+                        col.name,
+                        rel.name,
+                        row_base + 1
+                    ),
+                })
+            }
+        }
+    }
+    Ok(RecordBatch::try_new(rel.schema(), out)?)
+}
+
+async fn values_batch(
+    session: &Session,
+    plan: &InsertPlan,
+    rows: &[Vec<Expr>],
+    params: &[ScalarValue],
+) -> Result<RecordBatch> {
+    let rel = &plan.rel;
+    let mut provided = Vec::with_capacity(plan.positions.len());
+    for (k, &p) in plan.positions.iter().enumerate() {
+        let col = &rel.columns[p];
+        let mut cells = Vec::with_capacity(rows.len());
+        for row in rows {
+            let e = &row[k];
+            let cell = if let Some(t) = literal_text(e) {
+                Cell::Text(t)
+            } else if let Some(n) = placeholder(e) {
+                let v = params.get(n - 1).cloned().ok_or_else(|| {
+                    EngineError::ProtocolViolation(format!("no value bound for parameter ${n}"))
+                })?;
+                match v {
+                    ScalarValue::Utf8(s) | ScalarValue::Utf8View(s) | ScalarValue::LargeUtf8(s) => {
+                        Cell::Text(s)
+                    }
+                    other => Cell::Value(other),
+                }
+            } else if matches!(e, Expr::Identifier(id) if id.value.eq_ignore_ascii_case("default"))
+            {
+                Cell::Text(None)
+            } else {
+                Cell::Value(eval_cell(session, e, params).await?)
+            };
+            cells.push(cell);
+        }
+        let arr: ArrayRef = if cells.iter().all(|c| matches!(c, Cell::Text(_))) {
+            let texts: StringArray = cells
+                .iter()
+                .map(|c| match c {
+                    Cell::Text(t) => t.as_deref(),
+                    Cell::Value(_) => None,
+                })
+                .collect();
+            Arc::new(texts)
+        } else {
+            // Mixed cells: convert one by one, then concatenate.
+            let mut parts = Vec::with_capacity(cells.len());
+            for (i, c) in cells.iter().enumerate() {
+                let a: ArrayRef = match c {
+                    Cell::Text(t) => Arc::new(StringArray::from(vec![t.clone()])),
+                    Cell::Value(v) => v.to_array()?,
+                };
+                let typed = coerce::to_column(&a, col)
+                    .map_err(|e| cell_error(e, rel, col, i, "row"))?;
+                parts.push(typed);
+            }
+            let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+            concat(&refs)?
+        };
+        provided.push(arr);
+    }
+    assemble(rel, &plan.positions, provided, rows.len(), 0, "row")
+}
+
+/// Runs a planned write.
+pub async fn execute(session: &Session, plan: &WritePlan, params: &[ScalarValue]) -> Result<Output> {
+    let engine = session.engine().clone();
+    match plan {
+        WritePlan::Insert(ins) => {
+            let lock = match ins.on_conflict {
+                OnConflict::Error => None,
+                _ => Some(engine.table_lock(ins.rel.id)),
+            };
+            let _guard = match &lock {
+                Some(l) => Some(l.lock().await),
+                None => None,
+            };
+            let batches = match &ins.source {
+                InsertSource::Values(rows) => vec![values_batch(session, ins, rows, params).await?],
+                InsertSource::Query(q) => {
+                    let q = bind(q, params)?;
+                    let state = session.statement_state();
+                    let physical = state.create_physical_plan(&q).await?;
+                    let mut stream = execute_stream(physical, state.task_ctx())?;
+                    let mut out = Vec::new();
+                    let mut base = 0;
+                    while let Some(b) = stream.next().await {
+                        let b = b?;
+                        let n = b.num_rows();
+                        if n == 0 {
+                            continue;
+                        }
+                        out.push(assemble(&ins.rel, &ins.positions, b.columns().to_vec(), n, base, "row")?);
+                        base += n;
+                    }
+                    out
+                }
+            };
+            let outcome = match ins.on_conflict {
+                OnConflict::Error => append(&engine, &ins.rel, batches).await?,
+                ref c => {
+                    let schema = ins.rel.schema();
+                    let all = datafusion::arrow::compute::concat_batches(&schema, &batches)?;
+                    engine
+                        .commit(Op::Change {
+                            rel: ins.rel.id,
+                            retract: vec![],
+                            insert: Some(all),
+                            on_conflict: c.clone(),
+                        })
+                        .await?
+                }
+            };
+            Ok(Output::Command {
+                tag: "INSERT",
+                rows: Some(outcome.inserted),
+            })
+        }
+        WritePlan::Update { rel, select } => {
+            let lock = engine.table_lock(rel.id);
+            let _guard = lock.lock().await;
+            let batches = run_select(session, select, params).await?;
+            let mut offsets = Vec::new();
+            let mut news = Vec::new();
+            let positions: Vec<usize> = (0..rel.columns.len()).collect();
+            let mut base = 0;
+            for b in batches {
+                let n = b.num_rows();
+                offsets.extend(b.column(0).as_primitive::<Int64Type>().values().iter().map(|o| *o as u64));
+                news.push(assemble(rel, &positions, b.columns()[1..].to_vec(), n, base, "updated row")?);
+                base += n;
+            }
+            if offsets.is_empty() {
+                return Ok(Output::Command { tag: "UPDATE", rows: Some(0) });
+            }
+            let insert = datafusion::arrow::compute::concat_batches(&rel.schema(), &news)?;
+            let o = engine
+                .commit(Op::Change {
+                    rel: rel.id,
+                    retract: offsets,
+                    insert: Some(insert),
+                    on_conflict: OnConflict::Error,
+                })
+                .await?;
+            Ok(Output::Command {
+                tag: "UPDATE",
+                rows: Some(o.retracted),
+            })
+        }
+        WritePlan::Delete { rel, select } => {
+            let lock = engine.table_lock(rel.id);
+            let _guard = lock.lock().await;
+            let batches = run_select(session, select, params).await?;
+            let offsets: Vec<u64> = batches
+                .iter()
+                .flat_map(|b| {
+                    b.column(0)
+                        .as_primitive::<Int64Type>()
+                        .values()
+                        .iter()
+                        .map(|o| *o as u64)
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            if offsets.is_empty() {
+                return Ok(Output::Command { tag: "DELETE", rows: Some(0) });
+            }
+            let o = engine
+                .commit(Op::Change {
+                    rel: rel.id,
+                    retract: offsets,
+                    insert: None,
+                    on_conflict: OnConflict::Error,
+                })
+                .await?;
+            Ok(Output::Command {
+                tag: "DELETE",
+                rows: Some(o.retracted),
+            })
+        }
+        WritePlan::CopyFrom {
+            rel,
+            positions,
+            format,
+        } => Ok(Output::CopyIn(Box::new(CopyIn {
+            rel: rel.clone(),
+            columns: positions.len(),
+            decoder: Some(CopyDecoder::new(
+                &rel.name,
+                format.clone(),
+                rel.columns.clone(),
+                positions.clone(),
+                rel.schema(),
+            )),
+            error: None,
+        }))),
+    }
+}
+
+async fn run_select(session: &Session, select: &LogicalPlan, params: &[ScalarValue]) -> Result<Vec<RecordBatch>> {
+    let plan = bind(select, params)?;
+    let state = session.statement_state();
+    let physical = state.create_physical_plan(&plan).await?;
+    Ok(datafusion::physical_plan::collect(physical, state.task_ctx()).await?)
+}
+
+/// Appends rows to a source or (plain INSERT / COPY) a table.
+async fn append(engine: &Engine, rel: &RelationDef, batches: Vec<RecordBatch>) -> Result<Outcome> {
+    let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+    if batches.is_empty() {
+        return Ok(Outcome::default());
+    }
+    let entries = batches
+        .iter()
+        .map(|b| entry::encode(EntryKind::Append, b))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    engine
+        .commit(Op::Append {
+            rel: rel.id,
+            batches,
+            entries,
+        })
+        .await
+}
+
+/// A `COPY ... FROM STDIN` in progress. Data is decoded as it arrives; the
+/// first error is kept and the rest of the data ignored; nothing is stored
+/// unless the whole input decodes and `finish` commits it.
+pub struct CopyIn {
+    rel: Arc<RelationDef>,
+    pub columns: usize,
+    decoder: Option<CopyDecoder>,
+    error: Option<EngineError>,
+}
+
+impl CopyIn {
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Some(d) = &mut self.decoder {
+            if let Err(e) = d.feed(data) {
+                self.error = Some(e.into());
+                self.decoder = None;
+            }
+        }
+    }
+
+    /// Commits everything, or reports the first error.
+    pub async fn finish(mut self, engine: &Engine) -> Result<Output> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let decoder = self
+            .decoder
+            .take()
+            .ok_or_else(|| EngineError::Internal("COPY finished twice".into()))?;
+        let (batches, rows) = decoder.finish()?;
+        append(engine, &self.rel, batches).await?;
+        Ok(Output::Command {
+            tag: "COPY",
+            rows: Some(rows),
+        })
+    }
+}

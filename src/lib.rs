@@ -1,0 +1,28 @@
+//! Freshet: a streaming SQL database that speaks the Postgres wire protocol.
+//!
+//! # The life of a statement
+//!
+//! 1. [`server`] accepts a Postgres connection (simple and extended query
+//!    protocol, COPY) and hands each statement to a [`engine::session::Session`].
+//! 2. [`sql`] parses it: Postgres SQL through sqlparser plus Freshet's own
+//!    grammar (`CREATE SOURCE`, `WATERMARK FOR`, `SHOW SOURCES`, ...).
+//! 3. A query is planned by DataFusion over table providers that read one
+//!    consistent [`engine::data::DbSnapshot`] of every relation.
+//! 4. A write (`INSERT`, `COPY`, `UPDATE`, `DELETE`) is converted into rows of
+//!    the relation's column types — a bad value fails the whole statement —
+//!    and sent to the committer ([`engine::commit`]).
+//! 5. The committer appends it to the relation's log in [`store`], flushes
+//!    once for every write waiting (group commit), applies it to the
+//!    in-memory state, publishes a new snapshot, and only then acknowledges.
+//! 6. At start-up the engine rebuilds every relation by replaying its log,
+//!    checking each entry's CRC.
+
+pub mod catalog;
+pub mod engine;
+pub mod ingest;
+pub mod server;
+pub mod sql;
+pub mod store;
+pub mod types;
+
+pub use engine::{Engine, EngineConfig, EngineError};

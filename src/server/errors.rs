@@ -1,0 +1,203 @@
+//! Engine errors to Postgres errors: the only place SQLSTATE codes live.
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::SchemaError;
+use datafusion::error::DataFusionError;
+use pgwire::error::{ErrorInfo, PgWireError};
+
+use crate::catalog::CatalogError;
+use crate::engine::EngineError;
+use crate::ingest::coerce::CellErrorKind;
+use crate::sql::SqlError;
+use crate::store::StoreError;
+
+pub fn sqlstate(e: &EngineError) -> &'static str {
+    match e {
+        EngineError::Sql(s) => match s {
+            SqlError::Syntax(_) => "42601",
+            SqlError::Unsupported(_) => "0A000",
+            SqlError::InvalidDefinition(_) => "42P16",
+            SqlError::DuplicateColumn(_) => "42701",
+            SqlError::UndefinedColumn(_) => "42703",
+            SqlError::DatatypeMismatch(_) => "42804",
+        },
+        EngineError::Catalog(c) => match c {
+            CatalogError::AlreadyExists(_) => "42P07",
+            CatalogError::NotFound(_) => "42P01",
+            CatalogError::WrongKind { .. } => "42809",
+            CatalogError::Corrupt(_) => "XX001",
+        },
+        EngineError::Store(s) => match s {
+            StoreError::Corrupt(_) => "XX001",
+            _ => "58030",
+        },
+        EngineError::DataFusion(d) => datafusion_state(d),
+        EngineError::Value { kind, .. } => match kind {
+            CellErrorKind::InvalidText => "22P02",
+            CellErrorKind::OutOfRange => "22003",
+            CellErrorKind::TooLong => "22001",
+            CellErrorKind::NotNull => "23502",
+            CellErrorKind::Datatype => "42804",
+        },
+        EngineError::UniqueViolation(_) => "23505",
+        EngineError::CardinalityViolation(_) => "21000",
+        EngineError::BadCopyData(_) => "22P04",
+        EngineError::CharacterNotInRepertoire(_) => "22021",
+        EngineError::Unsupported(_) => "0A000",
+        EngineError::UndefinedObject(_) => "42704",
+        EngineError::UndefinedColumn(_) => "42703",
+        EngineError::WrongObjectType(_) => "42809",
+        EngineError::SyntaxError(_) => "42601",
+        EngineError::InvalidParameterValue(_) => "22023",
+        EngineError::ProtocolViolation(_) => "08P01",
+        EngineError::SerializationFailure(_) => "40001",
+        EngineError::ShuttingDown => "57P01",
+        EngineError::Internal(_) => "XX000",
+    }
+}
+
+fn datafusion_state(e: &DataFusionError) -> &'static str {
+    match e {
+        DataFusionError::SQL(..) => "42601",
+        DataFusionError::NotImplemented(_) => "0A000",
+        DataFusionError::SchemaError(s, _) => match s.as_ref() {
+            SchemaError::FieldNotFound { .. } => "42703",
+            SchemaError::AmbiguousReference { .. } => "42702",
+            SchemaError::DuplicateQualifiedField { .. }
+            | SchemaError::DuplicateUnqualifiedField { .. } => "42701",
+        },
+        DataFusionError::Plan(m) => plan_state(m),
+        DataFusionError::ArrowError(a, _) => arrow_state(a),
+        DataFusionError::Execution(m) => {
+            let l = m.to_ascii_lowercase();
+            if l.contains("divide by zero") || l.contains("division by zero") {
+                "22012"
+            } else if l.contains("overflow") {
+                "22003"
+            } else if l.contains("cast") || l.contains("parse") {
+                "22P02"
+            } else {
+                "22000"
+            }
+        }
+        DataFusionError::ResourcesExhausted(_) => "53200",
+        DataFusionError::Context(_, inner) => datafusion_state(inner),
+        DataFusionError::Diagnostic(_, inner) => datafusion_state(inner),
+        DataFusionError::Shared(inner) => datafusion_state(inner),
+        DataFusionError::Collection(v) => v.first().map(datafusion_state).unwrap_or("XX000"),
+        _ => "XX000",
+    }
+}
+
+fn plan_state(m: &str) -> &'static str {
+    let l = m.to_ascii_lowercase();
+    if l.contains("table '") && l.contains("not found") {
+        "42P01"
+    } else if l.contains("invalid function") || l.contains("no function matches") {
+        "42883"
+    } else if l.contains("cannot infer common")
+        || l.contains("cannot coerce")
+        || l.contains("does not support")
+        || l.contains("type coercion")
+    {
+        "42804"
+    } else if l.contains("unsupported") || l.contains("not supported") {
+        "0A000"
+    } else if l.contains("placeholder") {
+        "42P18"
+    } else {
+        "42601"
+    }
+}
+
+fn arrow_state(a: &ArrowError) -> &'static str {
+    match a {
+        ArrowError::DivideByZero => "22012",
+        ArrowError::CastError(_) | ArrowError::ParseError(_) => "22P02",
+        ArrowError::ArithmeticOverflow(_) => "22003",
+        ArrowError::ComputeError(m) if m.to_ascii_lowercase().contains("overflow") => "22003",
+        _ => "XX000",
+    }
+}
+
+/// A message in Postgres' style: DataFusion's prefixes removed, missing
+/// tables and columns phrased as Postgres phrases them.
+pub fn message(e: &EngineError) -> String {
+    match e {
+        EngineError::DataFusion(d) => datafusion_message(d),
+        other => other.to_string(),
+    }
+}
+
+fn datafusion_message(e: &DataFusionError) -> String {
+    match e {
+        DataFusionError::Context(_, inner)
+        | DataFusionError::Diagnostic(_, inner) => datafusion_message(inner),
+        DataFusionError::Shared(inner) => datafusion_message(inner),
+        DataFusionError::SchemaError(s, _) => match s.as_ref() {
+            SchemaError::FieldNotFound { field, .. } => {
+                format!("column \"{}\" does not exist", field.name())
+            }
+            other => other.to_string(),
+        },
+        DataFusionError::Plan(m) => {
+            if let Some(name) = missing_table(m) {
+                return format!("relation \"{name}\" does not exist");
+            }
+            m.clone()
+        }
+        DataFusionError::ArrowError(a, _) => a.to_string(),
+        DataFusionError::Execution(m) | DataFusionError::NotImplemented(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `table 'freshet.public.x' not found` -> `x`
+fn missing_table(m: &str) -> Option<String> {
+    let start = m.find("table '")? + "table '".len();
+    let rest = &m[start..];
+    let end = rest.find('\'')?;
+    if !rest[end..].contains("not found") {
+        return None;
+    }
+    Some(rest[..end].rsplit('.').next().unwrap_or_default().to_string())
+}
+
+pub fn error_info(e: &EngineError) -> ErrorInfo {
+    let severity = match e {
+        EngineError::ShuttingDown => "FATAL",
+        _ => "ERROR",
+    };
+    ErrorInfo::new(severity.to_string(), sqlstate(e).to_string(), message(e))
+}
+
+pub fn to_pgwire(e: &EngineError) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tables_read_like_postgres() {
+        let e = EngineError::DataFusion(DataFusionError::Plan(
+            "table 'freshet.public.nope' not found".into(),
+        ));
+        assert_eq!(sqlstate(&e), "42P01");
+        assert_eq!(message(&e), "relation \"nope\" does not exist");
+    }
+
+    #[test]
+    fn values_map_to_data_exceptions() {
+        let e = EngineError::Value {
+            kind: CellErrorKind::InvalidText,
+            message: "x".into(),
+        };
+        assert_eq!(sqlstate(&e), "22P02");
+        assert_eq!(
+            sqlstate(&EngineError::UniqueViolation("k".into())),
+            "23505"
+        );
+    }
+}

@@ -1,0 +1,414 @@
+//! pgwire handlers for one connection: simple and extended query protocol,
+//! COPY FROM STDIN, parameter status.
+
+use std::fmt::Debug;
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::ScalarValue;
+use futures::{stream, Sink, SinkExt, StreamExt};
+use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::auth::StartupHandler;
+use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::copy::CopyHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionManager, ErrorHandler, PgWireServerHandlers, Type,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::response::CommandComplete;
+use pgwire::messages::startup::ParameterStatus;
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::types::format::FormatOptions;
+
+use super::errors::{error_info, to_pgwire};
+use crate::engine::session::{Output, Prepared, Session, REPORTED};
+use crate::engine::write::CopyIn;
+use crate::engine::{Engine, EngineError};
+use crate::types::SQL_TYPE_KEY;
+
+/// Everything one connection needs.
+pub struct Conn {
+    me: Weak<Conn>,
+    pub(super) session: tokio::sync::Mutex<Session>,
+    engine: Arc<Engine>,
+    copy: parking_lot::Mutex<Option<Box<CopyIn>>>,
+    manager: Arc<ConnectionManager>,
+}
+
+impl Conn {
+    pub fn new(session: Session, engine: Arc<Engine>, manager: Arc<ConnectionManager>) -> Arc<Conn> {
+        Arc::new_cyclic(|me| Conn {
+            me: me.clone(),
+            session: tokio::sync::Mutex::new(session),
+            engine,
+            copy: parking_lot::Mutex::new(None),
+            manager,
+        })
+    }
+}
+
+/// The handler set pgwire asks for; one per connection.
+pub struct Handlers(pub Arc<Conn>);
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.0.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.0.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        Arc::new(Startup {
+            manager: self.0.manager.clone(),
+        })
+    }
+
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.0.clone()
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        Arc::new(LogErrors)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        Arc::new(DefaultCancelHandler::new(self.0.manager.clone()))
+    }
+}
+
+struct Startup {
+    manager: Arc<ConnectionManager>,
+}
+
+impl NoopStartupHandler for Startup {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(self.manager.clone())
+    }
+}
+
+struct LogErrors;
+
+impl ErrorHandler for LogErrors {
+    fn on_error<C>(&self, client: &C, error: &mut PgWireError)
+    where
+        C: ClientInfo,
+    {
+        tracing::debug!(peer = %client.socket_addr(), error = %error, "statement failed");
+    }
+}
+
+/// Field descriptions for a result schema; jsonb columns are reported as jsonb.
+fn fields(schema: &SchemaRef, format: &Format, opts: Arc<FormatOptions>) -> PgWireResult<Vec<FieldInfo>> {
+    let mut out = arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, Some(opts))?;
+    for (i, f) in schema.fields().iter().enumerate() {
+        if f.metadata().get(SQL_TYPE_KEY).map(String::as_str) == Some("jsonb")
+            && f.data_type() == &DataType::Utf8
+            && !out[i].format().is_binary()
+        {
+            let fi = &out[i];
+            out[i] = FieldInfo::new(fi.name().to_string(), None, None, Type::JSONB, fi.format());
+        }
+    }
+    Ok(out)
+}
+
+fn format_options<C: ClientInfo>(client: &C) -> Arc<FormatOptions> {
+    Arc::new(FormatOptions::from_client_metadata(client.metadata()))
+}
+
+trait FormatExt {
+    fn is_binary(&self) -> bool;
+}
+
+impl FormatExt for pgwire::api::results::FieldFormat {
+    fn is_binary(&self) -> bool {
+        matches!(self, pgwire::api::results::FieldFormat::Binary)
+    }
+}
+
+impl Conn {
+    /// Turns an engine output into a pgwire response.
+    async fn respond<C>(&self, client: &mut C, out: Output, format: &Format) -> PgWireResult<Response>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        Ok(match out {
+            Output::Rows { schema, stream } => {
+                let fields = Arc::new(fields(&schema, format, format_options(client))?);
+                let f2 = fields.clone();
+                let rows = stream
+                    .map(move |batch| {
+                        let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> = match batch {
+                            Ok(b) => arrow_pg::datatypes::encode_recordbatch(f2.clone(), b),
+                            Err(e) => Box::new(std::iter::once(Err(to_pgwire(&EngineError::DataFusion(e))))),
+                        };
+                        stream::iter(rows)
+                    })
+                    .flatten();
+                Response::Query(QueryResponse::new(fields, rows))
+            }
+            Output::Command { tag, rows } => {
+                let mut t = Tag::new(tag);
+                if tag == "INSERT" {
+                    t = t.with_oid(0);
+                }
+                if let Some(n) = rows {
+                    t = t.with_rows(n);
+                }
+                Response::Execution(t)
+            }
+            Output::CopyIn(c) => {
+                let columns = c.columns;
+                *self.copy.lock() = Some(c);
+                Response::CopyIn(CopyResponse::new(0, columns, stream::empty()))
+            }
+            Output::Set { name, value } => {
+                client
+                    .metadata_mut()
+                    .insert(name.to_ascii_lowercase(), value.clone());
+                if REPORTED.contains(&name.as_str()) {
+                    client
+                        .send(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                            name, value,
+                        )))
+                        .await?;
+                }
+                Response::Execution(Tag::new("SET"))
+            }
+            Output::Begin => Response::TransactionStart(Tag::new("BEGIN")),
+            Output::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
+            Output::Rollback => Response::TransactionEnd(Tag::new("ROLLBACK")),
+        })
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Conn {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        let statements = session.parse(query).map_err(|e| to_pgwire(&e))?;
+        let mut responses = Vec::with_capacity(statements.len());
+        for stmt in statements {
+            let result = match session.prepare(stmt).await {
+                Ok(p) => session.execute(&p, &[]).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(out) => {
+                    let copy = matches!(out, Output::CopyIn(_));
+                    responses.push(self.respond(client, out, &Format::UnifiedText).await?);
+                    if copy {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    responses.push(Response::Error(Box::new(error_info(&e))));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+/// Parses and plans statements for the extended protocol.
+pub struct Planner(Weak<Conn>);
+
+impl Planner {
+    fn conn(&self) -> PgWireResult<Arc<Conn>> {
+        self.0
+            .upgrade()
+            .ok_or_else(|| to_pgwire(&EngineError::ShuttingDown))
+    }
+}
+
+/// A prepared statement as pgwire stores it.
+pub type Stmt = Arc<Prepared>;
+
+#[async_trait]
+impl QueryParser for Planner {
+    type Statement = Stmt;
+
+    async fn parse_sql<C>(&self, _client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Stmt>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let conn = self.conn()?;
+        let session = conn.session.lock().await;
+        let mut stmts = session.parse(sql).map_err(|e| to_pgwire(&e))?;
+        if stmts.len() > 1 {
+            return Err(to_pgwire(&EngineError::SyntaxError(
+                "cannot insert multiple commands into a prepared statement".into(),
+            )));
+        }
+        let Some(stmt) = stmts.pop() else {
+            return Ok(None);
+        };
+        let mut p = session.prepare(stmt).await.map_err(|e| to_pgwire(&e))?;
+        // Types the client declared fill what planning left open.
+        if p.param_types.len() < types.len() {
+            p.param_types.resize(types.len(), None);
+        }
+        for (i, t) in types.iter().enumerate() {
+            if p.param_types[i].is_none() {
+                p.param_types[i] = t.as_ref().and_then(pg_to_arrow);
+            }
+        }
+        Ok(Some(Arc::new(p)))
+    }
+
+    fn get_parameter_types(&self, stmt: &Stmt) -> PgWireResult<Vec<Type>> {
+        stmt.param_types
+            .iter()
+            .map(|t| match t {
+                Some(t) => arrow_pg::datatypes::into_pg_type(t),
+                None => Ok(Type::TEXT),
+            })
+            .collect()
+    }
+
+    fn get_result_schema(&self, stmt: &Stmt, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        match &stmt.schema {
+            Some(s) => fields(
+                s,
+                format.unwrap_or(&Format::UnifiedText),
+                Arc::new(FormatOptions::default()),
+            ),
+            None => Ok(vec![]),
+        }
+    }
+}
+
+fn pg_to_arrow(t: &Type) -> Option<DataType> {
+    use datafusion::arrow::datatypes::{IntervalUnit, TimeUnit};
+    Some(match *t {
+        Type::BOOL => DataType::Boolean,
+        Type::INT2 => DataType::Int16,
+        Type::INT4 => DataType::Int32,
+        Type::INT8 => DataType::Int64,
+        Type::FLOAT4 => DataType::Float32,
+        Type::FLOAT8 => DataType::Float64,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::JSON | Type::JSONB => {
+            DataType::Utf8
+        }
+        Type::BYTEA => DataType::Binary,
+        Type::DATE => DataType::Date32,
+        Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
+        Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+        Type::INTERVAL => DataType::Interval(IntervalUnit::MonthDayNano),
+        Type::NUMERIC => DataType::Decimal128(38, 10),
+        _ => return None,
+    })
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Conn {
+    type Statement = Stmt;
+    type QueryParser = Planner;
+
+    fn query_parser(&self) -> Arc<Planner> {
+        Arc::new(Planner(self.me.clone()))
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Stmt>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Stmt>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = portal.statement.statement.clone();
+        let inferred: Vec<Option<&DataType>> = prepared.param_types.iter().map(|t| t.as_ref()).collect();
+        let params: Vec<ScalarValue> = if portal.parameter_len() == 0 {
+            vec![]
+        } else {
+            match arrow_pg::datatypes::df::deserialize_parameters(portal, &inferred)? {
+                datafusion::common::ParamValues::List(v) => v.into_iter().map(|s| s.value().clone()).collect(),
+                datafusion::common::ParamValues::Map(_) => {
+                    return Err(to_pgwire(&EngineError::ProtocolViolation(
+                        "named parameters are not supported".into(),
+                    )))
+                }
+            }
+        };
+        let mut session = self.session.lock().await;
+        match session.execute(&prepared, &params).await {
+            Ok(out) => self.respond(client, out, &portal.result_column_format).await,
+            Err(e) => Err(to_pgwire(&e)),
+        }
+    }
+}
+
+#[async_trait]
+impl CopyHandler for Conn {
+    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let Some(c) = self.copy.lock().as_mut() {
+            c.feed(&copy_data.data);
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let copy = self.copy.lock().take();
+        let Some(copy) = copy else {
+            return Err(to_pgwire(&EngineError::ProtocolViolation(
+                "COPY data without a COPY in progress".into(),
+            )));
+        };
+        let _session = self.session.lock().await;
+        match copy.finish(&self.engine).await {
+            Ok(Output::Command { tag, rows }) => {
+                let mut t = Tag::new(tag);
+                if let Some(n) = rows {
+                    t = t.with_rows(n);
+                }
+                client
+                    .send(PgWireBackendMessage::CommandComplete(CommandComplete::from(t)))
+                    .await?;
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(to_pgwire(&e)),
+        }
+    }
+
+    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.copy.lock().take();
+        to_pgwire(&EngineError::BadCopyData(format!(
+            "COPY from stdin failed: {}",
+            fail.message
+        )))
+    }
+}

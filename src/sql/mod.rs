@@ -1,0 +1,25 @@
+//! SQL front end: parsing (Postgres dialect plus Freshet's grammar), DDL
+//! validation, and the AST rewrites that run before DataFusion plans a
+//! statement. No I/O happens here.
+
+pub mod ddl;
+pub mod parser;
+pub mod rewrite;
+
+pub use parser::{SqlParser, Statement};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    #[error("{0}")]
+    Syntax(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    InvalidDefinition(String),
+    #[error("{0}")]
+    DuplicateColumn(String),
+    #[error("{0}")]
+    UndefinedColumn(String),
+    #[error("{0}")]
+    DatatypeMismatch(String),
+}

@@ -1,0 +1,743 @@
+//! Statement parsing: Postgres SQL (through sqlparser, with the
+//! compatibility rewrites that let DataFusion run client introspection
+//! queries) plus Freshet's own grammar: `CREATE SOURCE`, `WATERMARK FOR`,
+//! `SHOW SOURCES`, `FLUSH`, and the session statements drivers send.
+
+use std::collections::BTreeMap;
+
+use datafusion::sql::sqlparser::ast::{
+    self, ColumnOption, Expr, ObjectName, SqlOption, TableConstraint,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion::sql::sqlparser::tokenizer::Token;
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+
+use super::SqlError;
+use crate::catalog::RelationKind;
+
+/// One parsed statement.
+#[derive(Debug, Clone)]
+pub enum Statement {
+    CreateRelation(CreateRelation),
+    Drop(DropStatement),
+    /// `SHOW SOURCES` / `SHOW TABLES`
+    ShowRelations(RelationKind),
+    /// `SHOW name`
+    ShowVariable(String),
+    ShowAll,
+    /// `SET [SESSION|LOCAL] name {TO|=} value` (`None` = DEFAULT)
+    Set {
+        name: String,
+        value: Option<String>,
+    },
+    /// `RESET name` / `RESET ALL` (`None`)
+    Reset(Option<String>),
+    Begin,
+    Commit,
+    Rollback,
+    /// `FLUSH`: accepted for compatibility; every acknowledged write is
+    /// already visible.
+    Flush,
+    /// `DISCARD ALL`, `DEALLOCATE ...`: accepted, nothing to do.
+    Discard(String),
+    /// Anything DataFusion plans: queries, INSERT, UPDATE, DELETE, EXPLAIN,
+    /// and COPY (handled by the engine).
+    Sql(Box<ast::Statement>),
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateRelation {
+    pub kind: RelationKind,
+    pub name: String,
+    pub if_not_exists: bool,
+    pub columns: Vec<ColumnSpec>,
+    pub primary_key: Vec<String>,
+    pub watermark: Option<(String, String)>,
+    pub options: BTreeMap<String, String>,
+    pub sql: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub data_type: ast::DataType,
+    pub not_null: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropKind {
+    Source,
+    Table,
+    MaterializedView,
+    View,
+}
+
+impl DropKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DropKind::Source => "SOURCE",
+            DropKind::Table => "TABLE",
+            DropKind::MaterializedView => "MATERIALIZED VIEW",
+            DropKind::View => "VIEW",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DropStatement {
+    pub kind: DropKind,
+    pub names: Vec<String>,
+    pub if_exists: bool,
+    pub cascade: bool,
+}
+
+/// Parses SQL text holding zero or more `;`-separated statements.
+pub struct SqlParser {
+    compat: PostgresCompatibilityParser,
+}
+
+impl Default for SqlParser {
+    fn default() -> Self {
+        SqlParser::new()
+    }
+}
+
+impl SqlParser {
+    pub fn new() -> SqlParser {
+        SqlParser {
+            compat: PostgresCompatibilityParser::new(),
+        }
+    }
+
+    pub fn parse(&self, sql: &str) -> Result<Vec<Statement>, SqlError> {
+        let mut out = Vec::new();
+        for text in split_statements(sql) {
+            out.push(self.parse_one(text)?);
+        }
+        Ok(out)
+    }
+
+    /// Parses exactly one statement.
+    pub fn parse_one(&self, text: &str) -> Result<Statement, SqlError> {
+        let words = leading_words(text, 3);
+        let w: Vec<&str> = words.iter().map(String::as_str).collect();
+        match w.as_slice() {
+            ["CREATE", "SOURCE", ..] => parse_create(text, RelationKind::Source),
+            ["CREATE", "TABLE", ..] => parse_create(text, RelationKind::Table),
+            ["CREATE", "MATERIALIZED", "VIEW"] => Err(SqlError::Unsupported(
+                "CREATE MATERIALIZED VIEW is not supported yet".into(),
+            )),
+            ["CREATE", "VIEW", ..] => Err(SqlError::Unsupported(
+                "CREATE VIEW is not supported; use CREATE MATERIALIZED VIEW".into(),
+            )),
+            ["CREATE", "TEMP" | "TEMPORARY" | "UNLOGGED", ..] => Err(SqlError::Unsupported(
+                format!("CREATE {} TABLE is not supported", w[1]),
+            )),
+            ["CREATE", "INDEX" | "UNIQUE", ..] => Err(SqlError::Unsupported(
+                "CREATE INDEX is not supported".into(),
+            )),
+            ["DROP", ..] => parse_drop(text),
+            ["SHOW", ..] => parse_show(text),
+            ["SET", ..] => parse_set(text),
+            ["RESET", ..] => parse_reset(text),
+            ["BEGIN", ..] | ["START", "TRANSACTION", ..] => Ok(Statement::Begin),
+            ["COMMIT", ..] | ["END", ..] => Ok(Statement::Commit),
+            ["ROLLBACK", ..] | ["ABORT", ..] => Ok(Statement::Rollback),
+            ["FLUSH"] => Ok(Statement::Flush),
+            ["DISCARD", ..] | ["DEALLOCATE", ..] => Ok(Statement::Discard(w[0].to_string())),
+            ["ALTER", ..] => Err(SqlError::Unsupported(format!(
+                "ALTER {} is not supported",
+                w.get(1).copied().unwrap_or_default()
+            ))),
+            _ => {
+                let mut stmts = self.compat.parse(text).map_err(syntax)?;
+                match stmts.len() {
+                    1 => Ok(Statement::Sql(Box::new(stmts.remove(0)))),
+                    0 => Err(SqlError::Syntax("empty statement".into())),
+                    _ => Err(SqlError::Syntax(
+                        "expected one statement, found several".into(),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// The Postgres-compatibility rewrites (catalog functions, operators)
+    /// applied to a statement built elsewhere.
+    pub fn rewrite(&self, s: ast::Statement) -> ast::Statement {
+        self.compat.rewrite(s)
+    }
+}
+
+fn syntax(e: ParserError) -> SqlError {
+    match e {
+        ParserError::TokenizerError(m) | ParserError::ParserError(m) => SqlError::Syntax(m),
+        ParserError::RecursionLimitExceeded => {
+            SqlError::Syntax("statement is nested too deeply".into())
+        }
+    }
+}
+
+/// Splits SQL text at top-level semicolons, honouring quotes, dollar quotes
+/// and comments. Returns the non-empty statements, trimmed.
+pub fn split_statements(sql: &str) -> Vec<&str> {
+    let b = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\'' => {
+                // E'...' strings allow backslash escapes.
+                let escapes = i > 0 && (b[i - 1] == b'E' || b[i - 1] == b'e');
+                i += 1;
+                while i < b.len() {
+                    if escapes && b[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if b[i] == b'\'' {
+                        if i + 1 < b.len() && b[i + 1] == b'\'' {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if i + 1 < b.len() && b[i + 1] == b'-' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if i + 1 < b.len() && b[i + 1] == b'*' => {
+                let mut depth = 0;
+                while i < b.len() {
+                    if b[i] == b'/' && i + 1 < b.len() && b[i + 1] == b'*' {
+                        depth += 1;
+                        i += 2;
+                    } else if b[i] == b'*' && i + 1 < b.len() && b[i + 1] == b'/' {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            b'$' => {
+                // $tag$ ... $tag$ (tag may be empty); a `$1` placeholder is not a quote.
+                let mut j = i + 1;
+                while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+                    j += 1;
+                }
+                let tag_ok = j < b.len() && b[j] == b'$' && !b[i + 1..j].first().is_some_and(|c| c.is_ascii_digit());
+                if tag_ok {
+                    let tag = &sql[i..=j];
+                    match sql[j + 1..].find(tag) {
+                        Some(end) => i = j + 1 + end + tag.len(),
+                        None => i = b.len(),
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            b';' => {
+                let s = sql[start..i].trim();
+                if !s.is_empty() && !only_comments(s) {
+                    out.push(s);
+                }
+                i += 1;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    if start < sql.len() {
+        let s = sql[start..].trim();
+        if !s.is_empty() && !only_comments(s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+fn only_comments(s: &str) -> bool {
+    datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&PostgreSqlDialect {}, s)
+        .tokenize()
+        .map(|ts| ts.iter().all(|t| matches!(t, Token::Whitespace(_))))
+        .unwrap_or(false)
+}
+
+/// The first `n` words of a statement, upper-cased, skipping comments.
+fn leading_words(text: &str, n: usize) -> Vec<String> {
+    let Ok(tokens) = datafusion::sql::sqlparser::tokenizer::Tokenizer::new(
+        &PostgreSqlDialect {},
+        // Only the start matters; keep tokenizing cheap for long statements.
+        prefix(text, 200),
+    )
+    .tokenize() else {
+        return vec![];
+    };
+    tokens
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .take(n)
+        .map_while(|t| match t {
+            Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn prefix(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    // cut at a whitespace boundary so no token is split
+    let mut end = max;
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    match s[..end].rfind(char::is_whitespace) {
+        Some(ws) => &s[..ws],
+        None => &s[..end],
+    }
+}
+
+fn parser(text: &str) -> Result<Parser<'static>, SqlError> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(text)
+        .map_err(syntax)
+}
+
+/// Lower-cases unquoted identifiers, as Postgres does.
+pub fn normalize_ident(id: &ast::Ident) -> String {
+    match id.quote_style {
+        Some(_) => id.value.clone(),
+        None => id.value.to_ascii_lowercase(),
+    }
+}
+
+/// The relation name of an object name; `public.x` is `x`.
+pub fn object_name(name: &ObjectName) -> Result<String, SqlError> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| match p.as_ident() {
+            Some(id) => Ok(normalize_ident(id)),
+            None => Err(SqlError::Syntax(format!("invalid name {name}"))),
+        })
+        .collect::<Result<_, _>>()?;
+    match parts.as_slice() {
+        [n] => Ok(n.clone()),
+        [s, n] if s == "public" => Ok(n.clone()),
+        [c, s, n] if s == "public" && (c == "freshet" || c == "postgres") => Ok(n.clone()),
+        _ => Err(SqlError::Unsupported(format!(
+            "schema-qualified name {name}: only the public schema exists"
+        ))),
+    }
+}
+
+fn expect_end(p: &mut Parser) -> Result<(), SqlError> {
+    while p.consume_token(&Token::SemiColon) {}
+    match p.peek_token().token {
+        Token::EOF => Ok(()),
+        t => Err(SqlError::Syntax(format!(
+            "syntax error at or near \"{t}\""
+        ))),
+    }
+}
+
+fn parse_create(text: &str, kind: RelationKind) -> Result<Statement, SqlError> {
+    let mut p = parser(text)?;
+    p.expect_keyword_is(Keyword::CREATE).map_err(syntax)?;
+    p.next_token(); // SOURCE | TABLE
+    let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = object_name(&p.parse_object_name(false).map_err(syntax)?)?;
+    if p.parse_keyword(Keyword::AS) {
+        return Err(SqlError::Unsupported(format!(
+            "CREATE {} ... AS is not supported",
+            kind.as_str().to_ascii_uppercase()
+        )));
+    }
+    p.expect_token(&Token::LParen).map_err(syntax)?;
+    let mut columns = Vec::new();
+    let mut primary_key = Vec::new();
+    let mut watermark = None;
+    loop {
+        if p.consume_token(&Token::RParen) {
+            break;
+        }
+        if matches!(&p.peek_token().token, Token::Word(w) if w.value.eq_ignore_ascii_case("WATERMARK"))
+        {
+            p.next_token();
+            p.expect_keyword_is(Keyword::FOR).map_err(syntax)?;
+            let col = normalize_ident(&p.parse_identifier().map_err(syntax)?);
+            p.expect_keyword_is(Keyword::AS).map_err(syntax)?;
+            let expr: Expr = p.parse_expr().map_err(syntax)?;
+            if watermark.is_some() {
+                return Err(SqlError::InvalidDefinition(
+                    "only one WATERMARK clause is allowed".into(),
+                ));
+            }
+            if kind != RelationKind::Source {
+                return Err(SqlError::InvalidDefinition(
+                    "WATERMARK FOR is only allowed on sources".into(),
+                ));
+            }
+            watermark = Some((col, expr.to_string()));
+        } else if let Some(c) = p.parse_optional_table_constraint().map_err(syntax)? {
+            match c {
+                TableConstraint::PrimaryKey(pk) => {
+                    if !primary_key.is_empty() {
+                        return Err(SqlError::InvalidDefinition(format!(
+                            "multiple primary keys for table \"{name}\" are not allowed"
+                        )));
+                    }
+                    for ic in pk.columns {
+                        match ic.column.expr {
+                            Expr::Identifier(id) => primary_key.push(normalize_ident(&id)),
+                            e => {
+                                return Err(SqlError::Unsupported(format!(
+                                    "primary key on expression {e}"
+                                )))
+                            }
+                        }
+                    }
+                }
+                other => {
+                    return Err(SqlError::Unsupported(format!("table constraint {other}")))
+                }
+            }
+        } else {
+            let def = p.parse_column_def().map_err(syntax)?;
+            let col_name = normalize_ident(&def.name);
+            let mut not_null = false;
+            for opt in def.options {
+                match opt.option {
+                    ColumnOption::NotNull => not_null = true,
+                    ColumnOption::Null => not_null = false,
+                    ColumnOption::PrimaryKey(_) => {
+                        if !primary_key.is_empty() {
+                            return Err(SqlError::InvalidDefinition(format!(
+                                "multiple primary keys for table \"{name}\" are not allowed"
+                            )));
+                        }
+                        primary_key.push(col_name.clone());
+                    }
+                    other => {
+                        return Err(SqlError::Unsupported(format!(
+                            "column option {other} (column \"{col_name}\")"
+                        )))
+                    }
+                }
+            }
+            columns.push(ColumnSpec {
+                name: col_name,
+                data_type: def.data_type,
+                not_null,
+            });
+        }
+        if !p.consume_token(&Token::Comma) {
+            p.expect_token(&Token::RParen).map_err(syntax)?;
+            break;
+        }
+    }
+    let mut options = BTreeMap::new();
+    if p.peek_keyword(Keyword::WITH) {
+        for o in p.parse_options(Keyword::WITH).map_err(syntax)? {
+            match o {
+                SqlOption::KeyValue { key, value } => {
+                    let v = match value {
+                        Expr::Value(v) => match v.value {
+                            ast::Value::SingleQuotedString(s) => s,
+                            other => other.to_string(),
+                        },
+                        other => other.to_string(),
+                    };
+                    options.insert(normalize_ident(&key), v);
+                }
+                other => {
+                    return Err(SqlError::Syntax(format!("invalid option {other}")));
+                }
+            }
+        }
+    }
+    expect_end(&mut p)?;
+    if kind == RelationKind::Source && !primary_key.is_empty() {
+        return Err(SqlError::InvalidDefinition(
+            "a source is append-only and cannot have a PRIMARY KEY; use CREATE TABLE".into(),
+        ));
+    }
+    Ok(Statement::CreateRelation(CreateRelation {
+        kind,
+        name,
+        if_not_exists,
+        columns,
+        primary_key,
+        watermark,
+        options,
+        sql: text.to_string(),
+    }))
+}
+
+fn parse_drop(text: &str) -> Result<Statement, SqlError> {
+    let mut p = parser(text)?;
+    p.expect_keyword_is(Keyword::DROP).map_err(syntax)?;
+    let kind = if p.parse_keyword(Keyword::SOURCE) {
+        DropKind::Source
+    } else if p.parse_keyword(Keyword::TABLE) {
+        DropKind::Table
+    } else if p.parse_keywords(&[Keyword::MATERIALIZED, Keyword::VIEW]) {
+        DropKind::MaterializedView
+    } else if p.parse_keyword(Keyword::VIEW) {
+        DropKind::View
+    } else {
+        let t = p.peek_token().token;
+        return Err(SqlError::Unsupported(format!("DROP {t} is not supported")));
+    };
+    let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+    let names = p
+        .parse_comma_separated(|p| p.parse_object_name(false))
+        .map_err(syntax)?
+        .iter()
+        .map(object_name)
+        .collect::<Result<Vec<_>, _>>()?;
+    let cascade = if p.parse_keyword(Keyword::CASCADE) {
+        true
+    } else {
+        let _ = p.parse_keyword(Keyword::RESTRICT);
+        false
+    };
+    expect_end(&mut p)?;
+    Ok(Statement::Drop(DropStatement {
+        kind,
+        names,
+        if_exists,
+        cascade,
+    }))
+}
+
+fn parse_show(text: &str) -> Result<Statement, SqlError> {
+    let words = leading_words(text, 4);
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    match w.as_slice() {
+        ["SHOW", "SOURCES"] => Ok(Statement::ShowRelations(RelationKind::Source)),
+        ["SHOW", "TABLES"] => Ok(Statement::ShowRelations(RelationKind::Table)),
+        ["SHOW", "MATERIALIZED", "VIEWS"] => Err(SqlError::Unsupported(
+            "SHOW MATERIALIZED VIEWS: materialized views are not supported yet".into(),
+        )),
+        ["SHOW", "ALL"] => Ok(Statement::ShowAll),
+        ["SHOW", "TIME", "ZONE"] => Ok(Statement::ShowVariable("timezone".into())),
+        ["SHOW", "TRANSACTION", "ISOLATION", "LEVEL"] => {
+            Ok(Statement::ShowVariable("transaction_isolation".into()))
+        }
+        _ => {
+            let mut p = parser(text)?;
+            p.expect_keyword_is(Keyword::SHOW).map_err(syntax)?;
+            let name = p.parse_object_name(false).map_err(syntax)?;
+            expect_end(&mut p)?;
+            Ok(Statement::ShowVariable(
+                name.0
+                    .iter()
+                    .filter_map(|p| p.as_ident().map(normalize_ident))
+                    .collect::<Vec<_>>()
+                    .join("."),
+            ))
+        }
+    }
+}
+
+fn parse_set(text: &str) -> Result<Statement, SqlError> {
+    let mut p = parser(text)?;
+    p.expect_keyword_is(Keyword::SET).map_err(syntax)?;
+    let _ = p.parse_one_of_keywords(&[Keyword::SESSION, Keyword::LOCAL]);
+    if p.parse_keywords(&[Keyword::TIME, Keyword::ZONE]) {
+        let value = set_value(&mut p)?;
+        expect_end(&mut p)?;
+        return Ok(Statement::Set {
+            name: "timezone".into(),
+            value,
+        });
+    }
+    if p.parse_keyword(Keyword::NAMES) {
+        let value = set_value(&mut p)?;
+        expect_end(&mut p)?;
+        return Ok(Statement::Set {
+            name: "client_encoding".into(),
+            value,
+        });
+    }
+    if p.parse_keywords(&[Keyword::SESSION, Keyword::CHARACTERISTICS])
+        || p.parse_keyword(Keyword::TRANSACTION)
+    {
+        // SET [SESSION CHARACTERISTICS AS] TRANSACTION ...: accepted, every
+        // statement runs at the one isolation level Freshet has.
+        return Ok(Statement::Discard("SET".into()));
+    }
+    let name = p
+        .parse_object_name(false)
+        .map_err(syntax)?
+        .0
+        .iter()
+        .filter_map(|p| p.as_ident().map(normalize_ident))
+        .collect::<Vec<_>>()
+        .join(".");
+    if !p.consume_token(&Token::Eq) && !p.parse_keyword(Keyword::TO) {
+        return Err(SqlError::Syntax(format!(
+            "syntax error in SET {name}: expected TO or ="
+        )));
+    }
+    let value = set_value(&mut p)?;
+    expect_end(&mut p)?;
+    Ok(Statement::Set { name, value })
+}
+
+/// A SET value: a comma-separated list of words, numbers or strings, or DEFAULT.
+fn set_value(p: &mut Parser) -> Result<Option<String>, SqlError> {
+    if p.parse_keyword(Keyword::DEFAULT) || p.parse_keyword(Keyword::LOCAL) {
+        return Ok(None);
+    }
+    let mut parts = Vec::new();
+    loop {
+        let t = p.next_token();
+        let s = match t.token {
+            Token::SingleQuotedString(s) => s,
+            Token::Word(w) => w.value,
+            Token::Number(n, _) => n,
+            Token::Minus => match p.next_token().token {
+                Token::Number(n, _) => format!("-{n}"),
+                other => return Err(SqlError::Syntax(format!("invalid SET value near {other}"))),
+            },
+            other => return Err(SqlError::Syntax(format!("invalid SET value near {other}"))),
+        };
+        parts.push(s);
+        if !p.consume_token(&Token::Comma) {
+            break;
+        }
+    }
+    Ok(Some(parts.join(", ")))
+}
+
+fn parse_reset(text: &str) -> Result<Statement, SqlError> {
+    let mut p = parser(text)?;
+    p.expect_keyword_is(Keyword::RESET).map_err(syntax)?;
+    if p.parse_keyword(Keyword::ALL) {
+        expect_end(&mut p)?;
+        return Ok(Statement::Reset(None));
+    }
+    let name = normalize_ident(&p.parse_identifier().map_err(syntax)?);
+    expect_end(&mut p)?;
+    Ok(Statement::Reset(Some(name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_top_level_semicolons_only() {
+        let s = split_statements(
+            "SELECT 'a;b'; SELECT \"x;\" FROM t -- c;\n; /* ; */ SELECT $$;$$; SELECT $1;",
+        );
+        assert_eq!(
+            s,
+            vec![
+                "SELECT 'a;b'",
+                "SELECT \"x;\" FROM t -- c;",
+                "/* ; */ SELECT $$;$$",
+                "SELECT $1"
+            ]
+        );
+        assert!(split_statements("  ; ;").is_empty());
+        assert!(split_statements("-- only a comment").is_empty());
+    }
+
+    #[test]
+    fn create_source_with_watermark_and_options() {
+        let p = SqlParser::new();
+        let s = p
+            .parse_one(
+                "CREATE SOURCE IF NOT EXISTS Bids (auction BIGINT, date_time TIMESTAMP NOT NULL, \
+                 WATERMARK FOR date_time AS date_time - INTERVAL '4 seconds') WITH (connector = 'kafka')",
+            )
+            .unwrap();
+        let Statement::CreateRelation(c) = s else {
+            panic!("{s:?}")
+        };
+        assert_eq!(c.name, "bids");
+        assert!(c.if_not_exists);
+        assert_eq!(c.columns.len(), 2);
+        assert!(c.columns[1].not_null);
+        assert_eq!(
+            c.watermark,
+            Some((
+                "date_time".to_string(),
+                "date_time - INTERVAL '4 seconds'".to_string()
+            ))
+        );
+        assert_eq!(c.options.get("connector").map(String::as_str), Some("kafka"));
+    }
+
+    #[test]
+    fn create_table_primary_keys() {
+        let p = SqlParser::new();
+        let Statement::CreateRelation(c) = p
+            .parse_one("CREATE TABLE a (id BIGINT PRIMARY KEY, x INT)")
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(c.primary_key, vec!["id"]);
+        let Statement::CreateRelation(c) = p
+            .parse_one("create table a (k1 int, k2 text, v int, primary key (k1, k2))")
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(c.primary_key, vec!["k1", "k2"]);
+        assert!(p.parse_one("CREATE SOURCE s (id INT PRIMARY KEY)").is_err());
+        assert!(p.parse_one("CREATE TABLE t (a INT,").is_err());
+    }
+
+    #[test]
+    fn session_statements() {
+        let p = SqlParser::new();
+        assert!(matches!(
+            p.parse_one("SET extra_float_digits = 3").unwrap(),
+            Statement::Set { name, value: Some(v) } if name == "extra_float_digits" && v == "3"
+        ));
+        assert!(matches!(
+            p.parse_one("SET TIME ZONE 'UTC'").unwrap(),
+            Statement::Set { name, value: Some(v) } if name == "timezone" && v == "UTC"
+        ));
+        assert!(matches!(
+            p.parse_one("set search_path to public, \"$user\"").unwrap(),
+            Statement::Set { name, value: Some(v) } if name == "search_path" && v == "public, $user"
+        ));
+        assert!(matches!(
+            p.parse_one("SHOW DateStyle").unwrap(),
+            Statement::ShowVariable(n) if n == "datestyle"
+        ));
+        assert!(matches!(p.parse_one("show sources").unwrap(), Statement::ShowRelations(RelationKind::Source)));
+        assert!(matches!(p.parse_one("BEGIN").unwrap(), Statement::Begin));
+        assert!(matches!(
+            p.parse_one("DROP SOURCE IF EXISTS a, b CASCADE").unwrap(),
+            Statement::Drop(DropStatement { kind: DropKind::Source, if_exists: true, cascade: true, .. })
+        ));
+    }
+}

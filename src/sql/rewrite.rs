@@ -1,0 +1,323 @@
+//! AST rewrites that run before DataFusion plans a statement.
+//!
+//! `_offset` is a hidden column: it can be named, but `SELECT *` does not
+//! return it (like Postgres' system columns). DataFusion has no hidden
+//! columns, so a statement that names `_offset` reads each source or table
+//! through a second schema whose tables carry the column, and each `*` over
+//! such a table gets `EXCLUDE (_offset)`. Statements that never name
+//! `_offset` are planned untouched.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions, ExcludeSelectItem, Expr, Ident, ObjectName, Query, Select, SelectItem,
+    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor,
+    VisitMut, VisitorMut, WildcardAdditionalOptions,
+};
+
+use super::parser::{normalize_ident, object_name};
+use super::SqlError;
+use crate::catalog::OFFSET_COLUMN;
+
+/// The schema whose tables expose `_offset`.
+pub const OFFSETS_SCHEMA: &str = "__offsets";
+
+/// Does the statement name the `_offset` column anywhere?
+pub fn mentions_offset(stmt: &Statement) -> bool {
+    let found = visit_expressions(stmt, |e| {
+        let hit = match e {
+            Expr::Identifier(id) => normalize_ident(id) == OFFSET_COLUMN,
+            Expr::CompoundIdentifier(ids) => ids
+                .last()
+                .is_some_and(|id| normalize_ident(id) == OFFSET_COLUMN),
+            _ => false,
+        };
+        if hit {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    found.is_break()
+}
+
+/// Points every source or table in FROM clauses at [`OFFSETS_SCHEMA`] and
+/// keeps `*` from returning `_offset`. `is_relation` says whether a name is a
+/// source or table.
+pub fn expose_offsets(
+    stmt: &mut Statement,
+    is_relation: &dyn Fn(&str) -> bool,
+) -> Result<(), SqlError> {
+    let mut ctes = HashSet::new();
+    collect_ctes(stmt, &mut ctes);
+    let mut v = OffsetVisitor {
+        is_relation,
+        ctes,
+        error: None,
+    };
+    let _ = stmt.visit(&mut v);
+    match v.error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn collect_ctes(stmt: &Statement, out: &mut HashSet<String>) {
+    struct C<'a>(&'a mut HashSet<String>);
+    impl datafusion::sql::sqlparser::ast::Visitor for C<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+            if let Some(with) = &q.with {
+                for cte in &with.cte_tables {
+                    self.0.insert(normalize_ident(&cte.alias.name));
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = datafusion::sql::sqlparser::ast::Visit::visit(stmt, &mut C(out));
+}
+
+struct OffsetVisitor<'a> {
+    is_relation: &'a dyn Fn(&str) -> bool,
+    ctes: HashSet<String>,
+    error: Option<SqlError>,
+}
+
+/// A FROM item: the name it is referred to by, and whether it is one of ours.
+struct FromItem {
+    qualifier: Option<String>,
+    ours: bool,
+}
+
+impl VisitorMut for OffsetVisitor<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        if let Err(e) = self.fix_set_expr(&mut query.body) {
+            self.error = Some(e);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl OffsetVisitor<'_> {
+    fn fix_set_expr(&self, body: &mut SetExpr) -> Result<(), SqlError> {
+        match body {
+            SetExpr::Select(s) => self.fix_select(s),
+            SetExpr::SetOperation { left, right, .. } => {
+                self.fix_set_expr(left)?;
+                self.fix_set_expr(right)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn fix_factor(&self, f: &mut TableFactor, items: &mut Vec<FromItem>) {
+        match f {
+            TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => {
+                let n = match object_name(name) {
+                    Ok(n) => n,
+                    Err(_) => {
+                        items.push(FromItem {
+                            qualifier: None,
+                            ours: false,
+                        });
+                        return;
+                    }
+                };
+                if !self.ctes.contains(&n) && (self.is_relation)(&n) {
+                    let qualifier = match alias {
+                        Some(a) => normalize_ident(&a.name),
+                        None => {
+                            *alias = Some(TableAlias {
+                                explicit: true,
+                                name: Ident::with_quote('"', n.clone()),
+                                columns: vec![],
+                                at: None,
+                            });
+                            n.clone()
+                        }
+                    };
+                    *name = ObjectName::from(vec![
+                        Ident::with_quote('"', OFFSETS_SCHEMA),
+                        Ident::with_quote('"', n),
+                    ]);
+                    items.push(FromItem {
+                        qualifier: Some(qualifier),
+                        ours: true,
+                    });
+                } else {
+                    let qualifier = match alias {
+                        Some(a) => Some(normalize_ident(&a.name)),
+                        None => Some(n),
+                    };
+                    items.push(FromItem {
+                        qualifier,
+                        ours: false,
+                    });
+                }
+            }
+            TableFactor::NestedJoin {
+                table_with_joins,
+                alias,
+            } => {
+                if alias.is_some() {
+                    items.push(FromItem {
+                        qualifier: alias.as_ref().map(|a| normalize_ident(&a.name)),
+                        ours: false,
+                    });
+                } else {
+                    self.fix_factor(&mut table_with_joins.relation, items);
+                    for j in &mut table_with_joins.joins {
+                        self.fix_factor(&mut j.relation, items);
+                    }
+                }
+            }
+            TableFactor::Derived { alias, .. } | TableFactor::Function { alias, .. } => {
+                items.push(FromItem {
+                    qualifier: alias.as_ref().map(|a| normalize_ident(&a.name)),
+                    ours: false,
+                });
+            }
+            _ => items.push(FromItem {
+                qualifier: None,
+                ours: false,
+            }),
+        }
+    }
+
+    fn fix_select(&self, select: &mut Select) -> Result<(), SqlError> {
+        let mut items = Vec::new();
+        for twj in &mut select.from {
+            self.fix_factor(&mut twj.relation, &mut items);
+            for j in &mut twj.joins {
+                self.fix_factor(&mut j.relation, &mut items);
+            }
+        }
+        if !items.iter().any(|i| i.ours) {
+            return Ok(());
+        }
+        let ours: Vec<&str> = items
+            .iter()
+            .filter(|i| i.ours)
+            .filter_map(|i| i.qualifier.as_deref())
+            .collect();
+        let mut projection = Vec::with_capacity(select.projection.len());
+        for item in select.projection.drain(..) {
+            match item {
+                SelectItem::Wildcard(opts) if items.len() == 1 => {
+                    projection.push(SelectItem::Wildcard(exclude_offset(opts)));
+                }
+                SelectItem::Wildcard(opts) => {
+                    let plain = opts.opt_exclude.is_none()
+                        && opts.opt_except.is_none()
+                        && opts.opt_replace.is_none()
+                        && opts.opt_rename.is_none()
+                        && opts.opt_ilike.is_none();
+                    if !plain || items.iter().any(|i| i.qualifier.is_none()) {
+                        return Err(SqlError::Unsupported(
+                            "SELECT * over this FROM clause together with _offset; list the columns"
+                                .into(),
+                        ));
+                    }
+                    for i in &items {
+                        let q = ObjectName::from(vec![Ident::with_quote(
+                            '"',
+                            i.qualifier.clone().unwrap_or_default(),
+                        )]);
+                        let o = if i.ours {
+                            exclude_offset(WildcardAdditionalOptions::default())
+                        } else {
+                            WildcardAdditionalOptions::default()
+                        };
+                        projection.push(SelectItem::QualifiedWildcard(
+                            SelectItemQualifiedWildcardKind::ObjectName(q),
+                            o,
+                        ));
+                    }
+                }
+                SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(n), opts)
+                    if n
+                        .0
+                        .last()
+                        .and_then(|p| p.as_ident())
+                        .is_some_and(|id| ours.contains(&normalize_ident(id).as_str())) =>
+                {
+                    projection.push(SelectItem::QualifiedWildcard(
+                        SelectItemQualifiedWildcardKind::ObjectName(n),
+                        exclude_offset(opts),
+                    ));
+                }
+                other => projection.push(other),
+            }
+        }
+        select.projection = projection;
+        Ok(())
+    }
+}
+
+fn exclude_offset(mut opts: WildcardAdditionalOptions) -> WildcardAdditionalOptions {
+    let off = ObjectName::from(vec![Ident::new(OFFSET_COLUMN)]);
+    opts.opt_exclude = Some(match opts.opt_exclude.take() {
+        None => ExcludeSelectItem::Single(off),
+        Some(ExcludeSelectItem::Single(x)) => ExcludeSelectItem::Multiple(vec![x, off]),
+        Some(ExcludeSelectItem::Multiple(mut v)) => {
+            v.push(off);
+            ExcludeSelectItem::Multiple(v)
+        }
+    });
+    opts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::parser::{SqlParser, Statement as S};
+
+    fn rewrite(sql: &str) -> String {
+        let S::Sql(mut st) = SqlParser::new().parse_one(sql).unwrap() else {
+            panic!()
+        };
+        if mentions_offset(&st) {
+            expose_offsets(&mut st, &|n| n == "bids" || n == "auctions").unwrap();
+        }
+        st.to_string()
+    }
+
+    #[test]
+    fn untouched_without_offset() {
+        assert_eq!(rewrite("SELECT * FROM bids"), "SELECT * FROM bids");
+    }
+
+    #[test]
+    fn single_table() {
+        assert_eq!(
+            rewrite("SELECT _offset, * FROM bids ORDER BY _offset"),
+            "SELECT _offset, * EXCLUDE (_offset) FROM \"__offsets\".\"bids\" AS \"bids\" ORDER BY _offset"
+        );
+    }
+
+    #[test]
+    fn join_expands_star_per_table() {
+        assert_eq!(
+            rewrite("SELECT b._offset, * FROM bids b JOIN auctions a ON a.id = b.auction"),
+            "SELECT b._offset, \"b\".* EXCLUDE (_offset), \"a\".* EXCLUDE (_offset) FROM \"__offsets\".\"bids\" AS b JOIN \"__offsets\".\"auctions\" AS a ON a.id = b.auction"
+        );
+    }
+
+    #[test]
+    fn cte_names_shadow_relations() {
+        assert_eq!(
+            rewrite("WITH bids AS (SELECT 1 AS _offset) SELECT _offset FROM bids"),
+            "WITH bids AS (SELECT 1 AS _offset) SELECT _offset FROM bids"
+        );
+    }
+}
