@@ -9,7 +9,11 @@ use freshet::server::{self, ServerOptions};
 use freshet::{Engine, EngineConfig};
 
 #[derive(Parser, Debug)]
-#[command(name = "freshet", version, about = "A streaming SQL database that speaks the Postgres wire protocol")]
+#[command(
+    name = "freshet",
+    version,
+    about = "A streaming SQL database that speaks the Postgres wire protocol"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

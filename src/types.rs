@@ -191,9 +191,7 @@ mod tests {
     use datafusion::sql::sqlparser::parser::Parser;
 
     fn parse(t: &str) -> SqlType {
-        let mut p = Parser::new(&PostgreSqlDialect {})
-            .try_with_sql(t)
-            .unwrap();
+        let mut p = Parser::new(&PostgreSqlDialect {}).try_with_sql(t).unwrap();
         SqlType::from_ast(&p.parse_data_type().unwrap()).unwrap()
     }
 

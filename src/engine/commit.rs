@@ -271,9 +271,9 @@ impl Committer {
                     continue;
                 }
                 if let Some(f) = &self.failed {
-                    let _ = req
-                        .reply
-                        .send(Err(EngineError::Internal(format!("writes are disabled after a storage failure: {f}"))));
+                    let _ = req.reply.send(Err(EngineError::Internal(format!(
+                        "writes are disabled after a storage failure: {f}"
+                    ))));
                     continue;
                 }
                 if let Op::DropRelation { id } = &req.op {
@@ -600,4 +600,3 @@ fn change_batch(
     columns.push(Arc::new(refs.finish()));
     Ok(RecordBatch::try_new(change_schema(user), columns)?)
 }
-

@@ -138,9 +138,7 @@ impl RelationData {
     /// Finds a live row by offset: (segment index, row index).
     pub fn locate(&self, offset: u64) -> Option<(usize, usize)> {
         let off = i64::try_from(offset).ok()?;
-        let seg = self
-            .segments
-            .partition_point(|s| s.last_offset() < off);
+        let seg = self.segments.partition_point(|s| s.last_offset() < off);
         let s = self.segments.get(seg)?;
         if s.first_offset() > off {
             return None;
@@ -275,7 +273,10 @@ mod tests {
         d.retract(&[1]).unwrap();
         assert_eq!(live_values(&d), vec![(10, 0), (12, 2), (13, 3)]);
         assert!(d.locate(1).is_none());
-        assert_eq!(d.take(&[3, 0]).unwrap().unwrap(), (user(vec![10, 13]), vec![0, 3]));
+        assert_eq!(
+            d.take(&[3, 0]).unwrap().unwrap(),
+            (user(vec![13, 10]), vec![3, 0])
+        );
         d.retract(&[0, 2]).unwrap();
         assert_eq!(live_values(&d), vec![(13, 3)]);
         assert_eq!(d.locate(3), Some((0, 0)));

@@ -111,7 +111,6 @@ impl Engine {
                 report.swept_logs += 1;
             }
         }
-        let mut catalog = catalog;
         while catalog.next_id() < next_id {
             catalog.allocate_id();
         }
@@ -207,10 +206,7 @@ impl Engine {
     }
 
     /// Drops relations. Missing ones are an error unless `if_exists`.
-    pub async fn drop_relations(
-        &self,
-        d: &crate::sql::parser::DropStatement,
-    ) -> Result<()> {
+    pub async fn drop_relations(&self, d: &crate::sql::parser::DropStatement) -> Result<()> {
         use crate::catalog::RelationKind;
         use crate::sql::parser::DropKind;
         let _ddl = self.ddl_lock.lock().await;

@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::memory::MemorySourceConfig;
-use datafusion::catalog::{CatalogProvider, CatalogProviderList, SchemaProvider, Session, TableProvider};
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, SchemaProvider, Session, TableProvider,
+};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -152,8 +154,11 @@ impl SchemaProvider for RelationSchema {
             return Ok(None);
         };
         Ok(engine.relation(name).map(|def| {
-            Arc::new(RelationTable::new(def, self.with_offset, self.engine.clone()))
-                as Arc<dyn TableProvider>
+            Arc::new(RelationTable::new(
+                def,
+                self.with_offset,
+                self.engine.clone(),
+            )) as Arc<dyn TableProvider>
         }))
     }
 
@@ -234,7 +239,10 @@ impl TableProvider for RelationTable {
                 batches.push(b.project(&user_cols)?);
             }
         }
-        let parts = state.config().target_partitions().clamp(1, batches.len().max(1));
+        let parts = state
+            .config()
+            .target_partitions()
+            .clamp(1, batches.len().max(1));
         let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); parts];
         for (i, b) in batches.into_iter().enumerate() {
             partitions[i % parts].push(b);
@@ -267,13 +275,19 @@ impl CatalogInfo for FreshetCatalogInfo {
     }
 
     async fn schema_names(&self, catalog_name: &str) -> DfResult<Option<Vec<String>>> {
-        Ok(self
-            .list
-            .catalog(catalog_name)
-            .map(|c| c.schema_names().into_iter().filter(|s| s != OFFSETS_SCHEMA).collect()))
+        Ok(self.list.catalog(catalog_name).map(|c| {
+            c.schema_names()
+                .into_iter()
+                .filter(|s| s != OFFSETS_SCHEMA)
+                .collect()
+        }))
     }
 
-    async fn table_names(&self, catalog_name: &str, schema_name: &str) -> DfResult<Option<Vec<String>>> {
+    async fn table_names(
+        &self,
+        catalog_name: &str,
+        schema_name: &str,
+    ) -> DfResult<Option<Vec<String>>> {
         if schema_name == OFFSETS_SCHEMA {
             return Ok(None);
         }
@@ -290,7 +304,11 @@ impl CatalogInfo for FreshetCatalogInfo {
         schema_name: &str,
         table_name: &str,
     ) -> DfResult<Option<SchemaRef>> {
-        let Some(schema) = self.list.catalog(catalog_name).and_then(|c| c.schema(schema_name)) else {
+        let Some(schema) = self
+            .list
+            .catalog(catalog_name)
+            .and_then(|c| c.schema(schema_name))
+        else {
             return Ok(None);
         };
         let Some(t) = schema.table(table_name).await? else {
@@ -312,7 +330,11 @@ impl CatalogInfo for FreshetCatalogInfo {
         schema_name: &str,
         table_name: &str,
     ) -> DfResult<Option<TableType>> {
-        match self.list.catalog(catalog_name).and_then(|c| c.schema(schema_name)) {
+        match self
+            .list
+            .catalog(catalog_name)
+            .and_then(|c| c.schema(schema_name))
+        {
             Some(s) => s.table_type(table_name).await,
             None => Ok(None),
         }
@@ -347,7 +369,9 @@ impl ScalarUDFImpl for VersionUdf {
     }
 
     fn invoke_with_args(&self, _args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(version_string()))))
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+            version_string(),
+        ))))
     }
 }
 

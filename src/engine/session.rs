@@ -36,7 +36,10 @@ pub enum Output {
     /// `COPY ... FROM STDIN` waits for data.
     CopyIn(Box<CopyIn>),
     /// A parameter was set; reportable ones are sent to the client.
-    Set { name: String, value: String },
+    Set {
+        name: String,
+        value: String,
+    },
     Begin,
     Commit,
     Rollback,
@@ -129,7 +132,9 @@ impl Params {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(&Params::canonical(name)).map(String::as_str)
+        self.values
+            .get(&Params::canonical(name))
+            .map(String::as_str)
     }
 
     /// Sets a parameter; returns its canonical name and new value.
@@ -158,7 +163,10 @@ impl Params {
                 // One isolation level exists; accept the names drivers send.
                 self.values.insert(key.clone(), value.to_ascii_lowercase());
             }
-            "server_version" | "server_version_num" | "server_encoding" | "integer_datetimes"
+            "server_version"
+            | "server_version_num"
+            | "server_encoding"
+            | "integer_datetimes"
             | "max_identifier_length" => {
                 return Err(EngineError::InvalidParameterValue(format!(
                     "parameter \"{key}\" cannot be changed"

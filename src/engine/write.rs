@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{new_null_array, Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, RecordBatch, StringArray,
+};
 use datafusion::arrow::compute::concat;
 use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use datafusion::common::ScalarValue;
@@ -21,7 +23,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use futures::StreamExt;
 
-use super::commit::{Op, OnConflict, Outcome};
+use super::commit::{OnConflict, Op, Outcome};
 use super::error::{EngineError, Result};
 use super::session::{bind, param_types, Output, Session};
 use super::Engine;
@@ -139,7 +141,10 @@ pub async fn plan(session: &Session, stmt: &ast::Statement) -> Result<WritePlan>
                     let i = column_position(&rel, last_ident(c)?)?;
                     if p.contains(&i) {
                         return Err(EngineError::Sql(crate::sql::SqlError::DuplicateColumn(
-                            format!("column \"{}\" specified more than once", rel.columns[i].name),
+                            format!(
+                                "column \"{}\" specified more than once",
+                                rel.columns[i].name
+                            ),
                         )));
                     }
                     p.push(i);
@@ -178,7 +183,9 @@ pub async fn plan(session: &Session, stmt: &ast::Statement) -> Result<WritePlan>
                             let mut cols = Vec::new();
                             for a in &u.assignments {
                                 let AssignmentTarget::ColumnName(target) = &a.target else {
-                                    return Err(unsupported("ON CONFLICT DO UPDATE with a tuple target"));
+                                    return Err(unsupported(
+                                        "ON CONFLICT DO UPDATE with a tuple target",
+                                    ));
                                 };
                                 let i = column_position(&rel, last_ident(target)?)?;
                                 let ok = match &a.value {
@@ -300,7 +307,12 @@ pub async fn plan(session: &Session, stmt: &ast::Statement) -> Result<WritePlan>
                     None => quote(&c.name),
                 }))
                 .collect();
-            let sql = select_sql(&rel, alias.as_ref().map(|a| &a.name), &projection, u.selection.as_ref());
+            let sql = select_sql(
+                &rel,
+                alias.as_ref().map(|a| &a.name),
+                &projection,
+                u.selection.as_ref(),
+            );
             let select = plan_internal(session, &sql).await?;
             Ok(WritePlan::Update { rel, select })
         }
@@ -564,7 +576,13 @@ async fn eval_cell(session: &Session, e: &Expr, params: &[ScalarValue]) -> Resul
     Ok(ScalarValue::try_from_array(b.column(0), 0)?)
 }
 
-fn cell_error(e: CellError, rel: &RelationDef, col: &ColumnDef, row_base: usize, what: &str) -> EngineError {
+fn cell_error(
+    e: CellError,
+    rel: &RelationDef,
+    col: &ColumnDef,
+    row_base: usize,
+    what: &str,
+) -> EngineError {
     EngineError::Value {
         kind: e.kind,
         message: format!(
@@ -590,7 +608,8 @@ fn assemble(
     let mut cols: Vec<Option<ArrayRef>> = vec![None; rel.columns.len()];
     for (arr, &p) in provided.into_iter().zip(positions) {
         let col = &rel.columns[p];
-        let typed = coerce::to_column(&arr, col).map_err(|e| cell_error(e, rel, col, row_base, what))?;
+        let typed =
+            coerce::to_column(&arr, col).map_err(|e| cell_error(e, rel, col, row_base, what))?;
         cols[p] = Some(typed);
     }
     let mut out = Vec::with_capacity(cols.len());
@@ -665,8 +684,8 @@ async fn values_batch(
                     Cell::Text(t) => Arc::new(StringArray::from(vec![t.clone()])),
                     Cell::Value(v) => v.to_array()?,
                 };
-                let typed = coerce::to_column(&a, col)
-                    .map_err(|e| cell_error(e, rel, col, i, "row"))?;
+                let typed =
+                    coerce::to_column(&a, col).map_err(|e| cell_error(e, rel, col, i, "row"))?;
                 parts.push(typed);
             }
             let refs: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
@@ -678,7 +697,11 @@ async fn values_batch(
 }
 
 /// Runs a planned write.
-pub async fn execute(session: &Session, plan: &WritePlan, params: &[ScalarValue]) -> Result<Output> {
+pub async fn execute(
+    session: &Session,
+    plan: &WritePlan,
+    params: &[ScalarValue],
+) -> Result<Output> {
     let engine = session.engine().clone();
     match plan {
         WritePlan::Insert(ins) => {
@@ -705,7 +728,14 @@ pub async fn execute(session: &Session, plan: &WritePlan, params: &[ScalarValue]
                         if n == 0 {
                             continue;
                         }
-                        out.push(assemble(&ins.rel, &ins.positions, b.columns().to_vec(), n, base, "row")?);
+                        out.push(assemble(
+                            &ins.rel,
+                            &ins.positions,
+                            b.columns().to_vec(),
+                            n,
+                            base,
+                            "row",
+                        )?);
                         base += n;
                     }
                     out
@@ -741,12 +771,28 @@ pub async fn execute(session: &Session, plan: &WritePlan, params: &[ScalarValue]
             let mut base = 0;
             for b in batches {
                 let n = b.num_rows();
-                offsets.extend(b.column(0).as_primitive::<Int64Type>().values().iter().map(|o| *o as u64));
-                news.push(assemble(rel, &positions, b.columns()[1..].to_vec(), n, base, "updated row")?);
+                offsets.extend(
+                    b.column(0)
+                        .as_primitive::<Int64Type>()
+                        .values()
+                        .iter()
+                        .map(|o| *o as u64),
+                );
+                news.push(assemble(
+                    rel,
+                    &positions,
+                    b.columns()[1..].to_vec(),
+                    n,
+                    base,
+                    "updated row",
+                )?);
                 base += n;
             }
             if offsets.is_empty() {
-                return Ok(Output::Command { tag: "UPDATE", rows: Some(0) });
+                return Ok(Output::Command {
+                    tag: "UPDATE",
+                    rows: Some(0),
+                });
             }
             let insert = datafusion::arrow::compute::concat_batches(&rel.schema(), &news)?;
             let o = engine
@@ -778,7 +824,10 @@ pub async fn execute(session: &Session, plan: &WritePlan, params: &[ScalarValue]
                 })
                 .collect();
             if offsets.is_empty() {
-                return Ok(Output::Command { tag: "DELETE", rows: Some(0) });
+                return Ok(Output::Command {
+                    tag: "DELETE",
+                    rows: Some(0),
+                });
             }
             let o = engine
                 .commit(Op::Change {
@@ -812,7 +861,11 @@ pub async fn execute(session: &Session, plan: &WritePlan, params: &[ScalarValue]
     }
 }
 
-async fn run_select(session: &Session, select: &LogicalPlan, params: &[ScalarValue]) -> Result<Vec<RecordBatch>> {
+async fn run_select(
+    session: &Session,
+    select: &LogicalPlan,
+    params: &[ScalarValue],
+) -> Result<Vec<RecordBatch>> {
     let plan = bind(select, params)?;
     let state = session.statement_state();
     let physical = state.create_physical_plan(&plan).await?;

@@ -110,9 +110,9 @@ pub fn from_text(texts: &StringArray, col: &ColumnDef) -> Result<ArrayRef, CellE
             for (i, v) in texts.iter().enumerate() {
                 match v {
                     None => b.append_null(),
-                    Some(s) => b.append_value(
-                        parse_float(s).ok_or_else(|| invalid(i, ty, s))? as f32,
-                    ),
+                    Some(s) => {
+                        b.append_value(parse_float(s).ok_or_else(|| invalid(i, ty, s))? as f32)
+                    }
                 }
             }
             Arc::new(b.finish())
@@ -263,7 +263,7 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 pub fn parse_bytea(s: &str) -> Option<Vec<u8>> {
     if let Some(hex) = s.strip_prefix("\\x").or_else(|| s.strip_prefix("\\X")) {
         let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return None;
         }
         return digits
@@ -284,7 +284,9 @@ pub fn parse_bytea(s: &str) -> Option<Vec<u8>> {
                 out.push(b'\\');
                 i += 2;
             } else if i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-                let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+                let v = (b[i + 1] - b'0') as u32 * 64
+                    + (b[i + 2] - b'0') as u32 * 8
+                    + (b[i + 3] - b'0') as u32;
                 out.push(u8::try_from(v).ok()?);
                 i += 4;
             } else {
@@ -326,7 +328,10 @@ pub fn cast_checked(arr: &ArrayRef, col: &ColumnDef) -> Result<ArrayRef, CellErr
             if arr.is_valid(i) && out.is_null(i) {
                 let shown = datafusion::arrow::util::display::array_value_to_string(arr, i)
                     .unwrap_or_default();
-                let kind = if matches!(arr.data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) {
+                let kind = if matches!(
+                    arr.data_type(),
+                    DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+                ) {
                     CellErrorKind::Datatype
                 } else {
                     CellErrorKind::OutOfRange
@@ -352,9 +357,8 @@ pub fn to_column(arr: &ArrayRef, col: &ColumnDef) -> Result<ArrayRef, CellError>
             from_text(arr.as_string::<i32>(), col)?
         }
         DataType::Utf8View | DataType::LargeUtf8 => {
-            let s = cast_with_options(arr, &DataType::Utf8, &CastOptions::default()).map_err(|e| {
-                err(0, CellErrorKind::Datatype, e.to_string())
-            })?;
+            let s = cast_with_options(arr, &DataType::Utf8, &CastOptions::default())
+                .map_err(|e| err(0, CellErrorKind::Datatype, e.to_string()))?;
             from_text(s.as_string::<i32>(), col)?
         }
         DataType::Null => datafusion::arrow::array::new_null_array(&col.ty.to_arrow(), arr.len()),
@@ -373,7 +377,10 @@ pub fn to_column(arr: &ArrayRef, col: &ColumnDef) -> Result<ArrayRef, CellError>
         return Err(err(
             row,
             CellErrorKind::NotNull,
-            format!("null value in column \"{}\" violates not-null constraint", col.name),
+            format!(
+                "null value in column \"{}\" violates not-null constraint",
+                col.name
+            ),
         ));
     }
     Ok(out)
@@ -402,8 +409,15 @@ mod tests {
 
     #[test]
     fn integers_with_blanks_and_errors() {
-        let a = from_text(&texts(&[Some(" 12 "), None, Some("-3")]), &col(SqlType::Int8)).unwrap();
-        assert_eq!(a.as_primitive::<datafusion::arrow::datatypes::Int64Type>(), &Int64Array::from(vec![Some(12), None, Some(-3)]));
+        let a = from_text(
+            &texts(&[Some(" 12 "), None, Some("-3")]),
+            &col(SqlType::Int8),
+        )
+        .unwrap();
+        assert_eq!(
+            a.as_primitive::<datafusion::arrow::datatypes::Int64Type>(),
+            &Int64Array::from(vec![Some(12), None, Some(-3)])
+        );
         let e = from_text(&texts(&[Some("1"), Some("x1")]), &col(SqlType::Int4)).unwrap_err();
         assert_eq!((e.row, e.kind), (1, CellErrorKind::InvalidText));
         let e = from_text(&texts(&[Some("40000")]), &col(SqlType::Int2)).unwrap_err();
@@ -427,10 +441,16 @@ mod tests {
             &col(SqlType::Timestamp),
         )
         .unwrap();
-        let t = a.as_any().downcast_ref::<TimestampMicrosecondArray>().unwrap();
+        let t = a
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
         assert_eq!(t.value(1) - t.value(0), 1_500_000);
-        let e = from_text(&texts(&[Some("2026-01-01"), Some("yesterday-ish")]), &col(SqlType::Timestamp))
-            .unwrap_err();
+        let e = from_text(
+            &texts(&[Some("2026-01-01"), Some("yesterday-ish")]),
+            &col(SqlType::Timestamp),
+        )
+        .unwrap_err();
         assert_eq!(e.row, 1);
         assert_eq!(e.kind, CellErrorKind::InvalidText);
     }
@@ -439,7 +459,10 @@ mod tests {
     fn numeric_overflow_and_not_null() {
         let e = from_text(
             &texts(&[Some("1.5"), Some("123456")]),
-            &col(SqlType::Numeric { precision: 4, scale: 1 }),
+            &col(SqlType::Numeric {
+                precision: 4,
+                scale: 1,
+            }),
         )
         .unwrap_err();
         assert_eq!((e.row, e.kind), (1, CellErrorKind::OutOfRange));
@@ -452,8 +475,11 @@ mod tests {
 
     #[test]
     fn varchar_length_is_enforced() {
-        let e = from_text(&texts(&[Some("ab"), Some("abcd")]), &col(SqlType::Varchar { max_len: Some(3) }))
-            .unwrap_err();
+        let e = from_text(
+            &texts(&[Some("ab"), Some("abcd")]),
+            &col(SqlType::Varchar { max_len: Some(3) }),
+        )
+        .unwrap_err();
         assert_eq!((e.row, e.kind), (1, CellErrorKind::TooLong));
     }
 }

@@ -181,7 +181,8 @@ impl CopyDecoder {
             if rec.last() == Some(&b'\r') {
                 rec = &rec[..rec.len() - 1];
             }
-            if self.format.kind == CopyFormatKind::Csv && unbalanced_quotes(rec, self.format.quote) {
+            if self.format.kind == CopyFormatKind::Csv && unbalanced_quotes(rec, self.format.quote)
+            {
                 return Err(self.bad(self.line + 1, "unterminated CSV quoted field".into()));
             }
             self.record(rec)?;
@@ -216,8 +217,10 @@ impl CopyDecoder {
             ),
         })?;
         let fields = match self.format.kind {
-            CopyFormatKind::Text => split_text(text, self.format.delimiter as char, &self.format.null)
-                .map_err(|m| self.bad(line, m))?,
+            CopyFormatKind::Text => {
+                split_text(text, self.format.delimiter as char, &self.format.null)
+                    .map_err(|m| self.bad(line, m))?
+            }
             CopyFormatKind::Csv => split_csv(text, &self.format).map_err(|m| self.bad(line, m))?,
         };
         if fields.len() > self.columns.len() {
@@ -424,20 +427,32 @@ fn split_csv(rec: &str, f: &CopyFormat) -> Result<Vec<Option<String>>, String> {
 mod tests {
     use super::*;
     use crate::types::SqlType;
-    use std::sync::Arc;
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::{Int64Type, Schema};
+    use std::sync::Arc;
 
     fn cols() -> Vec<ColumnDef> {
         vec![
-            ColumnDef { name: "id".into(), ty: SqlType::Int8, nullable: false },
-            ColumnDef { name: "name".into(), ty: SqlType::Text, nullable: true },
+            ColumnDef {
+                name: "id".into(),
+                ty: SqlType::Int8,
+                nullable: false,
+            },
+            ColumnDef {
+                name: "name".into(),
+                ty: SqlType::Text,
+                nullable: true,
+            },
         ]
     }
 
     fn decoder(f: CopyFormat) -> CopyDecoder {
         let c = cols();
-        let schema = Arc::new(Schema::new(c.iter().map(|c| c.ty.field(&c.name, c.nullable)).collect::<Vec<_>>()));
+        let schema = Arc::new(Schema::new(
+            c.iter()
+                .map(|c| c.ty.field(&c.name, c.nullable))
+                .collect::<Vec<_>>(),
+        ));
         CopyDecoder::new("t", f, c, vec![0, 1], schema)
     }
 
@@ -459,7 +474,8 @@ mod tests {
         let mut f = CopyFormat::csv();
         f.header = true;
         let mut d = decoder(f);
-        d.feed(b"id,name\r\n1,\"x, \"\"y\"\"\nz\"\n2,\n3,\"\"").unwrap();
+        d.feed(b"id,name\r\n1,\"x, \"\"y\"\"\nz\"\n2,\n3,\"\"")
+            .unwrap();
         let (batches, rows) = d.finish().unwrap();
         assert_eq!(rows, 3);
         let names = batches[0].column(1).as_string::<i32>();
@@ -478,10 +494,18 @@ mod tests {
         assert!(e.message.contains("line 3, column id"), "{}", e.message);
         let mut d = decoder(f.clone());
         let e = d.feed(b"id,name\n1,a,extra\n").unwrap_err();
-        assert!(e.message.contains("extra data") && e.message.contains("line 2"), "{}", e.message);
+        assert!(
+            e.message.contains("extra data") && e.message.contains("line 2"),
+            "{}",
+            e.message
+        );
         let mut d = decoder(f);
         let e = d.feed(b"id,name\n1\n").unwrap_err();
-        assert!(e.message.contains("missing data for column \"name\""), "{}", e.message);
+        assert!(
+            e.message.contains("missing data for column \"name\""),
+            "{}",
+            e.message
+        );
         let mut d = decoder(CopyFormat::text());
         d.feed(b"\\N\tx\n").unwrap();
         let e = d.finish().unwrap_err();

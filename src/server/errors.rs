@@ -131,8 +131,9 @@ pub fn message(e: &EngineError) -> String {
 
 fn datafusion_message(e: &DataFusionError) -> String {
     match e {
-        DataFusionError::Context(_, inner)
-        | DataFusionError::Diagnostic(_, inner) => datafusion_message(inner),
+        DataFusionError::Context(_, inner) | DataFusionError::Diagnostic(_, inner) => {
+            datafusion_message(inner)
+        }
         DataFusionError::Shared(inner) => datafusion_message(inner),
         DataFusionError::SchemaError(s, _) => match s.as_ref() {
             SchemaError::FieldNotFound { field, .. } => {
@@ -160,7 +161,13 @@ fn missing_table(m: &str) -> Option<String> {
     if !rest[end..].contains("not found") {
         return None;
     }
-    Some(rest[..end].rsplit('.').next().unwrap_or_default().to_string())
+    Some(
+        rest[..end]
+            .rsplit('.')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    )
 }
 
 pub fn error_info(e: &EngineError) -> ErrorInfo {
@@ -195,9 +202,6 @@ mod tests {
             message: "x".into(),
         };
         assert_eq!(sqlstate(&e), "22P02");
-        assert_eq!(
-            sqlstate(&EngineError::UniqueViolation("k".into())),
-            "23505"
-        );
+        assert_eq!(sqlstate(&EngineError::UniqueViolation("k".into())), "23505");
     }
 }

@@ -28,6 +28,7 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::types::format::FormatOptions;
 
 use super::errors::{error_info, to_pgwire};
+use super::text;
 use crate::engine::session::{Output, Prepared, Session, REPORTED};
 use crate::engine::write::CopyIn;
 use crate::engine::{Engine, EngineError};
@@ -43,7 +44,11 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(session: Session, engine: Arc<Engine>, manager: Arc<ConnectionManager>) -> Arc<Conn> {
+    pub fn new(
+        session: Session,
+        engine: Arc<Engine>,
+        manager: Arc<ConnectionManager>,
+    ) -> Arc<Conn> {
         Arc::new_cyclic(|me| Conn {
             me: me.clone(),
             session: tokio::sync::Mutex::new(session),
@@ -107,7 +112,11 @@ impl ErrorHandler for LogErrors {
 }
 
 /// Field descriptions for a result schema; jsonb columns are reported as jsonb.
-fn fields(schema: &SchemaRef, format: &Format, opts: Arc<FormatOptions>) -> PgWireResult<Vec<FieldInfo>> {
+fn fields(
+    schema: &SchemaRef,
+    format: &Format,
+    opts: Arc<FormatOptions>,
+) -> PgWireResult<Vec<FieldInfo>> {
     let mut out = arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, Some(opts))?;
     for (i, f) in schema.fields().iter().enumerate() {
         if f.metadata().get(SQL_TYPE_KEY).map(String::as_str) == Some("jsonb")
@@ -137,7 +146,12 @@ impl FormatExt for pgwire::api::results::FieldFormat {
 
 impl Conn {
     /// Turns an engine output into a pgwire response.
-    async fn respond<C>(&self, client: &mut C, out: Output, format: &Format) -> PgWireResult<Response>
+    async fn respond<C>(
+        &self,
+        client: &mut C,
+        out: Output,
+        format: &Format,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -146,13 +160,26 @@ impl Conn {
         Ok(match out {
             Output::Rows { schema, stream } => {
                 let fields = Arc::new(fields(&schema, format, format_options(client))?);
+                // Columns whose text form Freshet renders itself.
+                let text_cols: Vec<usize> = schema
+                    .fields()
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, f)| {
+                        !fields[*i].format().is_binary() && text::needs_text(f.data_type())
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
                 let f2 = fields.clone();
                 let rows = stream
                     .map(move |batch| {
-                        let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> = match batch {
-                            Ok(b) => arrow_pg::datatypes::encode_recordbatch(f2.clone(), b),
-                            Err(e) => Box::new(std::iter::once(Err(to_pgwire(&EngineError::DataFusion(e))))),
-                        };
+                        let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> =
+                            match batch.map_err(EngineError::DataFusion).and_then(|b| {
+                                text::render(&b, &text_cols).map_err(EngineError::from)
+                            }) {
+                                Ok(b) => arrow_pg::datatypes::encode_recordbatch(f2.clone(), b),
+                                Err(e) => Box::new(std::iter::once(Err(to_pgwire(&e)))),
+                            };
                         stream::iter(rows)
                     })
                     .flatten();
@@ -246,7 +273,12 @@ pub type Stmt = Arc<Prepared>;
 impl QueryParser for Planner {
     type Statement = Stmt;
 
-    async fn parse_sql<C>(&self, _client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<Option<Stmt>>
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Stmt>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
@@ -284,7 +316,11 @@ impl QueryParser for Planner {
             .collect()
     }
 
-    fn get_result_schema(&self, stmt: &Stmt, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(
+        &self,
+        stmt: &Stmt,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
         match &stmt.schema {
             Some(s) => fields(
                 s,
@@ -327,7 +363,12 @@ impl ExtendedQueryHandler for Conn {
         Arc::new(Planner(self.me.clone()))
     }
 
-    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Stmt>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Stmt>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Stmt>,
@@ -335,12 +376,15 @@ impl ExtendedQueryHandler for Conn {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let prepared = portal.statement.statement.clone();
-        let inferred: Vec<Option<&DataType>> = prepared.param_types.iter().map(|t| t.as_ref()).collect();
+        let inferred: Vec<Option<&DataType>> =
+            prepared.param_types.iter().map(|t| t.as_ref()).collect();
         let params: Vec<ScalarValue> = if portal.parameter_len() == 0 {
             vec![]
         } else {
             match arrow_pg::datatypes::df::deserialize_parameters(portal, &inferred)? {
-                datafusion::common::ParamValues::List(v) => v.into_iter().map(|s| s.value().clone()).collect(),
+                datafusion::common::ParamValues::List(v) => {
+                    v.into_iter().map(|s| s.value().clone()).collect()
+                }
                 datafusion::common::ParamValues::Map(_) => {
                     return Err(to_pgwire(&EngineError::ProtocolViolation(
                         "named parameters are not supported".into(),
@@ -350,7 +394,10 @@ impl ExtendedQueryHandler for Conn {
         };
         let mut session = self.session.lock().await;
         match session.execute(&prepared, &params).await {
-            Ok(out) => self.respond(client, out, &portal.result_column_format).await,
+            Ok(out) => {
+                self.respond(client, out, &portal.result_column_format)
+                    .await
+            }
             Err(e) => Err(to_pgwire(&e)),
         }
     }
@@ -390,7 +437,9 @@ impl CopyHandler for Conn {
                     t = t.with_rows(n);
                 }
                 client
-                    .send(PgWireBackendMessage::CommandComplete(CommandComplete::from(t)))
+                    .send(PgWireBackendMessage::CommandComplete(
+                        CommandComplete::from(t),
+                    ))
                     .await?;
                 Ok(())
             }

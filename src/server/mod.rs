@@ -6,6 +6,7 @@
 
 pub mod errors;
 pub mod handler;
+pub mod text;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -79,14 +80,19 @@ pub async fn serve(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
-    tracing::info!(open = connections.len(), "shutting down: no new connections; finishing running statements");
+    tracing::info!(
+        open = connections.len(),
+        "shutting down: no new connections; finishing running statements"
+    );
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(options.drain_timeout, async {
         while connections.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
-        tracing::warn!("statements still running after the drain timeout; closing their connections");
+        tracing::warn!(
+            "statements still running after the drain timeout; closing their connections"
+        );
         connections.abort_all();
     }
     engine.shutdown().await;
@@ -101,7 +107,11 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
 ) {
     tracing::debug!(%peer, "connection opened");
-    let mut task = tokio::spawn(pgwire::tokio::process_socket(socket, None, Handlers(conn.clone())));
+    let mut task = tokio::spawn(pgwire::tokio::process_socket(
+        socket,
+        None,
+        Handlers(conn.clone()),
+    ));
     tokio::select! {
         r = &mut task => {
             if let Ok(Err(e)) = r {

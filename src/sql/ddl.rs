@@ -39,11 +39,12 @@ pub fn relation_def(c: &CreateRelation, id: u64) -> Result<RelationDef, SqlError
     }
     let mut primary_key = Vec::with_capacity(c.primary_key.len());
     for k in &c.primary_key {
-        let idx = columns.iter().position(|col| &col.name == k).ok_or_else(|| {
-            SqlError::UndefinedColumn(format!(
-                "column \"{k}\" named in key does not exist"
-            ))
-        })?;
+        let idx = columns
+            .iter()
+            .position(|col| &col.name == k)
+            .ok_or_else(|| {
+                SqlError::UndefinedColumn(format!("column \"{k}\" named in key does not exist"))
+            })?;
         if primary_key.contains(&idx) {
             return Err(SqlError::DuplicateColumn(format!(
                 "column \"{k}\" appears twice in primary key constraint"

@@ -244,7 +244,9 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
                 while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
                     j += 1;
                 }
-                let tag_ok = j < b.len() && b[j] == b'$' && !b[i + 1..j].first().is_some_and(|c| c.is_ascii_digit());
+                let tag_ok = j < b.len()
+                    && b[j] == b'$'
+                    && !b[i + 1..j].first().is_some_and(|c| c.is_ascii_digit());
                 if tag_ok {
                     let tag = &sql[i..=j];
                     match sql[j + 1..].find(tag) {
@@ -356,9 +358,7 @@ fn expect_end(p: &mut Parser) -> Result<(), SqlError> {
     while p.consume_token(&Token::SemiColon) {}
     match p.peek_token().token {
         Token::EOF => Ok(()),
-        t => Err(SqlError::Syntax(format!(
-            "syntax error at or near \"{t}\""
-        ))),
+        t => Err(SqlError::Syntax(format!("syntax error at or near \"{t}\""))),
     }
 }
 
@@ -419,9 +419,7 @@ fn parse_create(text: &str, kind: RelationKind) -> Result<Statement, SqlError> {
                         }
                     }
                 }
-                other => {
-                    return Err(SqlError::Unsupported(format!("table constraint {other}")))
-                }
+                other => return Err(SqlError::Unsupported(format!("table constraint {other}"))),
             }
         } else {
             let def = p.parse_column_def().map_err(syntax)?;
@@ -690,7 +688,10 @@ mod tests {
                 "date_time - INTERVAL '4 seconds'".to_string()
             ))
         );
-        assert_eq!(c.options.get("connector").map(String::as_str), Some("kafka"));
+        assert_eq!(
+            c.options.get("connector").map(String::as_str),
+            Some("kafka")
+        );
     }
 
     #[test]
@@ -733,11 +734,19 @@ mod tests {
             p.parse_one("SHOW DateStyle").unwrap(),
             Statement::ShowVariable(n) if n == "datestyle"
         ));
-        assert!(matches!(p.parse_one("show sources").unwrap(), Statement::ShowRelations(RelationKind::Source)));
+        assert!(matches!(
+            p.parse_one("show sources").unwrap(),
+            Statement::ShowRelations(RelationKind::Source)
+        ));
         assert!(matches!(p.parse_one("BEGIN").unwrap(), Statement::Begin));
         assert!(matches!(
             p.parse_one("DROP SOURCE IF EXISTS a, b CASCADE").unwrap(),
-            Statement::Drop(DropStatement { kind: DropKind::Source, if_exists: true, cascade: true, .. })
+            Statement::Drop(DropStatement {
+                kind: DropKind::Source,
+                if_exists: true,
+                cascade: true,
+                ..
+            })
         ));
     }
 }

@@ -12,8 +12,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     visit_expressions, ExcludeSelectItem, Expr, Ident, ObjectName, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor,
-    VisitMut, VisitorMut, WildcardAdditionalOptions,
+    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor, VisitMut,
+    VisitorMut, WildcardAdditionalOptions,
 };
 
 use super::parser::{normalize_ident, object_name};
@@ -244,12 +244,14 @@ impl OffsetVisitor<'_> {
                         ));
                     }
                 }
-                SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(n), opts)
-                    if n
-                        .0
-                        .last()
-                        .and_then(|p| p.as_ident())
-                        .is_some_and(|id| ours.contains(&normalize_ident(id).as_str())) =>
+                SelectItem::QualifiedWildcard(
+                    SelectItemQualifiedWildcardKind::ObjectName(n),
+                    opts,
+                ) if n
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|id| ours.contains(&normalize_ident(id).as_str())) =>
                 {
                     projection.push(SelectItem::QualifiedWildcard(
                         SelectItemQualifiedWildcardKind::ObjectName(n),
@@ -301,7 +303,7 @@ mod tests {
     fn single_table() {
         assert_eq!(
             rewrite("SELECT _offset, * FROM bids ORDER BY _offset"),
-            "SELECT _offset, * EXCLUDE (_offset) FROM \"__offsets\".\"bids\" AS \"bids\" ORDER BY _offset"
+            "SELECT _offset AS __alias__offset, * EXCLUDE _offset FROM \"__offsets\".\"bids\" AS \"bids\" ORDER BY _offset"
         );
     }
 
@@ -309,7 +311,7 @@ mod tests {
     fn join_expands_star_per_table() {
         assert_eq!(
             rewrite("SELECT b._offset, * FROM bids b JOIN auctions a ON a.id = b.auction"),
-            "SELECT b._offset, \"b\".* EXCLUDE (_offset), \"a\".* EXCLUDE (_offset) FROM \"__offsets\".\"bids\" AS b JOIN \"__offsets\".\"auctions\" AS a ON a.id = b.auction"
+            "SELECT b._offset, \"b\".* EXCLUDE _offset, \"a\".* EXCLUDE _offset FROM \"__offsets\".\"bids\" b JOIN \"__offsets\".\"auctions\" a ON a.id = b.auction"
         );
     }
 

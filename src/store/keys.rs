@@ -92,7 +92,7 @@ mod tests {
 
     #[test]
     fn log_keys_sort_by_relation_then_offset() {
-        let mut keys = vec![log(2, 0), log(1, 300), log(1, 2), log(1, 256)];
+        let mut keys = [log(2, 0), log(1, 300), log(1, 2), log(1, 256)];
         keys.sort();
         let parsed: Vec<_> = keys.iter().map(|k| parse_log(k).unwrap()).collect();
         assert_eq!(parsed, vec![(1, 2), (1, 256), (1, 300), (2, 0)]);

@@ -90,8 +90,7 @@ impl Store {
                 }
             }
             None => {
-                self.db
-                    .insert(key, &keys::FORMAT_VERSION.to_be_bytes())?;
+                self.db.insert(key, &keys::FORMAT_VERSION.to_be_bytes())?;
                 self.db.flush()?;
             }
         }
@@ -185,8 +184,7 @@ impl Store {
                 let (k, v) = kv?;
                 let (_, first) = keys::parse_log(&k)
                     .ok_or_else(|| StoreError::Corrupt(format!("bad log key {k:?}")))?;
-                let (_, rows) =
-                    entry::peek(&v, &|| format!("relation {rel} offset {first}"))?;
+                let (_, rows) = entry::peek(&v, &|| format!("relation {rel} offset {first}"))?;
                 Ok(first + rows as u64)
             }
         }

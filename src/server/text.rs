@@ -1,0 +1,237 @@
+//! Postgres' text output for the types whose Arrow rendering differs:
+//! timestamps (fractional seconds only when non-zero, `+00` for
+//! timestamptz), floats (shortest round-trip form, exponent outside
+//! Postgres' range, `Infinity`/`NaN`) and intervals (`1 day 02:00:00`).
+//!
+//! Columns sent in text format with one of these types are rendered here
+//! into strings before the row encoder sees them.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringBuilder};
+use datafusion::arrow::datatypes::{
+    DataType, Float32Type, Float64Type, IntervalMonthDayNanoType, IntervalUnit, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
+};
+use datafusion::arrow::error::ArrowError;
+
+/// Whether a column of this type is rendered here in text format.
+pub fn needs_text(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Timestamp(_, _)
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Interval(IntervalUnit::MonthDayNano)
+    )
+}
+
+/// Replaces the columns at `indices` by their Postgres text rendering.
+pub fn render(batch: &RecordBatch, indices: &[usize]) -> Result<RecordBatch, ArrowError> {
+    if indices.is_empty() {
+        return Ok(batch.clone());
+    }
+    let mut columns = batch.columns().to_vec();
+    let mut fields: Vec<_> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    for &i in indices {
+        columns[i] = render_array(&columns[i])?;
+        fields[i] = fields[i].clone().with_data_type(DataType::Utf8);
+    }
+    RecordBatch::try_new(
+        Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+        columns,
+    )
+}
+
+fn render_array(a: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    let n = a.len();
+    let mut b = StringBuilder::with_capacity(n, n * 20);
+    macro_rules! each {
+        ($arr:expr, $f:expr) => {{
+            let arr = $arr;
+            for i in 0..n {
+                if arr.is_null(i) {
+                    b.append_null();
+                } else {
+                    b.append_value($f(arr.value(i)));
+                }
+            }
+        }};
+    }
+    match a.data_type() {
+        DataType::Timestamp(unit, tz) => {
+            let tz = tz.is_some();
+            match unit {
+                TimeUnit::Second => each!(a.as_primitive::<TimestampSecondType>(), |v: i64| {
+                    timestamp_text(v.saturating_mul(1_000_000), tz)
+                }),
+                TimeUnit::Millisecond => {
+                    each!(a.as_primitive::<TimestampMillisecondType>(), |v: i64| {
+                        timestamp_text(v.saturating_mul(1000), tz)
+                    })
+                }
+                TimeUnit::Microsecond => {
+                    each!(a.as_primitive::<TimestampMicrosecondType>(), |v: i64| {
+                        timestamp_text(v, tz)
+                    })
+                }
+                TimeUnit::Nanosecond => {
+                    each!(a.as_primitive::<TimestampNanosecondType>(), |v: i64| {
+                        timestamp_text(v.div_euclid(1000), tz)
+                    })
+                }
+            }
+        }
+        DataType::Float32 => each!(a.as_primitive::<Float32Type>(), |v: f32| float4_text(v)),
+        DataType::Float64 => each!(a.as_primitive::<Float64Type>(), |v: f64| float8_text(v)),
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            each!(
+                a.as_primitive::<IntervalMonthDayNanoType>(),
+                |v: datafusion::arrow::datatypes::IntervalMonthDayNano| {
+                    interval_text(v.months, v.days, v.nanoseconds.div_euclid(1000))
+                }
+            )
+        }
+        other => {
+            return Err(ArrowError::InvalidArgumentError(format!(
+                "no Postgres text rendering for {other}"
+            )))
+        }
+    }
+    Ok(Arc::new(b.finish()))
+}
+
+/// Microseconds since the Unix epoch, as Postgres prints a timestamp.
+pub fn timestamp_text(us: i64, with_tz: bool) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let frac = us.rem_euclid(1_000_000);
+    let mut s = match chrono::DateTime::from_timestamp(secs, 0) {
+        Some(t) => t.naive_utc().format("%Y-%m-%d %H:%M:%S").to_string(),
+        None => return us.to_string(),
+    };
+    if frac != 0 {
+        s.push('.');
+        s.push_str(format!("{frac:06}").trim_end_matches('0'));
+    }
+    if with_tz {
+        s.push_str("+00");
+    }
+    s
+}
+
+fn exponent_form(mantissa_exp: String) -> String {
+    // Rust prints `1e20` / `1.5e-5`; Postgres prints `1e+20` / `1.5e-05`.
+    match mantissa_exp.split_once('e') {
+        Some((m, x)) => {
+            let x: i32 = x.parse().unwrap_or(0);
+            format!("{m}e{}{:02}", if x < 0 { '-' } else { '+' }, x.abs())
+        }
+        None => mantissa_exp,
+    }
+}
+
+pub fn float8_text(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-4..1e15).contains(&a) {
+        return exponent_form(format!("{v:e}"));
+    }
+    format!("{v}")
+}
+
+pub fn float4_text(v: f32) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-4..1e6).contains(&a) {
+        return exponent_form(format!("{v:e}"));
+    }
+    format!("{v}")
+}
+
+fn plural(n: i64, unit: &str) -> String {
+    format!("{n} {unit}{}", if n.abs() == 1 { "" } else { "s" })
+}
+
+/// An interval in Postgres' default (`postgres`) IntervalStyle.
+pub fn interval_text(months: i32, days: i32, us: i64) -> String {
+    let mut parts = Vec::new();
+    let (y, m) = (months / 12, months % 12);
+    if y != 0 {
+        parts.push(plural(y as i64, "year"));
+    }
+    if m != 0 {
+        parts.push(plural(m as i64, "mon"));
+    }
+    if days != 0 {
+        parts.push(plural(days as i64, "day"));
+    }
+    if us != 0 || parts.is_empty() {
+        let neg = us < 0;
+        let a = us.unsigned_abs();
+        let (h, rem) = (a / 3_600_000_000, a % 3_600_000_000);
+        let (mi, rem) = (rem / 60_000_000, rem % 60_000_000);
+        let (s, frac) = (rem / 1_000_000, rem % 1_000_000);
+        let sign = if neg {
+            "-"
+        } else if !parts.is_empty() && (months < 0 || days < 0) {
+            "+"
+        } else {
+            ""
+        };
+        let mut t = format!("{sign}{h:02}:{mi:02}:{s:02}");
+        if frac != 0 {
+            t.push('.');
+            t.push_str(format!("{frac:06}").trim_end_matches('0'));
+        }
+        parts.push(t);
+    }
+    parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_like_postgres() {
+        assert_eq!(float8_text(0.1), "0.1");
+        assert_eq!(float8_text(1.0), "1");
+        assert_eq!(float8_text(1e20), "1e+20");
+        assert_eq!(float8_text(123456789012345.0), "123456789012345");
+        assert_eq!(float8_text(0.00001), "1e-05");
+        assert_eq!(float8_text(-2.5e-7), "-2.5e-07");
+        assert_eq!(float8_text(f64::NEG_INFINITY), "-Infinity");
+        assert_eq!(float4_text(1000000.0), "1e+06");
+        assert_eq!(float4_text(1.5), "1.5");
+    }
+
+    #[test]
+    fn timestamps_and_intervals_like_postgres() {
+        assert_eq!(timestamp_text(0, false), "1970-01-01 00:00:00");
+        assert_eq!(timestamp_text(1_500_000, true), "1970-01-01 00:00:01.5+00");
+        assert_eq!(timestamp_text(-1, false), "1969-12-31 23:59:59.999999");
+        assert_eq!(interval_text(0, 0, 0), "00:00:00");
+        assert_eq!(
+            interval_text(14, 3, 3_723_500_000),
+            "1 year 2 mons 3 days 01:02:03.5"
+        );
+        assert_eq!(interval_text(0, 1, 0), "1 day");
+        assert_eq!(interval_text(0, 0, -4_000_000), "-00:00:04");
+    }
+}

@@ -1,0 +1,238 @@
+//! Bad input: each statement fails whole, with a Postgres error code and a
+//! message naming the row or column, nothing of it is stored, and the server
+//! keeps serving.
+
+use bytes::Bytes;
+use futures::SinkExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::harness::TestServer;
+
+async fn count(c: &tokio_postgres::Client, rel: &str) -> i64 {
+    c.query_one(&format!("SELECT count(*) FROM {rel}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+fn code(e: &tokio_postgres::Error) -> String {
+    e.code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("no SQLSTATE: {e}"))
+}
+
+fn message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
+async fn setup() -> (TestServer, tokio_postgres::Client) {
+    let server = TestServer::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE SOURCE s (id BIGINT NOT NULL, name TEXT, at TIMESTAMP);
+         CREATE TABLE t (id BIGINT PRIMARY KEY, v INT);
+         INSERT INTO t VALUES (1, 10);",
+    )
+    .await
+    .unwrap();
+    (server, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rows_in_insert_store_nothing() {
+    let (_server, c) = setup().await;
+    let e = c
+        .batch_execute("INSERT INTO s VALUES (1, 'a', '2026-01-01'), (2, 'b', '2026-01-01'), ('x3', 'c', '2026-01-01')")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "22P02");
+    let m = message(&e);
+    assert!(m.contains("row 3") && m.contains("\"id\""), "{m}");
+    assert_eq!(count(&c, "s").await, 0);
+
+    let e = c
+        .batch_execute("INSERT INTO s VALUES (1, 'a')")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "42601");
+    let e = c
+        .batch_execute("INSERT INTO s VALUES (1, 'a', 'a', 'b')")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "42601");
+    let e = c
+        .batch_execute("INSERT INTO s (name) VALUES ('no id')")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23502");
+    let e = c
+        .batch_execute("INSERT INTO s (nope) VALUES (1)")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "42703");
+    let e = c
+        .batch_execute("INSERT INTO s VALUES (1, 'a', 'not a time')")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "22P02");
+    assert!(message(&e).contains("\"at\""), "{}", message(&e));
+    let e = c
+        .batch_execute("INSERT INTO t VALUES (2, 99999999999)")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "22003");
+    assert_eq!(count(&c, "s").await, 0);
+    assert_eq!(count(&c, "t").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_violations_store_nothing() {
+    let (_server, c) = setup().await;
+    let e = c
+        .batch_execute("INSERT INTO t VALUES (2, 1), (3, 1), (1, 1)")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23505");
+    assert!(message(&e).contains("Key (id)=(1)"), "{}", message(&e));
+    let e = c
+        .batch_execute("INSERT INTO t VALUES (5, 1), (5, 2)")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "23505");
+    c.batch_execute("INSERT INTO t VALUES (2, 20)")
+        .await
+        .unwrap();
+    let e = c.batch_execute("UPDATE t SET id = 7").await.unwrap_err();
+    assert_eq!(code(&e), "23505", "{}", message(&e));
+    let ids: Vec<i64> = c
+        .query("SELECT id FROM t ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, vec![1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_the_engine_refuses() {
+    let (_server, c) = setup().await;
+    for (sql, state) in [
+        ("SELEC 1", "42601"),
+        ("SELECT * FROM nope", "42P01"),
+        ("SELECT nope FROM s", "42703"),
+        ("CREATE SOURCE s (a INT)", "42P07"),
+        ("UPDATE s SET name = 'x'", "42809"),
+        ("DELETE FROM s", "42809"),
+        ("CREATE SOURCE w (a POINT)", "0A000"),
+        ("COPY s FROM '/etc/passwd'", "0A000"),
+        ("SHOW no_such_setting", "42704"),
+        ("DROP TABLE s", "42809"),
+    ] {
+        let e = c.batch_execute(sql).await.unwrap_err();
+        assert_eq!(code(&e), state, "{sql}: {}", message(&e));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_copy_line_stores_nothing_and_names_the_line() {
+    let (_server, c) = setup().await;
+    let sink = c
+        .copy_in("COPY s FROM STDIN WITH (FORMAT csv, HEADER true)")
+        .await
+        .unwrap();
+    let mut sink = Box::pin(sink);
+    sink.send(Bytes::from_static(
+        b"id,name,at\n1,a,2026-01-01 00:00:00\n2,b,2026-01-01 00:00:00\n",
+    ))
+    .await
+    .unwrap();
+    sink.send(Bytes::from_static(
+        b"three,c,2026-01-01 00:00:00\n4,d,2026-01-01 00:00:00\n",
+    ))
+    .await
+    .unwrap();
+    let e = sink.as_mut().finish().await.unwrap_err();
+    assert_eq!(code(&e), "22P02");
+    let m = message(&e);
+    assert!(m.contains("line 4") && m.contains("column id"), "{m}");
+    assert_eq!(count(&c, "s").await, 0);
+
+    // wrong column count
+    let sink = c.copy_in("COPY s FROM STDIN").await.unwrap();
+    let mut sink = Box::pin(sink);
+    sink.send(Bytes::from_static(b"1\ta\t2026-01-01\textra\n"))
+        .await
+        .unwrap();
+    let e = sink.as_mut().finish().await.unwrap_err();
+    assert_eq!(code(&e), "22P04");
+    assert!(message(&e).contains("line 1"), "{}", message(&e));
+
+    // and a good one goes through
+    let sink = c.copy_in("COPY s (id, name) FROM STDIN").await.unwrap();
+    let mut sink = Box::pin(sink);
+    sink.send(Bytes::from_static(b"1\ta\n2\t\\N\n"))
+        .await
+        .unwrap();
+    assert_eq!(sink.as_mut().finish().await.unwrap(), 2);
+    assert_eq!(count(&c, "s").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_vanishing_mid_copy_stores_nothing() {
+    let (server, c) = setup().await;
+    let (c2, conn2) = tokio_postgres::connect(&server.conn_string(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let conn_task = tokio::spawn(conn2);
+    let sink = c2.copy_in("COPY s FROM STDIN").await.unwrap();
+    let mut sink = Box::pin(sink);
+    for i in 0..1000 {
+        sink.send(Bytes::from(format!("{i}\tname\t2026-01-01 00:00:00\n")))
+            .await
+            .unwrap();
+    }
+    // Drop the socket without CopyDone.
+    conn_task.abort();
+    let _ = conn_task.await;
+    drop(sink);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(count(&c, "s").await, 0);
+    c.batch_execute("INSERT INTO s VALUES (1, 'still serving', NULL)")
+        .await
+        .unwrap();
+    assert_eq!(count(&c, "s").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_message_closes_only_that_connection() {
+    let (server, c) = setup().await;
+    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    // StartupMessage: length, protocol 3.0, user=x, database=x
+    let mut body = Vec::new();
+    body.extend_from_slice(&196608i32.to_be_bytes());
+    body.extend_from_slice(b"user\0x\0database\0x\0\0");
+    let mut msg = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    msg.extend_from_slice(&body);
+    raw.write_all(&msg).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let _ = raw.read(&mut buf).await.unwrap();
+    // A Query message claiming to be 1.9 GB long.
+    raw.write_all(&[b'Q', 0x70, 0, 0, 0]).await.unwrap();
+    raw.write_all(&[0u8; 1024]).await.unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        raw.read_to_end(&mut rest),
+    )
+    .await;
+    // Other clients are unaffected.
+    c.batch_execute("INSERT INTO s VALUES (1, 'ok', NULL)")
+        .await
+        .unwrap();
+    assert_eq!(count(&c, "s").await, 1);
+}

@@ -1,0 +1,143 @@
+//! Starts real `freshet` server processes for tests.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{Client, NoTls};
+
+pub struct TestServer {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl TestServer {
+    /// A server on a fresh data directory.
+    pub fn start() -> TestServer {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = TestServer::start_in(&dir);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// A server on an existing data directory (restart tests).
+    pub fn start_in(dir: &Path) -> TestServer {
+        for _attempt in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_freshet"))
+                .arg("--data-dir")
+                .arg(dir)
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--log-level")
+                .arg("warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("spawn freshet");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return TestServer {
+                        child: Some(child),
+                        port,
+                        dir: dir.to_path_buf(),
+                        _tmp: None,
+                    };
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    eprintln!(
+                        "freshet exited during start-up ({status}); retrying on another port"
+                    );
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("freshet did not start listening within 60 s");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("freshet failed to start five times");
+    }
+
+    pub fn conn_string(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=freshet dbname=freshet",
+            self.port
+        )
+    }
+
+    pub async fn connect(&self) -> Client {
+        let (client, conn) = tokio_postgres::connect(&self.conn_string(), NoTls)
+            .await
+            .expect("connect to freshet");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        client
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns whether it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return true;
+        };
+        // SAFETY-free: send SIGTERM through the `kill` command.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Restarts on the same data directory. `crash` kills instead of stopping.
+    pub fn restart(&mut self, crash: bool) {
+        if crash {
+            self.kill();
+        } else {
+            assert!(self.stop(), "server did not shut down cleanly");
+        }
+        let fresh = TestServer::start_in(&self.dir);
+        self.port = fresh.port;
+        self.child = fresh.child_take();
+    }
+
+    fn child_take(mut self) -> Option<Child> {
+        self.child.take()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,143 @@
+//! The extended query protocol with typed parameters and binary results,
+//! row limits, and session parameters.
+
+use chrono::NaiveDateTime;
+
+use crate::harness::TestServer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_statements_with_typed_parameters() {
+    let server = TestServer::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE m (id BIGINT PRIMARY KEY, small SMALLINT, i INT, f REAL, d DOUBLE PRECISION,
+                         ok BOOLEAN, name TEXT, at TIMESTAMP, day DATE, raw BYTEA)",
+    )
+    .await
+    .unwrap();
+    let insert = c
+        .prepare("INSERT INTO m VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+        .await
+        .unwrap();
+    let at =
+        NaiveDateTime::parse_from_str("2026-01-01 10:00:00.25", "%Y-%m-%d %H:%M:%S%.f").unwrap();
+    let day = at.date();
+    for id in 0..3i64 {
+        let n = c
+            .execute(
+                &insert,
+                &[
+                    &id,
+                    &(id as i16),
+                    &(id as i32 * 10),
+                    &(1.5f32),
+                    &(0.25f64),
+                    &(id % 2 == 0),
+                    &format!("name {id}"),
+                    &at,
+                    &day,
+                    &vec![1u8, 2, id as u8],
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+    let rows = c
+        .query(
+            "SELECT id, small, i, f, d, ok, name, at, day, raw FROM m WHERE id >= $1 ORDER BY id",
+            &[&1i64],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let r = &rows[0];
+    assert_eq!(r.get::<_, i64>(0), 1);
+    assert_eq!(r.get::<_, i16>(1), 1);
+    assert_eq!(r.get::<_, i32>(2), 10);
+    assert_eq!(r.get::<_, f32>(3), 1.5);
+    assert_eq!(r.get::<_, f64>(4), 0.25);
+    assert!(!r.get::<_, bool>(5));
+    assert_eq!(r.get::<_, String>(6), "name 1");
+    assert_eq!(r.get::<_, NaiveDateTime>(7), at);
+    assert_eq!(r.get::<_, chrono::NaiveDate>(8), day);
+    assert_eq!(r.get::<_, Vec<u8>>(9), vec![1, 2, 1]);
+
+    // a parameter of the wrong shape fails cleanly and the session goes on
+    let e = c
+        .execute("UPDATE m SET name = 'x' WHERE id = $1", &[&"not a number"])
+        .await;
+    assert!(e.is_err());
+    let n = c
+        .execute("UPDATE m SET name = 'x' WHERE id = $1", &[&2i64])
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let n = c
+        .execute("DELETE FROM m WHERE id < $1", &[&2i64])
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_row_limits() {
+    let server = TestServer::start();
+    let mut c = server.connect().await;
+    c.batch_execute(
+        "CREATE SOURCE n (v BIGINT); INSERT INTO n SELECT * FROM generate_series(1, 100)",
+    )
+    .await
+    .unwrap();
+    let tx = c.transaction().await.unwrap();
+    let stmt = tx.prepare("SELECT v FROM n ORDER BY v").await.unwrap();
+    let portal = tx.bind(&stmt, &[]).await.unwrap();
+    let first = tx.query_portal(&portal, 30).await.unwrap();
+    assert_eq!(first.len(), 30);
+    assert_eq!(first[0].get::<_, i64>(0), 1);
+    let second = tx.query_portal(&portal, 30).await.unwrap();
+    assert_eq!(second[0].get::<_, i64>(0), 31);
+    let rest = tx.query_portal(&portal, 0).await.unwrap();
+    assert_eq!(rest.len(), 40);
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_parameters() {
+    let server = TestServer::start();
+    let c = server.connect().await;
+    for (set, show, want) in [
+        ("SET extra_float_digits = 3", "SHOW extra_float_digits", "3"),
+        (
+            "SET application_name TO 'tests'",
+            "SHOW application_name",
+            "tests",
+        ),
+        ("SET TIME ZONE 'UTC'", "SHOW TimeZone", "UTC"),
+        ("SET search_path = public", "SHOW search_path", "public"),
+        ("SET DateStyle = 'ISO, MDY'", "SHOW datestyle", "ISO, MDY"),
+        (
+            "SET standard_conforming_strings = on",
+            "SHOW standard_conforming_strings",
+            "on",
+        ),
+        (
+            "SET client_encoding = 'UTF8'",
+            "SHOW client_encoding",
+            "UTF8",
+        ),
+    ] {
+        c.batch_execute(set).await.unwrap();
+        let rows = c.simple_query(show).await.unwrap();
+        let v = rows.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        });
+        assert_eq!(v.as_deref(), Some(want), "{show}");
+    }
+    c.batch_execute("BEGIN; SELECT 1; COMMIT; BEGIN; ROLLBACK")
+        .await
+        .unwrap();
+    let v: String = c.query_one("SELECT version()", &[]).await.unwrap().get(0);
+    assert!(v.starts_with("PostgreSQL "), "{v}");
+}
