@@ -10,10 +10,12 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder,
-    Int16Builder, Int32Builder, Int64Builder, StringArray, StringBuilder,
+    Int16Builder, Int32Builder, Int64Builder, IntervalMonthDayNanoBuilder, StringArray,
+    StringBuilder,
 };
 use datafusion::arrow::compute::{cast_with_options, CastOptions};
 use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::IntervalMonthDayNano;
 use datafusion::arrow::util::display::FormatOptions;
 
 use crate::catalog::ColumnDef;
@@ -160,11 +162,17 @@ pub fn from_text(texts: &StringArray, col: &ColumnDef) -> Result<ArrayRef, CellE
             }
             Arc::new(b.finish())
         }
-        SqlType::Numeric { .. }
-        | SqlType::Date
-        | SqlType::Timestamp
-        | SqlType::Timestamptz
-        | SqlType::Interval => {
+        SqlType::Interval => {
+            let mut b = IntervalMonthDayNanoBuilder::with_capacity(n);
+            for (i, v) in texts.iter().enumerate() {
+                match v {
+                    None => b.append_null(),
+                    Some(s) => b.append_value(parse_interval(s).ok_or_else(|| invalid(i, ty, s))?),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        SqlType::Numeric { .. } | SqlType::Date | SqlType::Timestamp | SqlType::Timestamptz => {
             let trimmed = trim_all(texts);
             let arr: ArrayRef = Arc::new(trimmed);
             cast_checked(&arr, col).map_err(|mut e| {
@@ -298,6 +306,99 @@ pub fn parse_bytea(s: &str) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// Postgres interval input: `1 year 2 mons 3 days 04:05:06.5`, `2 hours`,
+/// `-00:00:04`, `@ 1 day ago`, with fractional amounts carried down
+/// (a month is 30 days, a day 24 hours, as in Postgres).
+pub fn parse_interval(s: &str) -> Option<IntervalMonthDayNano> {
+    const US_PER_DAY: f64 = 86_400_000_000.0;
+    let mut t = s.trim().to_ascii_lowercase();
+    if let Some(rest) = t.strip_prefix('@') {
+        t = rest.trim().to_string();
+    }
+    let mut ago = false;
+    if let Some(rest) = t.strip_suffix("ago") {
+        ago = true;
+        t = rest.trim().to_string();
+    }
+    if t.is_empty() {
+        return None;
+    }
+    let (mut months, mut days, mut us) = (0f64, 0f64, 0f64);
+    let tokens: Vec<&str> = t.split_whitespace().collect();
+    let mut i = 0;
+    while i < tokens.len() {
+        let tok = tokens[i];
+        if tok.contains(':') {
+            let (neg, body) = match tok.strip_prefix('-') {
+                Some(b) => (true, b),
+                None => (false, tok.strip_prefix('+').unwrap_or(tok)),
+            };
+            let parts: Vec<&str> = body.split(':').collect();
+            if parts.len() < 2 || parts.len() > 3 {
+                return None;
+            }
+            let h: f64 = parts[0].parse().ok()?;
+            let m: f64 = parts[1].parse().ok()?;
+            let sec: f64 = match parts.get(2) {
+                Some(p) => p.parse().ok()?,
+                None => 0.0,
+            };
+            if !(0.0..60.0).contains(&m) || !(0.0..60.0).contains(&sec) {
+                return None;
+            }
+            let v = (h * 3600.0 + m * 60.0 + sec) * 1e6;
+            us += if neg { -v } else { v };
+            i += 1;
+            continue;
+        }
+        // A number, optionally glued to its unit (`10s`), then the unit.
+        let split = tok
+            .find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(tok.len());
+        let (num, glued) = tok.split_at(split);
+        let n: f64 = num.parse().ok()?;
+        let unit = if glued.is_empty() {
+            i += 1;
+            *tokens.get(i)?
+        } else {
+            glued
+        };
+        match unit.trim_end_matches(',') {
+            "millennium" | "millennia" | "millenniums" => months += n * 12000.0,
+            "century" | "centuries" => months += n * 1200.0,
+            "decade" | "decades" => months += n * 120.0,
+            "y" | "yr" | "yrs" | "year" | "years" => months += n * 12.0,
+            "mon" | "mons" | "month" | "months" => months += n,
+            "w" | "week" | "weeks" => days += n * 7.0,
+            "d" | "day" | "days" => days += n,
+            "h" | "hr" | "hrs" | "hour" | "hours" => us += n * 3_600e6,
+            "m" | "min" | "mins" | "minute" | "minutes" => us += n * 60e6,
+            "s" | "sec" | "secs" | "second" | "seconds" => us += n * 1e6,
+            "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => us += n * 1e3,
+            "us" | "usec" | "usecs" | "microsecond" | "microseconds" => us += n,
+            _ => return None,
+        }
+        i += 1;
+    }
+    // Carry fractions down: months -> days -> microseconds.
+    let whole_months = months.trunc();
+    days += (months - whole_months) * 30.0;
+    let whole_days = days.trunc();
+    us += (days - whole_days) * US_PER_DAY;
+    let sign = if ago { -1.0 } else { 1.0 };
+    let m = (whole_months * sign) as i64;
+    let d = (whole_days * sign) as i64;
+    let micros = (us * sign).round();
+    if m.abs() > i32::MAX as i64 || d.abs() > i32::MAX as i64 || micros.abs() > 9.2e15 {
+        return None;
+    }
+    Some(IntervalMonthDayNano::new(
+        m as i32,
+        d as i32,
+        (micros as i64).checked_mul(1000)?,
+    ))
 }
 
 /// Casts any array to the column's type; a value the cast cannot represent
@@ -471,6 +572,24 @@ mod tests {
         let arr: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None]));
         let e = to_column(&arr, &c).unwrap_err();
         assert_eq!((e.row, e.kind), (1, CellErrorKind::NotNull));
+    }
+
+    #[test]
+    fn intervals_like_postgres() {
+        let iv = |m, d, us: i64| Some(IntervalMonthDayNano::new(m, d, us * 1000));
+        assert_eq!(parse_interval("1 day 2 hours"), iv(0, 1, 7_200_000_000));
+        assert_eq!(parse_interval("00:00:04"), iv(0, 0, 4_000_000));
+        assert_eq!(parse_interval("-00:00:04.5"), iv(0, 0, -4_500_000));
+        assert_eq!(
+            parse_interval("1 year 2 mons 3 days 04:05:06"),
+            iv(14, 3, 14_706_000_000)
+        );
+        assert_eq!(parse_interval("4 seconds"), iv(0, 0, 4_000_000));
+        assert_eq!(parse_interval("10s"), iv(0, 0, 10_000_000));
+        assert_eq!(parse_interval("@ 1 day ago"), iv(0, -1, 0));
+        assert_eq!(parse_interval("1.5 days"), iv(0, 1, 43_200_000_000));
+        assert_eq!(parse_interval("soon"), None);
+        assert_eq!(parse_interval(""), None);
     }
 
     #[test]

@@ -119,15 +119,41 @@ fn fields(
 ) -> PgWireResult<Vec<FieldInfo>> {
     let mut out = arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, Some(opts))?;
     for (i, f) in schema.fields().iter().enumerate() {
-        if f.metadata().get(SQL_TYPE_KEY).map(String::as_str) == Some("jsonb")
-            && f.data_type() == &DataType::Utf8
-            && !out[i].format().is_binary()
-        {
+        if is_jsonb(f) {
             let fi = &out[i];
             out[i] = FieldInfo::new(fi.name().to_string(), None, None, Type::JSONB, fi.format());
         }
     }
     Ok(out)
+}
+
+fn is_jsonb(f: &datafusion::arrow::datatypes::Field) -> bool {
+    f.metadata().get(SQL_TYPE_KEY).map(String::as_str) == Some("jsonb")
+        && f.data_type() == &DataType::Utf8
+}
+
+/// Which columns need rendering before the row encoder sees them.
+fn renders(schema: &SchemaRef, fields: &[FieldInfo]) -> Vec<(usize, text::Render)> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            let binary = fields[i].format().is_binary();
+            if binary && is_jsonb(f) {
+                Some((i, text::Render::JsonbBinary))
+            } else if binary
+                && f.data_type()
+                    == &DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano)
+            {
+                Some((i, text::Render::IntervalBinary))
+            } else if !binary && text::needs_text(f.data_type()) {
+                Some((i, text::Render::PgText))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 fn format_options<C: ClientInfo>(client: &C) -> Arc<FormatOptions> {
@@ -160,16 +186,7 @@ impl Conn {
         Ok(match out {
             Output::Rows { schema, stream } => {
                 let fields = Arc::new(fields(&schema, format, format_options(client))?);
-                // Columns whose text form Freshet renders itself.
-                let text_cols: Vec<usize> = schema
-                    .fields()
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, f)| {
-                        !fields[*i].format().is_binary() && text::needs_text(f.data_type())
-                    })
-                    .map(|(i, _)| i)
-                    .collect();
+                let text_cols = renders(&schema, &fields);
                 let f2 = fields.clone();
                 let rows = stream
                     .map(move |batch| {

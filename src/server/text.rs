@@ -27,9 +27,23 @@ pub fn needs_text(dt: &DataType) -> bool {
     )
 }
 
-/// Replaces the columns at `indices` by their Postgres text rendering.
-pub fn render(batch: &RecordBatch, indices: &[usize]) -> Result<RecordBatch, ArrowError> {
-    if indices.is_empty() {
+/// How a column is prepared for the row encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Render {
+    /// Postgres text output, as a string.
+    PgText,
+    /// Binary jsonb: a version byte (1) followed by the text.
+    JsonbBinary,
+    /// Binary interval: microseconds (i64), days (i32), months (i32).
+    IntervalBinary,
+}
+
+/// Replaces the listed columns by their rendering.
+pub fn render(
+    batch: &RecordBatch,
+    columns_to_render: &[(usize, Render)],
+) -> Result<RecordBatch, ArrowError> {
+    if columns_to_render.is_empty() {
         return Ok(batch.clone());
     }
     let mut columns = batch.columns().to_vec();
@@ -39,14 +53,63 @@ pub fn render(batch: &RecordBatch, indices: &[usize]) -> Result<RecordBatch, Arr
         .iter()
         .map(|f| f.as_ref().clone())
         .collect();
-    for &i in indices {
-        columns[i] = render_array(&columns[i])?;
-        fields[i] = fields[i].clone().with_data_type(DataType::Utf8);
+    for &(i, how) in columns_to_render {
+        match how {
+            Render::PgText => {
+                columns[i] = render_array(&columns[i])?;
+                fields[i] = fields[i].clone().with_data_type(DataType::Utf8);
+            }
+            Render::JsonbBinary => {
+                columns[i] = jsonb_binary(columns[i].as_string::<i32>());
+                fields[i] = fields[i].clone().with_data_type(DataType::Binary);
+            }
+            Render::IntervalBinary => {
+                columns[i] = interval_binary(columns[i].as_primitive::<IntervalMonthDayNanoType>());
+                fields[i] = fields[i].clone().with_data_type(DataType::Binary);
+            }
+        }
     }
     RecordBatch::try_new(
         Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
         columns,
     )
+}
+
+fn jsonb_binary(text: &datafusion::arrow::array::StringArray) -> ArrayRef {
+    let mut b = datafusion::arrow::array::BinaryBuilder::with_capacity(
+        text.len(),
+        text.value_data().len() + text.len(),
+    );
+    let mut buf = Vec::new();
+    for v in text.iter() {
+        match v {
+            None => b.append_null(),
+            Some(s) => {
+                buf.clear();
+                buf.push(1u8);
+                buf.extend_from_slice(s.as_bytes());
+                b.append_value(&buf);
+            }
+        }
+    }
+    Arc::new(b.finish())
+}
+
+fn interval_binary(a: &datafusion::arrow::array::IntervalMonthDayNanoArray) -> ArrayRef {
+    let mut b = datafusion::arrow::array::BinaryBuilder::with_capacity(a.len(), a.len() * 16);
+    for v in a.iter() {
+        match v {
+            None => b.append_null(),
+            Some(v) => {
+                let mut buf = [0u8; 16];
+                buf[0..8].copy_from_slice(&v.nanoseconds.div_euclid(1000).to_be_bytes());
+                buf[8..12].copy_from_slice(&v.days.to_be_bytes());
+                buf[12..16].copy_from_slice(&v.months.to_be_bytes());
+                b.append_value(buf);
+            }
+        }
+    }
+    Arc::new(b.finish())
 }
 
 fn render_array(a: &ArrayRef) -> Result<ArrayRef, ArrowError> {

@@ -28,7 +28,7 @@ pub struct Pg {
 }
 
 impl Pg {
-    pub async fn connect(conn: &str, mode: Mode) -> Result<Pg, tokio_postgres::Error> {
+    pub async fn connect(conn: &str, mode: Mode) -> Result<Pg, PgError> {
         let (client, connection) = tokio_postgres::connect(conn, NoTls).await?;
         tokio::spawn(async move {
             let _ = connection.await;
@@ -37,9 +37,37 @@ impl Pg {
     }
 }
 
+/// A client error whose text includes the server's message and SQLSTATE,
+/// so `statement error <regex>` can match it.
+#[derive(Debug)]
+pub struct PgError(tokio_postgres::Error);
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_db_error() {
+            Some(db) => write!(
+                f,
+                "{}: {} ({})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            ),
+            None => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl std::error::Error for PgError {}
+
+impl From<tokio_postgres::Error> for PgError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        PgError(e)
+    }
+}
+
 #[async_trait]
 impl sqllogictest::AsyncDB for Pg {
-    type Error = tokio_postgres::Error;
+    type Error = PgError;
     type ColumnType = DefaultColumnType;
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, Self::Error> {
@@ -82,7 +110,7 @@ impl sqllogictest::AsyncDB for Pg {
                 for r in &result {
                     let mut row = Vec::with_capacity(r.len());
                     for (i, col) in r.columns().iter().enumerate() {
-                        let raw: Raw = r.try_get(i)?;
+                        let raw: Raw = r.try_get(i).map_err(PgError)?;
                         row.push(cell(raw.0.map(|b| decode_binary(col.type_(), &b))));
                     }
                     rows.push(row);
@@ -102,7 +130,7 @@ impl sqllogictest::AsyncDB for Pg {
     }
 
     fn error_sql_state(err: &Self::Error) -> Option<String> {
-        err.code().map(|c| c.code().to_string())
+        err.0.code().map(|c| c.code().to_string())
     }
 
     async fn sleep(dur: std::time::Duration) {
