@@ -14,10 +14,16 @@
 //! 5. The committer appends it to the relation's log in [`store`], flushes
 //!    once for every write waiting (group commit), applies it to the
 //!    in-memory state, publishes a new snapshot, and only then acknowledges.
-//! 6. At start-up the engine rebuilds every relation by replaying its log,
-//!    checking each entry's CRC.
+//! 6. Still in the committer, the change flows as a delta through the
+//!    circuit of every materialized view that reads the relation
+//!    ([`dataflow`]), and each view's stored contents are updated, before
+//!    the snapshot that makes the write visible is published.
+//! 7. At start-up the engine rebuilds every relation by replaying its log,
+//!    checking each entry's CRC, and restores views from their last
+//!    checkpoint plus the log tail.
 
 pub mod catalog;
+pub mod dataflow;
 pub mod engine;
 pub mod ingest;
 pub mod server;

@@ -67,6 +67,10 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("start-up task failed")?
         .with_context(|| format!("cannot open data directory {}", args.data_dir.display()))?;
+    engine
+        .recover_views()
+        .await
+        .context("cannot restore materialized views")?;
     let r = engine.recovery();
     tracing::info!(
         data_dir = %args.data_dir.display(),

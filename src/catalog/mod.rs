@@ -22,6 +22,8 @@ pub enum RelationKind {
     Source,
     /// Mutable relation: INSERT, UPDATE, DELETE; optional primary key.
     Table,
+    /// Materialized view: a query kept up to date incrementally.
+    View,
 }
 
 impl RelationKind {
@@ -29,6 +31,7 @@ impl RelationKind {
         match self {
             RelationKind::Source => "source",
             RelationKind::Table => "table",
+            RelationKind::View => "materialized view",
         }
     }
 }
@@ -64,11 +67,23 @@ pub struct RelationDef {
     /// The statement as the user wrote it (for `SHOW CREATE` and docs).
     #[serde(default)]
     pub sql: String,
+    /// For views: the query (re-planned at start-up).
+    #[serde(default)]
+    pub query: Option<String>,
+    /// For views: the relations the view reads.
+    #[serde(default)]
+    pub depends_on: Vec<u64>,
+    /// For views: the output schema, known once the query is planned.
+    #[serde(skip)]
+    pub view_schema: Option<SchemaRef>,
 }
 
 impl RelationDef {
     /// The user-visible schema (no hidden columns).
     pub fn schema(&self) -> SchemaRef {
+        if let Some(s) = &self.view_schema {
+            return s.clone();
+        }
         Arc::new(Schema::new(
             self.columns
                 .iter()
@@ -80,12 +95,18 @@ impl RelationDef {
     /// The schema with the `_offset` column appended.
     pub fn schema_with_offset(&self) -> SchemaRef {
         let mut fields: Vec<Field> = self
-            .columns
+            .schema()
+            .fields()
             .iter()
-            .map(|c| c.ty.field(&c.name, c.nullable))
+            .map(|f| f.as_ref().clone())
             .collect();
         fields.push(Field::new(OFFSET_COLUMN, DataType::Int64, false));
         Arc::new(Schema::new(fields))
+    }
+
+    /// Sources and tables: relations that are written directly and logged.
+    pub fn is_base(&self) -> bool {
+        self.kind != RelationKind::View
     }
 
     pub fn column_index(&self, name: &str) -> Option<usize> {
@@ -170,5 +191,22 @@ impl Catalog {
 
     pub fn remove(&mut self, name: &str) -> Option<Arc<RelationDef>> {
         self.by_name.remove(name)
+    }
+
+    /// Views that read `id`, directly or through other views, dependents
+    /// after what they depend on.
+    pub fn dependents(&self, id: u64) -> Vec<Arc<RelationDef>> {
+        let mut out: Vec<Arc<RelationDef>> = Vec::new();
+        let mut frontier = vec![id];
+        while let Some(x) = frontier.pop() {
+            for r in self.by_name.values() {
+                if r.depends_on.contains(&x) && !out.iter().any(|o| o.id == r.id) {
+                    out.push(r.clone());
+                    frontier.push(r.id);
+                }
+            }
+        }
+        out.sort_by_key(|r| r.id);
+        out
     }
 }

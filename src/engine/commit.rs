@@ -14,7 +14,7 @@
 //! A request is therefore acknowledged only when it is durable, and a reader
 //! never sees a write that is not.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
@@ -27,7 +27,9 @@ use tokio::sync::oneshot;
 
 use super::data::{DbSnapshot, RelationData};
 use super::error::{EngineError, Result};
+use super::view::{RelDelta, ViewState, ViewWork};
 use crate::catalog::{RelationDef, RelationKind};
+use crate::dataflow::Circuit;
 use crate::store::{self, entry, EncodedEntry, EntryKind, Put, Store};
 
 /// Name of the weight column in change entries (+1 insert, -1 retraction).
@@ -66,6 +68,17 @@ pub enum Op {
     },
     DropRelation {
         id: u64,
+    },
+    /// Creates a materialized view and backfills it from its inputs'
+    /// current contents.
+    CreateView {
+        def: Arc<RelationDef>,
+        circuit: Box<Circuit>,
+    },
+    /// At start-up: the views of the catalog, planned again; restored from
+    /// the last checkpoint and the log tail, or backfilled.
+    RestoreViews {
+        views: Vec<(Arc<RelationDef>, Box<Circuit>)>,
     },
     /// Flush and stop.
     Shutdown,
@@ -179,6 +192,40 @@ impl RelWork {
         Ok(())
     }
 
+    /// The change a log entry makes, as a delta (for views).
+    pub fn entry_delta(&self, first_offset: u64, e: &store::Entry) -> Result<RelDelta> {
+        let n = e.batch.num_rows();
+        let user = self.def.columns.len();
+        let rows = e.batch.project(&(0..user).collect::<Vec<_>>())?;
+        match e.kind {
+            EntryKind::Append => Ok(RelDelta {
+                rows,
+                offsets: Some(Int64Array::from_iter_values(
+                    (first_offset as i64)..(first_offset + n as u64) as i64,
+                )),
+                weights: Int64Array::from_value(1, n),
+            }),
+            EntryKind::Change => {
+                let weights = e.batch.column(user).as_primitive::<Int64Type>().clone();
+                let refs = e.batch.column(user + 1).as_primitive::<Int64Type>();
+                let offsets = (0..n)
+                    .map(|i| {
+                        if refs.is_valid(i) {
+                            refs.value(i)
+                        } else {
+                            (first_offset + i as u64) as i64
+                        }
+                    })
+                    .collect::<Int64Array>();
+                Ok(RelDelta {
+                    rows,
+                    offsets: Some(offsets),
+                    weights,
+                })
+            }
+        }
+    }
+
     /// Replays one log entry.
     pub fn replay(&mut self, first_offset: u64, e: &store::Entry) -> Result<()> {
         let n = e.batch.num_rows();
@@ -224,6 +271,14 @@ impl RelWork {
 pub(crate) struct Committer {
     pub store: Store,
     pub relations: HashMap<u64, RelWork>,
+    /// Materialized views, in id order (a view only reads older relations,
+    /// so id order is a topological order).
+    pub views: BTreeMap<u64, ViewWork>,
+    /// When the view checkpoint was last written, and whether anything
+    /// changed since.
+    pub last_checkpoint: std::time::Instant,
+    pub dirty: bool,
+    pub checkpoint_every: std::time::Duration,
     pub snapshot: Arc<RwLock<Arc<DbSnapshot>>>,
     pub version: u64,
     /// Set after a storage failure: the working state may be ahead of disk,
@@ -234,13 +289,22 @@ pub(crate) struct Committer {
 impl Committer {
     pub fn publish(&mut self) {
         self.version += 1;
+        let mut relations: HashMap<u64, Arc<RelationData>> = self
+            .relations
+            .iter()
+            .map(|(id, r)| (*id, r.data.clone()))
+            .collect();
+        let mut errors = HashMap::new();
+        for (id, v) in &self.views {
+            relations.insert(*id, v.state.data.clone());
+            if let Some(e) = &v.error {
+                errors.insert(*id, e.clone());
+            }
+        }
         let snap = DbSnapshot {
             version: self.version,
-            relations: self
-                .relations
-                .iter()
-                .map(|(id, r)| (*id, r.data.clone()))
-                .collect(),
+            relations,
+            errors,
         };
         *self.snapshot.write() = Arc::new(snap);
     }
@@ -300,6 +364,12 @@ impl Committer {
                     for (reply, r) in replies {
                         let _ = reply.send(r);
                     }
+                    let due = self.last_checkpoint.elapsed() >= self.checkpoint_every;
+                    if self.dirty && !self.views.is_empty() && (due || shutdown) {
+                        if let Err(e) = self.checkpoint_views() {
+                            tracing::warn!(error = %e, "view checkpoint failed; restart will replay more of the log");
+                        }
+                    }
                     for id in drops {
                         if let Err(e) = self.store.drop_log(id) {
                             tracing::warn!(relation = id, error = %e, "could not delete the log of a dropped relation; it is swept at the next start");
@@ -320,6 +390,145 @@ impl Committer {
         if let Err(e) = self.store.flush() {
             tracing::error!(error = %e, "final flush failed");
         }
+    }
+
+    /// Feeds a base relation's change through every view, in id order;
+    /// views read the changes of the relations (and views) before them.
+    fn propagate(&mut self, rel: u64, d: RelDelta) {
+        if self.views.is_empty() {
+            return;
+        }
+        let mut changed: HashMap<u64, RelDelta> = HashMap::new();
+        changed.insert(rel, d);
+        for (id, v) in self.views.iter_mut() {
+            if let Some(out) = v.step(&changed) {
+                changed.insert(*id, out);
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// Current contents of the relations a circuit reads.
+    fn contents_of(&self, circuit: &Circuit) -> Result<HashMap<u64, RelDelta>> {
+        let mut out = HashMap::new();
+        for spec in &circuit.sources {
+            if out.contains_key(&spec.relation) {
+                continue;
+            }
+            let d = if let Some(r) = self.relations.get(&spec.relation) {
+                RelDelta::contents(&r.data)?
+            } else if let Some(v) = self.views.get(&spec.relation) {
+                if let Some(e) = &v.error {
+                    return Err(EngineError::Internal(format!(
+                        "materialized view \"{}\" is in an error state: {e}",
+                        v.def.name
+                    )));
+                }
+                RelDelta::contents(&v.state.data)?.map(|mut d| {
+                    d.offsets = None;
+                    d
+                })
+            } else {
+                return Err(EngineError::Catalog(
+                    crate::catalog::CatalogError::NotFound(spec.name.clone()),
+                ));
+            };
+            if let Some(d) = d {
+                out.insert(spec.relation, d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes every view's state with the log offsets it reflects, in one
+    /// atomic batch. Called between commit groups.
+    pub fn checkpoint_views(&mut self) -> Result<()> {
+        let bytes = super::checkpoint::encode(self)?;
+        self.store.apply(vec![Put::Checkpoint {
+            name: super::checkpoint::KEY.to_string(),
+            bytes,
+        }])?;
+        self.store.flush()?;
+        self.dirty = false;
+        self.last_checkpoint = std::time::Instant::now();
+        Ok(())
+    }
+
+    fn restore_views(&mut self, views: Vec<(Arc<RelationDef>, Box<Circuit>)>) -> Result<Outcome> {
+        let checkpoint = match self.store.checkpoint(super::checkpoint::KEY)? {
+            Some(b) => Some(super::checkpoint::decode(&b)?),
+            None => None,
+        };
+        let mut pending = Vec::new();
+        let mut restored = 0;
+        for (def, circuit) in views {
+            let mut circuit = *circuit;
+            let saved = checkpoint.as_ref().and_then(|c| c.views.get(&def.id));
+            match saved {
+                Some(saved) => {
+                    let mut state = ViewState::new(&def)?;
+                    circuit
+                        .restore(&saved.circuit)
+                        .map_err(super::view::dataflow)?;
+                    for b in &saved.contents {
+                        let b = RecordBatch::try_new(
+                            crate::dataflow::relax(&def.schema()),
+                            b.columns().to_vec(),
+                        )?;
+                        state.apply(&crate::dataflow::Delta::insert(b))?;
+                    }
+                    self.views.insert(
+                        def.id,
+                        ViewWork {
+                            def,
+                            circuit,
+                            state,
+                            error: saved.error.clone(),
+                        },
+                    );
+                    restored += 1;
+                }
+                None => pending.push((def, circuit)),
+            }
+        }
+        // Replay the log tail (what the checkpoint does not reflect) through
+        // the restored views.
+        if let Some(c) = &checkpoint {
+            if restored > 0 {
+                let ids: Vec<u64> = self.relations.keys().copied().collect();
+                for id in ids {
+                    let from = c.offsets.get(&id).copied().unwrap_or(0);
+                    let r = &self.relations[&id];
+                    if r.next_offset <= from {
+                        continue;
+                    }
+                    let mut parts = Vec::new();
+                    for item in self.store.scan_log(id, from) {
+                        let (first, entry) = item?;
+                        parts.push(r.entry_delta(first, &entry)?);
+                    }
+                    if let Some(d) = RelDelta::concat(&parts)? {
+                        self.propagate(id, d);
+                    }
+                }
+            }
+        }
+        for (def, circuit) in pending {
+            let mut view = ViewWork {
+                state: ViewState::new(&def)?,
+                def,
+                circuit,
+                error: None,
+            };
+            let contents = self.contents_of(&view.circuit)?;
+            if let Err(e) = view.backfill(&contents) {
+                view.error = Some(e.to_string());
+            }
+            self.views.insert(view.def.id, view);
+        }
+        self.dirty = true;
+        self.publish();
+        Ok(Outcome::default())
     }
 
     fn rel(&mut self, id: u64) -> Result<&mut RelWork> {
@@ -357,6 +566,7 @@ impl Committer {
                 let first = r.next_offset;
                 let mut offset = first;
                 let mut rows = 0;
+                let mut parts = Vec::with_capacity(batches.len());
                 for (b, e) in batches.iter().zip(entries) {
                     let n = e.rows;
                     puts.push(Put::Log {
@@ -365,10 +575,20 @@ impl Committer {
                         entry: e,
                     });
                     r.apply_insert(b, offset)?;
+                    parts.push(RelDelta {
+                        rows: b.clone(),
+                        offsets: Some(Int64Array::from_iter_values(
+                            (offset as i64)..(offset + n as u64) as i64,
+                        )),
+                        weights: Int64Array::from_value(1, n),
+                    });
                     offset += n as u64;
                     rows += n;
                 }
                 r.next_offset = offset;
+                if let Some(d) = RelDelta::concat(&parts)? {
+                    self.propagate(rel, d);
+                }
                 Ok(Outcome {
                     inserted: rows,
                     retracted: 0,
@@ -397,8 +617,38 @@ impl Committer {
             Op::DropRelation { id } => {
                 puts.push(Put::DeleteCatalog { id });
                 self.relations.remove(&id);
+                self.views.remove(&id);
+                self.dirty = true;
                 Ok(Outcome::default())
             }
+            Op::CreateView { def, circuit } => {
+                let id = def.id;
+                let mut view = ViewWork {
+                    state: ViewState::new(&def)?,
+                    def: def.clone(),
+                    circuit: *circuit,
+                    error: None,
+                };
+                let contents = self.contents_of(&view.circuit)?;
+                view.backfill(&contents)?;
+                let rows = view.state.rows();
+                puts.push(Put::Catalog {
+                    id,
+                    bytes: def.to_bytes(),
+                });
+                puts.push(Put::Meta {
+                    name: store::keys::META_NEXT_RELATION_ID,
+                    bytes: (id + 1).to_be_bytes().to_vec(),
+                });
+                self.views.insert(id, view);
+                self.dirty = true;
+                Ok(Outcome {
+                    inserted: rows,
+                    retracted: 0,
+                    first_offset: 0,
+                })
+            }
+            Op::RestoreViews { views } => self.restore_views(views),
             Op::Shutdown => Ok(Outcome::default()),
         }
     }
@@ -520,6 +770,20 @@ impl Committer {
             r.apply_insert(&insert, first + n_retract as u64)?;
         }
         r.next_offset = first + (n_retract + n_insert) as u64;
+        let delta = RelDelta {
+            rows: concat_batches(&user_schema, [&old_rows, &insert])?,
+            offsets: Some(
+                retract
+                    .iter()
+                    .map(|o| *o as i64)
+                    .chain((0..n_insert).map(|i| (first + (n_retract + i) as u64) as i64))
+                    .collect(),
+            ),
+            weights: Int64Array::from_iter_values(
+                std::iter::repeat_n(-1, n_retract).chain(std::iter::repeat_n(1, n_insert)),
+            ),
+        };
+        self.propagate(rel, delta);
         Ok(Outcome {
             inserted: n_insert,
             retracted: n_retract,

@@ -225,6 +225,8 @@ pub struct DbSnapshot {
     /// Advances by one with every published commit group.
     pub version: u64,
     pub relations: HashMap<u64, Arc<RelationData>>,
+    /// Views whose maintenance failed, with the error.
+    pub errors: HashMap<u64, String>,
 }
 
 impl DbSnapshot {

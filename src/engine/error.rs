@@ -49,6 +49,8 @@ pub enum EngineError {
     ProtocolViolation(String),
     #[error("{0}")]
     SerializationFailure(String),
+    #[error("{0}")]
+    DependentObjects(String),
     #[error("the server is shutting down")]
     ShuttingDown,
     #[error("{0}")]

@@ -2,11 +2,13 @@
 //! the published snapshot, and it is the one place that fixes the commit
 //! order: log -> flush -> in-memory state -> snapshot -> acknowledgement.
 
+pub mod checkpoint;
 pub mod commit;
 pub mod data;
 pub mod error;
 pub mod query;
 pub mod session;
+pub mod view;
 pub mod write;
 
 use std::collections::HashMap;
@@ -30,6 +32,8 @@ pub struct EngineConfig {
     pub data_dir: PathBuf,
     /// sled page-cache size in bytes.
     pub cache_bytes: u64,
+    /// How often view state is checkpointed (when it changed).
+    pub checkpoint_every: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -37,6 +41,7 @@ impl EngineConfig {
         EngineConfig {
             data_dir: data_dir.into(),
             cache_bytes: 256 << 20,
+            checkpoint_every: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -95,6 +100,10 @@ impl Engine {
             }
             next_id = next_id.max(id + 1);
             let def = catalog.insert(def)?;
+            if !def.is_base() {
+                // Views are planned again and restored by `recover_views`.
+                continue;
+            }
             let mut work = RelWork::new(def.clone(), 0)?;
             for item in store.scan_log(id, 0) {
                 let (first, entry) = item?;
@@ -114,11 +123,15 @@ impl Engine {
         while catalog.next_id() < next_id {
             catalog.allocate_id();
         }
-        report.relations = relations.len();
+        report.relations = catalog.relations().count();
         let snapshot = Arc::new(RwLock::new(Arc::new(DbSnapshot::default())));
         let mut committer = Committer {
             store,
             relations,
+            views: Default::default(),
+            last_checkpoint: Instant::now(),
+            dirty: false,
+            checkpoint_every: config.checkpoint_every,
             snapshot: snapshot.clone(),
             version: 0,
             failed: None,
@@ -183,6 +196,84 @@ impl Engine {
             .clone()
     }
 
+    /// Plans every view of the catalog again (in id order, so a view's
+    /// inputs are known before it) and hands them to the committer, which
+    /// restores them from the last checkpoint plus the log tail, or
+    /// backfills them. Call once after `open`, before serving.
+    pub async fn recover_views(self: &Arc<Self>) -> Result<()> {
+        let mut views: Vec<Arc<RelationDef>> = self
+            .relations()
+            .into_iter()
+            .filter(|r| !r.is_base())
+            .collect();
+        if views.is_empty() {
+            return Ok(());
+        }
+        views.sort_by_key(|v| v.id);
+        let session = session::Session::standalone(self.clone())?;
+        let mut planned = Vec::with_capacity(views.len());
+        for def in views {
+            let query = def.query.clone().unwrap_or_default();
+            let stmt = crate::sql::parser::parse_query(&query).map_err(|e| {
+                EngineError::Internal(format!(
+                    "stored query of view \"{}\" does not parse: {e}",
+                    def.name
+                ))
+            })?;
+            let (circuit, schema) = session.plan_view(&stmt).await.map_err(|e| {
+                EngineError::Internal(format!("cannot plan view \"{}\" again: {e}", def.name))
+            })?;
+            let mut d = (*def).clone();
+            d.view_schema = Some(schema);
+            let d = Arc::new(d);
+            {
+                let mut cat = self.catalog.write();
+                cat.remove(&d.name);
+                cat.insert((*d).clone())?;
+            }
+            planned.push((d, Box::new(circuit)));
+        }
+        self.commit(Op::RestoreViews { views: planned }).await?;
+        Ok(())
+    }
+
+    /// Creates a materialized view (already planned): the committer
+    /// backfills it from its inputs at this point of the commit order.
+    /// Returns false if it existed and `if_not_exists` was given.
+    pub async fn create_view(
+        &self,
+        mut def: RelationDef,
+        circuit: crate::dataflow::Circuit,
+        if_not_exists: bool,
+    ) -> Result<bool> {
+        let _ddl = self.ddl_lock.lock().await;
+        if self.catalog.read().get(&def.name).is_some() {
+            if if_not_exists {
+                return Ok(false);
+            }
+            return Err(crate::catalog::CatalogError::AlreadyExists(def.name).into());
+        }
+        // an input dropped while the view was planned
+        for dep in &def.depends_on {
+            if self.catalog.read().by_id(*dep).is_none() {
+                return Err(EngineError::SerializationFailure(
+                    "a relation the view reads was dropped concurrently".into(),
+                ));
+            }
+        }
+        def.id = self.catalog.read().next_id();
+        let def = Arc::new(def);
+        self.commit(Op::CreateView {
+            def: def.clone(),
+            circuit: Box::new(circuit),
+        })
+        .await?;
+        let mut cat = self.catalog.write();
+        cat.allocate_id();
+        cat.insert((*def).clone())?;
+        Ok(true)
+    }
+
     /// Creates a source or table. Returns false if it existed and
     /// `if_not_exists` was given.
     pub async fn create_relation(
@@ -222,12 +313,7 @@ impl Engine {
                     let expected = match d.kind {
                         DropKind::Source => RelationKind::Source,
                         DropKind::Table => RelationKind::Table,
-                        DropKind::MaterializedView | DropKind::View => {
-                            return Err(EngineError::WrongObjectType(format!(
-                                "\"{name}\" is not a {}",
-                                d.kind.as_str().to_ascii_lowercase()
-                            )))
-                        }
+                        DropKind::MaterializedView | DropKind::View => RelationKind::View,
                     };
                     if def.kind != expected {
                         return Err(EngineError::WrongObjectType(format!(
@@ -236,7 +322,28 @@ impl Engine {
                             def.kind.as_str().to_ascii_uppercase()
                         )));
                     }
-                    victims.push(def);
+                    let dependents = self.catalog.read().dependents(def.id);
+                    if !dependents.is_empty() && !d.cascade {
+                        let names: Vec<String> = dependents
+                            .iter()
+                            .map(|v| format!("materialized view {}", v.name))
+                            .collect();
+                        return Err(EngineError::DependentObjects(format!(
+                            "cannot drop {} {} because other objects depend on it: {} (use DROP ... CASCADE to drop them too)",
+                            def.kind.as_str(),
+                            def.name,
+                            names.join(", ")
+                        )));
+                    }
+                    // dependents first, newest first
+                    for v in dependents.into_iter().rev() {
+                        if !victims.iter().any(|x: &Arc<RelationDef>| x.id == v.id) {
+                            victims.push(v);
+                        }
+                    }
+                    if !victims.iter().any(|x| x.id == def.id) {
+                        victims.push(def);
+                    }
                 }
             }
         }
@@ -246,6 +353,16 @@ impl Engine {
             self.table_locks.lock().remove(&def.id);
         }
         Ok(())
+    }
+
+    /// Appends Arrow batches to a source or table, atomically and durably
+    /// (the path connectors use).
+    pub async fn append(
+        &self,
+        name: &str,
+        batches: Vec<datafusion::arrow::array::RecordBatch>,
+    ) -> Result<commit::Outcome> {
+        write::append_batches(self, name, batches).await
     }
 
     /// Stops accepting writes, lets queued ones finish, flushes storage.
@@ -269,6 +386,17 @@ impl Engine {
         let handle = self.committer.lock().take();
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+}
+
+impl Drop for Engine {
+    /// Stops the committer (it flushes on its way out) and waits for it, so
+    /// the data directory is closed when the engine is gone.
+    fn drop(&mut self) {
+        self.commit_tx.lock().take();
+        if let Some(h) = self.committer.lock().take() {
+            let _ = h.join();
         }
     }
 }

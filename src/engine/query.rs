@@ -206,7 +206,11 @@ impl TableProvider for RelationTable {
     }
 
     fn table_type(&self) -> TableType {
-        TableType::Base
+        if self.def.is_base() {
+            TableType::Base
+        } else {
+            TableType::View
+        }
     }
 
     async fn scan(
@@ -223,10 +227,16 @@ impl TableProvider for RelationTable {
                 None => Arc::new(DbSnapshot::default()),
             },
         };
+        if let Some(e) = snapshot.errors.get(&self.def.id) {
+            return Err(DataFusionError::Execution(format!(
+                "materialized view \"{}\" is in an error state and must be dropped and recreated: {e}",
+                self.def.name
+            )));
+        }
         let data = snapshot.relation(self.def.id).ok_or_else(|| {
             DataFusionError::Plan(format!("relation \"{}\" does not exist", self.def.name))
         })?;
-        let user_cols: Vec<usize> = (0..self.def.columns.len()).collect();
+        let user_cols: Vec<usize> = (0..self.def.schema().fields().len()).collect();
         let mut batches = Vec::with_capacity(data.segments().len());
         for s in data.segments() {
             let b = s.visible()?;

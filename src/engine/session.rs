@@ -19,7 +19,7 @@ use super::write::{self, CopyIn, WritePlan};
 use super::Engine;
 use crate::catalog::RelationKind;
 use crate::sql::parser::{DropKind, Statement};
-use crate::sql::rewrite::{expose_offsets, mentions_offset};
+use crate::sql::rewrite::{expose_offsets, mentions_offset, postgres_output_names};
 use crate::sql::SqlParser;
 
 /// What a statement produced.
@@ -271,6 +271,11 @@ impl Session {
                 Some(text_batch(name, vec![])?.schema()),
             ),
             Statement::ShowAll => (PreparedKind::Direct, vec![], Some(show_all_schema())),
+            Statement::CreateView(v) if v.explain => (
+                PreparedKind::Direct,
+                vec![],
+                Some(text_batch("plan", vec![])?.schema()),
+            ),
             _ => (PreparedKind::Direct, vec![], None),
         };
         Ok(Prepared {
@@ -284,6 +289,7 @@ impl Session {
     /// Plans a query (SELECT, VALUES, EXPLAIN, ...) with DataFusion.
     pub(crate) async fn plan_query(&self, ast: &ast::Statement) -> Result<LogicalPlan> {
         let mut ast = ast.clone();
+        postgres_output_names(&mut ast);
         if mentions_offset(&ast) {
             let engine = &self.engine;
             expose_offsets(&mut ast, &|n| engine.relation(n).is_some())?;
@@ -304,6 +310,43 @@ impl Session {
         }
     }
 
+    /// Plans a view's query and lowers it to a circuit; returns the circuit
+    /// and the view's schema.
+    pub async fn plan_view(
+        &self,
+        query: &ast::Query,
+    ) -> Result<(
+        crate::dataflow::Circuit,
+        datafusion::arrow::datatypes::SchemaRef,
+    )> {
+        let mut stmt = ast::Statement::Query(Box::new(query.clone()));
+        postgres_output_names(&mut stmt);
+        let engine = &self.engine;
+        if mentions_offset(&stmt) {
+            expose_offsets(&mut stmt, &|n| {
+                engine.relation(n).is_some_and(|r| r.is_base())
+            })?;
+        }
+        let plan = self
+            .state
+            .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
+            .await?;
+        crate::sql::lower::check_deterministic(&plan)?;
+        let optimized = self.state.optimize(&plan)?;
+        let resolve = |t: &datafusion::common::TableReference| {
+            engine
+                .relation(t.table())
+                .map(|r| crate::sql::lower::ScanTarget {
+                    id: r.id,
+                    name: r.name.clone(),
+                    append_only: r.kind == RelationKind::Source,
+                })
+        };
+        let circuit = crate::sql::lower::lower(&optimized, &resolve)?;
+        let schema = crate::dataflow::relax(&Arc::new(optimized.schema().as_arrow().clone()));
+        Ok((circuit, schema))
+    }
+
     /// Runs a prepared statement with parameter values.
     pub async fn execute(&mut self, p: &Prepared, params: &[ScalarValue]) -> Result<Output> {
         match &p.kind {
@@ -322,12 +365,42 @@ impl Session {
 
     async fn execute_direct(&mut self, stmt: &Statement) -> Result<Output> {
         match stmt {
+            Statement::CreateView(v) => {
+                let (circuit, schema) = self.plan_view(&v.query).await?;
+                if v.explain {
+                    let lines: Vec<String> =
+                        circuit.explain().lines().map(str::to_string).collect();
+                    return rows(text_batch("plan", lines)?);
+                }
+                let depends_on = circuit.sources.iter().map(|s| s.relation).collect();
+                let def = crate::catalog::RelationDef {
+                    id: 0,
+                    name: v.name.clone(),
+                    kind: RelationKind::View,
+                    columns: vec![],
+                    primary_key: vec![],
+                    watermark: None,
+                    options: Default::default(),
+                    sql: v.sql.clone(),
+                    query: Some(v.query.to_string()),
+                    depends_on,
+                    view_schema: Some(schema),
+                };
+                self.engine
+                    .create_view(def, circuit, v.if_not_exists)
+                    .await?;
+                Ok(Output::Command {
+                    tag: "CREATE MATERIALIZED VIEW",
+                    rows: None,
+                })
+            }
             Statement::CreateRelation(c) => {
                 self.engine.create_relation(c).await?;
                 Ok(Output::Command {
                     tag: match c.kind {
                         RelationKind::Source => "CREATE SOURCE",
                         RelationKind::Table => "CREATE TABLE",
+                        RelationKind::View => "CREATE MATERIALIZED VIEW",
                     },
                     rows: None,
                 })

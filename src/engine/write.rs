@@ -84,11 +84,19 @@ impl WritePlan {
     }
 }
 
+/// A source or table to write to (views are written only by the engine).
 fn relation(engine: &Engine, name: &ast::ObjectName) -> Result<Arc<RelationDef>> {
     let n = object_name(name)?;
-    engine
+    let rel = engine
         .relation(&n)
-        .ok_or_else(|| crate::catalog::CatalogError::NotFound(n).into())
+        .ok_or_else(|| EngineError::from(crate::catalog::CatalogError::NotFound(n)))?;
+    if !rel.is_base() {
+        return Err(EngineError::WrongObjectType(format!(
+            "cannot write to materialized view \"{}\"",
+            rel.name
+        )));
+    }
+    Ok(rel)
 }
 
 fn unsupported(what: &str) -> EngineError {
@@ -870,6 +878,49 @@ async fn run_select(
     let state = session.statement_state();
     let physical = state.create_physical_plan(&plan).await?;
     Ok(datafusion::physical_plan::collect(physical, state.task_ctx()).await?)
+}
+
+/// Appends Arrow batches to a source or table (connectors, tools): each
+/// column is converted to the relation's type, by position; the batches
+/// are committed atomically.
+pub async fn append_batches(
+    engine: &Engine,
+    name: &str,
+    batches: Vec<RecordBatch>,
+) -> Result<Outcome> {
+    let rel = engine.relation(name).ok_or_else(|| {
+        EngineError::from(crate::catalog::CatalogError::NotFound(name.to_string()))
+    })?;
+    if !rel.is_base() {
+        return Err(EngineError::WrongObjectType(format!(
+            "cannot write to materialized view \"{}\"",
+            rel.name
+        )));
+    }
+    let positions: Vec<usize> = (0..rel.columns.len()).collect();
+    let mut typed = Vec::with_capacity(batches.len());
+    let mut base = 0;
+    for b in batches {
+        if b.num_columns() != rel.columns.len() {
+            return Err(EngineError::SyntaxError(format!(
+                "batch has {} columns, relation \"{}\" has {}",
+                b.num_columns(),
+                rel.name,
+                rel.columns.len()
+            )));
+        }
+        let n = b.num_rows();
+        typed.push(assemble(
+            &rel,
+            &positions,
+            b.columns().to_vec(),
+            n,
+            base,
+            "row",
+        )?);
+        base += n;
+    }
+    append(engine, &rel, typed).await
 }
 
 /// Appends rows to a source or (plain INSERT / COPY) a table.

@@ -20,6 +20,7 @@ pub fn sqlstate(e: &EngineError) -> &'static str {
             SqlError::DuplicateColumn(_) => "42701",
             SqlError::UndefinedColumn(_) => "42703",
             SqlError::DatatypeMismatch(_) => "42804",
+            SqlError::Plan(_) => "XX000",
         },
         EngineError::Catalog(c) => match c {
             CatalogError::AlreadyExists(_) => "42P07",
@@ -51,6 +52,7 @@ pub fn sqlstate(e: &EngineError) -> &'static str {
         EngineError::InvalidParameterValue(_) => "22023",
         EngineError::ProtocolViolation(_) => "08P01",
         EngineError::SerializationFailure(_) => "40001",
+        EngineError::DependentObjects(_) => "2BP01",
         EngineError::ShuttingDown => "57P01",
         EngineError::Internal(_) => "XX000",
     }

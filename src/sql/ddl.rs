@@ -83,6 +83,9 @@ pub fn relation_def(c: &CreateRelation, id: u64) -> Result<RelationDef, SqlError
         watermark,
         options: c.options.clone(),
         sql: c.sql.clone(),
+        query: None,
+        depends_on: vec![],
+        view_schema: None,
     })
 }
 

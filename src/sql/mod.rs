@@ -3,6 +3,7 @@
 //! statement. No I/O happens here.
 
 pub mod ddl;
+pub mod lower;
 pub mod parser;
 pub mod rewrite;
 
@@ -22,4 +23,7 @@ pub enum SqlError {
     UndefinedColumn(String),
     #[error("{0}")]
     DatatypeMismatch(String),
+    /// An internal planning failure (not the user's SQL).
+    #[error("{0}")]
+    Plan(String),
 }

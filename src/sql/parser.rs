@@ -21,6 +21,7 @@ use crate::catalog::RelationKind;
 #[derive(Debug, Clone)]
 pub enum Statement {
     CreateRelation(CreateRelation),
+    CreateView(CreateView),
     Drop(DropStatement),
     /// `SHOW SOURCES` / `SHOW TABLES`
     ShowRelations(RelationKind),
@@ -45,6 +46,17 @@ pub enum Statement {
     /// Anything DataFusion plans: queries, INSERT, UPDATE, DELETE, EXPLAIN,
     /// and COPY (handled by the engine).
     Sql(Box<ast::Statement>),
+}
+
+#[derive(Debug, Clone)]
+pub struct CreateView {
+    pub name: String,
+    pub if_not_exists: bool,
+    /// The defining query.
+    pub query: Box<ast::Query>,
+    pub sql: String,
+    /// `EXPLAIN CREATE MATERIALIZED VIEW`: plan only.
+    pub explain: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -126,9 +138,11 @@ impl SqlParser {
         match w.as_slice() {
             ["CREATE", "SOURCE", ..] => parse_create(text, RelationKind::Source),
             ["CREATE", "TABLE", ..] => parse_create(text, RelationKind::Table),
-            ["CREATE", "MATERIALIZED", "VIEW"] => Err(SqlError::Unsupported(
-                "CREATE MATERIALIZED VIEW is not supported yet".into(),
-            )),
+            ["CREATE", "MATERIALIZED", "VIEW"] => parse_create_view(text, false),
+            ["EXPLAIN", "CREATE", "MATERIALIZED"] => {
+                let rest = text.trim_start()[7..].trim_start();
+                parse_create_view(rest, true)
+            }
             ["CREATE", "VIEW", ..] => Err(SqlError::Unsupported(
                 "CREATE VIEW is not supported; use CREATE MATERIALIZED VIEW".into(),
             )),
@@ -493,6 +507,50 @@ fn parse_create(text: &str, kind: RelationKind) -> Result<Statement, SqlError> {
     }))
 }
 
+/// Parses a stored view query.
+pub fn parse_query(text: &str) -> Result<Box<ast::Query>, SqlError> {
+    let mut p = parser(text)?;
+    let q = p.parse_query().map_err(syntax)?;
+    expect_end(&mut p)?;
+    Ok(q)
+}
+
+fn parse_create_view(text: &str, explain: bool) -> Result<Statement, SqlError> {
+    let mut p = parser(text)?;
+    let stmt = p.parse_statement().map_err(syntax)?;
+    expect_end(&mut p)?;
+    match stmt {
+        ast::Statement::CreateView(v) => {
+            if !v.materialized {
+                return Err(SqlError::Unsupported(
+                    "CREATE VIEW is not supported; use CREATE MATERIALIZED VIEW".into(),
+                ));
+            }
+            if v.or_replace {
+                return Err(SqlError::Unsupported(
+                    "CREATE OR REPLACE MATERIALIZED VIEW".into(),
+                ));
+            }
+            if !v.columns.is_empty() {
+                return Err(SqlError::Unsupported(
+                    "a column list on CREATE MATERIALIZED VIEW (alias the columns in the query)"
+                        .into(),
+                ));
+            }
+            Ok(Statement::CreateView(CreateView {
+                name: object_name(&v.name)?,
+                if_not_exists: v.if_not_exists,
+                query: v.query,
+                sql: text.to_string(),
+                explain,
+            }))
+        }
+        other => Err(SqlError::Syntax(format!(
+            "expected CREATE MATERIALIZED VIEW, found {other}"
+        ))),
+    }
+}
+
 fn parse_drop(text: &str) -> Result<Statement, SqlError> {
     let mut p = parser(text)?;
     p.expect_keyword_is(Keyword::DROP).map_err(syntax)?;
@@ -536,9 +594,7 @@ fn parse_show(text: &str) -> Result<Statement, SqlError> {
     match w.as_slice() {
         ["SHOW", "SOURCES"] => Ok(Statement::ShowRelations(RelationKind::Source)),
         ["SHOW", "TABLES"] => Ok(Statement::ShowRelations(RelationKind::Table)),
-        ["SHOW", "MATERIALIZED", "VIEWS"] => Err(SqlError::Unsupported(
-            "SHOW MATERIALIZED VIEWS: materialized views are not supported yet".into(),
-        )),
+        ["SHOW", "MATERIALIZED", "VIEWS"] => Ok(Statement::ShowRelations(RelationKind::View)),
         ["SHOW", "ALL"] => Ok(Statement::ShowAll),
         ["SHOW", "TIME", "ZONE"] => Ok(Statement::ShowVariable("timezone".into())),
         ["SHOW", "TRANSACTION", "ISOLATION", "LEVEL"] => {

@@ -212,6 +212,16 @@ impl OffsetVisitor<'_> {
             .collect();
         let mut projection = Vec::with_capacity(select.projection.len());
         for item in select.projection.drain(..) {
+            // The compatibility rewrite aliased `_offset` because of the `*`;
+            // the `*` no longer includes `_offset`, so keep its real name.
+            let item = match item {
+                SelectItem::ExprWithAlias { expr, alias }
+                    if alias.value == format!("__alias_{OFFSET_COLUMN}") =>
+                {
+                    SelectItem::UnnamedExpr(expr)
+                }
+                other => other,
+            };
             match item {
                 SelectItem::Wildcard(opts) if items.len() == 1 => {
                     projection.push(SelectItem::Wildcard(exclude_offset(opts)));
@@ -266,6 +276,86 @@ impl OffsetVisitor<'_> {
     }
 }
 
+/// Names result columns as Postgres does: an unaliased function call is
+/// named after the function (`count`, not `count(*)`), a cast after what it
+/// casts, `CASE` as `case`, any other expression `?column?`. A name is only
+/// given where it is unique in the select list (DataFusion requires unique
+/// names; Postgres does not). Only the statement's own result is renamed.
+pub fn postgres_output_names(stmt: &mut Statement) {
+    let Statement::Query(q) = stmt else {
+        return;
+    };
+    let mut body = q.body.as_mut();
+    loop {
+        match body {
+            SetExpr::SetOperation { left, .. } => body = left.as_mut(),
+            SetExpr::Query(inner) => body = inner.body.as_mut(),
+            _ => break,
+        }
+    }
+    let SetExpr::Select(select) = body else {
+        return;
+    };
+    let proposed: Vec<Option<String>> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => pg_name(e),
+            _ => None,
+        })
+        .collect();
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (item, p) in select.projection.iter().zip(&proposed) {
+        let name = match (item, p) {
+            (_, Some(p)) => Some(p.clone()),
+            (SelectItem::ExprWithAlias { alias, .. }, _) => Some(normalize_ident(alias)),
+            (SelectItem::UnnamedExpr(Expr::Identifier(id)), _) => Some(normalize_ident(id)),
+            (SelectItem::UnnamedExpr(Expr::CompoundIdentifier(ids)), _) => {
+                ids.last().map(normalize_ident)
+            }
+            _ => None,
+        };
+        if let Some(n) = name {
+            *counts.entry(n).or_default() += 1;
+        }
+    }
+    let items = std::mem::take(&mut select.projection);
+    select.projection = items
+        .into_iter()
+        .zip(proposed)
+        .map(|(item, p)| match (item, p) {
+            (SelectItem::UnnamedExpr(expr), Some(name)) if counts.get(&name) == Some(&1) => {
+                SelectItem::ExprWithAlias {
+                    expr,
+                    alias: Ident::with_quote('"', name),
+                }
+            }
+            (item, _) => item,
+        })
+        .collect();
+}
+
+/// The name Postgres gives an unaliased expression; `None` for plain
+/// column references (DataFusion already names those after the column).
+fn pg_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
+        Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|id| id.value.to_ascii_lowercase()),
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => match expr.as_ref() {
+            Expr::Identifier(id) => Some(normalize_ident(id)),
+            Expr::CompoundIdentifier(ids) => ids.last().map(normalize_ident),
+            inner => pg_name(inner),
+        },
+        Expr::Case { .. } => Some("case".to_string()),
+        _ => Some("?column?".to_string()),
+    }
+}
+
 fn exclude_offset(mut opts: WildcardAdditionalOptions) -> WildcardAdditionalOptions {
     let off = ObjectName::from(vec![Ident::new(OFFSET_COLUMN)]);
     opts.opt_exclude = Some(match opts.opt_exclude.take() {
@@ -303,7 +393,7 @@ mod tests {
     fn single_table() {
         assert_eq!(
             rewrite("SELECT _offset, * FROM bids ORDER BY _offset"),
-            "SELECT _offset AS __alias__offset, * EXCLUDE _offset FROM \"__offsets\".\"bids\" AS \"bids\" ORDER BY _offset"
+            "SELECT _offset, * EXCLUDE _offset FROM \"__offsets\".\"bids\" AS \"bids\" ORDER BY _offset"
         );
     }
 
@@ -312,6 +402,30 @@ mod tests {
         assert_eq!(
             rewrite("SELECT b._offset, * FROM bids b JOIN auctions a ON a.id = b.auction"),
             "SELECT b._offset, \"b\".* EXCLUDE _offset, \"a\".* EXCLUDE _offset FROM \"__offsets\".\"bids\" b JOIN \"__offsets\".\"auctions\" a ON a.id = b.auction"
+        );
+    }
+
+    #[test]
+    fn output_names_follow_postgres() {
+        let name = |sql: &str| {
+            let S::Sql(mut st) = SqlParser::new().parse_one(sql).unwrap() else {
+                panic!()
+            };
+            postgres_output_names(&mut st);
+            st.to_string()
+        };
+        assert_eq!(
+            name("SELECT a, count(*), max(b.price), 1 + 2, CAST(x AS INT) FROM t"),
+            "SELECT a, count(*) AS \"count\", max(b.price) AS \"max\", 1 + 2 AS \"?column?\", CAST(x AS INT) AS \"x\" FROM t"
+        );
+        // duplicates keep DataFusion's names
+        assert_eq!(
+            name("SELECT count(a), count(b) FROM t"),
+            "SELECT count(a), count(b) FROM t"
+        );
+        assert_eq!(
+            name("SELECT _offset, * FROM bids"),
+            "SELECT _offset AS __alias__offset, * FROM bids"
         );
     }
 

@@ -1,8 +1,12 @@
 //! Integration tests: one binary, many modules. Every test talks to a real
-//! `freshet` server process over the Postgres wire protocol.
+//! `freshet` server process over the Postgres wire protocol, except the
+//! property tests, which drive the engine in process.
 
 mod crash;
 mod errors;
 mod harness;
+mod oracle;
+mod props;
 mod protocol;
+mod psql;
 mod slt;

@@ -209,8 +209,46 @@ pub fn decode_binary(ty: &Type, b: &[u8]) -> String {
             text::interval_text(months, days, us)
         }
         Type::JSONB => String::from_utf8_lossy(b.get(1..).unwrap_or_default()).to_string(),
+        ref t if matches!(t.kind(), tokio_postgres::types::Kind::Array(_)) => array_text(t, b),
         _ => String::from_utf8_lossy(b).to_string(),
     }
+}
+
+/// A one-dimensional binary array, rendered as `{a,b}`.
+fn array_text(ty: &Type, b: &[u8]) -> String {
+    let tokio_postgres::types::Kind::Array(elem) = ty.kind() else {
+        return String::new();
+    };
+    let rd = |i: usize| -> i32 {
+        b.get(i..i + 4)
+            .and_then(|s| s.try_into().ok())
+            .map(i32::from_be_bytes)
+            .unwrap_or_default()
+    };
+    let ndim = rd(0);
+    if ndim == 0 {
+        return "{}".into();
+    }
+    let len = rd(12) as usize;
+    let mut pos = 20;
+    let mut parts = Vec::with_capacity(len);
+    for _ in 0..len {
+        let n = rd(pos);
+        pos += 4;
+        if n < 0 {
+            parts.push("NULL".to_string());
+            continue;
+        }
+        let v = decode_binary(elem, b.get(pos..pos + n as usize).unwrap_or_default());
+        pos += n as usize;
+        let quote = v.is_empty() || v.contains([',', '{', '}', '"', ' ', '\\']);
+        parts.push(if quote {
+            format!("\"{}\"", v.replace('"', "\\\""))
+        } else {
+            v
+        });
+    }
+    format!("{{{}}}", parts.join(","))
 }
 
 /// Postgres binary numeric: ndigits, weight, sign, dscale, base-10000 digits.

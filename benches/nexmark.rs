@@ -1,0 +1,182 @@
+//! Nexmark queries as incremental views, in process.
+//!
+//! ```text
+//! cargo bench --bench nexmark                       # every query, 1 M events, 3 runs
+//! cargo bench --bench nexmark -- q1 agg --events 2000000 --runs 5
+//! cargo bench --bench nexmark -- scaling            # cost of 10 k events after 10 k vs 1 M of history
+//! ```
+//!
+//! For each query: the events are generated first (not timed) as Arrow
+//! batches of 10 000 bids; then the view's circuit is fed every batch and
+//! its stored contents kept up to date, on one thread. One line per query:
+//! `nexmark q1: <R> events/s, <R/cores> events/s/core, <N> events, <C> cores`
+//! (the median of the runs). `scaling` goes through the engine's commit
+//! path (log, flush, view maintenance) instead.
+
+#[path = "nexmark_gen.rs"]
+mod gen;
+
+use std::time::Instant;
+
+use freshet::catalog::{RelationDef, RelationKind};
+use freshet::dataflow::Delta;
+use freshet::engine::session::Session;
+use freshet::engine::view::ViewState;
+use freshet::{Engine, EngineConfig};
+
+const QUERIES: &[(&str, &str)] = &[
+    // q1: currency conversion (projection)
+    (
+        "q1",
+        "SELECT auction, bidder, 0.908 * price AS price, date_time, extra FROM bid",
+    ),
+    // q2: selection
+    (
+        "q2",
+        "SELECT auction, price FROM bid WHERE auction % 123 = 0",
+    ),
+    // GROUP BY auction with count and max
+    (
+        "agg",
+        "SELECT auction, count(*) AS n, max(price) AS top FROM bid GROUP BY auction",
+    ),
+];
+
+const BATCH: usize = 10_000;
+
+fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+async fn run_query(session: &Session, sql: &str, batches: &[Delta]) -> f64 {
+    let query = freshet::sql::parser::parse_query(sql).expect("query parses");
+    let (mut circuit, schema) = session.plan_view(&query).await.expect("plan view");
+    let def = RelationDef {
+        id: 0,
+        name: "bench_view".into(),
+        kind: RelationKind::View,
+        columns: vec![],
+        primary_key: vec![],
+        watermark: None,
+        options: Default::default(),
+        sql: String::new(),
+        query: None,
+        depends_on: vec![],
+        view_schema: Some(schema),
+    };
+    let mut state = ViewState::new(&def).expect("view state");
+    let events: usize = batches.iter().map(|b| b.len()).sum();
+    let start = Instant::now();
+    // the first step runs every operator once (global aggregates emit)
+    for b in batches {
+        if let Some(out) = circuit.step(&[Some(b.clone())]).expect("step") {
+            state.apply(&out).expect("apply");
+        }
+    }
+    let took = start.elapsed();
+    std::hint::black_box(state.rows());
+    events as f64 / took.as_secs_f64()
+}
+
+async fn scaling(runs: usize) {
+    // time to ingest 10 k events through the commit path into a source with
+    // a grouped aggregate, after `history` events
+    let mut results = Vec::new();
+    for history in [10_000usize, 1_000_000] {
+        let mut times = Vec::new();
+        for _ in 0..runs {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let engine = Engine::open(EngineConfig::new(dir.path())).expect("engine");
+            let mut s = Session::standalone(engine.clone()).expect("session");
+            s.run(gen::BID_DDL).await.expect("create source");
+            s.run("CREATE MATERIALIZED VIEW agg AS SELECT auction, count(*) AS n, max(price) AS top FROM bid GROUP BY auction")
+                .await
+                .expect("create view");
+            let mut g = gen::Gen::new(7);
+            for _ in 0..history / BATCH {
+                engine
+                    .append("bid", vec![g.bids(BATCH)])
+                    .await
+                    .expect("history");
+            }
+            let probe: Vec<_> = (0..10).map(|_| g.bids(1_000)).collect();
+            let start = Instant::now();
+            for b in probe {
+                engine.append("bid", vec![b]).await.expect("append");
+            }
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+            drop(s);
+            engine.shutdown().await;
+        }
+        let m = median(times);
+        println!("nexmark scaling: 10000 events (10 commits of 1000) after {history} events of history: {m:.1} ms (median of {runs})");
+        results.push(m);
+    }
+    println!(
+        "nexmark scaling: ratio {:.2} (after 1000000 / after 10000)",
+        results[1] / results[0]
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let events = arg(&args, "--events", 1_000_000);
+    let runs = arg(&args, "--runs", 3).max(1);
+    let mut wanted: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| QUERIES.iter().any(|(n, _)| n == a) || *a == "scaling")
+        .collect();
+    if wanted.is_empty() {
+        wanted = QUERIES.iter().map(|(n, _)| *n).collect();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let engine = Engine::open(EngineConfig::new(dir.path())).expect("engine");
+        let mut session = Session::standalone(engine.clone()).expect("session");
+        session.run(gen::BID_DDL).await.expect("create source");
+        let mut g = gen::Gen::new(42);
+        let batches: Vec<Delta> = (0..events.div_ceil(BATCH))
+            .map(|_| Delta::insert(g.bids(BATCH)))
+            .collect();
+        let n: usize = batches.iter().map(|b| b.len()).sum();
+        for name in &wanted {
+            if *name == "scaling" {
+                scaling(runs).await;
+                continue;
+            }
+            let Some((_, sql)) = QUERIES.iter().find(|(q, _)| q == name) else {
+                continue;
+            };
+            let mut rates = Vec::new();
+            for _ in 0..runs {
+                rates.push(run_query(&session, sql, &batches).await);
+            }
+            let r = median(rates);
+            // the circuit runs on one thread
+            let cores = 1;
+            println!(
+                "nexmark {name}: {r:.0} events/s, {:.0} events/s/core, {n} events, {cores} cores",
+                r / cores as f64
+            );
+        }
+        drop(session);
+        engine.shutdown().await;
+    });
+}

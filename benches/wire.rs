@@ -1,0 +1,243 @@
+//! End-to-end write benchmarks through the Postgres wire protocol against a
+//! real `freshet` server (release build), every write durable before it is
+//! acknowledged.
+//!
+//! ```text
+//! cargo bench --bench wire                      # 1 M-row COPY and 5 000 single-row INSERTs, 3 runs each
+//! cargo bench --bench wire -- --rows 200000 --inserts 2000 --runs 5
+//! ```
+//!
+//! Prints the median of the runs. Data generation is not timed.
+
+use std::fmt::Write as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::SinkExt;
+use tokio_postgres::NoTls;
+
+struct Server {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server() -> Server {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let child = Command::new(env!("CARGO_BIN_EXE_freshet"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--log-level")
+        .arg("warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start freshet");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+/// Nexmark-shaped bids: hot auctions, four channels, increasing event time.
+fn bids_csv(rows: usize) -> Vec<Bytes> {
+    const CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
+    let mut chunks = Vec::new();
+    let mut buf = String::with_capacity(1 << 20);
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let base = 1_767_225_600i64; // 2026-01-01 00:00:00 UTC
+    for i in 0..rows {
+        let r = next();
+        let auction = 1000 + if r % 100 < 90 { r % 100 } else { r % 100_000 };
+        let bidder = 1000 + (next() % 100_000);
+        let price = 100 + (next() % 1_000_000);
+        let channel = CHANNELS[(r >> 20) as usize % 4];
+        let secs = base + (i / 1000) as i64;
+        let t = chrono::DateTime::from_timestamp(secs, ((i % 1000) * 1_000_000) as u32)
+            .expect("valid time")
+            .naive_utc();
+        let _ = writeln!(
+            buf,
+            "{auction},{bidder},{price},{channel},https://www.nexmark.com/{channel}/item.htm?query=1&id={auction},{},{}",
+            t.format("%Y-%m-%d %H:%M:%S%.3f"),
+            &"abcdefghijklmnopqrstuvwxyz0123456789"[..(r % 30) as usize]
+        );
+        if buf.len() >= (1 << 20) {
+            chunks.push(Bytes::from(std::mem::take(&mut buf)));
+        }
+    }
+    if !buf.is_empty() {
+        chunks.push(Bytes::from(buf));
+    }
+    chunks
+}
+
+const BIDS: &str = "(auction BIGINT, bidder BIGINT, price BIGINT, channel TEXT, url TEXT, date_time TIMESTAMP, extra TEXT)";
+
+async fn connect(port: u16) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user=bench dbname=bench"),
+        NoTls,
+    )
+    .await
+    .expect("connect");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+async fn copy_run(
+    client: &tokio_postgres::Client,
+    table: &str,
+    chunks: &[Bytes],
+) -> (u64, Duration) {
+    client
+        .batch_execute(&format!("CREATE SOURCE {table} {BIDS}"))
+        .await
+        .expect("create source");
+    let start = Instant::now();
+    let sink = client
+        .copy_in(&format!("COPY {table} FROM STDIN WITH (FORMAT csv)"))
+        .await
+        .expect("copy in");
+    let mut sink = Box::pin(sink);
+    for c in chunks {
+        sink.send(c.clone()).await.expect("copy data");
+    }
+    let n = sink.as_mut().finish().await.expect("copy done");
+    (n, start.elapsed())
+}
+
+async fn insert_run(client: &tokio_postgres::Client, table: &str, n: usize) -> Vec<Duration> {
+    client
+        .batch_execute(&format!("CREATE SOURCE {table} {BIDS}"))
+        .await
+        .expect("create source");
+    let stmt = client
+        .prepare(&format!(
+            "INSERT INTO {table} VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .await
+        .expect("prepare");
+    let t = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .expect("time");
+    let mut lat = Vec::with_capacity(n);
+    for i in 0..n as i64 {
+        let start = Instant::now();
+        client
+            .execute(
+                &stmt,
+                &[
+                    &(1000 + i % 100),
+                    &i,
+                    &(100 + i),
+                    &"Google",
+                    &"https://www.nexmark.com/",
+                    &t,
+                    &"",
+                ],
+            )
+            .await
+            .expect("insert");
+        lat.push(start.elapsed());
+    }
+    lat
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rows = arg(&args, "--rows", 1_000_000);
+    let inserts = arg(&args, "--inserts", 5_000);
+    let runs = arg(&args, "--runs", 3).max(1);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let server = start_server();
+        let client = connect(server.port).await;
+        let chunks = bids_csv(rows);
+        let mb: usize = chunks.iter().map(|c| c.len()).sum::<usize>() / (1 << 20);
+        let mut rates = Vec::new();
+        for r in 0..runs {
+            let (n, took) = copy_run(&client, &format!("copy_bids_{r}"), &chunks).await;
+            assert_eq!(n as usize, rows);
+            let rate = n as f64 / took.as_secs_f64();
+            println!(
+                "copy run {r}: {n} rows ({mb} MiB CSV) in {:.2} s = {:.0} rows/s",
+                took.as_secs_f64(),
+                rate
+            );
+            rates.push(rate);
+        }
+        println!(
+            "wire copy: {:.0} rows/s (median of {runs}), {rows} rows per run",
+            median(rates)
+        );
+
+        let mut p50s = Vec::new();
+        let mut p99s = Vec::new();
+        for r in 0..runs {
+            let mut lat = insert_run(&client, &format!("insert_bids_{r}"), inserts).await;
+            lat.sort();
+            let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+            println!(
+                "insert run {r}: {inserts} single-row INSERTs, p50 {:.3} ms, p99 {:.3} ms",
+                p50.as_secs_f64() * 1e3,
+                p99.as_secs_f64() * 1e3
+            );
+            p50s.push(p50.as_secs_f64() * 1e3);
+            p99s.push(p99.as_secs_f64() * 1e3);
+        }
+        println!(
+            "wire insert: p50 {:.3} ms, p99 {:.3} ms (median of {runs} runs of {inserts})",
+            median(p50s),
+            median(p99s)
+        );
+    });
+}

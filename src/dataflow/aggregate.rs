@@ -1,0 +1,868 @@
+//! γ: GROUP BY with retractable accumulators (also `SELECT DISTINCT`, which
+//! is a grouping without aggregates).
+//!
+//! State is arranged by group key (Arrow's order-preserving row encoding).
+//! A step touches only the groups its rows carry: for each it updates the
+//! accumulators with the rows' weights, then emits a retraction of the
+//! group's previous output row and an insertion of its new one (nothing if
+//! the row did not change). `min`/`max` keep a multiset of values per group
+//! so that deleting the current extreme brings the next one back; when the
+//! input can only grow (append-only) they keep just the extreme.
+//! Without GROUP BY there is exactly one group, present even when empty
+//! (`count(*)` is 0 then), as in SQL.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, RecordBatch,
+    RecordBatchOptions,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, SchemaRef};
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::codec::{Reader, Writer};
+use super::{DataflowError, Delta, Operator, Result, StateSize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggKind {
+    CountStar,
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    CountDistinct,
+    BoolAnd,
+    BoolOr,
+    StringAgg,
+    ArrayAgg,
+}
+
+impl AggKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            AggKind::CountStar => "count(*)",
+            AggKind::Count => "count",
+            AggKind::Sum => "sum",
+            AggKind::Avg => "avg",
+            AggKind::Min => "min",
+            AggKind::Max => "max",
+            AggKind::CountDistinct => "count(DISTINCT)",
+            AggKind::BoolAnd => "bool_and",
+            AggKind::BoolOr => "bool_or",
+            AggKind::StringAgg => "string_agg",
+            AggKind::ArrayAgg => "array_agg",
+        }
+    }
+}
+
+/// One aggregate of the GROUP BY.
+pub struct AggSpec {
+    pub kind: AggKind,
+    /// The argument (none for `count(*)`).
+    pub arg: Option<Arc<dyn PhysicalExpr>>,
+    /// `string_agg`'s delimiter.
+    pub delimiter: Option<String>,
+    /// `FILTER (WHERE ...)`.
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    /// The output column (type as the batch plan computes it).
+    pub output: Field,
+    /// Argument type (for the value encoders and sums).
+    pub arg_type: DataType,
+}
+
+/// A sum kept exactly: integers and decimals in i128, floats in f64.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum SumVal {
+    I(i128),
+    F(f64),
+}
+
+#[derive(Debug, Clone)]
+enum Acc {
+    Count(i64),
+    Sum {
+        sum: SumVal,
+        n: i64,
+    },
+    /// Multiset of encoded values (min, max, string_agg, array_agg).
+    Values(BTreeMap<Box<[u8]>, i64>),
+    /// Append-only min/max: the extreme so far.
+    Extreme(Option<Box<[u8]>>),
+    Distinct(HashMap<Box<[u8]>, i64>),
+    Bools {
+        t: i64,
+        f: i64,
+    },
+}
+
+struct Group {
+    key: Box<[u8]>,
+    count: i64,
+    accs: Vec<Acc>,
+    /// The output row last emitted for this group (aggregate values only).
+    emitted: Option<Vec<ScalarValue>>,
+    touched: bool,
+}
+
+/// Per-batch view of an aggregate's argument.
+enum ArgCol {
+    None,
+    Valid(Option<BooleanArray>),
+    Int(Int64Array),
+    Float(Float64Array),
+    Dec(Decimal128Array),
+    Encoded(Rows, ArrayRef),
+    Bool(BooleanArray),
+}
+
+pub struct Aggregate {
+    group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    key_converter: RowConverter,
+    aggs: Vec<AggSpec>,
+    value_converters: Vec<Option<RowConverter>>,
+    append_only: bool,
+    groups: HashMap<Box<[u8]>, usize>,
+    slots: Vec<Option<Group>>,
+    free: Vec<usize>,
+    schema: SchemaRef,
+    started: bool,
+}
+
+fn is_int(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+    )
+}
+
+impl Aggregate {
+    /// `schema` is the output: group columns, then one column per aggregate.
+    /// `append_only` says the input never retracts.
+    pub fn new(
+        group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+        group_types: Vec<DataType>,
+        aggs: Vec<AggSpec>,
+        schema: SchemaRef,
+        append_only: bool,
+    ) -> Result<Aggregate> {
+        let key_converter =
+            RowConverter::new(group_types.into_iter().map(SortField::new).collect())?;
+        let mut value_converters = Vec::with_capacity(aggs.len());
+        for a in &aggs {
+            let needs = matches!(
+                a.kind,
+                AggKind::Min
+                    | AggKind::Max
+                    | AggKind::CountDistinct
+                    | AggKind::StringAgg
+                    | AggKind::ArrayAgg
+            );
+            value_converters.push(if needs {
+                Some(RowConverter::new(vec![SortField::new(a.arg_type.clone())])?)
+            } else {
+                None
+            });
+        }
+        Ok(Aggregate {
+            group_exprs,
+            key_converter,
+            aggs,
+            value_converters,
+            append_only,
+            groups: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            schema: super::relax(&schema),
+            started: false,
+        })
+    }
+
+    fn global(&self) -> bool {
+        self.group_exprs.is_empty()
+    }
+
+    fn new_accs(&self) -> Vec<Acc> {
+        self.aggs
+            .iter()
+            .map(|a| match a.kind {
+                AggKind::CountStar | AggKind::Count => Acc::Count(0),
+                AggKind::Sum | AggKind::Avg => Acc::Sum {
+                    sum: if matches!(a.arg_type, DataType::Float32 | DataType::Float64) {
+                        SumVal::F(0.0)
+                    } else {
+                        SumVal::I(0)
+                    },
+                    n: 0,
+                },
+                AggKind::Min | AggKind::Max if self.append_only => Acc::Extreme(None),
+                AggKind::Min | AggKind::Max | AggKind::StringAgg | AggKind::ArrayAgg => {
+                    Acc::Values(BTreeMap::new())
+                }
+                AggKind::CountDistinct => Acc::Distinct(HashMap::new()),
+                AggKind::BoolAnd | AggKind::BoolOr => Acc::Bools { t: 0, f: 0 },
+            })
+            .collect()
+    }
+
+    fn slot_for(&mut self, key: &[u8]) -> usize {
+        if let Some(&s) = self.groups.get(key) {
+            return s;
+        }
+        let g = Group {
+            key: key.into(),
+            count: 0,
+            accs: self.new_accs(),
+            emitted: None,
+            touched: false,
+        };
+        let s = match self.free.pop() {
+            Some(s) => {
+                self.slots[s] = Some(g);
+                s
+            }
+            None => {
+                self.slots.push(Some(g));
+                self.slots.len() - 1
+            }
+        };
+        self.groups.insert(key.into(), s);
+        s
+    }
+
+    fn arg_col(&self, i: usize, batch: &RecordBatch) -> Result<ArgCol> {
+        let a = &self.aggs[i];
+        let Some(e) = &a.arg else {
+            return Ok(ArgCol::None);
+        };
+        let v = e.evaluate(batch)?.into_array(batch.num_rows())?;
+        Ok(match a.kind {
+            AggKind::CountStar => ArgCol::None,
+            AggKind::Count => ArgCol::Valid(
+                v.logical_nulls()
+                    .map(|n| BooleanArray::new(n.into_inner(), None)),
+            ),
+            AggKind::Sum | AggKind::Avg => match v.data_type() {
+                t if is_int(t) => ArgCol::Int(
+                    cast(&v, &DataType::Int64)?
+                        .as_primitive::<Int64Type>()
+                        .clone(),
+                ),
+                DataType::Float32 | DataType::Float64 => ArgCol::Float(
+                    cast(&v, &DataType::Float64)?
+                        .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                        .clone(),
+                ),
+                DataType::Decimal128(_, _) => ArgCol::Dec(
+                    v.as_primitive::<datafusion::arrow::datatypes::Decimal128Type>()
+                        .clone(),
+                ),
+                other => {
+                    return Err(DataflowError::Eval(format!(
+                        "{} over {other} is not supported",
+                        a.kind.name()
+                    )))
+                }
+            },
+            AggKind::BoolAnd | AggKind::BoolOr => ArgCol::Bool(v.as_boolean().clone()),
+            _ => {
+                let conv = self.value_converters[i]
+                    .as_ref()
+                    .ok_or_else(|| DataflowError::Eval("missing value encoder".into()))?;
+                ArgCol::Encoded(conv.convert_columns(std::slice::from_ref(&v))?, v)
+            }
+        })
+    }
+
+    /// The aggregate values of a group, typed as the output columns.
+    fn values(&self, g: &Group) -> Result<Vec<ScalarValue>> {
+        let mut out = Vec::with_capacity(self.aggs.len());
+        for (i, (a, acc)) in self.aggs.iter().zip(&g.accs).enumerate() {
+            let t = a.output.data_type();
+            let v = match (a.kind, acc) {
+                (AggKind::CountStar | AggKind::Count, Acc::Count(n)) => {
+                    ScalarValue::Int64(Some(*n))
+                }
+                (AggKind::Sum, Acc::Sum { sum, n }) => {
+                    if *n == 0 {
+                        ScalarValue::try_from(t)?
+                    } else {
+                        match (sum, &a.arg_type) {
+                            (SumVal::F(f), _) => ScalarValue::Float64(Some(*f)),
+                            (SumVal::I(x), DataType::Decimal128(_, s)) => {
+                                let (p, _) = match t {
+                                    DataType::Decimal128(p, s) => (*p, *s),
+                                    _ => (38, *s),
+                                };
+                                ScalarValue::Decimal128(Some(*x), p, *s)
+                            }
+                            (SumVal::I(x), _) => match i64::try_from(*x) {
+                                Ok(v) => ScalarValue::Int64(Some(v)),
+                                Err(_) => {
+                                    return Err(DataflowError::Eval(format!("sum overflows {t}")))
+                                }
+                            },
+                        }
+                    }
+                }
+                (AggKind::Avg, Acc::Sum { sum, n }) => {
+                    if *n == 0 {
+                        ScalarValue::try_from(t)?
+                    } else {
+                        match (sum, &a.arg_type, t) {
+                            (
+                                SumVal::I(x),
+                                DataType::Decimal128(_, s_in),
+                                DataType::Decimal128(p, s_out),
+                            ) => {
+                                let shift = (*s_out as i32 - *s_in as i32).max(0) as u32;
+                                let scaled = x
+                                    .checked_mul(10i128.pow(shift))
+                                    .ok_or_else(|| DataflowError::Eval("avg overflows".into()))?;
+                                ScalarValue::Decimal128(Some(scaled / *n as i128), *p, *s_out)
+                            }
+                            (SumVal::I(x), _, _) => {
+                                ScalarValue::Float64(Some(*x as f64 / *n as f64))
+                            }
+                            (SumVal::F(f), _, _) => ScalarValue::Float64(Some(*f / *n as f64)),
+                        }
+                    }
+                }
+                (AggKind::Min | AggKind::Max, Acc::Extreme(v)) => match v {
+                    None => ScalarValue::try_from(t)?,
+                    Some(b) => self.decode_one(i, b)?,
+                },
+                (AggKind::Min, Acc::Values(m)) => match m.keys().next() {
+                    None => ScalarValue::try_from(t)?,
+                    Some(b) => self.decode_one(i, b)?,
+                },
+                (AggKind::Max, Acc::Values(m)) => match m.keys().next_back() {
+                    None => ScalarValue::try_from(t)?,
+                    Some(b) => self.decode_one(i, b)?,
+                },
+                (AggKind::CountDistinct, Acc::Distinct(m)) => {
+                    ScalarValue::Int64(Some(m.len() as i64))
+                }
+                (AggKind::BoolAnd, Acc::Bools { t: tr, f }) => {
+                    if tr + f == 0 {
+                        ScalarValue::Boolean(None)
+                    } else {
+                        ScalarValue::Boolean(Some(*f == 0))
+                    }
+                }
+                (AggKind::BoolOr, Acc::Bools { t: tr, f }) => {
+                    if tr + f == 0 {
+                        ScalarValue::Boolean(None)
+                    } else {
+                        ScalarValue::Boolean(Some(*tr > 0))
+                    }
+                }
+                (AggKind::StringAgg, Acc::Values(m)) => {
+                    if m.is_empty() {
+                        ScalarValue::try_from(t)?
+                    } else {
+                        let vals = self.decode_many(i, m)?;
+                        let strings = cast(&vals, &DataType::Utf8)?;
+                        let s = strings.as_string::<i32>();
+                        let parts: Vec<&str> = s.iter().flatten().collect();
+                        ScalarValue::Utf8(Some(parts.join(a.delimiter.as_deref().unwrap_or(""))))
+                    }
+                }
+                (AggKind::ArrayAgg, Acc::Values(m)) => {
+                    if m.is_empty() {
+                        ScalarValue::try_from(t)?
+                    } else {
+                        let vals = self.decode_many(i, m)?;
+                        ScalarValue::List(Arc::new(
+                            datafusion::common::utils::SingleRowListArrayBuilder::new(vals)
+                                .with_nullable(true)
+                                .build_list_array(),
+                        ))
+                    }
+                }
+                (k, _) => {
+                    return Err(DataflowError::State(format!(
+                        "accumulator does not match {}",
+                        k.name()
+                    )))
+                }
+            };
+            let v = if v.data_type() == *t {
+                v
+            } else {
+                v.cast_to(t)?
+            };
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    fn decode_one(&self, i: usize, bytes: &[u8]) -> Result<ScalarValue> {
+        let conv = self.value_converters[i]
+            .as_ref()
+            .ok_or_else(|| DataflowError::Eval("missing value encoder".into()))?;
+        let parser = conv.parser();
+        let cols = conv.convert_rows(std::iter::once(parser.parse(bytes)))?;
+        Ok(ScalarValue::try_from_array(&cols[0], 0)?)
+    }
+
+    /// All values of a multiset, each repeated by its multiplicity.
+    fn decode_many(&self, i: usize, m: &BTreeMap<Box<[u8]>, i64>) -> Result<ArrayRef> {
+        let conv = self.value_converters[i]
+            .as_ref()
+            .ok_or_else(|| DataflowError::Eval("missing value encoder".into()))?;
+        let parser = conv.parser();
+        let rows = m
+            .iter()
+            .flat_map(|(k, n)| std::iter::repeat_n(k, (*n).max(0) as usize))
+            .map(|k| parser.parse(k));
+        let mut cols = conv.convert_rows(rows)?;
+        Ok(cols.remove(0))
+    }
+
+    fn update(acc: &mut Acc, col: &ArgCol, row: usize, w: i64, filtered: bool) -> Result<()> {
+        if filtered {
+            return Ok(());
+        }
+        match (acc, col) {
+            (Acc::Count(n), ArgCol::None) => *n += w,
+            (Acc::Count(n), ArgCol::Valid(valid)) => {
+                if valid.as_ref().is_none_or(|v| v.value(row)) {
+                    *n += w
+                }
+            }
+            (Acc::Sum { sum, n }, col) => {
+                let add = match col {
+                    ArgCol::Int(a) if a.is_valid(row) => {
+                        Some(SumVal::I(a.value(row) as i128 * w as i128))
+                    }
+                    ArgCol::Dec(a) if a.is_valid(row) => Some(SumVal::I(a.value(row) * w as i128)),
+                    ArgCol::Float(a) if a.is_valid(row) => Some(SumVal::F(a.value(row) * w as f64)),
+                    _ => None,
+                };
+                if let Some(add) = add {
+                    *sum = match (*sum, add) {
+                        (SumVal::I(x), SumVal::I(y)) => SumVal::I(
+                            x.checked_add(y)
+                                .ok_or_else(|| DataflowError::Eval("sum overflows".into()))?,
+                        ),
+                        (SumVal::F(x), SumVal::F(y)) => SumVal::F(x + y),
+                        (SumVal::I(x), SumVal::F(y)) => SumVal::F(x as f64 + y),
+                        (SumVal::F(x), SumVal::I(y)) => SumVal::F(x + y as f64),
+                    };
+                    *n += w;
+                }
+            }
+            (Acc::Values(m), ArgCol::Encoded(rows, arr)) => {
+                if arr.is_valid(row) {
+                    let k = rows.row(row);
+                    let e = m.entry(k.as_ref().into()).or_insert(0);
+                    *e += w;
+                    if *e == 0 {
+                        m.remove(k.as_ref());
+                    }
+                }
+            }
+            (Acc::Distinct(m), ArgCol::Encoded(rows, arr)) => {
+                if arr.is_valid(row) {
+                    let k = rows.row(row);
+                    let e = m.entry(k.as_ref().into()).or_insert(0);
+                    *e += w;
+                    if *e == 0 {
+                        m.remove(k.as_ref());
+                    }
+                }
+            }
+            (Acc::Bools { t, f }, ArgCol::Bool(b)) => {
+                if b.is_valid(row) {
+                    if b.value(row) {
+                        *t += w
+                    } else {
+                        *f += w
+                    }
+                }
+            }
+            (Acc::Extreme(_), ArgCol::Encoded(..)) => {
+                // handled by `update_extreme`, which knows min from max
+            }
+            _ => {
+                return Err(DataflowError::State(
+                    "accumulator does not match its input".into(),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the output delta for the touched groups.
+    fn emit(&mut self, touched: Vec<usize>) -> Result<Option<Delta>> {
+        let mut keys: Vec<Box<[u8]>> = Vec::new();
+        let mut rows: Vec<Vec<ScalarValue>> = Vec::new();
+        let mut weights: Vec<i64> = Vec::new();
+        for s in touched {
+            let (new, old, key, remove) = {
+                let Some(g) = self.slots[s].as_ref() else {
+                    continue;
+                };
+                let live = g.count > 0 || self.global();
+                if g.count < 0 {
+                    return Err(DataflowError::Eval(
+                        "a group has a negative count: more rows retracted than inserted".into(),
+                    ));
+                }
+                let new = if live { Some(self.values(g)?) } else { None };
+                (new, g.emitted.clone(), g.key.clone(), !live)
+            };
+            if new != old {
+                if let Some(o) = &old {
+                    keys.push(key.clone());
+                    rows.push(o.clone());
+                    weights.push(-1);
+                }
+                if let Some(n) = &new {
+                    keys.push(key.clone());
+                    rows.push(n.clone());
+                    weights.push(1);
+                }
+            }
+            if let Some(g) = self.slots[s].as_mut() {
+                g.touched = false;
+                g.emitted = new;
+            }
+            if remove {
+                self.groups.remove(&key);
+                self.slots[s] = None;
+                self.free.push(s);
+            }
+        }
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let n = rows.len();
+        let parser = self.key_converter.parser();
+        let mut columns: Vec<ArrayRef> = if self.group_exprs.is_empty() {
+            vec![]
+        } else {
+            self.key_converter
+                .convert_rows(keys.iter().map(|k| parser.parse(k)))?
+        };
+        for (i, f) in self.schema.fields().iter().enumerate().skip(columns.len()) {
+            let j = i - self.group_exprs.len();
+            let vals = rows.iter().map(|r| r[j].clone());
+            let a = ScalarValue::iter_to_array(vals)?;
+            columns.push(if a.data_type() == f.data_type() {
+                a
+            } else {
+                cast(&a, f.data_type())?
+            });
+        }
+        let columns = columns
+            .into_iter()
+            .zip(self.schema.fields())
+            .map(|(c, f)| {
+                if c.data_type() == f.data_type() {
+                    Ok(c)
+                } else {
+                    cast(&c, f.data_type())
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let batch = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?;
+        Ok(Some(Delta::new(batch, Int64Array::from(weights))?))
+    }
+}
+
+impl Operator for Aggregate {
+    fn step(&mut self, inputs: &[Option<&Delta>]) -> Result<Option<Delta>> {
+        let mut touched = Vec::new();
+        if !self.started {
+            self.started = true;
+            if self.global() {
+                let s = self.slot_for(&[]);
+                touched.push(s);
+                if let Some(g) = self.slots[s].as_mut() {
+                    g.touched = true;
+                }
+            }
+        }
+        let delta = inputs.first().copied().flatten().filter(|d| !d.is_empty());
+        if let Some(d) = delta {
+            let n = d.len();
+            let keys: Vec<ArrayRef> = self
+                .group_exprs
+                .iter()
+                .map(|e| e.evaluate(&d.batch).and_then(|v| v.into_array(n)))
+                .collect::<Result<_, _>>()?;
+            let key_rows = if keys.is_empty() {
+                None
+            } else {
+                Some(self.key_converter.convert_columns(&keys)?)
+            };
+            let args: Vec<ArgCol> = (0..self.aggs.len())
+                .map(|i| self.arg_col(i, &d.batch))
+                .collect::<Result<_>>()?;
+            let filters: Vec<Option<BooleanArray>> = self
+                .aggs
+                .iter()
+                .map(|a| match &a.filter {
+                    None => Ok(None),
+                    Some(f) => {
+                        let v = f.evaluate(&d.batch)?.into_array(n)?;
+                        Ok(Some(super::null_as_false(v.as_boolean())))
+                    }
+                })
+                .collect::<Result<_>>()?;
+            let kinds: Vec<AggKind> = self.aggs.iter().map(|a| a.kind).collect();
+            let weights = d.weights.values();
+            for row in 0..n {
+                let w = weights[row];
+                if w == 0 {
+                    continue;
+                }
+                let s = match &key_rows {
+                    Some(r) => self.slot_for(r.row(row).as_ref()),
+                    None => self.slot_for(&[]),
+                };
+                let Some(g) = self.slots[s].as_mut() else {
+                    continue;
+                };
+                if !g.touched {
+                    g.touched = true;
+                    touched.push(s);
+                }
+                g.count += w;
+                for (k, acc) in g.accs.iter_mut().enumerate() {
+                    let filtered = filters[k].as_ref().is_some_and(|f| !f.value(row));
+                    if let (Acc::Extreme(cur), ArgCol::Encoded(rows, arr)) = (&mut *acc, &args[k]) {
+                        if filtered || !arr.is_valid(row) {
+                            continue;
+                        }
+                        if w < 0 {
+                            return Err(DataflowError::Eval(
+                                "append-only aggregate received a retraction".into(),
+                            ));
+                        }
+                        let v = rows.row(row);
+                        let better = match cur {
+                            None => true,
+                            Some(c) => match kinds[k] {
+                                AggKind::Min => v.as_ref() < c.as_ref(),
+                                _ => v.as_ref() > c.as_ref(),
+                            },
+                        };
+                        if better {
+                            *cur = Some(v.as_ref().into());
+                        }
+                        continue;
+                    }
+                    Aggregate::update(acc, &args[k], row, w, filtered)?;
+                }
+            }
+        }
+        self.emit(touched)
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn explain(&self) -> String {
+        let keys: Vec<String> = self.group_exprs.iter().map(|e| e.to_string()).collect();
+        let aggs: Vec<String> = self
+            .aggs
+            .iter()
+            .map(|a| match &a.arg {
+                Some(e) => format!("{}({e})", a.kind.name()),
+                None => a.kind.name().to_string(),
+            })
+            .collect();
+        format!(
+            "Aggregate: group by [{}], aggregates [{}]{}",
+            keys.join(", "),
+            aggs.join(", "),
+            if self.append_only {
+                " (append-only input)"
+            } else {
+                ""
+            }
+        )
+    }
+
+    fn state_size(&self) -> StateSize {
+        let mut rows = 0u64;
+        let mut bytes = 0u64;
+        for g in self.slots.iter().flatten() {
+            rows += 1;
+            bytes += g.key.len() as u64 + 48;
+            for a in &g.accs {
+                bytes += match a {
+                    Acc::Values(m) => m.keys().map(|k| k.len() as u64 + 40).sum(),
+                    Acc::Distinct(m) => m.keys().map(|k| k.len() as u64 + 32).sum(),
+                    Acc::Extreme(Some(k)) => k.len() as u64,
+                    _ => 24,
+                };
+            }
+        }
+        StateSize { rows, bytes }
+    }
+
+    fn checkpoint(&self) -> Result<Vec<u8>> {
+        let mut w = Writer::default();
+        w.u8(self.started as u8);
+        let groups: Vec<&Group> = self.slots.iter().flatten().collect();
+        w.u64(groups.len() as u64);
+        for g in groups {
+            w.bytes(&g.key);
+            w.i64(g.count);
+            for a in &g.accs {
+                match a {
+                    Acc::Count(n) => {
+                        w.u8(0);
+                        w.i64(*n);
+                    }
+                    Acc::Sum { sum, n } => {
+                        match sum {
+                            SumVal::I(x) => {
+                                w.u8(1);
+                                w.i128(*x);
+                            }
+                            SumVal::F(f) => {
+                                w.u8(2);
+                                w.f64(*f);
+                            }
+                        }
+                        w.i64(*n);
+                    }
+                    Acc::Values(m) => {
+                        w.u8(3);
+                        write_counts(&mut w, m.len(), m.iter());
+                    }
+                    Acc::Distinct(m) => {
+                        w.u8(4);
+                        write_counts(&mut w, m.len(), m.iter());
+                    }
+                    Acc::Extreme(v) => {
+                        w.u8(5);
+                        match v {
+                            Some(b) => {
+                                w.u8(1);
+                                w.bytes(b);
+                            }
+                            None => w.u8(0),
+                        }
+                    }
+                    Acc::Bools { t, f } => {
+                        w.u8(6);
+                        w.i64(*t);
+                        w.i64(*f);
+                    }
+                }
+            }
+        }
+        Ok(w.buf)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        self.groups.clear();
+        self.slots.clear();
+        self.free.clear();
+        let mut r = Reader::new(bytes);
+        self.started = r.u8()? != 0;
+        let n = r.u64()?;
+        for _ in 0..n {
+            let key: Box<[u8]> = r.bytes()?.into();
+            let count = r.i64()?;
+            let mut accs = Vec::with_capacity(self.aggs.len());
+            for _ in 0..self.aggs.len() {
+                let acc = match r.u8()? {
+                    0 => Acc::Count(r.i64()?),
+                    1 => {
+                        let sum = SumVal::I(r.i128()?);
+                        Acc::Sum { sum, n: r.i64()? }
+                    }
+                    2 => {
+                        let sum = SumVal::F(r.f64()?);
+                        Acc::Sum { sum, n: r.i64()? }
+                    }
+                    3 => {
+                        let m = r.u64()?;
+                        let mut map = BTreeMap::new();
+                        for _ in 0..m {
+                            let k: Box<[u8]> = r.bytes()?.into();
+                            map.insert(k, r.i64()?);
+                        }
+                        Acc::Values(map)
+                    }
+                    4 => {
+                        let m = r.u64()?;
+                        let mut map = HashMap::new();
+                        for _ in 0..m {
+                            let k: Box<[u8]> = r.bytes()?.into();
+                            map.insert(k, r.i64()?);
+                        }
+                        Acc::Distinct(map)
+                    }
+                    5 => match r.u8()? {
+                        1 => Acc::Extreme(Some(r.bytes()?.into())),
+                        _ => Acc::Extreme(None),
+                    },
+                    6 => {
+                        let t = r.i64()?;
+                        Acc::Bools { t, f: r.i64()? }
+                    }
+                    t => return Err(DataflowError::State(format!("unknown accumulator tag {t}"))),
+                };
+                accs.push(acc);
+            }
+            let mut g = Group {
+                key: key.clone(),
+                count,
+                accs,
+                emitted: None,
+                touched: false,
+            };
+            if g.count > 0 || self.global() {
+                g.emitted = Some(self.values(&g)?);
+            }
+            self.slots.push(Some(g));
+            self.groups.insert(key, self.slots.len() - 1);
+        }
+        if !r.done() {
+            return Err(DataflowError::State(
+                "trailing bytes in aggregate state".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn preserves_append_only(&self) -> bool {
+        false
+    }
+}
+
+fn write_counts<'a>(
+    w: &mut Writer,
+    len: usize,
+    entries: impl Iterator<Item = (&'a Box<[u8]>, &'a i64)>,
+) {
+    w.u64(len as u64);
+    for (k, n) in entries {
+        w.bytes(k);
+        w.i64(*n);
+    }
+}

@@ -1,0 +1,168 @@
+//! A circuit: the operator graph of one materialized view, in topological
+//! order, fed by the deltas of the relations it reads.
+
+use datafusion::arrow::datatypes::SchemaRef;
+
+use super::codec::{Reader, Writer};
+use super::{DataflowError, Delta, Operator, Result, StateSize};
+
+/// Where a node's input comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// The circuit's `i`-th source (a relation read by the view).
+    Source(usize),
+    /// The output of an earlier node.
+    Node(usize),
+}
+
+/// A relation the circuit reads.
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    /// Relation id.
+    pub relation: u64,
+    pub name: String,
+    /// Whether the source's batches carry the trailing `_offset` column.
+    pub with_offset: bool,
+    pub schema: SchemaRef,
+}
+
+pub struct Node {
+    pub op: Box<dyn Operator>,
+    pub inputs: Vec<Input>,
+}
+
+pub struct Circuit {
+    pub sources: Vec<SourceSpec>,
+    pub nodes: Vec<Node>,
+    started: bool,
+}
+
+impl Circuit {
+    pub fn new(sources: Vec<SourceSpec>, nodes: Vec<Node>) -> Result<Circuit> {
+        if nodes.is_empty() {
+            return Err(DataflowError::Eval(
+                "a circuit needs at least one operator".into(),
+            ));
+        }
+        for (k, n) in nodes.iter().enumerate() {
+            for i in &n.inputs {
+                let ok = match i {
+                    Input::Source(s) => *s < sources.len(),
+                    Input::Node(j) => *j < k,
+                };
+                if !ok {
+                    return Err(DataflowError::Eval(format!(
+                        "node {k} has an invalid input {i:?}"
+                    )));
+                }
+            }
+        }
+        Ok(Circuit {
+            sources,
+            nodes,
+            started: false,
+        })
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        // `new` guarantees at least one node.
+        self.nodes[self.nodes.len() - 1].op.schema()
+    }
+
+    /// One step: `deltas[i]` is the change of source `i` (`None`: no change).
+    /// The first step runs every operator, so that aggregates without GROUP
+    /// BY emit their row for the empty input.
+    pub fn step(&mut self, deltas: &[Option<Delta>]) -> Result<Option<Delta>> {
+        let first = !self.started;
+        self.started = true;
+        let mut outs: Vec<Option<Delta>> = Vec::with_capacity(self.nodes.len());
+        for node in &mut self.nodes {
+            let ins: Vec<Option<&Delta>> = node
+                .inputs
+                .iter()
+                .map(|i| match i {
+                    Input::Source(s) => deltas.get(*s).and_then(|d| d.as_ref()),
+                    Input::Node(k) => outs.get(*k).and_then(|d| d.as_ref()),
+                })
+                .collect();
+            let out = if first || ins.iter().any(|d| d.is_some()) {
+                node.op.step(&ins)?
+            } else {
+                None
+            };
+            outs.push(out);
+        }
+        Ok(outs.pop().flatten())
+    }
+
+    /// The operator tree, output first, for EXPLAIN.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        self.explain_node(self.nodes.len() - 1, 0, &mut out);
+        out
+    }
+
+    fn explain_node(&self, k: usize, depth: usize, out: &mut String) {
+        let n = &self.nodes[k];
+        out.push_str(&"  ".repeat(depth));
+        out.push_str(&n.op.explain());
+        let size = n.op.state_size();
+        if size.rows > 0 {
+            out.push_str(&format!(" [state: {} rows]", size.rows));
+        }
+        out.push('\n');
+        for i in &n.inputs {
+            match i {
+                Input::Node(j) => self.explain_node(*j, depth + 1, out),
+                Input::Source(s) => {
+                    let src = &self.sources[*s];
+                    out.push_str(&"  ".repeat(depth + 1));
+                    out.push_str(&format!("Source: {}\n", src.name));
+                }
+            }
+        }
+    }
+
+    /// State size per operator, in node order.
+    pub fn state_sizes(&self) -> Vec<(String, StateSize)> {
+        self.nodes
+            .iter()
+            .map(|n| (n.op.explain(), n.op.state_size()))
+            .collect()
+    }
+
+    pub fn checkpoint(&self) -> Result<Vec<u8>> {
+        let mut w = Writer::default();
+        w.u8(self.started as u8);
+        w.u32(self.nodes.len() as u32);
+        for n in &self.nodes {
+            w.bytes(&n.op.checkpoint()?);
+        }
+        Ok(w.buf)
+    }
+
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        let mut r = Reader::new(bytes);
+        self.started = r.u8()? != 0;
+        let n = r.u32()? as usize;
+        if n != self.nodes.len() {
+            return Err(DataflowError::State(format!(
+                "checkpoint has {n} operators, the view plans to {}",
+                self.nodes.len()
+            )));
+        }
+        for node in &mut self.nodes {
+            node.op.restore(r.bytes()?)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Circuit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Circuit")
+            .field("sources", &self.sources)
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
+}

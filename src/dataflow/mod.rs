@@ -1,0 +1,225 @@
+//! Incremental operators over deltas (the Z-set model of DBSP).
+//!
+//! A [`Delta`] is a batch of rows, each with an integer weight: +1 is an
+//! insertion, -1 a retraction, and a weight of *n* means the row *n* times.
+//! Every operator maps input deltas to an output delta so that integrating
+//! (summing) its outputs gives exactly what the same query computes in batch
+//! over the integrated inputs. Work per step is proportional to the delta
+//! and to the state of the keys it touches.
+//!
+//! This module knows nothing of tokio, sled, the SQL AST or the wall clock;
+//! operators are built by `sql::lower` from DataFusion plans and driven by
+//! the engine.
+
+pub mod aggregate;
+pub mod circuit;
+pub mod codec;
+pub mod filter;
+pub mod project;
+pub mod union;
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
+use datafusion::arrow::compute::{concat_batches, filter_record_batch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
+
+pub use circuit::Circuit;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataflowError {
+    #[error(transparent)]
+    Arrow(#[from] ArrowError),
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+    #[error("{0}")]
+    Eval(String),
+    #[error("corrupt operator state: {0}")]
+    State(String),
+}
+
+pub type Result<T, E = DataflowError> = std::result::Result<T, E>;
+
+/// A change: rows and their weights.
+#[derive(Debug, Clone)]
+pub struct Delta {
+    pub batch: RecordBatch,
+    pub weights: Int64Array,
+}
+
+impl Delta {
+    pub fn new(batch: RecordBatch, weights: Int64Array) -> Result<Delta> {
+        if batch.num_rows() != weights.len() {
+            return Err(DataflowError::Eval(format!(
+                "delta has {} rows but {} weights",
+                batch.num_rows(),
+                weights.len()
+            )));
+        }
+        Ok(Delta { batch, weights })
+    }
+
+    /// Every row inserted once.
+    pub fn insert(batch: RecordBatch) -> Delta {
+        let weights = Int64Array::from_value(1, batch.num_rows());
+        Delta { batch, weights }
+    }
+
+    pub fn empty(schema: SchemaRef) -> Delta {
+        Delta {
+            batch: RecordBatch::new_empty(schema),
+            weights: Int64Array::from(Vec::<i64>::new()),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.batch.num_rows()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batch.num_rows() == 0
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.batch.schema()
+    }
+
+    /// Keeps the rows where `mask` is true.
+    pub fn filter(&self, mask: &datafusion::arrow::array::BooleanArray) -> Result<Delta> {
+        let batch = filter_record_batch(&self.batch, mask)?;
+        let w = datafusion::arrow::compute::filter(&self.weights, mask)?;
+        let weights = w
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .cloned()
+            .ok_or_else(|| DataflowError::Eval("weights are not Int64".into()))?;
+        Ok(Delta { batch, weights })
+    }
+
+    /// The same rows with the weights negated.
+    pub fn negate(&self) -> Delta {
+        let weights: Int64Array = self.weights.iter().map(|w| w.map(|w| -w)).collect();
+        Delta {
+            batch: self.batch.clone(),
+            weights,
+        }
+    }
+
+    /// Concatenates deltas of one schema.
+    pub fn concat(schema: &SchemaRef, parts: &[Delta]) -> Result<Delta> {
+        let batches: Vec<&RecordBatch> = parts.iter().map(|d| &d.batch).collect();
+        let batch = concat_batches(schema, batches)?;
+        let ws: Vec<&dyn Array> = parts.iter().map(|d| &d.weights as &dyn Array).collect();
+        let weights = if ws.is_empty() {
+            Int64Array::from(Vec::<i64>::new())
+        } else {
+            let a: ArrayRef = datafusion::arrow::compute::concat(&ws)?;
+            a.as_any()
+                .downcast_ref::<Int64Array>()
+                .cloned()
+                .ok_or_else(|| DataflowError::Eval("weights are not Int64".into()))?
+        };
+        Ok(Delta { batch, weights })
+    }
+
+    /// Re-labels the columns with `schema` (same types, new names/nullability).
+    pub fn with_schema(&self, schema: SchemaRef) -> Result<Delta> {
+        let columns = self
+            .batch
+            .columns()
+            .iter()
+            .zip(schema.fields())
+            .map(|(c, f)| {
+                if c.data_type() == f.data_type() {
+                    Ok(c.clone())
+                } else {
+                    datafusion::arrow::compute::cast(c, f.data_type())
+                }
+            })
+            .collect::<Result<Vec<ArrayRef>, ArrowError>>()?;
+        let options = datafusion::arrow::array::RecordBatchOptions::new()
+            .with_row_count(Some(self.batch.num_rows()));
+        let batch = RecordBatch::try_new_with_options(relax(&schema), columns, &options)?;
+        Ok(Delta {
+            batch,
+            weights: self.weights.clone(),
+        })
+    }
+}
+
+/// A predicate's result as a filter mask: NULL counts as false, as in SQL.
+pub fn null_as_false(
+    mask: &datafusion::arrow::array::BooleanArray,
+) -> datafusion::arrow::array::BooleanArray {
+    if mask.null_count() > 0 {
+        datafusion::arrow::compute::prep_null_mask_filter(mask)
+    } else {
+        mask.clone()
+    }
+}
+
+/// The schema with every field nullable: incremental outputs may carry NULLs
+/// where a batch plan proves there are none (e.g. retractions of outer rows).
+pub fn relax(schema: &SchemaRef) -> SchemaRef {
+    if schema.fields().iter().all(|f| f.is_nullable()) {
+        return schema.clone();
+    }
+    Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    ))
+}
+
+/// How big an operator's state is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateSize {
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// An incremental operator.
+pub trait Operator: Send + Sync {
+    /// Processes the input deltas of one step (one per input port; `None`
+    /// where that input did not change) and returns the output delta.
+    fn step(&mut self, inputs: &[Option<&Delta>]) -> Result<Option<Delta>>;
+
+    /// The output schema.
+    fn schema(&self) -> SchemaRef;
+
+    /// One line for `EXPLAIN CREATE MATERIALIZED VIEW`.
+    fn explain(&self) -> String;
+
+    fn state_size(&self) -> StateSize {
+        StateSize::default()
+    }
+
+    /// Serializes the operator's state (empty for stateless operators).
+    fn checkpoint(&self) -> Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+
+    /// Restores state written by [`Operator::checkpoint`].
+    fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        if bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(DataflowError::State(format!(
+                "{} has no state but {} bytes were given",
+                self.explain(),
+                bytes.len()
+            )))
+        }
+    }
+
+    /// Whether the output only ever inserts (never retracts) when the inputs
+    /// only insert.
+    fn preserves_append_only(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,374 @@
+//! Lowering: from DataFusion's optimized logical plan to a circuit of
+//! incremental operators. A plan node without an incremental operator is
+//! refused with a message naming it — never recomputed in full.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::TableReference;
+use datafusion::logical_expr::{Distinct, Expr, LogicalPlan, Volatility};
+use datafusion::physical_expr::execution_props::ExecutionProps;
+use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
+
+use super::SqlError;
+use crate::dataflow::aggregate::{AggKind, AggSpec, Aggregate};
+use crate::dataflow::circuit::{Input, Node, SourceSpec};
+use crate::dataflow::filter::Filter;
+use crate::dataflow::project::Project;
+use crate::dataflow::union::Union;
+use crate::dataflow::{Circuit, Operator};
+
+/// What lowering needs to know about a relation a plan scans.
+#[derive(Debug, Clone)]
+pub struct ScanTarget {
+    pub id: u64,
+    pub name: String,
+    /// Sources only ever grow; tables and views also retract.
+    pub append_only: bool,
+}
+
+fn unsupported(what: impl Into<String>) -> SqlError {
+    SqlError::Unsupported(format!(
+        "{} is not supported in materialized views yet",
+        what.into()
+    ))
+}
+
+/// Refuses plans whose result depends on when they run (`now()`,
+/// `random()`): a view must be a function of its inputs.
+pub fn check_deterministic(plan: &LogicalPlan) -> Result<(), SqlError> {
+    let mut bad: Option<String> = None;
+    let _ = plan.apply_with_subqueries(|p| {
+        let _ = p.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e {
+                    if f.func.signature().volatility != Volatility::Immutable {
+                        bad = Some(format!("{}()", f.func.name()));
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        });
+        Ok(if bad.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    match bad {
+        Some(f) => Err(SqlError::Unsupported(format!(
+            "{f} is not supported in materialized views: its value depends on when it runs"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Lowers an optimized plan. `resolve` maps a scanned table to its relation.
+pub fn lower(
+    plan: &LogicalPlan,
+    resolve: &dyn Fn(&TableReference) -> Option<ScanTarget>,
+) -> Result<Circuit, SqlError> {
+    let mut l = Lowerer {
+        resolve,
+        props: ExecutionProps::new(),
+        sources: Vec::new(),
+        source_ids: HashMap::new(),
+        nodes: Vec::new(),
+    };
+    let (out, _) = l.lower(plan)?;
+    // A view that is just a scan still needs one operator.
+    if let Input::Source(_) = out {
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let exprs = (0..schema.fields().len())
+            .map(|i| {
+                Arc::new(datafusion::physical_expr::expressions::Column::new(
+                    schema.field(i).name(),
+                    i,
+                )) as Arc<dyn PhysicalExpr>
+            })
+            .collect();
+        l.push(Box::new(Project::new(exprs, schema)), vec![out]);
+    }
+    Circuit::new(l.sources, l.nodes).map_err(|e| SqlError::Plan(e.to_string()))
+}
+
+struct Lowerer<'a> {
+    resolve: &'a dyn Fn(&TableReference) -> Option<ScanTarget>,
+    props: ExecutionProps,
+    sources: Vec<SourceSpec>,
+    source_ids: HashMap<(u64, bool), usize>,
+    nodes: Vec<Node>,
+}
+
+impl Lowerer<'_> {
+    fn push(&mut self, op: Box<dyn Operator>, inputs: Vec<Input>) -> Input {
+        self.nodes.push(Node { op, inputs });
+        Input::Node(self.nodes.len() - 1)
+    }
+
+    fn physical(
+        &self,
+        e: &Expr,
+        input: &datafusion::common::DFSchema,
+    ) -> Result<Arc<dyn PhysicalExpr>, SqlError> {
+        let mut subquery = false;
+        let _ = e.apply(|x| {
+            if matches!(
+                x,
+                Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_)
+            ) {
+                subquery = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        if subquery {
+            return Err(unsupported("a subquery in an expression"));
+        }
+        create_physical_expr(
+            e,
+            input,
+            &self.props,
+            &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default(
+            ),
+        )
+        .map_err(|e| SqlError::Plan(e.to_string()))
+    }
+
+    /// Returns the node producing the plan's rows, and whether those rows
+    /// are append-only.
+    fn lower(&mut self, plan: &LogicalPlan) -> Result<(Input, bool), SqlError> {
+        match plan {
+            LogicalPlan::TableScan(s) => {
+                if s.fetch.is_some() {
+                    return Err(unsupported("LIMIT"));
+                }
+                if !s.filters.is_empty() {
+                    return Err(SqlError::Plan("unexpected pushed-down filter".into()));
+                }
+                let target = (self.resolve)(&s.table_name)
+                    .ok_or_else(|| unsupported(format!("reading {}", s.table_name)))?;
+                let with_offset = s.table_name.schema() == Some(super::rewrite::OFFSETS_SCHEMA);
+                let full_schema = Arc::new(s.source.schema().as_ref().clone());
+                let idx = match self.source_ids.get(&(target.id, with_offset)) {
+                    Some(i) => *i,
+                    None => {
+                        self.sources.push(SourceSpec {
+                            relation: target.id,
+                            name: target.name.clone(),
+                            with_offset,
+                            schema: full_schema.clone(),
+                        });
+                        let i = self.sources.len() - 1;
+                        self.source_ids.insert((target.id, with_offset), i);
+                        i
+                    }
+                };
+                let input = Input::Source(idx);
+                match &s.projection {
+                    Some(p) if *p != (0..full_schema.fields().len()).collect::<Vec<_>>() => {
+                        let exprs = p
+                            .iter()
+                            .map(|&i| {
+                                Arc::new(datafusion::physical_expr::expressions::Column::new(
+                                    full_schema.field(i).name(),
+                                    i,
+                                )) as Arc<dyn PhysicalExpr>
+                            })
+                            .collect();
+                        let schema = Arc::new(s.projected_schema.as_arrow().clone());
+                        let node = self.push(Box::new(Project::new(exprs, schema)), vec![input]);
+                        Ok((node, target.append_only))
+                    }
+                    _ => Ok((input, target.append_only)),
+                }
+            }
+            LogicalPlan::Projection(p) => {
+                let (input, ao) = self.lower(&p.input)?;
+                let exprs = p
+                    .expr
+                    .iter()
+                    .map(|e| self.physical(e, p.input.schema()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let schema = Arc::new(p.schema.as_arrow().clone());
+                Ok((
+                    self.push(Box::new(Project::new(exprs, schema)), vec![input]),
+                    ao,
+                ))
+            }
+            LogicalPlan::Filter(f) => {
+                let (input, ao) = self.lower(&f.input)?;
+                let pred = self.physical(&f.predicate, f.input.schema())?;
+                let schema = Arc::new(f.input.schema().as_arrow().clone());
+                Ok((
+                    self.push(Box::new(Filter::new(pred, schema)), vec![input]),
+                    ao,
+                ))
+            }
+            LogicalPlan::SubqueryAlias(a) => self.lower(&a.input),
+            LogicalPlan::Sort(s) if s.fetch.is_none() => {
+                // A view is a set; its order is given by the SELECT that reads it.
+                self.lower(&s.input)
+            }
+            LogicalPlan::Union(u) => {
+                let mut inputs = Vec::with_capacity(u.inputs.len());
+                let mut ao = true;
+                for i in &u.inputs {
+                    let (n, a) = self.lower(i)?;
+                    inputs.push(n);
+                    ao &= a;
+                }
+                let schema = Arc::new(u.schema.as_arrow().clone());
+                Ok((
+                    self.push(Box::new(Union::new(inputs.len(), schema)), inputs),
+                    ao,
+                ))
+            }
+            LogicalPlan::Aggregate(a) => {
+                let (input, ao) = self.lower(&a.input)?;
+                let in_schema = a.input.schema();
+                let arrow_in = in_schema.as_arrow();
+                let mut group_exprs = Vec::with_capacity(a.group_expr.len());
+                let mut group_types = Vec::with_capacity(a.group_expr.len());
+                for g in &a.group_expr {
+                    if matches!(g, Expr::GroupingSet(_)) {
+                        return Err(unsupported("GROUPING SETS, CUBE and ROLLUP"));
+                    }
+                    let pe = self.physical(g, in_schema)?;
+                    group_types.push(
+                        pe.data_type(arrow_in)
+                            .map_err(|e| SqlError::Plan(e.to_string()))?,
+                    );
+                    group_exprs.push(pe);
+                }
+                let mut aggs = Vec::with_capacity(a.aggr_expr.len());
+                for (j, e) in a.aggr_expr.iter().enumerate() {
+                    let output = a.schema.field(a.group_expr.len() + j).as_ref().clone();
+                    aggs.push(self.agg_spec(e, in_schema, output)?);
+                }
+                let schema = Arc::new(a.schema.as_arrow().clone());
+                let op = Aggregate::new(group_exprs, group_types, aggs, schema, ao)
+                    .map_err(|e| SqlError::Plan(e.to_string()))?;
+                Ok((self.push(Box::new(op), vec![input]), false))
+            }
+            LogicalPlan::Distinct(Distinct::All(input)) => {
+                let (node, ao) = self.lower(input)?;
+                let schema = Arc::new(input.schema().as_arrow().clone());
+                let group_exprs: Vec<Arc<dyn PhysicalExpr>> = (0..schema.fields().len())
+                    .map(|i| {
+                        Arc::new(datafusion::physical_expr::expressions::Column::new(
+                            schema.field(i).name(),
+                            i,
+                        )) as Arc<dyn PhysicalExpr>
+                    })
+                    .collect();
+                let types = schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.data_type().clone())
+                    .collect();
+                let op = Aggregate::new(group_exprs, types, vec![], schema, ao)
+                    .map_err(|e| SqlError::Plan(e.to_string()))?;
+                Ok((self.push(Box::new(op), vec![node]), false))
+            }
+            LogicalPlan::Distinct(Distinct::On(_)) => Err(unsupported("DISTINCT ON")),
+            LogicalPlan::Join(_) => Err(unsupported("JOIN")),
+            LogicalPlan::Limit(_) | LogicalPlan::Sort(_) => Err(unsupported("LIMIT / OFFSET")),
+            LogicalPlan::Window(_) => Err(unsupported("window functions (OVER)")),
+            LogicalPlan::Values(_) => Err(unsupported("VALUES")),
+            LogicalPlan::EmptyRelation(_) => Err(unsupported("a SELECT without FROM")),
+            LogicalPlan::Unnest(_) => Err(unsupported("UNNEST")),
+            LogicalPlan::RecursiveQuery(_) => Err(unsupported("WITH RECURSIVE")),
+            LogicalPlan::Subquery(_) => Err(unsupported("a subquery in an expression")),
+            other => Err(unsupported(format!("the plan node {}", other.display()))),
+        }
+    }
+
+    fn agg_spec(
+        &self,
+        e: &Expr,
+        input: &datafusion::common::DFSchema,
+        output: datafusion::arrow::datatypes::Field,
+    ) -> Result<AggSpec, SqlError> {
+        let e = match e {
+            Expr::Alias(a) => a.expr.as_ref(),
+            other => other,
+        };
+        let Expr::AggregateFunction(f) = e else {
+            return Err(unsupported(format!("the aggregate expression {e}")));
+        };
+        let name = f.func.name().to_ascii_lowercase();
+        let p = &f.params;
+        let filter = match &p.filter {
+            Some(x) => Some(self.physical(x, input)?),
+            None => None,
+        };
+        let arg0 = p.args.first();
+        let is_literal = matches!(arg0, Some(Expr::Literal(v, _)) if !v.is_null());
+        let kind = match (name.as_str(), p.distinct) {
+            ("count", false) if p.args.is_empty() || is_literal => AggKind::CountStar,
+            ("count", false) => AggKind::Count,
+            ("count", true) => AggKind::CountDistinct,
+            ("sum", false) => AggKind::Sum,
+            ("avg" | "mean", false) => AggKind::Avg,
+            ("min", _) => AggKind::Min,
+            ("max", _) => AggKind::Max,
+            ("bool_and", _) => AggKind::BoolAnd,
+            ("bool_or", _) => AggKind::BoolOr,
+            ("string_agg", false) => AggKind::StringAgg,
+            ("array_agg", false) => AggKind::ArrayAgg,
+            (n, true) => return Err(unsupported(format!("{n}(DISTINCT ...)"))),
+            (n, false) => return Err(unsupported(format!("the aggregate function {n}"))),
+        };
+        if kind == AggKind::CountDistinct && p.args.len() != 1 {
+            return Err(unsupported("count(DISTINCT) over several columns"));
+        }
+        // Freshet orders string_agg/array_agg by value; accept an ORDER BY
+        // that asks for exactly that.
+        if !p.order_by.is_empty() {
+            let same =
+                p.order_by.len() == 1 && p.order_by[0].asc && Some(&p.order_by[0].expr) == arg0;
+            if !same {
+                return Err(unsupported(format!(
+                    "{name}(... ORDER BY ...) other than by the value itself"
+                )));
+            }
+        }
+        let arg = match kind {
+            AggKind::CountStar => None,
+            _ => match arg0 {
+                Some(a) => Some(self.physical(a, input)?),
+                None => return Err(unsupported(format!("{name}() without an argument"))),
+            },
+        };
+        let arg_type = match &arg {
+            Some(a) => a
+                .data_type(input.as_arrow())
+                .map_err(|e| SqlError::Plan(e.to_string()))?,
+            None => datafusion::arrow::datatypes::DataType::Null,
+        };
+        let delimiter = if kind == AggKind::StringAgg {
+            match p.args.get(1) {
+                Some(Expr::Literal(v, _)) => match v {
+                    datafusion::common::ScalarValue::Utf8(s)
+                    | datafusion::common::ScalarValue::Utf8View(s)
+                    | datafusion::common::ScalarValue::LargeUtf8(s) => s.clone(),
+                    _ => return Err(unsupported("a non-text string_agg delimiter")),
+                },
+                _ => return Err(unsupported("a string_agg delimiter that is not a constant")),
+            }
+        } else {
+            None
+        };
+        Ok(AggSpec {
+            kind,
+            arg,
+            delimiter,
+            filter,
+            output,
+            arg_type,
+        })
+    }
+}
