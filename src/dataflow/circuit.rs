@@ -34,11 +34,14 @@ pub struct Node {
 pub struct Circuit {
     pub sources: Vec<SourceSpec>,
     pub nodes: Vec<Node>,
+    /// The output only ever inserts (its inputs only insert and no operator
+    /// on the way retracts), so its consumer needs no retraction index.
+    pub append_only: bool,
     started: bool,
 }
 
 impl Circuit {
-    pub fn new(sources: Vec<SourceSpec>, nodes: Vec<Node>) -> Result<Circuit> {
+    pub fn new(sources: Vec<SourceSpec>, nodes: Vec<Node>, append_only: bool) -> Result<Circuit> {
         if nodes.is_empty() {
             return Err(DataflowError::Eval(
                 "a circuit needs at least one operator".into(),
@@ -60,6 +63,7 @@ impl Circuit {
         Ok(Circuit {
             sources,
             nodes,
+            append_only,
             started: false,
         })
     }

@@ -466,7 +466,7 @@ impl Committer {
             let saved = checkpoint.as_ref().and_then(|c| c.views.get(&def.id));
             match saved {
                 Some(saved) => {
-                    let mut state = ViewState::new(&def)?;
+                    let mut state = ViewState::new(&def, circuit.append_only)?;
                     circuit
                         .restore(&saved.circuit)
                         .map_err(super::view::dataflow)?;
@@ -515,7 +515,7 @@ impl Committer {
         }
         for (def, circuit) in pending {
             let mut view = ViewWork {
-                state: ViewState::new(&def)?,
+                state: ViewState::new(&def, circuit.append_only)?,
                 def,
                 circuit,
                 error: None,
@@ -624,7 +624,7 @@ impl Committer {
             Op::CreateView { def, circuit } => {
                 let id = def.id;
                 let mut view = ViewWork {
-                    state: ViewState::new(&def)?,
+                    state: ViewState::new(&def, circuit.append_only)?,
                     def: def.clone(),
                     circuit: *circuit,
                     error: None,
@@ -756,13 +756,40 @@ impl Committer {
             });
         }
         let first = r.next_offset;
-        let entry_batch = change_batch(&user_schema, &old_rows, &retract, &insert)?;
-        let encoded = entry::encode(EntryKind::Change, &entry_batch)?;
-        puts.push(Put::Log {
-            rel,
-            first_offset: first,
-            entry: encoded,
-        });
+        // Retractions, then insertions, in entries of bounded size.
+        let mut at = first;
+        for (rows, refs) in entry::chunks(&old_rows).into_iter().scan(0usize, |k, b| {
+            let start = *k;
+            *k += b.num_rows();
+            Some((b, &retract[start..*k]))
+        }) {
+            if rows.num_rows() == 0 {
+                continue;
+            }
+            let empty = RecordBatch::new_empty(user_schema.clone());
+            let batch = change_batch(&user_schema, &rows, refs, &empty)?;
+            let n = batch.num_rows();
+            puts.push(Put::Log {
+                rel,
+                first_offset: at,
+                entry: entry::encode(EntryKind::Change, &batch)?,
+            });
+            at += n as u64;
+        }
+        for rows in entry::chunks(&insert) {
+            if rows.num_rows() == 0 {
+                continue;
+            }
+            let empty = RecordBatch::new_empty(user_schema.clone());
+            let batch = change_batch(&user_schema, &empty, &[], &rows)?;
+            let n = batch.num_rows();
+            puts.push(Put::Log {
+                rel,
+                first_offset: at,
+                entry: entry::encode(EntryKind::Change, &batch)?,
+            });
+            at += n as u64;
+        }
         if n_retract > 0 {
             r.apply_retract(&retract, &old_rows)?;
         }

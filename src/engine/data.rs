@@ -19,6 +19,9 @@ use datafusion::arrow::error::ArrowError;
 /// single-row inserts do not leave one segment per row.
 const MERGE_BELOW_ROWS: usize = 1024;
 
+/// Segment size when a relation is compacted as a whole.
+const COMPACT_ROWS: usize = 4096;
+
 #[derive(Debug)]
 pub struct Segment {
     /// User columns followed by the `_offset` column, offsets ascending.
@@ -186,6 +189,7 @@ impl RelationData {
         }
         let mut removed = 0;
         let mut emptied = false;
+        let mut compacted = false;
         for (seg, rows) in by_segment {
             let s = &self.segments[seg];
             let mut mask: Vec<bool> = match &s.live {
@@ -204,6 +208,7 @@ impl RelationData {
                 // Mostly dead: compact so scans and memory stay proportional
                 // to live rows.
                 let b = filter_record_batch(&s.batch, &mask)?;
+                compacted = true;
                 Segment::new(b, None)
             } else {
                 Segment::new(s.batch.clone(), Some(mask))
@@ -215,6 +220,67 @@ impl RelationData {
             self.segments.retain(|s| s.live_count > 0);
         }
         self.live_rows -= removed;
+        if self.stored_rows() > 2 * self.live_rows + 2 * MERGE_BELOW_ROWS {
+            // More dead rows than live ones: rewrite the live rows into full
+            // segments. This happens after as many retractions as there are
+            // live rows, so its cost, spread over them, is constant per row.
+            self.compact_all()?;
+        } else if compacted {
+            self.merge_small()?;
+        }
+        Ok(())
+    }
+
+    /// Rows held, live or not.
+    fn stored_rows(&self) -> usize {
+        self.segments.iter().map(|s| s.batch.num_rows()).sum()
+    }
+
+    fn compact_all(&mut self) -> Result<(), ArrowError> {
+        let mut out = Vec::new();
+        let mut pending: Vec<RecordBatch> = Vec::new();
+        let mut pending_rows = 0;
+        for s in &self.segments {
+            let v = s.visible()?.clone();
+            if v.num_rows() == 0 {
+                continue;
+            }
+            pending_rows += v.num_rows();
+            pending.push(v);
+            if pending_rows >= COMPACT_ROWS {
+                let b = concat_batches(&self.schema, &pending)?;
+                out.push(Arc::new(Segment::new(b, None)));
+                pending.clear();
+                pending_rows = 0;
+            }
+        }
+        if !pending.is_empty() {
+            let b = concat_batches(&self.schema, &pending)?;
+            out.push(Arc::new(Segment::new(b, None)));
+        }
+        self.segments = out;
+        Ok(())
+    }
+
+    /// Merges neighbouring small, fully live segments, so that deletions
+    /// spread over a relation do not leave it in ever more, ever smaller
+    /// segments.
+    fn merge_small(&mut self) -> Result<(), ArrowError> {
+        let mut out: Vec<Arc<Segment>> = Vec::with_capacity(self.segments.len());
+        for s in self.segments.drain(..) {
+            if let Some(last) = out.last_mut() {
+                if last.live.is_none()
+                    && s.live.is_none()
+                    && last.batch.num_rows() + s.batch.num_rows() <= MERGE_BELOW_ROWS
+                {
+                    let merged = concat_batches(&self.schema, [&last.batch, &s.batch])?;
+                    *last = Arc::new(Segment::new(merged, None));
+                    continue;
+                }
+            }
+            out.push(s);
+        }
+        self.segments = out;
         Ok(())
     }
 }

@@ -116,10 +116,12 @@ pub struct ViewState {
     converter: RowConverter,
     index: HashMap<Box<[u8]>, Vec<u64>>,
     next_id: u64,
+    /// The view's circuit never retracts: no index is kept.
+    append_only: bool,
 }
 
 impl ViewState {
-    pub fn new(def: &RelationDef) -> Result<ViewState> {
+    pub fn new(def: &RelationDef, append_only: bool) -> Result<ViewState> {
         let schema = def.schema();
         let converter = RowConverter::new(
             schema
@@ -133,6 +135,7 @@ impl ViewState {
             converter,
             index: HashMap::new(),
             next_id: 0,
+            append_only,
         })
     }
 
@@ -147,6 +150,18 @@ impl ViewState {
         }
         let schema: SchemaRef = self.data.schema().clone();
         let user = Arc::new(schema.project(&(0..schema.fields().len() - 1).collect::<Vec<_>>())?);
+        if self.append_only {
+            if d.weights.values().iter().any(|w| *w != 1) {
+                return Err(EngineError::Internal(
+                    "an append-only view received a retraction".into(),
+                ));
+            }
+            let batch = RecordBatch::try_new(user, d.batch.columns().to_vec())?;
+            let first = self.next_id;
+            self.next_id += batch.num_rows() as u64;
+            Arc::make_mut(&mut self.data).append(&batch, first)?;
+            return Ok(());
+        }
         let rows = self.converter.convert_columns(d.batch.columns())?;
         // Consolidate first: a delta may insert a row and retract it again.
         let mut net: HashMap<&[u8], (usize, i64)> = HashMap::new();

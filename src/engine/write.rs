@@ -925,7 +925,11 @@ pub async fn append_batches(
 
 /// Appends rows to a source or (plain INSERT / COPY) a table.
 async fn append(engine: &Engine, rel: &RelationDef, batches: Vec<RecordBatch>) -> Result<Outcome> {
-    let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+    let batches: Vec<RecordBatch> = batches
+        .iter()
+        .filter(|b| b.num_rows() > 0)
+        .flat_map(entry::chunks)
+        .collect();
     if batches.is_empty() {
         return Ok(Outcome::default());
     }

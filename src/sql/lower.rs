@@ -77,7 +77,7 @@ pub fn lower(
         source_ids: HashMap::new(),
         nodes: Vec::new(),
     };
-    let (out, _) = l.lower(plan)?;
+    let (out, append_only) = l.lower(plan)?;
     // A view that is just a scan still needs one operator.
     if let Input::Source(_) = out {
         let schema = Arc::new(plan.schema().as_arrow().clone());
@@ -91,7 +91,7 @@ pub fn lower(
             .collect();
         l.push(Box::new(Project::new(exprs, schema)), vec![out]);
     }
-    Circuit::new(l.sources, l.nodes).map_err(|e| SqlError::Plan(e.to_string()))
+    Circuit::new(l.sources, l.nodes, append_only).map_err(|e| SqlError::Plan(e.to_string()))
 }
 
 struct Lowerer<'a> {

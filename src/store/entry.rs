@@ -22,6 +22,24 @@ use datafusion::arrow::record_batch::RecordBatch;
 use super::StoreError;
 
 const MAGIC: &[u8; 4] = b"FLE1";
+
+/// Rows per log entry at most. sled keeps values inside its B-tree leaves
+/// (16 entries a leaf) and rewrites a whole leaf when it consolidates one,
+/// so bounded entries keep every write's cost bounded, whatever was written
+/// before.
+pub const MAX_ENTRY_ROWS: usize = 1024;
+
+/// Zero-copy slices of at most [`MAX_ENTRY_ROWS`] rows.
+pub fn chunks(batch: &RecordBatch) -> Vec<RecordBatch> {
+    let n = batch.num_rows();
+    if n <= MAX_ENTRY_ROWS {
+        return vec![batch.clone()];
+    }
+    (0..n)
+        .step_by(MAX_ENTRY_ROWS)
+        .map(|start| batch.slice(start, MAX_ENTRY_ROWS.min(n - start)))
+        .collect()
+}
 const HEADER_LEN: usize = 13;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,6 +28,9 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// sled's segment size; fixed when a data directory is created.
+pub const SEGMENT_SIZE: usize = 8 << 20;
+
 /// One write to apply atomically with others.
 #[derive(Debug)]
 pub enum Put {
@@ -64,6 +67,10 @@ impl Store {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
+            // Large segments: log entries of up to segment_size/4 stay in the
+            // log instead of becoming one blob file each, and the periodic
+            // page-table snapshot has fewer segments to describe.
+            .segment_size(SEGMENT_SIZE)
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|source| StoreError::Open {

@@ -31,6 +31,9 @@ pub fn bid_schema() -> SchemaRef {
 /// xorshift: reproducible without a seed file.
 pub struct Gen {
     state: u64,
+    /// When set, auctions are drawn uniformly from this many ids instead
+    /// of Nexmark's hot/cold split.
+    pub uniform_auctions: Option<u64>,
     /// Event index; event time advances 1 ms per event from 2026-01-01.
     pub next_event: u64,
 }
@@ -39,6 +42,7 @@ impl Gen {
     pub fn new(seed: u64) -> Gen {
         Gen {
             state: seed | 1,
+            uniform_auctions: None,
             next_event: 0,
         }
     }
