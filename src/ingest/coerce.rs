@@ -173,8 +173,12 @@ pub fn from_text(texts: &StringArray, col: &ColumnDef) -> Result<ArrayRef, CellE
             Arc::new(b.finish())
         }
         SqlType::Numeric { .. } | SqlType::Date | SqlType::Timestamp | SqlType::Timestamptz => {
-            let trimmed = trim_all(texts);
-            let arr: ArrayRef = Arc::new(trimmed);
+            let padded = texts.iter().flatten().any(|v| v.trim().len() != v.len());
+            let arr: ArrayRef = if padded {
+                Arc::new(trim_all(texts))
+            } else {
+                Arc::new(texts.clone())
+            };
             cast_checked(&arr, col).map_err(|mut e| {
                 if e.kind == CellErrorKind::Datatype {
                     e.kind = CellErrorKind::InvalidText;

@@ -92,6 +92,8 @@ pub struct CopyDecoder {
     batch_lines: Vec<u64>,
     batches: Vec<RecordBatch>,
     rows: usize,
+    /// Reused buffer for fields that need unescaping.
+    scratch: String,
 }
 
 impl CopyDecoder {
@@ -123,6 +125,7 @@ impl CopyDecoder {
             batch_lines: Vec::with_capacity(BATCH_ROWS),
             batches: Vec::new(),
             rows: 0,
+            scratch: String::new(),
         }
     }
 
@@ -216,25 +219,25 @@ impl CopyDecoder {
                 self.relation
             ),
         })?;
-        let fields = match self.format.kind {
-            CopyFormatKind::Text => {
-                split_text(text, self.format.delimiter as char, &self.format.null)
-                    .map_err(|m| self.bad(line, m))?
-            }
-            CopyFormatKind::Csv => split_csv(text, &self.format).map_err(|m| self.bad(line, m))?,
+        let mut sink = Fields {
+            builders: &mut self.builders,
+            n: 0,
         };
-        if fields.len() > self.columns.len() {
-            return Err(self.bad(line, "extra data after last expected column".into()));
-        }
-        if fields.len() < self.columns.len() {
-            let missing = &self.columns[fields.len()].name;
+        let r = match self.format.kind {
+            CopyFormatKind::Text => split_text(
+                text,
+                self.format.delimiter as char,
+                &self.format.null,
+                &mut sink,
+                &mut self.scratch,
+            ),
+            CopyFormatKind::Csv => split_csv(text, &self.format, &mut sink, &mut self.scratch),
+        };
+        let got = sink.n;
+        r.map_err(|m| self.bad(line, m))?;
+        if got < self.columns.len() {
+            let missing = &self.columns[got].name;
             return Err(self.bad(line, format!("missing data for column \"{missing}\"")));
-        }
-        for (b, f) in self.builders.iter_mut().zip(fields) {
-            match f {
-                Some(v) => b.append_value(v),
-                None => b.append_null(),
-            }
         }
         self.batch_lines.push(line);
         if self.batch_lines.len() >= BATCH_ROWS {
@@ -305,20 +308,49 @@ fn unbalanced_quotes(rec: &[u8], quote: u8) -> bool {
     rec.iter().filter(|&&c| c == quote).count() % 2 == 1
 }
 
+/// Receives the fields of one record, straight into the column builders.
+/// A record with more fields than columns is an error; the decoder is then
+/// discarded, so the fields already pushed do not matter.
+struct Fields<'a> {
+    builders: &'a mut [StringBuilder],
+    n: usize,
+}
+
+impl Fields<'_> {
+    fn push(&mut self, v: Option<&str>) -> Result<(), String> {
+        let b = self
+            .builders
+            .get_mut(self.n)
+            .ok_or_else(|| "extra data after last expected column".to_string())?;
+        match v {
+            Some(s) => b.append_value(s),
+            None => b.append_null(),
+        }
+        self.n += 1;
+        Ok(())
+    }
+}
+
 /// Splits a text-format line; `\N` (or the NULL string) is NULL, backslash
 /// escapes are decoded.
-fn split_text(line: &str, delim: char, null: &str) -> Result<Vec<Option<String>>, String> {
-    let mut out = Vec::new();
+fn split_text(
+    line: &str,
+    delim: char,
+    null: &str,
+    out: &mut Fields,
+    scratch: &mut String,
+) -> Result<(), String> {
     for raw in line.split(delim) {
         if raw == null {
-            out.push(None);
+            out.push(None)?;
             continue;
         }
         if !raw.contains('\\') {
-            out.push(Some(raw.to_string()));
+            out.push(Some(raw))?;
             continue;
         }
-        let mut s = String::with_capacity(raw.len());
+        scratch.clear();
+        let s = &mut *scratch;
         let mut chars = raw.chars().peekable();
         while let Some(c) = chars.next() {
             if c != '\\' {
@@ -368,59 +400,70 @@ fn split_text(line: &str, delim: char, null: &str) -> Result<Vec<Option<String>>
                 None => return Err("end-of-copy marker corrupt: trailing backslash".into()),
             }
         }
-        out.push(Some(s));
+        out.push(Some(s))?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Splits a CSV record. An unquoted field equal to the NULL string is NULL;
-/// a quoted one never is.
-fn split_csv(rec: &str, f: &CopyFormat) -> Result<Vec<Option<String>>, String> {
-    let (delim, quote, escape) = (f.delimiter as char, f.quote as char, f.escape as char);
-    let mut out = Vec::new();
-    let mut chars = rec.chars().peekable();
+/// a quoted one never is. Unquoted fields are passed on without copying.
+fn split_csv(
+    rec: &str,
+    f: &CopyFormat,
+    out: &mut Fields,
+    scratch: &mut String,
+) -> Result<(), String> {
+    let (delim, quote, escape) = (f.delimiter, f.quote, f.escape);
+    let b = rec.as_bytes();
+    let mut i = 0;
     loop {
-        let mut field = String::new();
-        let mut quoted = false;
-        let mut raw_unquoted = String::new();
-        loop {
-            match chars.peek().copied() {
-                None => break,
-                Some(c) if c == delim => break,
-                Some(c) if c == quote => {
-                    quoted = true;
-                    chars.next();
-                    loop {
-                        match chars.next() {
-                            None => return Err("unterminated CSV quoted field".into()),
-                            // `""` (or escape + quote) inside quotes is one quote
-                            Some(c) if c == escape && chars.peek() == Some(&quote) => {
-                                chars.next();
-                                field.push(quote);
-                            }
-                            Some(c) if c == quote => break,
-                            Some(c) => field.push(c),
-                        }
-                    }
+        if i < b.len() && b[i] == quote {
+            // quoted: collect into scratch, then any unquoted tail
+            scratch.clear();
+            let mut start = i + 1;
+            i += 1;
+            loop {
+                if i >= b.len() {
+                    return Err("unterminated CSV quoted field".into());
                 }
-                Some(c) => {
-                    chars.next();
-                    field.push(c);
-                    raw_unquoted.push(c);
+                let c = b[i];
+                if c == escape && i + 1 < b.len() && b[i + 1] == quote {
+                    scratch.push_str(&rec[start..i]);
+                    scratch.push(quote as char);
+                    i += 2;
+                    start = i;
+                } else if c == quote {
+                    scratch.push_str(&rec[start..i]);
+                    i += 1;
+                    break;
+                } else {
+                    i += 1;
                 }
             }
-        }
-        if !quoted && raw_unquoted == f.null {
-            out.push(None);
+            let tail_start = i;
+            while i < b.len() && b[i] != delim {
+                i += 1;
+            }
+            scratch.push_str(&rec[tail_start..i]);
+            out.push(Some(scratch))?;
         } else {
-            out.push(Some(field));
+            let start = i;
+            while i < b.len() && b[i] != delim {
+                i += 1;
+            }
+            let field = &rec[start..i];
+            if field == f.null {
+                out.push(None)?;
+            } else {
+                out.push(Some(field))?;
+            }
         }
-        match chars.next() {
-            None => break,
-            Some(_) => continue, // delimiter
+        if i >= b.len() {
+            break;
         }
+        i += 1; // delimiter
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
