@@ -41,6 +41,10 @@ struct ServeArgs {
     /// Accept connections from non-loopback addresses (there is no authentication yet).
     #[arg(long, env = "FRESHET_ALLOW_REMOTE")]
     allow_remote: bool,
+    /// Seconds between checkpoints of materialized views (a restart replays
+    /// the log written since the last one).
+    #[arg(long, default_value_t = 30.0, env = "FRESHET_CHECKPOINT_INTERVAL")]
+    checkpoint_interval: f64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,7 +66,16 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let config = EngineConfig::new(&args.data_dir);
+    let mut config = EngineConfig::new(&args.data_dir);
+    config.checkpoint_every = std::time::Duration::try_from_secs_f64(args.checkpoint_interval)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| {
+            format!(
+                "invalid --checkpoint-interval {}: expected a positive number of seconds",
+                args.checkpoint_interval
+            )
+        })?;
     let engine = tokio::task::spawn_blocking(move || Engine::open(config))
         .await
         .context("start-up task failed")?

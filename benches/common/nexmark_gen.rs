@@ -68,10 +68,10 @@ impl Gen {
         for _ in 0..n {
             let r = self.rand();
             // Nexmark: 90% of bids go to "hot" auctions and bidders.
-            let a = if r % 100 < 90 {
-                1000 + (r >> 8) % 100
-            } else {
-                1000 + (r >> 8) % 10_000
+            let a = match self.uniform_auctions {
+                Some(n) => 1000 + (r >> 8) % n.max(1),
+                None if r % 100 < 90 => 1000 + (r >> 8) % 100,
+                None => 1000 + (r >> 8) % 10_000,
             };
             let b = if (r >> 24) % 100 < 90 {
                 2000 + (r >> 32) % 100

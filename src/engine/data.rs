@@ -225,7 +225,12 @@ impl RelationData {
             // segments. This happens after as many retractions as there are
             // live rows, so its cost, spread over them, is constant per row.
             self.compact_all()?;
-        } else if compacted {
+        } else if compacted
+            || self.segments.len() * MERGE_BELOW_ROWS > 4 * self.live_rows + 4 * MERGE_BELOW_ROWS
+        {
+            // Many small segments for the rows they hold (retractions spread
+            // over a relation whose rows keep being replaced, as a view's
+            // are): merge neighbours so a step touches few segments.
             self.merge_small()?;
         }
         Ok(())
@@ -269,11 +274,13 @@ impl RelationData {
         let mut out: Vec<Arc<Segment>> = Vec::with_capacity(self.segments.len());
         for s in self.segments.drain(..) {
             if let Some(last) = out.last_mut() {
-                if last.live.is_none()
-                    && s.live.is_none()
-                    && last.batch.num_rows() + s.batch.num_rows() <= MERGE_BELOW_ROWS
+                // Neighbours whose live rows fit one small segment, and
+                // whose stored rows are few enough that rewriting them is
+                // cheap, become one fully live segment.
+                if last.live_count + s.live_count <= MERGE_BELOW_ROWS
+                    && last.batch.num_rows() + s.batch.num_rows() <= 4 * MERGE_BELOW_ROWS
                 {
-                    let merged = concat_batches(&self.schema, [&last.batch, &s.batch])?;
+                    let merged = concat_batches(&self.schema, [last.visible()?, s.visible()?])?;
                     *last = Arc::new(Segment::new(merged, None));
                     continue;
                 }

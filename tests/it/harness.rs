@@ -11,6 +11,8 @@ pub struct TestServer {
     child: Option<Child>,
     pub port: u16,
     pub dir: PathBuf,
+    /// Extra command-line arguments, kept for restarts.
+    args: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -22,15 +24,21 @@ fn free_port() -> u16 {
 impl TestServer {
     /// A server on a fresh data directory.
     pub fn start() -> TestServer {
+        TestServer::start_with_args(&[])
+    }
+
+    /// A server on a fresh data directory, with extra arguments.
+    pub fn start_with_args(args: &[&str]) -> TestServer {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_path_buf();
-        let mut s = TestServer::start_in(&dir);
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let mut s = TestServer::start_in_with(&dir, &args);
         s._tmp = Some(tmp);
         s
     }
 
-    /// A server on an existing data directory (restart tests).
-    pub fn start_in(dir: &Path) -> TestServer {
+    /// A server on an existing data directory, with extra arguments.
+    fn start_in_with(dir: &Path, args: &[String]) -> TestServer {
         for _attempt in 0..5 {
             let port = free_port();
             let mut child = Command::new(env!("CARGO_BIN_EXE_freshet"))
@@ -40,6 +48,7 @@ impl TestServer {
                 .arg(format!("127.0.0.1:{port}"))
                 .arg("--log-level")
                 .arg("warn")
+                .args(args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
                 .spawn()
@@ -51,6 +60,7 @@ impl TestServer {
                         child: Some(child),
                         port,
                         dir: dir.to_path_buf(),
+                        args: args.to_vec(),
                         _tmp: None,
                     };
                 }
@@ -126,7 +136,7 @@ impl TestServer {
         } else {
             assert!(self.stop(), "server did not shut down cleanly");
         }
-        let fresh = TestServer::start_in(&self.dir);
+        let fresh = TestServer::start_in_with(&self.dir, &self.args);
         self.port = fresh.port;
         self.child = fresh.child_take();
     }

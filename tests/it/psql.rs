@@ -44,7 +44,9 @@ async fn psql_describe_commands() {
         .await
         .batch_execute(
             "CREATE SOURCE bids (auction BIGINT, price BIGINT NOT NULL, channel TEXT, date_time TIMESTAMP);
-             CREATE TABLE auctions (id BIGINT PRIMARY KEY, seller BIGINT, category INT);",
+             CREATE TABLE auctions (id BIGINT PRIMARY KEY, seller BIGINT, category INT);
+             CREATE MATERIALIZED VIEW per_seller AS
+               SELECT seller, count(*) AS n FROM auctions GROUP BY seller;",
         )
         .await
         .unwrap();
@@ -73,4 +75,11 @@ async fn psql_describe_commands() {
     );
     let out = psql(&server, &["\\d auctions"]).unwrap_or_default();
     assert!(out.contains("seller") && out.contains("integer"), "{out}");
+    let out = psql(&server, &["\\d"]).unwrap_or_default();
+    assert!(
+        out.contains("per_seller"),
+        "\\d does not list the view:\n{out}"
+    );
+    let out = psql(&server, &["\\d per_seller"]).unwrap_or_default();
+    assert!(out.contains("seller") && out.contains("n"), "{out}");
 }
