@@ -289,6 +289,7 @@ impl Session {
     /// Plans a query (SELECT, VALUES, EXPLAIN, ...) with DataFusion.
     pub(crate) async fn plan_query(&self, ast: &ast::Statement) -> Result<LogicalPlan> {
         let mut ast = ast.clone();
+        crate::sql::window::expand_window_functions(&mut ast)?;
         postgres_output_names(&mut ast);
         if mentions_offset(&ast) {
             let engine = &self.engine;
@@ -320,6 +321,7 @@ impl Session {
         datafusion::arrow::datatypes::SchemaRef,
     )> {
         let mut stmt = ast::Statement::Query(Box::new(query.clone()));
+        crate::sql::window::expand_window_functions(&mut stmt)?;
         postgres_output_names(&mut stmt);
         let engine = &self.engine;
         if mentions_offset(&stmt) {

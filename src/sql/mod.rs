@@ -27,3 +27,4 @@ pub enum SqlError {
     #[error("{0}")]
     Plan(String),
 }
+pub mod window;

@@ -35,6 +35,9 @@ const VIEWS: &[(&str, &str)] = &[
     ("p_cte", "WITH big AS (SELECT k, v FROM t WHERE v >= 10) SELECT k, max(v) AS m FROM big GROUP BY k"),
     ("p_filter_agg", "SELECT k, count(*) FILTER (WHERE b) AS nb FROM t GROUP BY k"),
     ("p_array_agg", "SELECT g, array_agg(k ORDER BY k) AS ks FROM t WHERE k IS NOT NULL GROUP BY g"),
+    ("p_tumble", "SELECT window_start, window_end, count(*) AS n, sum(x) AS s, max(x) AS m FROM TUMBLE(e, ts, INTERVAL '10 seconds') GROUP BY window_start, window_end"),
+    ("p_hop", "SELECT id, window_start, count(*) AS n FROM HOP(e, ts, INTERVAL '5 seconds', INTERVAL '15 seconds') WHERE x > 3 GROUP BY id, window_start"),
+    ("p_tumble_flink", "SELECT window_start, min(x) AS lo FROM TABLE(TUMBLE(TABLE e, DESCRIPTOR(ts), INTERVAL '7' SECOND, INTERVAL '2' SECOND)) GROUP BY window_start"),
 ];
 
 /// Views over views, created after the ones above.
@@ -104,8 +107,37 @@ fn value(rng: &mut StdRng) -> String {
     format!("({k}, {g}, {v}, {f}, {b})")
 }
 
+/// A row of `e`: event times spread over a minute, some NULL, some on a
+/// window edge.
+fn event(rng: &mut StdRng) -> String {
+    let ts = match rng.random_range(0..10) {
+        0 => "NULL".to_string(),
+        1 => format!("'2026-01-01 00:00:{:02}'", rng.random_range(0..6) * 10),
+        _ => format!(
+            "'2026-01-01 00:00:{:02}.{:03}'",
+            rng.random_range(0..60),
+            rng.random_range(0..1000)
+        ),
+    };
+    format!(
+        "({}, {ts}, {})",
+        rng.random_range(0..4),
+        rng.random_range(0..10)
+    )
+}
+
 async fn random_statement(s: &mut Session, rng: &mut StdRng) {
-    let sql = match rng.random_range(0..10) {
+    let sql = match rng.random_range(0..13) {
+        10 => {
+            let n = rng.random_range(1..5);
+            let vals: Vec<String> = (0..n).map(|_| event(rng)).collect();
+            format!("INSERT INTO e VALUES {}", vals.join(", "))
+        }
+        11 => format!(
+            "UPDATE e SET ts = ts + INTERVAL '3 seconds' WHERE id = {}",
+            rng.random_range(0..4)
+        ),
+        12 => format!("DELETE FROM e WHERE x = {}", rng.random_range(0..10)),
         0..=4 => {
             // inserts, often repeating a row
             let n = rng.random_range(1..6);
@@ -161,6 +193,7 @@ async fn views_equal_batch_recomputation_after_every_step() {
     )
     .await;
     exec(&mut s, "CREATE TABLE u (w INT, h TEXT)").await;
+    exec(&mut s, "CREATE TABLE e (id INT, ts TIMESTAMP, x BIGINT)").await;
     let mut rng = StdRng::seed_from_u64(0x0F2E_54E7);
     // some history before the views exist: they must backfill it
     for _ in 0..15 {
