@@ -104,6 +104,8 @@ pub(crate) struct RelWork {
     pub data: Arc<RelationData>,
     pub next_offset: u64,
     pub keys: Option<KeyIndex>,
+    /// For sources with a `WATERMARK FOR` clause.
+    pub watermark: Option<super::watermark::WatermarkTrack>,
 }
 
 /// Primary key -> offset of the live row holding it.
@@ -162,6 +164,7 @@ impl RelWork {
         Ok(RelWork {
             data: Arc::new(RelationData::new(def.schema_with_offset())),
             keys: KeyIndex::new(&def)?,
+            watermark: super::watermark::WatermarkTrack::for_relation(&def),
             def,
             next_offset,
         })
@@ -174,6 +177,9 @@ impl RelWork {
             for (i, key) in keys.into_iter().enumerate() {
                 k.map.insert(key, first_offset + i as u64);
             }
+        }
+        if let Some(w) = &mut self.watermark {
+            w.observe(batch)?;
         }
         Arc::make_mut(&mut self.data).append(batch, first_offset)?;
         self.next_offset = self.next_offset.max(first_offset + batch.num_rows() as u64);
@@ -301,10 +307,17 @@ impl Committer {
                 errors.insert(*id, e.clone());
             }
         }
+        let mut watermarks: Vec<_> = self
+            .relations
+            .values()
+            .filter_map(|r| r.watermark.as_ref().map(|w| w.status(&r.def)))
+            .collect();
+        watermarks.sort_by(|a, b| a.source.cmp(&b.source));
         let snap = DbSnapshot {
             version: self.version,
             relations,
             errors,
+            watermarks: Arc::new(watermarks),
         };
         *self.snapshot.write() = Arc::new(snap);
     }

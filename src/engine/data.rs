@@ -300,6 +300,8 @@ pub struct DbSnapshot {
     pub relations: HashMap<u64, Arc<RelationData>>,
     /// Views whose maintenance failed, with the error.
     pub errors: HashMap<u64, String>,
+    /// Sources with a watermark, by name.
+    pub watermarks: Arc<Vec<super::watermark::WatermarkStatus>>,
 }
 
 impl DbSnapshot {

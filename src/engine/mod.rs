@@ -9,6 +9,7 @@ pub mod error;
 pub mod query;
 pub mod session;
 pub mod view;
+pub mod watermark;
 pub mod write;
 
 use std::collections::HashMap;

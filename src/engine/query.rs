@@ -39,6 +39,9 @@ use crate::sql::rewrite::OFFSETS_SCHEMA;
 pub const CATALOG_NAME: &str = "freshet";
 pub const PUBLIC_SCHEMA: &str = "public";
 
+/// System relations: `freshet_catalog.source_watermarks`.
+pub const SYSTEM_SCHEMA: &str = "freshet_catalog";
+
 /// The text `SELECT version()` returns. Drivers parse the leading
 /// `PostgreSQL <major>.<minor>`.
 pub fn version_string() -> String {
@@ -94,7 +97,7 @@ impl fmt::Debug for FreshetCatalog {
 
 impl CatalogProvider for FreshetCatalog {
     fn schema_names(&self) -> Vec<String> {
-        let mut names = vec![PUBLIC_SCHEMA.to_string()];
+        let mut names = vec![PUBLIC_SCHEMA.to_string(), SYSTEM_SCHEMA.to_string()];
         names.extend(self.extra.read().keys().cloned());
         names
     }
@@ -109,6 +112,9 @@ impl CatalogProvider for FreshetCatalog {
                 engine: self.engine.clone(),
                 with_offset: true,
             })),
+            SYSTEM_SCHEMA => Some(Arc::new(SystemSchema {
+                engine: self.engine.clone(),
+            })),
             other => self.extra.read().get(other).cloned(),
         }
     }
@@ -118,7 +124,7 @@ impl CatalogProvider for FreshetCatalog {
         name: &str,
         schema: Arc<dyn SchemaProvider>,
     ) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
-        if name == PUBLIC_SCHEMA || name == OFFSETS_SCHEMA {
+        if name == PUBLIC_SCHEMA || name == OFFSETS_SCHEMA || name == SYSTEM_SCHEMA {
             return Err(DataFusionError::Plan(format!("schema {name} is reserved")));
         }
         Ok(self.extra.write().insert(name.to_string(), schema))
@@ -128,6 +134,132 @@ impl CatalogProvider for FreshetCatalog {
 struct RelationSchema {
     engine: Weak<Engine>,
     with_offset: bool,
+}
+
+/// `freshet_catalog`: read-only relations describing the engine's state.
+struct SystemSchema {
+    engine: Weak<Engine>,
+}
+
+impl fmt::Debug for SystemSchema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SystemSchema")
+    }
+}
+
+const SOURCE_WATERMARKS: &str = "source_watermarks";
+
+#[async_trait]
+impl SchemaProvider for SystemSchema {
+    fn table_names(&self) -> Vec<String> {
+        vec![SOURCE_WATERMARKS.to_string()]
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        Ok(match name {
+            SOURCE_WATERMARKS => Some(Arc::new(SourceWatermarksTable {
+                engine: self.engine.clone(),
+            })),
+            _ => None,
+        })
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        name == SOURCE_WATERMARKS
+    }
+}
+
+/// One row per source with a `WATERMARK FOR` clause.
+struct SourceWatermarksTable {
+    engine: Weak<Engine>,
+}
+
+impl fmt::Debug for SourceWatermarksTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SourceWatermarksTable")
+    }
+}
+
+fn source_watermarks_schema() -> SchemaRef {
+    use datafusion::arrow::datatypes::{IntervalUnit, TimeUnit};
+    Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("time_column", DataType::Utf8, false),
+        Field::new(
+            "delay",
+            DataType::Interval(IntervalUnit::MonthDayNano),
+            false,
+        ),
+        Field::new(
+            "watermark",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            true,
+        ),
+        Field::new(
+            "max_event_time",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            true,
+        ),
+        Field::new("late_rows", DataType::Int64, false),
+    ]))
+}
+
+#[async_trait]
+impl TableProvider for SourceWatermarksTable {
+    fn schema(&self) -> SchemaRef {
+        source_watermarks_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        use datafusion::arrow::array::{
+            ArrayRef, Int64Array, IntervalMonthDayNanoArray, TimestampMicrosecondArray,
+        };
+        use datafusion::arrow::datatypes::IntervalMonthDayNano;
+        let snapshot = match state.config().get_extension::<DbSnapshot>() {
+            Some(s) => s,
+            None => match self.engine.upgrade() {
+                Some(e) => e.snapshot(),
+                None => Arc::new(DbSnapshot::default()),
+            },
+        };
+        let w = &snapshot.watermarks;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                w.iter().map(|s| s.source.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                w.iter().map(|s| s.column.as_str()),
+            )),
+            Arc::new(IntervalMonthDayNanoArray::from_iter_values(w.iter().map(
+                |s| IntervalMonthDayNano::new(0, 0, s.delay_us.saturating_mul(1000)),
+            ))),
+            Arc::new(TimestampMicrosecondArray::from_iter(
+                w.iter().map(|s| s.watermark_us),
+            )),
+            Arc::new(TimestampMicrosecondArray::from_iter(
+                w.iter().map(|s| s.max_event_us),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                w.iter().map(|s| s.late_rows as i64),
+            )),
+        ];
+        let batch = RecordBatch::try_new(source_watermarks_schema(), columns)?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            source_watermarks_schema(),
+            projection.cloned(),
+        )?)
+    }
 }
 
 impl fmt::Debug for RelationSchema {

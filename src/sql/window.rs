@@ -202,7 +202,7 @@ fn window_subquery(
 
 /// A constant, positive interval of fixed length (no months), in
 /// microseconds.
-fn positive_micros(e: &Expr, what: &str) -> Result<i64, SqlError> {
+pub(crate) fn positive_micros(e: &Expr, what: &str) -> Result<i64, SqlError> {
     let bad = || {
         SqlError::Syntax(format!(
             "the {what} must be a constant positive interval such as INTERVAL '10 seconds', found {e}"
