@@ -90,6 +90,32 @@ pub fn relation_def(c: &CreateRelation, id: u64) -> Result<RelationDef, SqlError
     })
 }
 
+/// The delay of a watermark expression, in microseconds: `col` (no delay)
+/// or `col - INTERVAL '…'`. The watermark of a source is the largest event
+/// time seen minus this delay, so it never moves backwards.
+pub fn watermark_delay(column: &str, expr: &str) -> Result<i64, SqlError> {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr};
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let parsed = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(expr)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| SqlError::Syntax(format!("invalid WATERMARK expression {expr}: {e}")))?;
+    let is_col =
+        |e: &Expr| matches!(e, Expr::Identifier(i) if super::parser::normalize_ident(i) == column);
+    match &parsed {
+        e if is_col(e) => Ok(0),
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Minus,
+            right,
+        } if is_col(left) => super::window::positive_micros(right, "watermark delay"),
+        _ => Err(SqlError::Unsupported(format!(
+            "WATERMARK FOR {column} AS {expr}: the expression must be {column} or {column} - INTERVAL '...'"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,31 +158,5 @@ mod tests {
             def("CREATE SOURCE s (a POINT)"),
             Err(SqlError::Unsupported(_))
         ));
-    }
-}
-
-/// The delay of a watermark expression, in microseconds: `col` (no delay)
-/// or `col - INTERVAL '…'`. The watermark of a source is the largest event
-/// time seen minus this delay, so it never moves backwards.
-pub fn watermark_delay(column: &str, expr: &str) -> Result<i64, SqlError> {
-    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr};
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-    let parsed = Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(expr)
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|e| SqlError::Syntax(format!("invalid WATERMARK expression {expr}: {e}")))?;
-    let is_col =
-        |e: &Expr| matches!(e, Expr::Identifier(i) if super::parser::normalize_ident(i) == column);
-    match &parsed {
-        e if is_col(e) => Ok(0),
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::Minus,
-            right,
-        } if is_col(left) => super::window::positive_micros(right, "watermark delay"),
-        _ => Err(SqlError::Unsupported(format!(
-            "WATERMARK FOR {column} AS {expr}: the expression must be {column} or {column} - INTERVAL '...'"
-        ))),
     }
 }
