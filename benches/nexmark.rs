@@ -40,6 +40,18 @@ const QUERIES: &[(&str, &str)] = &[
         "agg",
         "SELECT auction, count(*) AS n, max(price) AS top FROM bid GROUP BY auction",
     ),
+    // q5, the windowed count per auction (HOP 10 s every 2 s); the "hottest
+    // auction per window" step needs joins
+    (
+        "q5",
+        "SELECT auction, window_start, count(*) AS num FROM HOP(bid, date_time, INTERVAL '2 seconds', INTERVAL '10 seconds') GROUP BY auction, window_start",
+    ),
+    // q7, the aggregate half: highest price per 10 s tumbling window (the
+    // join back to the bids needs joins)
+    (
+        "q7",
+        "SELECT window_start, window_end, max(price) AS maxprice FROM TUMBLE(bid, date_time, INTERVAL '10 seconds') GROUP BY window_start, window_end",
+    ),
 ];
 
 const BATCH: usize = 10_000;
