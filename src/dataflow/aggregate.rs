@@ -131,6 +131,14 @@ pub struct Aggregate {
     free: Vec<usize>,
     schema: SchemaRef,
     started: bool,
+    /// For windowed aggregates whose windows close: the group key column
+    /// holding a window bound, and what to add to it to get the time the
+    /// window closes (the window size for `window_start`, 0 for
+    /// `window_end`).
+    window_close: Option<(usize, i64)>,
+    /// Close time → keys of the groups whose window closes then.
+    closes: BTreeMap<i64, Vec<Box<[u8]>>>,
+    watermark: Option<i64>,
 }
 
 fn is_int(t: &DataType) -> bool {
@@ -186,7 +194,73 @@ impl Aggregate {
             free: Vec::new(),
             schema: super::relax(&schema),
             started: false,
+            window_close: None,
+            closes: BTreeMap::new(),
+            watermark: None,
         })
+    }
+
+    /// Drops a group's state once the watermark passes the close time of
+    /// its window (group key column `key_index` plus `add_us`); nothing is
+    /// emitted then: the group's last output row stands.
+    pub fn with_window_close(mut self, key_index: usize, add_us: i64) -> Aggregate {
+        self.window_close = Some((key_index, add_us));
+        self
+    }
+
+    /// The close time of each row's window, when windows close.
+    fn close_times(&self, keys: &[ArrayRef]) -> Result<Option<Vec<Option<i64>>>> {
+        let Some((idx, add)) = self.window_close else {
+            return Ok(None);
+        };
+        let col = keys
+            .get(idx)
+            .ok_or_else(|| DataflowError::Eval("window column is not a group key".into()))?;
+        let ts = cast(
+            col,
+            &DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None),
+        )?;
+        let ts = ts.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
+        Ok(Some(
+            ts.iter()
+                .map(|t| t.map(|t| t.saturating_add(add)))
+                .collect(),
+        ))
+    }
+
+    /// Forgets the groups whose window closed at or before the watermark.
+    fn prune_closed(&mut self) {
+        let Some(wm) = self.watermark else {
+            return;
+        };
+        let open = self.closes.split_off(&(wm.saturating_add(1)));
+        let closed = std::mem::replace(&mut self.closes, open);
+        for key in closed.into_values().flatten() {
+            if let Some(s) = self.groups.remove(&key) {
+                self.slots[s] = None;
+                self.free.push(s);
+            }
+        }
+    }
+
+    /// Rebuilds the close-time index from the group keys (after restore).
+    fn rebuild_closes(&mut self) -> Result<()> {
+        self.closes.clear();
+        if self.window_close.is_none() || self.groups.is_empty() {
+            return Ok(());
+        }
+        let parser = self.key_converter.parser();
+        let keys: Vec<&Box<[u8]>> = self.groups.keys().collect();
+        let rows: Vec<_> = keys.iter().map(|k| parser.parse(k)).collect();
+        let cols = self.key_converter.convert_rows(rows)?;
+        if let Some(times) = self.close_times(&cols)? {
+            for (k, t) in keys.into_iter().zip(times) {
+                if let Some(t) = t {
+                    self.closes.entry(t).or_default().push(k.clone());
+                }
+            }
+        }
+        Ok(())
     }
 
     fn global(&self) -> bool {
@@ -613,6 +687,7 @@ impl Operator for Aggregate {
             } else {
                 Some(self.key_converter.convert_columns(&keys)?)
             };
+            let closes = self.close_times(&keys)?;
             let args: Vec<ArgCol> = (0..self.aggs.len())
                 .map(|i| self.arg_col(i, &d.batch))
                 .collect::<Result<_>>()?;
@@ -633,6 +708,14 @@ impl Operator for Aggregate {
                 let w = weights[row];
                 if w == 0 {
                     continue;
+                }
+                if let (Some(times), Some(r)) = (&closes, &key_rows) {
+                    let key = r.row(row);
+                    if !self.groups.contains_key(key.as_ref()) {
+                        if let Some(t) = times[row] {
+                            self.closes.entry(t).or_default().push(key.as_ref().into());
+                        }
+                    }
                 }
                 let s = match &key_rows {
                     Some(r) => self.slot_for(r.row(row).as_ref()),
@@ -674,7 +757,13 @@ impl Operator for Aggregate {
                 }
             }
         }
-        self.emit(touched)
+        let out = self.emit(touched)?;
+        self.prune_closed();
+        Ok(out)
+    }
+
+    fn set_watermark(&mut self, watermark_us: i64) {
+        self.watermark = Some(self.watermark.map_or(watermark_us, |w| w.max(watermark_us)));
     }
 
     fn schema(&self) -> SchemaRef {
@@ -847,7 +936,7 @@ impl Operator for Aggregate {
                 "trailing bytes in aggregate state".into(),
             ));
         }
-        Ok(())
+        self.rebuild_closes()
     }
 
     fn preserves_append_only(&self) -> bool {

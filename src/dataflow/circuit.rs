@@ -1,7 +1,9 @@
 //! A circuit: the operator graph of one materialized view, in topological
 //! order, fed by the deltas of the relations it reads.
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{AsArray, BooleanArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMicrosecondType};
 
 use super::codec::{Reader, Writer};
 use super::{DataflowError, Delta, Operator, Result, StateSize};
@@ -31,12 +33,66 @@ pub struct Node {
     pub inputs: Vec<Input>,
 }
 
+/// Event time for circuits that close windows: the source whose watermark
+/// drives the circuit, its event-time column and watermark delay.
+#[derive(Debug, Clone)]
+pub struct EventTime {
+    pub source: usize,
+    pub column: usize,
+    pub delay_us: i64,
+    /// Largest event time seen (checkpointed with the circuit).
+    pub max_event_us: Option<i64>,
+    /// Rows dropped for arriving behind the watermark.
+    pub late_rows: u64,
+}
+
+impl EventTime {
+    pub fn watermark_us(&self) -> Option<i64> {
+        self.max_event_us.map(|m| m.saturating_sub(self.delay_us))
+    }
+
+    /// Drops the rows of `d` behind the watermark (and rows without an
+    /// event time), then advances the watermark past the rest.
+    fn admit(&mut self, d: &Delta) -> Result<Delta> {
+        let ts = cast(
+            d.batch.column(self.column),
+            &DataType::Timestamp(TimeUnit::Microsecond, None),
+        )?;
+        let ts = ts.as_primitive::<TimestampMicrosecondType>();
+        let wm = self.watermark_us();
+        let keep: BooleanArray = ts
+            .iter()
+            .map(|t| {
+                Some(
+                    matches!((t, wm), (Some(t), Some(w)) if t >= w)
+                        || (t.is_some() && wm.is_none()),
+                )
+            })
+            .collect();
+        self.late_rows += ts
+            .iter()
+            .flatten()
+            .filter(|&t| wm.is_some_and(|w| t < w))
+            .count() as u64;
+        if let Some(m) = datafusion::arrow::compute::max(ts) {
+            self.max_event_us = Some(self.max_event_us.map_or(m, |x| x.max(m)));
+        }
+        if keep.true_count() == d.len() {
+            Ok(d.clone())
+        } else {
+            d.filter(&keep)
+        }
+    }
+}
+
 pub struct Circuit {
     pub sources: Vec<SourceSpec>,
     pub nodes: Vec<Node>,
     /// The output only ever inserts (its inputs only insert and no operator
     /// on the way retracts), so its consumer needs no retraction index.
     pub append_only: bool,
+    /// Set for circuits that close windows (EMIT ON WINDOW CLOSE).
+    pub event_time: Option<EventTime>,
     started: bool,
 }
 
@@ -64,6 +120,7 @@ impl Circuit {
             sources,
             nodes,
             append_only,
+            event_time: None,
             started: false,
         })
     }
@@ -79,6 +136,23 @@ impl Circuit {
     pub fn step(&mut self, deltas: &[Option<Delta>]) -> Result<Option<Delta>> {
         let first = !self.started;
         self.started = true;
+        let mut admitted;
+        let mut deltas = deltas;
+        let mut advanced = false;
+        if let Some(et) = &mut self.event_time {
+            if let Some(Some(d)) = deltas.get(et.source) {
+                let before = et.watermark_us();
+                admitted = deltas.to_vec();
+                admitted[et.source] = Some(et.admit(d)?);
+                deltas = &admitted;
+                advanced = et.watermark_us() != before;
+            }
+            if let Some(wm) = et.watermark_us() {
+                for node in &mut self.nodes {
+                    node.op.set_watermark(wm);
+                }
+            }
+        }
         let mut outs: Vec<Option<Delta>> = Vec::with_capacity(self.nodes.len());
         for node in &mut self.nodes {
             let ins: Vec<Option<&Delta>> = node
@@ -89,7 +163,7 @@ impl Circuit {
                     Input::Node(k) => outs.get(*k).and_then(|d| d.as_ref()),
                 })
                 .collect();
-            let out = if first || ins.iter().any(|d| d.is_some()) {
+            let out = if first || advanced || ins.iter().any(|d| d.is_some()) {
                 node.op.step(&ins)?
             } else {
                 None
@@ -142,6 +216,16 @@ impl Circuit {
         for n in &self.nodes {
             w.bytes(&n.op.checkpoint()?);
         }
+        if let Some(et) = &self.event_time {
+            match et.max_event_us {
+                Some(m) => {
+                    w.u8(1);
+                    w.i64(m);
+                }
+                None => w.u8(0),
+            }
+            w.u64(et.late_rows);
+        }
         Ok(w.buf)
     }
 
@@ -157,6 +241,18 @@ impl Circuit {
         }
         for node in &mut self.nodes {
             node.op.restore(r.bytes()?)?;
+        }
+        if let Some(et) = &mut self.event_time {
+            et.max_event_us = match r.u8()? {
+                0 => None,
+                _ => Some(r.i64()?),
+            };
+            et.late_rows = r.u64()?;
+        }
+        if !r.done() {
+            return Err(DataflowError::State(
+                "trailing bytes in circuit state".into(),
+            ));
         }
         Ok(())
     }

@@ -14,6 +14,7 @@
 pub mod aggregate;
 pub mod circuit;
 pub mod codec;
+pub mod emit;
 pub mod filter;
 pub mod project;
 pub mod union;
@@ -198,6 +199,11 @@ pub trait Operator: Send + Sync {
     fn state_size(&self) -> StateSize {
         StateSize::default()
     }
+
+    /// The event-time watermark of the circuit's input, set before each
+    /// step of a circuit that has one: no later input row has an event time
+    /// below it. Windowed operators use it to close windows.
+    fn set_watermark(&mut self, _watermark_us: i64) {}
 
     /// Serializes the operator's state (empty for stateless operators).
     fn checkpoint(&self) -> Result<Vec<u8>> {

@@ -221,9 +221,14 @@ impl Engine {
                     def.name
                 ))
             })?;
-            let (circuit, schema) = session.plan_view(&stmt).await.map_err(|e| {
-                EngineError::Internal(format!("cannot plan view \"{}\" again: {e}", def.name))
-            })?;
+            let emit_on_close = def.options.get(session::EMIT_OPTION).map(String::as_str)
+                == Some(session::EMIT_ON_CLOSE);
+            let (circuit, schema) = session
+                .plan_view_emitting(&stmt, emit_on_close)
+                .await
+                .map_err(|e| {
+                    EngineError::Internal(format!("cannot plan view \"{}\" again: {e}", def.name))
+                })?;
             let mut d = (*def).clone();
             d.view_schema = Some(schema);
             let d = Arc::new(d);

@@ -22,6 +22,10 @@ use crate::sql::parser::{DropKind, Statement};
 use crate::sql::rewrite::{expose_offsets, mentions_offset, postgres_output_names};
 use crate::sql::SqlParser;
 
+/// The view option recording `EMIT ON WINDOW CLOSE`.
+pub const EMIT_OPTION: &str = "emit";
+pub const EMIT_ON_CLOSE: &str = "on_window_close";
+
 /// What a statement produced.
 pub enum Output {
     Rows {
@@ -320,8 +324,32 @@ impl Session {
         crate::dataflow::Circuit,
         datafusion::arrow::datatypes::SchemaRef,
     )> {
+        self.plan_view_emitting(query, false).await
+    }
+
+    /// Plans a view; `emit_on_close` asks for EMIT ON WINDOW CLOSE.
+    pub async fn plan_view_emitting(
+        &self,
+        query: &ast::Query,
+        emit_on_close: bool,
+    ) -> Result<(
+        crate::dataflow::Circuit,
+        datafusion::arrow::datatypes::SchemaRef,
+    )> {
         let mut stmt = ast::Statement::Query(Box::new(query.clone()));
-        crate::sql::window::expand_window_functions(&mut stmt)?;
+        let windows = crate::sql::window::expand_window_functions(&mut stmt)?;
+        let close =
+            if emit_on_close {
+                match windows.as_slice() {
+                    [w] => Some(crate::sql::lower::CloseSpec { window: w.clone() }),
+                    _ => return Err(EngineError::Unsupported(
+                        "EMIT ON WINDOW CLOSE needs exactly one TUMBLE or HOP window in the query"
+                            .into(),
+                    )),
+                }
+            } else {
+                None
+            };
         postgres_output_names(&mut stmt);
         let engine = &self.engine;
         if mentions_offset(&stmt) {
@@ -342,9 +370,14 @@ impl Session {
                     id: r.id,
                     name: r.name.clone(),
                     append_only: r.kind == RelationKind::Source,
+                    watermark: r.watermark.as_ref().and_then(|w| {
+                        crate::sql::ddl::watermark_delay(&w.column, &w.expr)
+                            .ok()
+                            .map(|d| (w.column.clone(), d))
+                    }),
                 })
         };
-        let circuit = crate::sql::lower::lower(&optimized, &resolve)?;
+        let circuit = crate::sql::lower::lower(&optimized, &resolve, close.as_ref())?;
         let schema = crate::dataflow::relax(&Arc::new(optimized.schema().as_arrow().clone()));
         Ok((circuit, schema))
     }
@@ -368,7 +401,7 @@ impl Session {
     async fn execute_direct(&mut self, stmt: &Statement) -> Result<Output> {
         match stmt {
             Statement::CreateView(v) => {
-                let (circuit, schema) = self.plan_view(&v.query).await?;
+                let (circuit, schema) = self.plan_view_emitting(&v.query, v.emit_on_close).await?;
                 if v.explain {
                     let lines: Vec<String> =
                         circuit.explain().lines().map(str::to_string).collect();
@@ -382,7 +415,11 @@ impl Session {
                     columns: vec![],
                     primary_key: vec![],
                     watermark: None,
-                    options: Default::default(),
+                    options: if v.emit_on_close {
+                        [(EMIT_OPTION.to_string(), EMIT_ON_CLOSE.to_string())].into()
+                    } else {
+                        Default::default()
+                    },
                     sql: v.sql.clone(),
                     query: Some(v.query.to_string()),
                     depends_on,

@@ -26,6 +26,14 @@ pub struct ScanTarget {
     pub name: String,
     /// Sources only ever grow; tables and views also retract.
     pub append_only: bool,
+    /// A source's `WATERMARK FOR` column and delay.
+    pub watermark: Option<(String, i64)>,
+}
+
+/// EMIT ON WINDOW CLOSE: the window the view aggregates over.
+#[derive(Debug, Clone)]
+pub struct CloseSpec {
+    pub window: super::window::WindowSpec,
 }
 
 fn unsupported(what: impl Into<String>) -> SqlError {
@@ -69,6 +77,7 @@ pub fn check_deterministic(plan: &LogicalPlan) -> Result<(), SqlError> {
 pub fn lower(
     plan: &LogicalPlan,
     resolve: &dyn Fn(&TableReference) -> Option<ScanTarget>,
+    close: Option<&CloseSpec>,
 ) -> Result<Circuit, SqlError> {
     let mut l = Lowerer {
         resolve,
@@ -76,8 +85,14 @@ pub fn lower(
         sources: Vec::new(),
         source_ids: HashMap::new(),
         nodes: Vec::new(),
+        close,
+        event_time: None,
+        closing_aggregates: 0,
     };
     let (out, append_only) = l.lower(plan)?;
+    if let Some(spec) = close {
+        return l.finish_emit_on_close(out, spec);
+    }
     // A view that is just a scan still needs one operator.
     if let Input::Source(_) = out {
         let schema = Arc::new(plan.schema().as_arrow().clone());
@@ -100,9 +115,56 @@ struct Lowerer<'a> {
     sources: Vec<SourceSpec>,
     source_ids: HashMap<(u64, bool), usize>,
     nodes: Vec<Node>,
+    close: Option<&'a CloseSpec>,
+    event_time: Option<crate::dataflow::circuit::EventTime>,
+    closing_aggregates: usize,
+}
+
+/// Where a window bound sits in a schema: column index and what to add to
+/// it to get the window's close time.
+fn window_bound(names: impl Iterator<Item = String>, size_us: i64) -> Option<(usize, i64)> {
+    let names: Vec<String> = names.collect();
+    if let Some(i) = names.iter().position(|n| n == "window_end") {
+        return Some((i, 0));
+    }
+    names
+        .iter()
+        .position(|n| n == "window_start")
+        .map(|i| (i, size_us))
 }
 
 impl Lowerer<'_> {
+    fn finish_emit_on_close(mut self, out: Input, spec: &CloseSpec) -> Result<Circuit, SqlError> {
+        let refuse = |why: &str| SqlError::Unsupported(format!("EMIT ON WINDOW CLOSE {why}"));
+        let Some(event_time) = self.event_time.take() else {
+            return Err(refuse(&format!(
+                "needs the view to read source \"{}\" directly",
+                spec.window.relation
+            )));
+        };
+        if self.closing_aggregates == 0 {
+            return Err(refuse(
+                "needs an aggregate grouped by window_start or window_end",
+            ));
+        }
+        let Input::Node(last) = out else {
+            return Err(refuse("needs an aggregate"));
+        };
+        let schema = self.nodes[last].op.schema();
+        let (column, add_us) = window_bound(
+            schema.fields().iter().map(|f| f.name().clone()),
+            spec.window.size_us,
+        )
+        .ok_or_else(|| refuse("needs window_start or window_end among the view's columns"))?;
+        let op = crate::dataflow::emit::EmitOnClose::new(schema, column, add_us)
+            .map_err(|e| SqlError::Plan(e.to_string()))?;
+        self.push(Box::new(op), vec![out]);
+        let mut c = Circuit::new(self.sources, self.nodes, true)
+            .map_err(|e| SqlError::Plan(e.to_string()))?;
+        c.event_time = Some(event_time);
+        Ok(c)
+    }
+
     fn push(&mut self, op: Box<dyn Operator>, inputs: Vec<Input>) -> Input {
         self.nodes.push(Node { op, inputs });
         Input::Node(self.nodes.len() - 1)
@@ -166,6 +228,29 @@ impl Lowerer<'_> {
                         i
                     }
                 };
+                if let Some(spec) = self.close {
+                    if target.name == spec.window.relation && self.event_time.is_none() {
+                        let column = match &target.watermark {
+                            Some((col, delay)) if *col == spec.window.time_column => {
+                                full_schema.index_of(col).ok().map(|i| (i, *delay))
+                            }
+                            _ => None,
+                        };
+                        let Some((column, delay_us)) = column else {
+                            return Err(SqlError::Unsupported(format!(
+                                "EMIT ON WINDOW CLOSE needs source \"{}\" to declare WATERMARK FOR {}",
+                                spec.window.relation, spec.window.time_column
+                            )));
+                        };
+                        self.event_time = Some(crate::dataflow::circuit::EventTime {
+                            source: idx,
+                            column,
+                            delay_us,
+                            max_event_us: None,
+                            late_rows: 0,
+                        });
+                    }
+                }
                 let input = Input::Source(idx);
                 match &s.projection {
                     Some(p) if *p != (0..full_schema.fields().len()).collect::<Vec<_>>() => {
@@ -249,8 +334,18 @@ impl Lowerer<'_> {
                     aggs.push(self.agg_spec(e, in_schema, output)?);
                 }
                 let schema = Arc::new(a.schema.as_arrow().clone());
-                let op = Aggregate::new(group_exprs, group_types, aggs, schema, ao)
+                let mut op = Aggregate::new(group_exprs, group_types, aggs, schema, ao)
                     .map_err(|e| SqlError::Plan(e.to_string()))?;
+                if let Some(spec) = self.close {
+                    let names = a.group_expr.iter().map(|g| match g {
+                        Expr::Column(c) => c.name.clone(),
+                        _ => String::new(),
+                    });
+                    if let Some((idx, add)) = window_bound(names, spec.window.size_us) {
+                        op = op.with_window_close(idx, add);
+                        self.closing_aggregates += 1;
+                    }
+                }
                 Ok((self.push(Box::new(op), vec![input]), false))
             }
             LogicalPlan::Distinct(Distinct::All(input)) => {

@@ -55,6 +55,8 @@ pub struct CreateView {
     /// The defining query.
     pub query: Box<ast::Query>,
     pub sql: String,
+    /// `EMIT ON WINDOW CLOSE`: emit each window's rows once, when it closes.
+    pub emit_on_close: bool,
     /// `EXPLAIN CREATE MATERIALIZED VIEW`: plan only.
     pub explain: bool,
 }
@@ -526,11 +528,19 @@ fn parse_create_view(text: &str, explain: bool) -> Result<Statement, SqlError> {
         .take(4)
         .map(|w| w.to_ascii_uppercase())
         .collect();
-    if words == ["CLOSE", "WINDOW", "ON", "EMIT"] {
-        return Err(SqlError::Unsupported(
-            "EMIT ON WINDOW CLOSE is not supported yet: views update continuously".into(),
-        ));
-    }
+    let emit_on_close = words == ["CLOSE", "WINDOW", "ON", "EMIT"];
+    let full_text = text;
+    let text = if emit_on_close {
+        // Cut the clause off: the rest is a plain CREATE MATERIALIZED VIEW.
+        let t = text.trim_end().trim_end_matches(';').trim_end();
+        let mut cut = t.len();
+        for _ in 0..4 {
+            cut = t[..cut].trim_end().rfind(char::is_whitespace).unwrap_or(0);
+        }
+        &t[..cut]
+    } else {
+        text
+    };
     let mut p = parser(text)?;
     let stmt = p.parse_statement().map_err(syntax)?;
     expect_end(&mut p)?;
@@ -556,8 +566,9 @@ fn parse_create_view(text: &str, explain: bool) -> Result<Statement, SqlError> {
                 name: object_name(&v.name)?,
                 if_not_exists: v.if_not_exists,
                 query: v.query,
-                sql: text.to_string(),
+                sql: full_text.to_string(),
                 explain,
+                emit_on_close,
             }))
         }
         other => Err(SqlError::Syntax(format!(

@@ -34,16 +34,28 @@ use super::SqlError;
 /// Most windows one `HOP` may assign a row to.
 const MAX_HOP_WINDOWS: i64 = 1000;
 
-/// Rewrites every `TUMBLE`/`HOP` table function of a statement.
-pub fn expand_window_functions(stmt: &mut Statement) -> Result<(), SqlError> {
-    let mut v = WindowVisitor;
+/// A window function found in a statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowSpec {
+    /// The relation windowed (as written, normalized).
+    pub relation: String,
+    pub time_column: String,
+    pub size_us: i64,
+}
+
+/// Rewrites every `TUMBLE`/`HOP` table function of a statement; returns
+/// what it found.
+pub fn expand_window_functions(stmt: &mut Statement) -> Result<Vec<WindowSpec>, SqlError> {
+    let mut v = WindowVisitor { found: Vec::new() };
     match stmt.visit(&mut v) {
-        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Continue(()) => Ok(v.found),
         ControlFlow::Break(e) => Err(e),
     }
 }
 
-struct WindowVisitor;
+struct WindowVisitor {
+    found: Vec<WindowSpec>,
+}
 
 impl VisitorMut for WindowVisitor {
     type Break = SqlError;
@@ -85,8 +97,9 @@ impl VisitorMut for WindowVisitor {
             Err(e) => return ControlFlow::Break(e),
         };
         match window_subquery(kind, &exprs, alias.as_ref()) {
-            Ok(derived) => {
+            Ok((derived, spec)) => {
                 *f = derived;
+                self.found.push(spec);
                 ControlFlow::Continue(())
             }
             Err(e) => ControlFlow::Break(e),
@@ -104,7 +117,7 @@ fn window_subquery(
     kind: Kind,
     args: &[&Expr],
     alias: Option<&TableAlias>,
-) -> Result<TableFactor, SqlError> {
+) -> Result<(TableFactor, WindowSpec), SqlError> {
     let (usage, want) = match kind {
         Kind::Tumble => ("TUMBLE(relation, time_column, size [, offset])", 3),
         Kind::Hop => ("HOP(relation, time_column, slide, size [, offset])", 4),
@@ -135,10 +148,23 @@ fn window_subquery(
         Some(o) => format!("TIMESTAMP '1970-01-01 00:00:00' + {o}"),
         None => "TIMESTAMP '1970-01-01 00:00:00'".to_string(),
     };
+    let name_of = |e: &Expr| match e {
+        Expr::Identifier(i) => super::parser::normalize_ident(i),
+        Expr::CompoundIdentifier(parts) => parts
+            .last()
+            .map(super::parser::normalize_ident)
+            .unwrap_or_default(),
+        other => other.to_string(),
+    };
+    let mut spec = WindowSpec {
+        relation: name_of(args[0]),
+        time_column: name_of(args[1]),
+        size_us: 0,
+    };
     let sql = match kind {
         Kind::Tumble => {
             let size = args[2];
-            positive_micros(size, "window size")?;
+            spec.size_us = positive_micros(size, "window size")?;
             format!(
                 "SELECT *, date_bin({size}, {ts}, {origin}) AS window_start, \
                  date_bin({size}, {ts}, {origin}) + {size} AS window_end FROM {rel}"
@@ -148,6 +174,7 @@ fn window_subquery(
             let (slide, size) = (args[2], args[3]);
             let slide_us = positive_micros(slide, "slide")?;
             let size_us = positive_micros(size, "window size")?;
+            spec.size_us = size_us;
             if size_us % slide_us != 0 {
                 return Err(SqlError::Unsupported(format!(
                     "HOP with a window size ({size}) that is not a multiple of the slide ({slide})"
@@ -192,12 +219,15 @@ fn window_subquery(
             at: None,
         })
     });
-    Ok(TableFactor::Derived {
-        lateral: false,
-        subquery: query,
-        alias,
-        sample: None,
-    })
+    Ok((
+        TableFactor::Derived {
+            lateral: false,
+            subquery: query,
+            alias,
+            sample: None,
+        },
+        spec,
+    ))
 }
 
 /// A constant, positive interval of fixed length (no months), in

@@ -10,3 +10,4 @@ mod props;
 mod protocol;
 mod psql;
 mod slt;
+mod windows;

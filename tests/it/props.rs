@@ -49,7 +49,7 @@ const STACKED: &[(&str, &str)] = &[
     ),
 ];
 
-async fn rows(s: &mut Session, sql: &str) -> Vec<String> {
+pub(crate) async fn rows(s: &mut Session, sql: &str) -> Vec<String> {
     let out = s.run(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     let mut result = Vec::new();
     for o in out {
@@ -78,7 +78,7 @@ async fn rows(s: &mut Session, sql: &str) -> Vec<String> {
     result
 }
 
-async fn exec(s: &mut Session, sql: &str) {
+pub(crate) async fn exec(s: &mut Session, sql: &str) {
     s.run(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
@@ -176,7 +176,7 @@ async fn check_all(s: &mut Session, step: &str) {
     }
 }
 
-async fn open(dir: &std::path::Path) -> (Arc<Engine>, Session) {
+pub(crate) async fn open(dir: &std::path::Path) -> (Arc<Engine>, Session) {
     let engine = Engine::open(EngineConfig::new(dir)).expect("open engine");
     engine.recover_views().await.expect("recover views");
     let s = Session::standalone(engine.clone()).expect("session");
