@@ -79,6 +79,12 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
     )?;
     catalog.register_schema("pg_catalog", Arc::new(pg))?;
     ctx.register_udf(ScalarUDF::from(VersionUdf::new()));
+    ctx.register_udtf(
+        "session_window",
+        Arc::new(SessionWindowFn {
+            engine: Arc::downgrade(engine),
+        }),
+    );
     Ok(ctx.state())
 }
 
@@ -524,4 +530,163 @@ pub fn text_batch(column: &str, values: Vec<String>) -> Result<RecordBatch, Data
         schema,
         vec![Arc::new(StringArray::from(values))],
     )?)
+}
+
+/// `session_window('relation', 'partition columns', 'time column', gap)`:
+/// the table function behind `TABLE(SESSION(TABLE r PARTITION BY …,
+/// DESCRIPTOR(ts), gap))`.
+struct SessionWindowFn {
+    engine: Weak<Engine>,
+}
+
+impl fmt::Debug for SessionWindowFn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionWindowFn")
+    }
+}
+
+impl datafusion::catalog::TableFunctionImpl for SessionWindowFn {
+    fn call_with_args(
+        &self,
+        args: datafusion::catalog::TableFunctionArgs,
+    ) -> DfResult<Arc<dyn TableProvider>> {
+        let bad = |m: String| DataFusionError::Plan(format!("SESSION: {m}"));
+        let exprs = args.exprs();
+        if exprs.len() != 4 {
+            return Err(bad(
+                "expected a relation, partition columns, a time column and a gap".into(),
+            ));
+        }
+        let text = |e: &Expr| match e {
+            Expr::Literal(ScalarValue::Utf8(Some(s)), _) => Ok(s.clone()),
+            other => Err(bad(format!("expected a name, found {other}"))),
+        };
+        let (rel, parts, ts) = (text(&exprs[0])?, text(&exprs[1])?, text(&exprs[2])?);
+        let gap_us = match &exprs[3] {
+            Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
+                v.days as i64 * 86_400_000_000 + v.nanoseconds / 1000
+            }
+            Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => {
+                v.days as i64 * 86_400_000_000 + v.milliseconds as i64 * 1000
+            }
+            other => {
+                return Err(bad(format!(
+                    "the gap must be a constant interval of fixed length, found {other}"
+                )))
+            }
+        };
+        if gap_us <= 0 {
+            return Err(bad("the gap must be positive".into()));
+        }
+        let engine = self
+            .engine
+            .upgrade()
+            .ok_or_else(|| bad("the engine is shutting down".into()))?;
+        let def = engine
+            .relation(&rel)
+            .ok_or_else(|| DataFusionError::Plan(format!("relation \"{rel}\" does not exist")))?;
+        let schema = def.schema();
+        let col = |name: &str| {
+            schema
+                .index_of(name)
+                .map_err(|_| bad(format!("column \"{name}\" does not exist in \"{rel}\"")))
+        };
+        let ts = col(&ts)?;
+        if !matches!(schema.field(ts).data_type(), DataType::Timestamp(_, _)) {
+            return Err(bad(format!(
+                "the time column \"{}\" must be a timestamp",
+                schema.field(ts).name()
+            )));
+        }
+        let partition = parts
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(col)
+            .collect::<DfResult<Vec<_>>>()?;
+        let op =
+            crate::dataflow::session::SessionWindow::new(schema, partition.clone(), ts, gap_us)
+                .map_err(|e| bad(e.to_string()))?;
+        Ok(Arc::new(SessionWindowTable {
+            schema: op.output_schema(),
+            spec: crate::sql::lower::SessionScan {
+                partition,
+                ts,
+                gap_us,
+            },
+            def,
+            engine: self.engine.clone(),
+        }))
+    }
+}
+
+/// A relation's rows with their sessions (batch form; views lower it to
+/// the incremental `SessionWindow` operator).
+pub struct SessionWindowTable {
+    pub def: Arc<RelationDef>,
+    pub spec: crate::sql::lower::SessionScan,
+    schema: SchemaRef,
+    engine: Weak<Engine>,
+}
+
+impl fmt::Debug for SessionWindowTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionWindowTable({})", self.def.name)
+    }
+}
+
+#[async_trait]
+impl TableProvider for SessionWindowTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        use crate::dataflow::Operator as _;
+        let snapshot = match state.config().get_extension::<DbSnapshot>() {
+            Some(s) => s,
+            None => match self.engine.upgrade() {
+                Some(e) => e.snapshot(),
+                None => Arc::new(DbSnapshot::default()),
+            },
+        };
+        let data = snapshot.relation(self.def.id).ok_or_else(|| {
+            DataFusionError::Plan(format!("relation \"{}\" does not exist", self.def.name))
+        })?;
+        let user_schema = self.def.schema();
+        let user_cols: Vec<usize> = (0..user_schema.fields().len()).collect();
+        let mut parts = Vec::new();
+        for seg in data.segments() {
+            parts.push(seg.visible()?.project(&user_cols)?);
+        }
+        let all = datafusion::arrow::compute::concat_batches(&user_schema, &parts)?;
+        let mut op = crate::dataflow::session::SessionWindow::new(
+            user_schema,
+            self.spec.partition.clone(),
+            self.spec.ts,
+            self.spec.gap_us,
+        )
+        .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+        let batch = match op
+            .step(&[Some(&crate::dataflow::Delta::insert(all))])
+            .map_err(|e| DataFusionError::Execution(e.to_string()))?
+        {
+            Some(d) => d.batch,
+            None => RecordBatch::new_empty(self.schema.clone()),
+        };
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?)
+    }
 }

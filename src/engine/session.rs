@@ -363,7 +363,24 @@ impl Session {
             .await?;
         crate::sql::lower::check_deterministic(&plan)?;
         let optimized = self.state.optimize(&plan)?;
-        let resolve = |t: &datafusion::common::TableReference| {
+        let resolve = |t: &datafusion::common::TableReference,
+                       src: &Arc<dyn datafusion::logical_expr::TableSource>| {
+            if let Some(sw) = datafusion::datasource::source_as_provider(src)
+                .ok()
+                .and_then(|p| {
+                    p.downcast_ref::<super::query::SessionWindowTable>()
+                        .map(|t| (t.def.clone(), t.spec.clone()))
+                })
+            {
+                let (def, spec) = sw;
+                return Some(crate::sql::lower::ScanTarget {
+                    id: def.id,
+                    name: def.name.clone(),
+                    append_only: false,
+                    watermark: None,
+                    session: Some(spec),
+                });
+            }
             engine
                 .relation(t.table())
                 .map(|r| crate::sql::lower::ScanTarget {
@@ -375,6 +392,7 @@ impl Session {
                             .ok()
                             .map(|d| (w.column.clone(), d))
                     }),
+                    session: None,
                 })
         };
         let circuit = crate::sql::lower::lower(&optimized, &resolve, close.as_ref())?;

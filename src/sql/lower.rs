@@ -28,7 +28,21 @@ pub struct ScanTarget {
     pub append_only: bool,
     /// A source's `WATERMARK FOR` column and delay.
     pub watermark: Option<(String, i64)>,
+    /// Set when the scan is a SESSION window over the relation.
+    pub session: Option<SessionScan>,
 }
+
+/// A SESSION window over a relation: partition columns, time column, gap.
+#[derive(Debug, Clone)]
+pub struct SessionScan {
+    pub partition: Vec<usize>,
+    pub ts: usize,
+    pub gap_us: i64,
+}
+
+/// Maps a scan to the relation it reads.
+pub type Resolver<'a> = dyn Fn(&TableReference, &Arc<dyn datafusion::logical_expr::TableSource>) -> Option<ScanTarget>
+    + 'a;
 
 /// EMIT ON WINDOW CLOSE: the window the view aggregates over.
 #[derive(Debug, Clone)]
@@ -76,7 +90,7 @@ pub fn check_deterministic(plan: &LogicalPlan) -> Result<(), SqlError> {
 /// Lowers an optimized plan. `resolve` maps a scanned table to its relation.
 pub fn lower(
     plan: &LogicalPlan,
-    resolve: &dyn Fn(&TableReference) -> Option<ScanTarget>,
+    resolve: &Resolver,
     close: Option<&CloseSpec>,
 ) -> Result<Circuit, SqlError> {
     let mut l = Lowerer {
@@ -110,7 +124,7 @@ pub fn lower(
 }
 
 struct Lowerer<'a> {
-    resolve: &'a dyn Fn(&TableReference) -> Option<ScanTarget>,
+    resolve: &'a Resolver<'a>,
     props: ExecutionProps,
     sources: Vec<SourceSpec>,
     source_ids: HashMap<(u64, bool), usize>,
@@ -134,6 +148,65 @@ fn window_bound(names: impl Iterator<Item = String>, size_us: i64) -> Option<(us
 }
 
 impl Lowerer<'_> {
+    /// A SESSION window: the relation's rows through the incremental
+    /// session operator, then the scan's projection.
+    fn lower_session(
+        &mut self,
+        s: &datafusion::logical_expr::TableScan,
+        target: &ScanTarget,
+        sess: &SessionScan,
+    ) -> Result<(Input, bool), SqlError> {
+        let full = Arc::new(s.source.schema().as_ref().clone());
+        // the relation's own columns: all but the two window bounds
+        let n = full.fields().len().saturating_sub(2);
+        let rel_schema = Arc::new(
+            full.project(&(0..n).collect::<Vec<_>>())
+                .map_err(|e| SqlError::Plan(e.to_string()))?,
+        );
+        let idx = match self.source_ids.get(&(target.id, false)) {
+            Some(i) => *i,
+            None => {
+                self.sources.push(SourceSpec {
+                    relation: target.id,
+                    name: target.name.clone(),
+                    with_offset: false,
+                    schema: rel_schema.clone(),
+                });
+                let i = self.sources.len() - 1;
+                self.source_ids.insert((target.id, false), i);
+                i
+            }
+        };
+        let op = crate::dataflow::session::SessionWindow::new(
+            rel_schema,
+            sess.partition.clone(),
+            sess.ts,
+            sess.gap_us,
+        )
+        .map_err(|e| SqlError::Plan(e.to_string()))?;
+        let out_schema = op.output_schema();
+        let node = self.push(Box::new(op), vec![Input::Source(idx)]);
+        match &s.projection {
+            Some(p) if *p != (0..out_schema.fields().len()).collect::<Vec<_>>() => {
+                let exprs = p
+                    .iter()
+                    .map(|&i| {
+                        Arc::new(datafusion::physical_expr::expressions::Column::new(
+                            out_schema.field(i).name(),
+                            i,
+                        )) as Arc<dyn PhysicalExpr>
+                    })
+                    .collect();
+                let schema = Arc::new(s.projected_schema.as_arrow().clone());
+                Ok((
+                    self.push(Box::new(Project::new(exprs, schema)), vec![node]),
+                    false,
+                ))
+            }
+            _ => Ok((node, false)),
+        }
+    }
+
     fn finish_emit_on_close(mut self, out: Input, spec: &CloseSpec) -> Result<Circuit, SqlError> {
         let refuse = |why: &str| SqlError::Unsupported(format!("EMIT ON WINDOW CLOSE {why}"));
         let Some(event_time) = self.event_time.take() else {
@@ -210,8 +283,11 @@ impl Lowerer<'_> {
                 if !s.filters.is_empty() {
                     return Err(SqlError::Plan("unexpected pushed-down filter".into()));
                 }
-                let target = (self.resolve)(&s.table_name)
+                let target = (self.resolve)(&s.table_name, &s.source)
                     .ok_or_else(|| unsupported(format!("reading {}", s.table_name)))?;
+                if let Some(sess) = &target.session {
+                    return self.lower_session(s, &target, sess);
+                }
                 let with_offset = s.table_name.schema() == Some(super::rewrite::OFFSETS_SCHEMA);
                 let full_schema = Arc::new(s.source.schema().as_ref().clone());
                 let idx = match self.source_ids.get(&(target.id, with_offset)) {

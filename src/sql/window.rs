@@ -279,6 +279,7 @@ pub fn normalize_flink_windows(text: &str) -> Result<std::borrow::Cow<'_, str>, 
         return Ok(std::borrow::Cow::Borrowed(text));
     };
     let mut remove = vec![false; tokens.len()];
+    let mut replace: Vec<(usize, String)> = Vec::new();
     let next = |from: usize| -> Option<usize> {
         (from..tokens.len()).find(|&j| !matches!(tokens[j], Token::Whitespace(_)))
     };
@@ -315,14 +316,23 @@ pub fn normalize_flink_windows(text: &str) -> Result<std::borrow::Cow<'_, str>, 
         if !(is_word(func, "tumble") || is_word(func, "hop") || is_session) {
             continue;
         }
-        if is_session {
-            return Err(SqlError::Unsupported(
-                "SESSION windows are not supported yet".into(),
-            ));
-        }
         let (Some(lp), Some(func)) = (lp, func) else {
             continue;
         };
+        if is_session {
+            let Some(close) = closing(lp) else { continue };
+            let call = session_call(&tokens[func + 1..close]).ok_or_else(|| {
+                SqlError::Syntax(
+                    "expected TABLE(SESSION(TABLE relation [PARTITION BY column, ...], DESCRIPTOR(time_column), gap)))"
+                        .into(),
+                )
+            })?;
+            for r in remove.iter_mut().take(close + 1).skip(i) {
+                *r = true;
+            }
+            replace.push((i, call));
+            continue;
+        }
         let inner_lp = next(func + 1);
         if !is_tok(inner_lp, &Token::LParen) {
             continue;
@@ -361,13 +371,82 @@ pub fn normalize_flink_windows(text: &str) -> Result<std::borrow::Cow<'_, str>, 
             j += 1;
         }
     }
-    let out: String = tokens
-        .iter()
-        .zip(&remove)
-        .filter(|(_, d)| !**d)
-        .map(|(t, _)| t.to_string())
-        .collect();
+    let mut out = String::with_capacity(text.len());
+    for (i, t) in tokens.iter().enumerate() {
+        if let Some((_, call)) = replace.iter().find(|(at, _)| *at == i) {
+            out.push_str(call);
+        }
+        if !remove[i] {
+            out.push_str(&t.to_string());
+        }
+    }
     Ok(std::borrow::Cow::Owned(out))
+}
+
+/// `(TABLE rel [PARTITION BY a, b], DESCRIPTOR(ts), gap)` (the tokens of the
+/// SESSION call's parentheses) as `session_window('rel', 'a,b', 'ts', gap)`.
+fn session_call(tokens: &[Token]) -> Option<String> {
+    let toks: Vec<&Token> = tokens
+        .iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    let word = |t: &Token| match t {
+        Token::Word(w) => Some(match w.quote_style {
+            Some(_) => w.value.clone(),
+            None => w.value.to_ascii_lowercase(),
+        }),
+        _ => None,
+    };
+    let is_kw = |t: &Token, k: &str| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(k));
+    // ( TABLE rel
+    if toks.len() < 4 || toks[0] != &Token::LParen || !is_kw(toks[1], "table") {
+        return None;
+    }
+    let rel = word(toks[2])?;
+    let mut i = 3;
+    let mut parts = Vec::new();
+    if is_kw(toks[i], "partition") {
+        if !is_kw(toks.get(i + 1)?, "by") {
+            return None;
+        }
+        i += 2;
+        loop {
+            parts.push(word(toks.get(i)?)?);
+            i += 1;
+            if toks.get(i)? != &&Token::Comma {
+                return None;
+            }
+            i += 1;
+            if is_kw(toks.get(i)?, "descriptor") {
+                break;
+            }
+        }
+    } else {
+        if toks[i] != &Token::Comma {
+            return None;
+        }
+        i += 1;
+    }
+    // DESCRIPTOR ( ts ) ,
+    if !is_kw(toks.get(i)?, "descriptor") || toks.get(i + 1)? != &&Token::LParen {
+        return None;
+    }
+    let ts = word(toks.get(i + 2)?)?;
+    if toks.get(i + 3)? != &&Token::RParen || toks.get(i + 4)? != &&Token::Comma {
+        return None;
+    }
+    // gap ... )
+    let rest = &toks[i + 5..];
+    let (last, gap) = rest.split_last()?;
+    if *last != &Token::RParen || gap.is_empty() {
+        return None;
+    }
+    let gap: Vec<String> = gap.iter().map(|t| t.to_string()).collect();
+    Some(format!(
+        "session_window('{rel}', '{}', '{ts}', {})",
+        parts.join(","),
+        gap.join(" ")
+    ))
 }
 
 #[cfg(test)]
@@ -420,8 +499,15 @@ mod tests {
             let mut st = Statement::Query(q);
             assert!(expand_window_functions(&mut st).is_err(), "{sql}");
         }
+        assert_eq!(
+            normalize_flink_windows(
+                "SELECT * FROM TABLE(SESSION(TABLE bids PARTITION BY bidder, DESCRIPTOR(date_time), INTERVAL '30' SECOND)) s"
+            )
+            .unwrap(),
+            "SELECT * FROM session_window('bids', 'bidder', 'date_time', INTERVAL '30' SECOND) s"
+        );
         assert!(normalize_flink_windows(
-            "SELECT * FROM TABLE(SESSION(TABLE bids PARTITION BY bidder, DESCRIPTOR(date_time), INTERVAL '30' SECOND))"
+            "SELECT * FROM TABLE(SESSION(TABLE bids PARTITION BY, DESCRIPTOR(date_time), INTERVAL '30' SECOND))"
         )
         .is_err());
     }

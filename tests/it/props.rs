@@ -37,6 +37,8 @@ const VIEWS: &[(&str, &str)] = &[
     ("p_array_agg", "SELECT g, array_agg(k ORDER BY k) AS ks FROM t WHERE k IS NOT NULL GROUP BY g"),
     ("p_tumble", "SELECT window_start, window_end, count(*) AS n, sum(x) AS s, max(x) AS m FROM TUMBLE(e, ts, INTERVAL '10 seconds') GROUP BY window_start, window_end"),
     ("p_hop", "SELECT id, window_start, count(*) AS n FROM HOP(e, ts, INTERVAL '5 seconds', INTERVAL '15 seconds') WHERE x > 3 GROUP BY id, window_start"),
+    ("p_session", "SELECT id, window_start, window_end, count(*) AS n, sum(x) AS s FROM TABLE(SESSION(TABLE e PARTITION BY id, DESCRIPTOR(ts), INTERVAL '4' SECOND)) GROUP BY id, window_start, window_end"),
+    ("p_session_all", "SELECT window_start, window_end, max(x) AS m FROM TABLE(SESSION(TABLE e, DESCRIPTOR(ts), INTERVAL '2' SECOND)) GROUP BY window_start, window_end"),
     ("p_tumble_flink", "SELECT window_start, min(x) AS lo FROM TABLE(TUMBLE(TABLE e, DESCRIPTOR(ts), INTERVAL '7' SECOND, INTERVAL '2' SECOND)) GROUP BY window_start"),
 ];
 

@@ -1,0 +1,364 @@
+//! SESSION windows: assigns each row to the session of its partition that
+//! contains it — a maximal run of event times where consecutive times are
+//! less than `gap` apart — and appends `window_start` (the session's first
+//! event time) and `window_end` (its last event time plus the gap).
+//!
+//! Incremental: rows are kept per partition, ordered by event time. A delta
+//! touches only the sessions around its event times: the operator finds the
+//! region covering every session the change affects (before and after it),
+//! retracts that region's rows with their old bounds and inserts them with
+//! the new ones. An event that bridges two sessions merges them (both old
+//! sessions' rows are retracted, the merged session's rows inserted); a
+//! deletion can split one. Rows without an event time are dropped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, RecordBatch, TimestampMicrosecondArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
+};
+use datafusion::arrow::row::{RowConverter, SortField};
+
+use super::codec::{Reader, Writer};
+use super::{DataflowError, Delta, Operator, Result, StateSize};
+
+/// One partition's rows: event time → (encoded row → multiplicity).
+type Partition = BTreeMap<i64, HashMap<Box<[u8]>, i64>>;
+
+pub struct SessionWindow {
+    input: SchemaRef,
+    schema: SchemaRef,
+    partition_cols: Vec<usize>,
+    ts_col: usize,
+    gap_us: i64,
+    key_converter: RowConverter,
+    row_converter: RowConverter,
+    partitions: HashMap<Box<[u8]>, Partition>,
+}
+
+impl SessionWindow {
+    /// `input` is the windowed relation's schema; the output adds
+    /// `window_start` and `window_end` of the time column's type.
+    pub fn new(
+        input: SchemaRef,
+        partition_cols: Vec<usize>,
+        ts_col: usize,
+        gap_us: i64,
+    ) -> Result<SessionWindow> {
+        if gap_us <= 0 {
+            return Err(DataflowError::Eval("session gap must be positive".into()));
+        }
+        let ts_type = input.field(ts_col).data_type().clone();
+        let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("window_start", ts_type.clone(), true));
+        fields.push(Field::new("window_end", ts_type, true));
+        let key_converter = RowConverter::new(
+            partition_cols
+                .iter()
+                .map(|&i| SortField::new(input.field(i).data_type().clone()))
+                .collect(),
+        )?;
+        let row_converter = RowConverter::new(
+            input
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
+        Ok(SessionWindow {
+            schema: Arc::new(Schema::new(fields)),
+            input,
+            partition_cols,
+            ts_col,
+            gap_us,
+            key_converter,
+            row_converter,
+            partitions: HashMap::new(),
+        })
+    }
+
+    pub fn output_schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+}
+
+/// Event times present in a partition, optionally with a pending change
+/// (`extra`: time → change in row count) applied.
+struct Keys<'a> {
+    part: Option<&'a Partition>,
+    extra: Option<&'a BTreeMap<i64, i64>>,
+}
+
+impl Keys<'_> {
+    fn count(&self, t: i64) -> i64 {
+        let base: i64 = self
+            .part
+            .and_then(|p| p.get(&t))
+            .map(|rows| rows.values().sum())
+            .unwrap_or(0);
+        base + self.extra.and_then(|e| e.get(&t)).copied().unwrap_or(0)
+    }
+
+    /// Present times in `(lo, hi)` exclusive, ascending.
+    fn between(&self, lo: i64, hi: i64) -> Vec<i64> {
+        if hi.saturating_sub(lo) <= 1 {
+            return Vec::new();
+        }
+        let range = (lo.saturating_add(1))..hi;
+        let mut ts: Vec<i64> = Vec::new();
+        if let Some(p) = self.part {
+            ts.extend(p.range(range.clone()).map(|(t, _)| *t));
+        }
+        if let Some(e) = self.extra {
+            ts.extend(e.range(range).map(|(t, _)| *t));
+        }
+        ts.sort_unstable();
+        ts.dedup();
+        ts.retain(|&t| self.count(t) > 0);
+        ts
+    }
+
+    /// Widens `[lo, hi]` to whole sessions: while a present time lies
+    /// within `gap` before `lo` (or after `hi`), move to it.
+    fn expand(&self, mut lo: i64, mut hi: i64, gap: i64) -> (i64, i64) {
+        while let Some(&t) = self.between(lo.saturating_sub(gap), lo).first() {
+            lo = t;
+        }
+        while let Some(&t) = self.between(hi, hi.saturating_add(gap)).last() {
+            hi = t;
+        }
+        (lo, hi)
+    }
+
+    /// Sessions of the present times in `[lo, hi]`: (first, last) pairs.
+    fn sessions(&self, lo: i64, hi: i64, gap: i64) -> Vec<(i64, i64)> {
+        let mut ts = self.between(lo.saturating_sub(1), hi.saturating_add(1));
+        ts.dedup();
+        let mut out: Vec<(i64, i64)> = Vec::new();
+        for t in ts {
+            match out.last_mut() {
+                Some((_, last)) if t - *last < gap => *last = t,
+                _ => out.push((t, t)),
+            }
+        }
+        out
+    }
+}
+
+fn bounds_of(sessions: &[(i64, i64)], t: i64) -> Option<(i64, i64)> {
+    let i = sessions.partition_point(|(s, _)| *s <= t);
+    i.checked_sub(1).map(|i| sessions[i])
+}
+
+impl Operator for SessionWindow {
+    fn step(&mut self, inputs: &[Option<&Delta>]) -> Result<Option<Delta>> {
+        let Some(d) = inputs.first().copied().flatten().filter(|d| !d.is_empty()) else {
+            return Ok(None);
+        };
+        let n = d.len();
+        let keys: Vec<ArrayRef> = self
+            .partition_cols
+            .iter()
+            .map(|&i| d.batch.column(i).clone())
+            .collect();
+        // Without PARTITION BY every row is in the one partition (empty key).
+        let key_rows = if keys.is_empty() {
+            None
+        } else {
+            Some(self.key_converter.convert_columns(&keys)?)
+        };
+        let rows = self.row_converter.convert_columns(d.batch.columns())?;
+        let ts = cast(
+            d.batch.column(self.ts_col),
+            &DataType::Timestamp(TimeUnit::Microsecond, None),
+        )?;
+        let ts = ts.as_primitive::<TimestampMicrosecondType>();
+        // The change, per partition: time → row → weight.
+        let mut changes: HashMap<Box<[u8]>, Partition> = HashMap::new();
+        for i in 0..n {
+            let w = d.weights.value(i);
+            if w == 0 || ts.is_null(i) {
+                continue;
+            }
+            let key: Box<[u8]> = match &key_rows {
+                Some(k) => k.row(i).as_ref().into(),
+                None => Box::new([]),
+            };
+            let e = changes
+                .entry(key)
+                .or_default()
+                .entry(ts.value(i))
+                .or_default()
+                .entry(rows.row(i).as_ref().into())
+                .or_insert(0);
+            *e += w;
+        }
+        let gap = self.gap_us;
+        let mut out_rows: Vec<Box<[u8]>> = Vec::new();
+        let mut out_bounds: Vec<(i64, i64)> = Vec::new();
+        let mut out_weights: Vec<i64> = Vec::new();
+        for (pkey, change) in changes {
+            let counts: BTreeMap<i64, i64> = change
+                .iter()
+                .map(|(t, rows)| (*t, rows.values().sum()))
+                .collect();
+            let (Some(&lo), Some(&hi)) = (counts.keys().next(), counts.keys().next_back()) else {
+                continue;
+            };
+            let part = self.partitions.get(&pkey);
+            let old = Keys { part, extra: None };
+            let new = Keys {
+                part,
+                extra: Some(&counts),
+            };
+            // Every session the change touches, before or after it.
+            let (mut a, mut b) = (lo, hi);
+            loop {
+                let (a1, b1) = old.expand(a, b, gap);
+                let (a2, b2) = new.expand(a1, b1, gap);
+                if (a2, b2) == (a, b) {
+                    break;
+                }
+                (a, b) = (a2, b2);
+            }
+            let old_sessions = old.sessions(a, b, gap);
+            let new_sessions = new.sessions(a, b, gap);
+            // Retract the region's rows with their old bounds.
+            if let Some(p) = part {
+                for (t, rows) in p.range(a..=b) {
+                    if let Some((s, e)) = bounds_of(&old_sessions, *t) {
+                        for (row, w) in rows {
+                            out_rows.push(row.clone());
+                            out_bounds.push((s, e + gap));
+                            out_weights.push(-w);
+                        }
+                    }
+                }
+            }
+            // Apply the change.
+            let p = self.partitions.entry(pkey.clone()).or_default();
+            for (t, rows) in change {
+                let slot = p.entry(t).or_default();
+                for (row, w) in rows {
+                    let e = slot.entry(row.clone()).or_insert(0);
+                    *e += w;
+                    if *e == 0 {
+                        slot.remove(&row);
+                    }
+                }
+                if slot.is_empty() {
+                    p.remove(&t);
+                }
+            }
+            // Insert the region's rows with their new bounds.
+            for (t, rows) in p.range(a..=b) {
+                if let Some((s, e)) = bounds_of(&new_sessions, *t) {
+                    for (row, w) in rows {
+                        out_rows.push(row.clone());
+                        out_bounds.push((s, e + gap));
+                        out_weights.push(*w);
+                    }
+                }
+            }
+            if p.is_empty() {
+                self.partitions.remove(&pkey);
+            }
+        }
+        if out_rows.is_empty() {
+            return Ok(None);
+        }
+        let parser = self.row_converter.parser();
+        let mut cols = self
+            .row_converter
+            .convert_rows(out_rows.iter().map(|r| parser.parse(r)))?;
+        let ts_type = self.input.field(self.ts_col).data_type().clone();
+        let starts = TimestampMicrosecondArray::from_iter_values(out_bounds.iter().map(|b| b.0));
+        let ends = TimestampMicrosecondArray::from_iter_values(out_bounds.iter().map(|b| b.1));
+        cols.push(cast(&starts, &ts_type)?);
+        cols.push(cast(&ends, &ts_type)?);
+        let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
+        Ok(Some(Delta::new(batch, Int64Array::from(out_weights))?))
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn explain(&self) -> String {
+        let parts: Vec<&str> = self
+            .partition_cols
+            .iter()
+            .map(|&i| self.input.field(i).name().as_str())
+            .collect();
+        format!(
+            "SessionWindow: partition by [{}], time {}, gap {} µs",
+            parts.join(", "),
+            self.input.field(self.ts_col).name(),
+            self.gap_us
+        )
+    }
+
+    fn state_size(&self) -> StateSize {
+        let mut s = StateSize::default();
+        for (k, p) in &self.partitions {
+            s.bytes += k.len() as u64;
+            for rows in p.values() {
+                for r in rows.keys() {
+                    s.rows += 1;
+                    s.bytes += r.len() as u64 + 24;
+                }
+            }
+        }
+        s
+    }
+
+    fn checkpoint(&self) -> Result<Vec<u8>> {
+        let mut w = Writer::default();
+        w.u64(self.partitions.len() as u64);
+        for (k, p) in &self.partitions {
+            w.bytes(k);
+            w.u64(p.len() as u64);
+            for (t, rows) in p {
+                w.i64(*t);
+                w.u64(rows.len() as u64);
+                for (r, n) in rows {
+                    w.bytes(r);
+                    w.i64(*n);
+                }
+            }
+        }
+        Ok(w.buf)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        self.partitions.clear();
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let mut r = Reader::new(bytes);
+        for _ in 0..r.u64()? {
+            let k: Box<[u8]> = r.bytes()?.into();
+            let mut p = Partition::new();
+            for _ in 0..r.u64()? {
+                let t = r.i64()?;
+                let mut rows = HashMap::new();
+                for _ in 0..r.u64()? {
+                    let row: Box<[u8]> = r.bytes()?.into();
+                    rows.insert(row, r.i64()?);
+                }
+                p.insert(t, rows);
+            }
+            self.partitions.insert(k, p);
+        }
+        if !r.done() {
+            return Err(DataflowError::State(
+                "trailing bytes in session window state".into(),
+            ));
+        }
+        Ok(())
+    }
+}
