@@ -80,8 +80,24 @@ pub enum Op {
     RestoreViews {
         views: Vec<(Arc<RelationDef>, Box<Circuit>)>,
     },
+    /// Reports every view's operators, state sizes and watermark.
+    ViewStats {
+        reply: oneshot::Sender<Vec<ViewStat>>,
+    },
     /// Flush and stop.
     Shutdown,
+}
+
+/// One view's maintenance state, for `freshet_catalog`.
+#[derive(Debug, Clone)]
+pub struct ViewStat {
+    pub view: String,
+    /// (operator, state rows, state bytes), in operator order.
+    pub operators: Vec<(String, u64, u64)>,
+    /// For views with EMIT ON WINDOW CLOSE: the source, its watermark as the
+    /// view has seen it, and the late rows the view dropped.
+    pub watermark: Option<(String, Option<i64>, u64)>,
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -662,6 +678,35 @@ impl Committer {
                 })
             }
             Op::RestoreViews { views } => self.restore_views(views),
+            Op::ViewStats { reply } => {
+                let stats = self
+                    .views
+                    .values()
+                    .map(|v| ViewStat {
+                        view: v.def.name.clone(),
+                        operators: v
+                            .circuit
+                            .state_sizes()
+                            .into_iter()
+                            .map(|(op, s)| (op, s.rows, s.bytes))
+                            .collect(),
+                        watermark: v.circuit.event_time.as_ref().map(|et| {
+                            (
+                                v.circuit
+                                    .sources
+                                    .get(et.source)
+                                    .map(|s| s.name.clone())
+                                    .unwrap_or_default(),
+                                et.watermark_us(),
+                                et.late_rows,
+                            )
+                        }),
+                        error: v.error.clone(),
+                    })
+                    .collect();
+                let _ = reply.send(stats);
+                Ok(Outcome::default())
+            }
             Op::Shutdown => Ok(Outcome::default()),
         }
     }

@@ -177,6 +177,13 @@ impl Engine {
         self.catalog.read().relations().cloned().collect()
     }
 
+    /// Every view's operators, state sizes and watermark.
+    pub async fn view_stats(&self) -> Result<Vec<commit::ViewStat>> {
+        let (reply, rx) = oneshot::channel();
+        self.commit(Op::ViewStats { reply }).await?;
+        rx.await.map_err(|_| EngineError::ShuttingDown)
+    }
+
     /// Sends an op to the committer and waits until it is durable.
     pub(crate) async fn commit(&self, op: Op) -> Result<Outcome> {
         let (reply, rx) = oneshot::channel();

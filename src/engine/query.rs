@@ -154,11 +154,17 @@ impl fmt::Debug for SystemSchema {
 }
 
 const SOURCE_WATERMARKS: &str = "source_watermarks";
+const VIEW_OPERATORS: &str = "view_operators";
+const VIEW_WATERMARKS: &str = "view_watermarks";
 
 #[async_trait]
 impl SchemaProvider for SystemSchema {
     fn table_names(&self) -> Vec<String> {
-        vec![SOURCE_WATERMARKS.to_string()]
+        vec![
+            SOURCE_WATERMARKS.to_string(),
+            VIEW_OPERATORS.to_string(),
+            VIEW_WATERMARKS.to_string(),
+        ]
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
@@ -166,12 +172,135 @@ impl SchemaProvider for SystemSchema {
             SOURCE_WATERMARKS => Some(Arc::new(SourceWatermarksTable {
                 engine: self.engine.clone(),
             })),
+            VIEW_OPERATORS | VIEW_WATERMARKS => Some(Arc::new(ViewStatsTable {
+                engine: self.engine.clone(),
+                watermarks: name == VIEW_WATERMARKS,
+            })),
             _ => None,
         })
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        name == SOURCE_WATERMARKS
+        matches!(name, SOURCE_WATERMARKS | VIEW_OPERATORS | VIEW_WATERMARKS)
+    }
+}
+
+/// `view_operators` (one row per operator of every view, with its state
+/// size) or `view_watermarks` (one row per view that closes windows).
+struct ViewStatsTable {
+    engine: Weak<Engine>,
+    watermarks: bool,
+}
+
+impl fmt::Debug for ViewStatsTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ViewStatsTable")
+    }
+}
+
+impl ViewStatsTable {
+    fn table_schema(&self) -> SchemaRef {
+        use datafusion::arrow::datatypes::TimeUnit;
+        if self.watermarks {
+            Arc::new(Schema::new(vec![
+                Field::new("view", DataType::Utf8, false),
+                Field::new("source", DataType::Utf8, false),
+                Field::new(
+                    "watermark",
+                    DataType::Timestamp(TimeUnit::Microsecond, None),
+                    true,
+                ),
+                Field::new("late_rows_dropped", DataType::Int64, false),
+            ]))
+        } else {
+            Arc::new(Schema::new(vec![
+                Field::new("view", DataType::Utf8, false),
+                Field::new("operator_id", DataType::Int64, false),
+                Field::new("operator", DataType::Utf8, false),
+                Field::new("state_rows", DataType::Int64, false),
+                Field::new("state_bytes", DataType::Int64, false),
+                Field::new("error", DataType::Utf8, true),
+            ]))
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for ViewStatsTable {
+    fn schema(&self) -> SchemaRef {
+        self.table_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        use datafusion::arrow::array::{ArrayRef, Int64Array, TimestampMicrosecondArray};
+        let engine = self
+            .engine
+            .upgrade()
+            .ok_or_else(|| DataFusionError::Execution("the engine is shutting down".into()))?;
+        let stats = engine
+            .view_stats()
+            .await
+            .map_err(|e| DataFusionError::Execution(e.to_string()))?;
+        let columns: Vec<ArrayRef> = if self.watermarks {
+            let w: Vec<(&str, &(String, Option<i64>, u64))> = stats
+                .iter()
+                .filter_map(|s| s.watermark.as_ref().map(|w| (s.view.as_str(), w)))
+                .collect();
+            vec![
+                Arc::new(StringArray::from_iter_values(w.iter().map(|(v, _)| *v))),
+                Arc::new(StringArray::from_iter_values(
+                    w.iter().map(|(_, w)| w.0.as_str()),
+                )),
+                Arc::new(TimestampMicrosecondArray::from_iter(
+                    w.iter().map(|(_, w)| w.1),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    w.iter().map(|(_, w)| w.2 as i64),
+                )),
+            ]
+        } else {
+            let mut view = Vec::new();
+            let mut id = Vec::new();
+            let mut op = Vec::new();
+            let mut rows = Vec::new();
+            let mut bytes = Vec::new();
+            let mut err: Vec<Option<String>> = Vec::new();
+            for s in &stats {
+                for (i, (o, r, b)) in s.operators.iter().enumerate() {
+                    view.push(s.view.clone());
+                    id.push(i as i64);
+                    op.push(o.clone());
+                    rows.push(*r as i64);
+                    bytes.push(*b as i64);
+                    err.push(s.error.clone());
+                }
+            }
+            vec![
+                Arc::new(StringArray::from(view)),
+                Arc::new(Int64Array::from(id)),
+                Arc::new(StringArray::from(op)),
+                Arc::new(Int64Array::from(rows)),
+                Arc::new(Int64Array::from(bytes)),
+                Arc::new(StringArray::from(err)),
+            ]
+        };
+        let schema = self.table_schema();
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            schema,
+            projection.cloned(),
+        )?)
     }
 }
 
