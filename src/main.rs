@@ -45,6 +45,10 @@ struct ServeArgs {
     /// the log written since the last one).
     #[arg(long, default_value_t = 30.0, env = "FRESHET_CHECKPOINT_INTERVAL")]
     checkpoint_interval: f64,
+    /// Views with now() follow a clock set by `SET freshet.clock = '…'`
+    /// instead of the wall clock (for tests and replays).
+    #[arg(long, env = "FRESHET_MANUAL_CLOCK")]
+    manual_clock: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,6 +71,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = EngineConfig::new(&args.data_dir);
+    config.manual_clock = args.manual_clock;
     config.checkpoint_every = std::time::Duration::try_from_secs_f64(args.checkpoint_interval)
         .ok()
         .filter(|d| !d.is_zero())

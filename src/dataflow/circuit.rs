@@ -93,6 +93,10 @@ pub struct Circuit {
     pub append_only: bool,
     /// Set for circuits that close windows (EMIT ON WINDOW CLOSE).
     pub event_time: Option<EventTime>,
+    /// The circuit has operators that depend on the clock.
+    pub uses_clock: bool,
+    now: Option<i64>,
+    clock_moved: bool,
     started: bool,
 }
 
@@ -121,6 +125,9 @@ impl Circuit {
             nodes,
             append_only,
             event_time: None,
+            uses_clock: false,
+            now: None,
+            clock_moved: false,
             started: false,
         })
     }
@@ -153,6 +160,8 @@ impl Circuit {
                 }
             }
         }
+        advanced |= self.clock_moved;
+        self.clock_moved = false;
         let mut outs: Vec<Option<Delta>> = Vec::with_capacity(self.nodes.len());
         for node in &mut self.nodes {
             let ins: Vec<Option<&Delta>> = node
@@ -171,6 +180,19 @@ impl Circuit {
             outs.push(out);
         }
         Ok(outs.pop().flatten())
+    }
+
+    /// Advances the clock for operators that depend on it; the next step
+    /// runs them even without input.
+    pub fn set_now(&mut self, now_us: i64) {
+        if !self.uses_clock || self.now.is_some_and(|n| n >= now_us) {
+            return;
+        }
+        self.now = Some(now_us);
+        self.clock_moved = true;
+        for node in &mut self.nodes {
+            node.op.set_now(now_us);
+        }
     }
 
     /// The operator tree, output first, for EXPLAIN.

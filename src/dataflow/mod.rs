@@ -18,6 +18,7 @@ pub mod emit;
 pub mod filter;
 pub mod project;
 pub mod session;
+pub mod temporal;
 pub mod union;
 
 use std::sync::Arc;
@@ -205,6 +206,10 @@ pub trait Operator: Send + Sync {
     /// step of a circuit that has one: no later input row has an event time
     /// below it. Windowed operators use it to close windows.
     fn set_watermark(&mut self, _watermark_us: i64) {}
+
+    /// The engine's clock, for operators that depend on `now()`; set before
+    /// every step of a circuit that has such operators.
+    fn set_now(&mut self, _now_us: i64) {}
 
     /// Serializes the operator's state (empty for stateless operators).
     fn checkpoint(&self) -> Result<Vec<u8>> {

@@ -80,6 +80,9 @@ pub enum Op {
     RestoreViews {
         views: Vec<(Arc<RelationDef>, Box<Circuit>)>,
     },
+    /// Moves clock-driven views to the current time (after a manual clock
+    /// was set).
+    Tick,
     /// Reports every view's operators, state sizes and watermark.
     ViewStats {
         reply: oneshot::Sender<Vec<ViewStat>>,
@@ -303,6 +306,8 @@ pub(crate) struct Committer {
     pub checkpoint_every: std::time::Duration,
     pub snapshot: Arc<RwLock<Arc<DbSnapshot>>>,
     pub version: u64,
+    /// The clock views with `now()` follow.
+    pub clock: super::Clock,
     /// Set after a storage failure: the working state may be ahead of disk,
     /// so no further write is accepted.
     pub failed: Option<String>,
@@ -343,9 +348,16 @@ impl Committer {
         const MAX_GROUP: usize = 1024;
         let mut shutdown = false;
         while !shutdown {
-            let first = match rx.recv() {
+            let first = match rx.recv_timeout(std::time::Duration::from_millis(250)) {
                 Ok(r) => r,
-                Err(_) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    // Time passes without writes: rows leave views with now().
+                    if self.failed.is_none() && self.clock.is_wall() && self.tick() {
+                        self.publish();
+                    }
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             };
             let mut group = vec![first];
             while group.len() < MAX_GROUP {
@@ -427,14 +439,48 @@ impl Committer {
         if self.views.is_empty() {
             return;
         }
+        let now = self.clock.now_us();
         let mut changed: HashMap<u64, RelDelta> = HashMap::new();
         changed.insert(rel, d);
         for (id, v) in self.views.iter_mut() {
+            if v.circuit.uses_clock {
+                v.circuit.set_now(now);
+            }
             if let Some(out) = v.step(&changed) {
                 changed.insert(*id, out);
             }
         }
         self.dirty = true;
+    }
+
+    /// Moves every clock-driven view to the current time, and their
+    /// changes through the views that read them. Returns whether anything
+    /// changed.
+    fn tick(&mut self) -> bool {
+        if !self.views.values().any(|v| v.circuit.uses_clock) {
+            return false;
+        }
+        let now = self.clock.now_us();
+        let mut changed: HashMap<u64, RelDelta> = HashMap::new();
+        for (id, v) in self.views.iter_mut() {
+            let mut out = v.tick(now);
+            if !changed.is_empty() {
+                if let Some(d) = v.step(&changed) {
+                    out = match out {
+                        Some(a) => RelDelta::concat(&[a, d]).ok().flatten(),
+                        None => Some(d),
+                    };
+                }
+            }
+            if let Some(o) = out {
+                changed.insert(*id, o);
+            }
+        }
+        if changed.is_empty() {
+            return false;
+        }
+        self.dirty = true;
+        true
     }
 
     /// Current contents of the relations a circuit reads.
@@ -550,6 +596,7 @@ impl Committer {
                 error: None,
             };
             let contents = self.contents_of(&view.circuit)?;
+            view.circuit.set_now(self.clock.now_us());
             if let Err(e) = view.backfill(&contents) {
                 view.error = Some(e.to_string());
             }
@@ -659,6 +706,7 @@ impl Committer {
                     error: None,
                 };
                 let contents = self.contents_of(&view.circuit)?;
+                view.circuit.set_now(self.clock.now_us());
                 view.backfill(&contents)?;
                 let rows = view.state.rows();
                 puts.push(Put::Catalog {
@@ -705,6 +753,10 @@ impl Committer {
                     })
                     .collect();
                 let _ = reply.send(stats);
+                Ok(Outcome::default())
+            }
+            Op::Tick => {
+                self.tick();
                 Ok(Outcome::default())
             }
             Op::Shutdown => Ok(Outcome::default()),

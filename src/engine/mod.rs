@@ -35,6 +35,30 @@ pub struct EngineConfig {
     pub cache_bytes: u64,
     /// How often view state is checkpointed (when it changed).
     pub checkpoint_every: std::time::Duration,
+    /// Views with `now()` follow a clock set with `SET freshet.clock`
+    /// instead of the wall clock (for tests and replays).
+    pub manual_clock: bool,
+}
+
+/// The clock that views with `now()` follow.
+#[derive(Debug, Clone)]
+pub enum Clock {
+    Wall,
+    /// Microseconds since the Unix epoch, set by `SET freshet.clock`.
+    Manual(Arc<std::sync::atomic::AtomicI64>),
+}
+
+impl Clock {
+    pub fn now_us(&self) -> i64 {
+        match self {
+            Clock::Wall => chrono::Utc::now().timestamp_micros(),
+            Clock::Manual(t) => t.load(std::sync::atomic::Ordering::SeqCst),
+        }
+    }
+
+    pub fn is_wall(&self) -> bool {
+        matches!(self, Clock::Wall)
+    }
 }
 
 impl EngineConfig {
@@ -43,6 +67,7 @@ impl EngineConfig {
             data_dir: data_dir.into(),
             cache_bytes: 256 << 20,
             checkpoint_every: std::time::Duration::from_secs(30),
+            manual_clock: false,
         }
     }
 }
@@ -68,6 +93,7 @@ pub struct Engine {
     /// Serializes read-modify-write statements (UPDATE, DELETE, upserts) per table.
     table_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     recovery: RecoveryReport,
+    clock: Clock,
 }
 
 impl Engine {
@@ -126,6 +152,11 @@ impl Engine {
         }
         report.relations = catalog.relations().count();
         let snapshot = Arc::new(RwLock::new(Arc::new(DbSnapshot::default())));
+        let clock = if config.manual_clock {
+            Clock::Manual(Arc::new(std::sync::atomic::AtomicI64::new(0)))
+        } else {
+            Clock::Wall
+        };
         let mut committer = Committer {
             store,
             relations,
@@ -136,6 +167,7 @@ impl Engine {
             snapshot: snapshot.clone(),
             version: 0,
             failed: None,
+            clock: clock.clone(),
         };
         committer.publish();
         let (tx, rx) = mpsc::channel();
@@ -153,6 +185,7 @@ impl Engine {
             ddl_lock: tokio::sync::Mutex::new(()),
             table_locks: Mutex::new(HashMap::new()),
             recovery: report,
+            clock,
         }))
     }
 
@@ -175,6 +208,17 @@ impl Engine {
 
     pub fn relations(&self) -> Vec<Arc<RelationDef>> {
         self.catalog.read().relations().cloned().collect()
+    }
+
+    /// Sets the manual clock (`SET freshet.clock`); it never moves back.
+    pub async fn set_clock(&self, now_us: i64) -> Result<()> {
+        let Clock::Manual(t) = &self.clock else {
+            return Err(EngineError::Unsupported(
+                "freshet.clock can only be set when the server runs with --manual-clock".into(),
+            ));
+        };
+        t.fetch_max(now_us, std::sync::atomic::Ordering::SeqCst);
+        self.commit(Op::Tick).await.map(|_| ())
     }
 
     /// Every view's operators, state sizes and watermark.

@@ -338,6 +338,7 @@ impl Session {
     )> {
         let mut stmt = ast::Statement::Query(Box::new(query.clone()));
         let windows = crate::sql::window::expand_window_functions(&mut stmt)?;
+        let temporal = crate::sql::temporal::extract_temporal_filters(&mut stmt)?;
         let close =
             if emit_on_close {
                 match windows.as_slice() {
@@ -395,7 +396,7 @@ impl Session {
                     session: None,
                 })
         };
-        let circuit = crate::sql::lower::lower(&optimized, &resolve, close.as_ref())?;
+        let circuit = crate::sql::lower::lower(&optimized, &resolve, close.as_ref(), &temporal)?;
         let schema = crate::dataflow::relax(&Arc::new(optimized.schema().as_arrow().clone()));
         Ok((circuit, schema))
     }
@@ -507,6 +508,19 @@ impl Session {
                 )?;
                 rows(batch)
             }
+            Statement::Set { name, value } if name.eq_ignore_ascii_case("freshet.clock") => {
+                let text = value.as_deref().unwrap_or_default();
+                let t = parse_clock(text).ok_or_else(|| {
+                    EngineError::InvalidParameterValue(format!(
+                        "invalid value for freshet.clock: \"{text}\" (expected a timestamp)"
+                    ))
+                })?;
+                self.engine.set_clock(t).await?;
+                Ok(Output::Command {
+                    tag: "SET",
+                    rows: None,
+                })
+            }
             Statement::Set { name, value } => {
                 let (name, value) = self.params.set(name, value.as_deref())?;
                 Ok(Output::Set { name, value })
@@ -594,4 +608,16 @@ pub(crate) fn bind(plan: &LogicalPlan, params: &[ScalarValue]) -> Result<Logical
     }
     let values = ParamValues::List(params.iter().cloned().map(Into::into).collect());
     Ok(plan.clone().replace_params_with_values(&values)?)
+}
+
+/// A `SET freshet.clock` value: a timestamp (UTC), in microseconds.
+fn parse_clock(text: &str) -> Option<i64> {
+    [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(text.trim(), f).ok())
+    .map(|t| t.and_utc().timestamp_micros())
 }

@@ -272,6 +272,18 @@ impl ViewWork {
         self.run(&inputs)
     }
 
+    /// Advances the view's clock; for views whose operators depend on it,
+    /// runs a step (rows whose time has passed leave) and returns the
+    /// view's change.
+    pub fn tick(&mut self, now_us: i64) -> Option<RelDelta> {
+        if self.error.is_some() || !self.circuit.uses_clock {
+            return None;
+        }
+        self.circuit.set_now(now_us);
+        let inputs = vec![None; self.circuit.sources.len()];
+        self.run(&inputs)
+    }
+
     /// Runs the circuit's first step over the inputs' current contents.
     pub fn backfill(&mut self, contents: &HashMap<u64, RelDelta>) -> Result<Option<RelDelta>> {
         let mut inputs = Vec::with_capacity(self.circuit.sources.len());

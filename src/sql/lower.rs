@@ -80,6 +80,12 @@ pub fn check_deterministic(plan: &LogicalPlan) -> Result<(), SqlError> {
         })
     });
     match bad {
+        Some(f) if f == "now()" || f == "current_timestamp()" => {
+            Err(SqlError::Unsupported(format!(
+                "{f} in a materialized view is only supported as a temporal filter \
+             (WHERE column > now() - INTERVAL '…') on a query that reads one relation"
+            )))
+        }
         Some(f) => Err(SqlError::Unsupported(format!(
             "{f} is not supported in materialized views: its value depends on when it runs"
         ))),
@@ -92,8 +98,11 @@ pub fn lower(
     plan: &LogicalPlan,
     resolve: &Resolver,
     close: Option<&CloseSpec>,
+    temporal: &[super::temporal::TemporalSpec],
 ) -> Result<Circuit, SqlError> {
     let mut l = Lowerer {
+        temporal,
+        uses_clock: false,
         resolve,
         props: ExecutionProps::new(),
         sources: Vec::new(),
@@ -104,8 +113,16 @@ pub fn lower(
         closing_aggregates: 0,
     };
     let (out, append_only) = l.lower(plan)?;
+    if !temporal.is_empty() && !l.uses_clock {
+        return Err(SqlError::Plan(
+            "a temporal filter did not find the relation it filters".into(),
+        ));
+    }
+    let uses_clock = l.uses_clock;
     if let Some(spec) = close {
-        return l.finish_emit_on_close(out, spec);
+        let mut c = l.finish_emit_on_close(out, spec)?;
+        c.uses_clock = uses_clock;
+        return Ok(c);
     }
     // A view that is just a scan still needs one operator.
     if let Input::Source(_) = out {
@@ -120,7 +137,10 @@ pub fn lower(
             .collect();
         l.push(Box::new(Project::new(exprs, schema)), vec![out]);
     }
-    Circuit::new(l.sources, l.nodes, append_only).map_err(|e| SqlError::Plan(e.to_string()))
+    let mut c = Circuit::new(l.sources, l.nodes, append_only && !uses_clock)
+        .map_err(|e| SqlError::Plan(e.to_string()))?;
+    c.uses_clock = uses_clock;
+    Ok(c)
 }
 
 struct Lowerer<'a> {
@@ -130,6 +150,8 @@ struct Lowerer<'a> {
     source_ids: HashMap<(u64, bool), usize>,
     nodes: Vec<Node>,
     close: Option<&'a CloseSpec>,
+    temporal: &'a [super::temporal::TemporalSpec],
+    uses_clock: bool,
     event_time: Option<crate::dataflow::circuit::EventTime>,
     closing_aggregates: usize,
 }
@@ -327,7 +349,35 @@ impl Lowerer<'_> {
                         });
                     }
                 }
-                let input = Input::Source(idx);
+                let mut input = Input::Source(idx);
+                let mut append_only = target.append_only;
+                for t in self.temporal.iter().filter(|t| t.relation == target.name) {
+                    let column = full_schema.index_of(&t.column).map_err(|_| {
+                        SqlError::UndefinedColumn(format!(
+                            "column \"{}\" does not exist in \"{}\"",
+                            t.column, t.relation
+                        ))
+                    })?;
+                    if !matches!(
+                        full_schema.field(column).data_type(),
+                        datafusion::arrow::datatypes::DataType::Timestamp(_, _)
+                    ) {
+                        return Err(SqlError::DatatypeMismatch(format!(
+                            "a temporal filter needs a timestamp column, and \"{}\" is not one",
+                            t.column
+                        )));
+                    }
+                    let op = crate::dataflow::temporal::TemporalFilter::new(
+                        full_schema.clone(),
+                        column,
+                        t.interval_us,
+                        t.inclusive,
+                    )
+                    .map_err(|e| SqlError::Plan(e.to_string()))?;
+                    input = self.push(Box::new(op), vec![input]);
+                    append_only = false;
+                    self.uses_clock = true;
+                }
                 match &s.projection {
                     Some(p) if *p != (0..full_schema.fields().len()).collect::<Vec<_>>() => {
                         let exprs = p
@@ -341,9 +391,9 @@ impl Lowerer<'_> {
                             .collect();
                         let schema = Arc::new(s.projected_schema.as_arrow().clone());
                         let node = self.push(Box::new(Project::new(exprs, schema)), vec![input]);
-                        Ok((node, target.append_only))
+                        Ok((node, append_only))
                     }
-                    _ => Ok((input, target.append_only)),
+                    _ => Ok((input, append_only)),
                 }
             }
             LogicalPlan::Projection(p) => {

@@ -6,6 +6,7 @@ pub mod ddl;
 pub mod lower;
 pub mod parser;
 pub mod rewrite;
+pub mod temporal;
 
 pub use parser::{SqlParser, Statement};
 

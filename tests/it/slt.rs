@@ -5,6 +5,8 @@
 //! A line `# freshet: restart` in a file stops the server cleanly and starts
 //! it again on the same data directory; `# freshet: crash` kills it with
 //! SIGKILL first. Everything after runs against the restarted server.
+//! A line `# freshet: manual-clock` starts the server with `--manual-clock`
+//! (views with `now()` then follow `SET freshet.clock`).
 
 use std::path::{Path, PathBuf};
 
@@ -332,7 +334,11 @@ async fn run_file(path: &Path, mode: Mode) -> Result<(), String> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    let mut server = TestServer::start();
+    let mut server = if text.lines().any(|l| l.trim() == "# freshet: manual-clock") {
+        TestServer::start_with_args(&["--manual-clock"])
+    } else {
+        TestServer::start()
+    };
     let mut segment = String::new();
     let mut segments: Vec<(String, Option<bool>)> = Vec::new();
     for line in text.lines() {

@@ -1,0 +1,205 @@
+//! Temporal filter: `ts > now() - INTERVAL 'd'` (or `>=`) in a view. A row
+//! is in the output while the clock is before its expiry (`ts + d`); when
+//! the clock passes it, the row is retracted. The clock is the engine's
+//! (`Operator::set_now`), so rows leave a view as time passes, without
+//! writes.
+//!
+//! State: the rows currently passing, indexed by expiry, so advancing the
+//! clock touches only the rows that expire.
+
+use std::collections::{BTreeMap, HashMap};
+
+use datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::row::{RowConverter, SortField};
+
+use super::codec::{Reader, Writer};
+use super::{DataflowError, Delta, Operator, Result, StateSize};
+
+pub struct TemporalFilter {
+    schema: SchemaRef,
+    converter: RowConverter,
+    column: usize,
+    interval_us: i64,
+    /// `>=` instead of `>`: a row is still in at exactly its expiry.
+    inclusive: bool,
+    /// Expiry → encoded row → weight.
+    live: BTreeMap<i64, HashMap<Box<[u8]>, i64>>,
+    now: Option<i64>,
+}
+
+impl TemporalFilter {
+    pub fn new(
+        schema: SchemaRef,
+        column: usize,
+        interval_us: i64,
+        inclusive: bool,
+    ) -> Result<TemporalFilter> {
+        let converter = RowConverter::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
+        Ok(TemporalFilter {
+            schema,
+            converter,
+            column,
+            interval_us,
+            inclusive,
+            live: BTreeMap::new(),
+            now: None,
+        })
+    }
+
+    fn expired(&self, expiry: i64) -> bool {
+        match self.now {
+            None => false,
+            Some(now) if self.inclusive => expiry < now,
+            Some(now) => expiry <= now,
+        }
+    }
+
+    fn decode(&self, rows: &[Box<[u8]>], weights: Vec<i64>) -> Result<Option<Delta>> {
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let parser = self.converter.parser();
+        let cols = self
+            .converter
+            .convert_rows(rows.iter().map(|r| parser.parse(r)))?;
+        let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
+        Ok(Some(Delta::new(batch, Int64Array::from(weights))?))
+    }
+}
+
+impl Operator for TemporalFilter {
+    fn step(&mut self, inputs: &[Option<&Delta>]) -> Result<Option<Delta>> {
+        let mut out_rows: Vec<Box<[u8]>> = Vec::new();
+        let mut out_w: Vec<i64> = Vec::new();
+        // Rows the clock has passed leave.
+        if let Some(now) = self.now {
+            let cut = if self.inclusive {
+                now
+            } else {
+                now.saturating_add(1)
+            };
+            let keep = self.live.split_off(&cut);
+            let gone = std::mem::replace(&mut self.live, keep);
+            for rows in gone.into_values() {
+                for (row, w) in rows {
+                    out_rows.push(row);
+                    out_w.push(-w);
+                }
+            }
+        }
+        if let Some(d) = inputs.first().copied().flatten().filter(|d| !d.is_empty()) {
+            let rows = self.converter.convert_columns(d.batch.columns())?;
+            let ts = cast(
+                d.batch.column(self.column),
+                &DataType::Timestamp(TimeUnit::Microsecond, None),
+            )?;
+            let ts = ts.as_primitive::<TimestampMicrosecondType>();
+            for (i, &w) in d.weights.values().iter().enumerate() {
+                if w == 0 || ts.is_null(i) {
+                    continue;
+                }
+                let expiry = ts.value(i).saturating_add(self.interval_us);
+                if self.expired(expiry) {
+                    continue;
+                }
+                let row: Box<[u8]> = rows.row(i).as_ref().into();
+                let slot = self.live.entry(expiry).or_default();
+                let e = slot.entry(row.clone()).or_insert(0);
+                *e += w;
+                if *e == 0 {
+                    slot.remove(&row);
+                    if slot.is_empty() {
+                        self.live.remove(&expiry);
+                    }
+                }
+                out_rows.push(row);
+                out_w.push(w);
+            }
+        }
+        self.decode(&out_rows, out_w)
+    }
+
+    fn set_now(&mut self, now_us: i64) {
+        self.now = Some(self.now.map_or(now_us, |n| n.max(now_us)));
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn explain(&self) -> String {
+        format!(
+            "TemporalFilter: {} {} now() - {} µs",
+            self.schema.field(self.column).name(),
+            if self.inclusive { ">=" } else { ">" },
+            self.interval_us
+        )
+    }
+
+    fn state_size(&self) -> StateSize {
+        let mut s = StateSize::default();
+        for rows in self.live.values() {
+            for r in rows.keys() {
+                s.rows += 1;
+                s.bytes += r.len() as u64 + 16;
+            }
+        }
+        s
+    }
+
+    fn checkpoint(&self) -> Result<Vec<u8>> {
+        let mut w = Writer::default();
+        match self.now {
+            Some(n) => {
+                w.u8(1);
+                w.i64(n);
+            }
+            None => w.u8(0),
+        }
+        w.u64(self.live.len() as u64);
+        for (t, rows) in &self.live {
+            w.i64(*t);
+            w.u64(rows.len() as u64);
+            for (r, n) in rows {
+                w.bytes(r);
+                w.i64(*n);
+            }
+        }
+        Ok(w.buf)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        self.live.clear();
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let mut r = Reader::new(bytes);
+        self.now = match r.u8()? {
+            0 => None,
+            _ => Some(r.i64()?),
+        };
+        for _ in 0..r.u64()? {
+            let t = r.i64()?;
+            let mut rows = HashMap::new();
+            for _ in 0..r.u64()? {
+                let row: Box<[u8]> = r.bytes()?.into();
+                rows.insert(row, r.i64()?);
+            }
+            self.live.insert(t, rows);
+        }
+        if !r.done() {
+            return Err(DataflowError::State(
+                "trailing bytes in temporal filter state".into(),
+            ));
+        }
+        Ok(())
+    }
+}
