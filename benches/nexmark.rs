@@ -70,13 +70,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 async fn run_query(session: &Session, sql: &str, batches: &[Delta]) -> f64 {
-    let query = freshet::sql::parser::parse_query(sql).expect("query parses");
-    let (mut circuit, schema) = session.plan_view(&query).await.expect("plan view");
-    let def = RelationDef {
-        view_schema: Some(schema),
-        ..bench_view_def()
-    };
-    let mut state = ViewState::new(&def, circuit.append_only).expect("view state");
+    let (mut circuit, mut state) = plan(session, sql).await;
     let events: usize = batches.iter().map(|b| b.len()).sum();
     let start = Instant::now();
     // the first step runs every operator once (global aggregates emit)
@@ -156,13 +150,7 @@ async fn scaling_operators(runs: usize) {
     for history in [10_000usize, 1_000_000] {
         let mut times = Vec::new();
         for _ in 0..runs {
-            let query = freshet::sql::parser::parse_query(sql).expect("query parses");
-            let (mut circuit, schema) = session.plan_view(&query).await.expect("plan view");
-            let def = RelationDef {
-                view_schema: Some(schema),
-                ..bench_view_def()
-            };
-            let mut state = ViewState::new(&def, circuit.append_only).expect("view state");
+            let (mut circuit, mut state) = plan(&session, sql).await;
             let mut g = gen::Gen::new(7);
             g.uniform_auctions = Some(1000);
             for _ in 0..history / BATCH {
@@ -191,6 +179,19 @@ async fn scaling_operators(runs: usize) {
     );
     drop(session);
     engine.shutdown().await;
+}
+
+/// A view's circuit, planned as CREATE MATERIALIZED VIEW plans it, and
+/// its empty stored contents.
+async fn plan(session: &Session, sql: &str) -> (freshet::dataflow::Circuit, ViewState) {
+    let query = freshet::sql::parser::parse_query(sql).expect("query parses");
+    let (circuit, schema) = session.plan_view(&query).await.expect("plan view");
+    let def = RelationDef {
+        view_schema: Some(schema),
+        ..bench_view_def()
+    };
+    let state = ViewState::new(&def, circuit.append_only).expect("view state");
+    (circuit, state)
 }
 
 fn bench_view_def() -> RelationDef {

@@ -2,7 +2,35 @@
 //! little-endian integers. Readers fail with an error on truncated input,
 //! never panic.
 
-use super::{DataflowError, Result};
+use super::{DataflowError, Result, TimedRows};
+
+/// Writes rows held by time (see [`TimedRows`]).
+pub fn write_timed_rows(w: &mut Writer, rows: &TimedRows) {
+    w.u64(rows.len() as u64);
+    for (t, at) in rows {
+        w.i64(*t);
+        w.u64(at.len() as u64);
+        for (row, n) in at {
+            w.bytes(row);
+            w.i64(*n);
+        }
+    }
+}
+
+/// Reads what [`write_timed_rows`] wrote.
+pub fn read_timed_rows(r: &mut Reader) -> Result<TimedRows> {
+    let mut out = TimedRows::new();
+    for _ in 0..r.u64()? {
+        let t = r.i64()?;
+        let mut at = std::collections::HashMap::new();
+        for _ in 0..r.u64()? {
+            let row: Box<[u8]> = r.bytes()?.into();
+            at.insert(row, r.i64()?);
+        }
+        out.insert(t, at);
+    }
+    Ok(out)
+}
 
 #[derive(Default)]
 pub struct Writer {

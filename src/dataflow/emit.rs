@@ -4,15 +4,13 @@
 //! never retracts (it is append-only), and the state holds only rows of
 //! windows still open.
 
-use std::collections::{BTreeMap, HashMap};
-
 use datafusion::arrow::array::{Array, AsArray, Int64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMicrosecondType};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::row::RowConverter;
 
-use super::codec::{Reader, Writer};
-use super::{DataflowError, Delta, Operator, Result, StateSize};
+use super::codec::{read_timed_rows, write_timed_rows, Reader, Writer};
+use super::{DataflowError, Delta, Operator, Result, StateSize, TimedRows};
 
 pub struct EmitOnClose {
     schema: SchemaRef,
@@ -22,25 +20,19 @@ pub struct EmitOnClose {
     column: usize,
     add_us: i64,
     /// Close time → encoded row → weight.
-    pending: BTreeMap<i64, HashMap<Box<[u8]>, i64>>,
+    pending: TimedRows,
     watermark: Option<i64>,
 }
 
 impl EmitOnClose {
     pub fn new(schema: SchemaRef, column: usize, add_us: i64) -> Result<EmitOnClose> {
-        let converter = RowConverter::new(
-            schema
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect(),
-        )?;
+        let converter = super::row_converter(&schema)?;
         Ok(EmitOnClose {
             schema,
             converter,
             column,
             add_us,
-            pending: BTreeMap::new(),
+            pending: TimedRows::new(),
             watermark: None,
         })
     }
@@ -91,10 +83,7 @@ impl Operator for EmitOnClose {
             return Ok(None);
         }
         out.sort();
-        let parser = self.converter.parser();
-        let cols = self
-            .converter
-            .convert_rows(out.iter().map(|r| parser.parse(r)))?;
+        let cols = super::decode_rows(&self.converter, &out)?;
         let batch = datafusion::arrow::array::RecordBatch::try_new(self.schema.clone(), cols)?;
         let n = batch.num_rows();
         Ok(Some(Delta::new(batch, Int64Array::from_value(1, n))?))
@@ -133,15 +122,7 @@ impl Operator for EmitOnClose {
 
     fn checkpoint(&self) -> Result<Vec<u8>> {
         let mut w = Writer::default();
-        w.u64(self.pending.len() as u64);
-        for (close, rows) in &self.pending {
-            w.i64(*close);
-            w.u64(rows.len() as u64);
-            for (row, n) in rows {
-                w.bytes(row);
-                w.i64(*n);
-            }
-        }
+        write_timed_rows(&mut w, &self.pending);
         Ok(w.buf)
     }
 
@@ -151,15 +132,7 @@ impl Operator for EmitOnClose {
             return Ok(());
         }
         let mut r = Reader::new(bytes);
-        for _ in 0..r.u64()? {
-            let close = r.i64()?;
-            let mut rows = HashMap::new();
-            for _ in 0..r.u64()? {
-                let row: Box<[u8]> = r.bytes()?.into();
-                rows.insert(row, r.i64()?);
-            }
-            self.pending.insert(close, rows);
-        }
+        self.pending = read_timed_rows(&mut r)?;
         if !r.done() {
             return Err(DataflowError::State(
                 "trailing bytes in window state".into(),

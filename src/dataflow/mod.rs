@@ -45,6 +45,33 @@ pub enum DataflowError {
 
 pub type Result<T, E = DataflowError> = std::result::Result<T, E>;
 
+/// Rows held by time (a close time, an expiry, an event time): time →
+/// encoded row → multiplicity. The state of the windowed and temporal
+/// operators.
+pub type TimedRows = std::collections::BTreeMap<i64, std::collections::HashMap<Box<[u8]>, i64>>;
+
+/// A row converter over every column of `schema`.
+pub fn row_converter(
+    schema: &SchemaRef,
+) -> std::result::Result<datafusion::arrow::row::RowConverter, ArrowError> {
+    datafusion::arrow::row::RowConverter::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| datafusion::arrow::row::SortField::new(f.data_type().clone()))
+            .collect(),
+    )
+}
+
+/// Encoded rows back to columns.
+pub fn decode_rows(
+    converter: &datafusion::arrow::row::RowConverter,
+    rows: &[Box<[u8]>],
+) -> Result<Vec<ArrayRef>> {
+    let parser = converter.parser();
+    Ok(converter.convert_rows(rows.iter().map(|r| parser.parse(r)))?)
+}
+
 /// A change: rows and their weights.
 #[derive(Debug, Clone)]
 pub struct Delta {

@@ -23,11 +23,11 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::arrow::row::{RowConverter, SortField};
 
-use super::codec::{Reader, Writer};
+use super::codec::{read_timed_rows, write_timed_rows, Reader, Writer};
 use super::{DataflowError, Delta, Operator, Result, StateSize};
 
-/// One partition's rows: event time → (encoded row → multiplicity).
-type Partition = BTreeMap<i64, HashMap<Box<[u8]>, i64>>;
+/// One partition's rows by event time.
+type Partition = super::TimedRows;
 
 pub struct SessionWindow {
     input: SchemaRef,
@@ -62,13 +62,7 @@ impl SessionWindow {
                 .map(|&i| SortField::new(input.field(i).data_type().clone()))
                 .collect(),
         )?;
-        let row_converter = RowConverter::new(
-            input
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect(),
-        )?;
+        let row_converter = super::row_converter(&input)?;
         Ok(SessionWindow {
             schema: Arc::new(Schema::new(fields)),
             input,
@@ -271,10 +265,7 @@ impl Operator for SessionWindow {
         if out_rows.is_empty() {
             return Ok(None);
         }
-        let parser = self.row_converter.parser();
-        let mut cols = self
-            .row_converter
-            .convert_rows(out_rows.iter().map(|r| parser.parse(r)))?;
+        let mut cols = super::decode_rows(&self.row_converter, &out_rows)?;
         let ts_type = self.input.field(self.ts_col).data_type().clone();
         let starts = TimestampMicrosecondArray::from_iter_values(out_bounds.iter().map(|b| b.0));
         let ends = TimestampMicrosecondArray::from_iter_values(out_bounds.iter().map(|b| b.1));
@@ -321,15 +312,7 @@ impl Operator for SessionWindow {
         w.u64(self.partitions.len() as u64);
         for (k, p) in &self.partitions {
             w.bytes(k);
-            w.u64(p.len() as u64);
-            for (t, rows) in p {
-                w.i64(*t);
-                w.u64(rows.len() as u64);
-                for (r, n) in rows {
-                    w.bytes(r);
-                    w.i64(*n);
-                }
-            }
+            write_timed_rows(&mut w, p);
         }
         Ok(w.buf)
     }
@@ -342,16 +325,7 @@ impl Operator for SessionWindow {
         let mut r = Reader::new(bytes);
         for _ in 0..r.u64()? {
             let k: Box<[u8]> = r.bytes()?.into();
-            let mut p = Partition::new();
-            for _ in 0..r.u64()? {
-                let t = r.i64()?;
-                let mut rows = HashMap::new();
-                for _ in 0..r.u64()? {
-                    let row: Box<[u8]> = r.bytes()?.into();
-                    rows.insert(row, r.i64()?);
-                }
-                p.insert(t, rows);
-            }
+            let p = read_timed_rows(&mut r)?;
             self.partitions.insert(k, p);
         }
         if !r.done() {

@@ -7,15 +7,13 @@
 //! State: the rows currently passing, indexed by expiry, so advancing the
 //! clock touches only the rows that expire.
 
-use std::collections::{BTreeMap, HashMap};
-
 use datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMicrosecondType};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::row::RowConverter;
 
-use super::codec::{Reader, Writer};
-use super::{DataflowError, Delta, Operator, Result, StateSize};
+use super::codec::{read_timed_rows, write_timed_rows, Reader, Writer};
+use super::{DataflowError, Delta, Operator, Result, StateSize, TimedRows};
 
 pub struct TemporalFilter {
     schema: SchemaRef,
@@ -25,7 +23,7 @@ pub struct TemporalFilter {
     /// `>=` instead of `>`: a row is still in at exactly its expiry.
     inclusive: bool,
     /// Expiry → encoded row → weight.
-    live: BTreeMap<i64, HashMap<Box<[u8]>, i64>>,
+    live: TimedRows,
     now: Option<i64>,
 }
 
@@ -36,20 +34,14 @@ impl TemporalFilter {
         interval_us: i64,
         inclusive: bool,
     ) -> Result<TemporalFilter> {
-        let converter = RowConverter::new(
-            schema
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect(),
-        )?;
+        let converter = super::row_converter(&schema)?;
         Ok(TemporalFilter {
             schema,
             converter,
             column,
             interval_us,
             inclusive,
-            live: BTreeMap::new(),
+            live: TimedRows::new(),
             now: None,
         })
     }
@@ -66,10 +58,7 @@ impl TemporalFilter {
         if rows.is_empty() {
             return Ok(None);
         }
-        let parser = self.converter.parser();
-        let cols = self
-            .converter
-            .convert_rows(rows.iter().map(|r| parser.parse(r)))?;
+        let cols = super::decode_rows(&self.converter, rows)?;
         let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
         Ok(Some(Delta::new(batch, Int64Array::from(weights))?))
     }
@@ -164,15 +153,7 @@ impl Operator for TemporalFilter {
             }
             None => w.u8(0),
         }
-        w.u64(self.live.len() as u64);
-        for (t, rows) in &self.live {
-            w.i64(*t);
-            w.u64(rows.len() as u64);
-            for (r, n) in rows {
-                w.bytes(r);
-                w.i64(*n);
-            }
-        }
+        write_timed_rows(&mut w, &self.live);
         Ok(w.buf)
     }
 
@@ -186,15 +167,7 @@ impl Operator for TemporalFilter {
             0 => None,
             _ => Some(r.i64()?),
         };
-        for _ in 0..r.u64()? {
-            let t = r.i64()?;
-            let mut rows = HashMap::new();
-            for _ in 0..r.u64()? {
-                let row: Box<[u8]> = r.bytes()?.into();
-                rows.insert(row, r.i64()?);
-            }
-            self.live.insert(t, rows);
-        }
+        self.live = read_timed_rows(&mut r)?;
         if !r.done() {
             return Err(DataflowError::State(
                 "trailing bytes in temporal filter state".into(),

@@ -868,37 +868,31 @@ impl Committer {
         let first = r.next_offset;
         // Retractions, then insertions, in entries of bounded size.
         let mut at = first;
+        let empty = RecordBatch::new_empty(user_schema.clone());
+        let log = |batch: &RecordBatch, at: &mut u64, puts: &mut Vec<Put>| -> Result<()> {
+            puts.push(Put::Log {
+                rel,
+                first_offset: *at,
+                entry: entry::encode(EntryKind::Change, batch)?,
+            });
+            *at += batch.num_rows() as u64;
+            Ok(())
+        };
         for (rows, refs) in entry::chunks(&old_rows).into_iter().scan(0usize, |k, b| {
             let start = *k;
             *k += b.num_rows();
             Some((b, &retract[start..*k]))
         }) {
-            if rows.num_rows() == 0 {
-                continue;
+            if rows.num_rows() > 0 {
+                let batch = change_batch(&user_schema, &rows, refs, &empty)?;
+                log(&batch, &mut at, puts)?;
             }
-            let empty = RecordBatch::new_empty(user_schema.clone());
-            let batch = change_batch(&user_schema, &rows, refs, &empty)?;
-            let n = batch.num_rows();
-            puts.push(Put::Log {
-                rel,
-                first_offset: at,
-                entry: entry::encode(EntryKind::Change, &batch)?,
-            });
-            at += n as u64;
         }
         for rows in entry::chunks(&insert) {
-            if rows.num_rows() == 0 {
-                continue;
+            if rows.num_rows() > 0 {
+                let batch = change_batch(&user_schema, &empty, &[], &rows)?;
+                log(&batch, &mut at, puts)?;
             }
-            let empty = RecordBatch::new_empty(user_schema.clone());
-            let batch = change_batch(&user_schema, &empty, &[], &rows)?;
-            let n = batch.num_rows();
-            puts.push(Put::Log {
-                rel,
-                first_offset: at,
-                entry: entry::encode(EntryKind::Change, &batch)?,
-            });
-            at += n as u64;
         }
         if n_retract > 0 {
             r.apply_retract(&retract, &old_rows)?;

@@ -52,6 +52,18 @@ pub fn version_string() -> String {
     )
 }
 
+/// The snapshot a statement reads: the one its session put in the config,
+/// or (outside a statement) the latest.
+fn statement_snapshot(state: &dyn Session, engine: &Weak<Engine>) -> Arc<DbSnapshot> {
+    match state.config().get_extension::<DbSnapshot>() {
+        Some(s) => s,
+        None => match engine.upgrade() {
+            Some(e) => e.snapshot(),
+            None => Arc::new(DbSnapshot::default()),
+        },
+    }
+}
+
 /// Builds the session state every connection clones.
 pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusionError> {
     let config = SessionConfig::new()
@@ -360,13 +372,7 @@ impl TableProvider for SourceWatermarksTable {
             ArrayRef, Int64Array, IntervalMonthDayNanoArray, TimestampMicrosecondArray,
         };
         use datafusion::arrow::datatypes::IntervalMonthDayNano;
-        let snapshot = match state.config().get_extension::<DbSnapshot>() {
-            Some(s) => s,
-            None => match self.engine.upgrade() {
-                Some(e) => e.snapshot(),
-                None => Arc::new(DbSnapshot::default()),
-            },
-        };
+        let snapshot = statement_snapshot(state, &self.engine);
         let w = &snapshot.watermarks;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(
@@ -487,13 +493,7 @@ impl TableProvider for RelationTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let snapshot = match state.config().get_extension::<DbSnapshot>() {
-            Some(s) => s,
-            None => match self.engine.upgrade() {
-                Some(e) => e.snapshot(),
-                None => Arc::new(DbSnapshot::default()),
-            },
-        };
+        let snapshot = statement_snapshot(state, &self.engine);
         if let Some(e) = snapshot.errors.get(&self.def.id) {
             return Err(DataFusionError::Execution(format!(
                 "materialized view \"{}\" is in an error state and must be dropped and recreated: {e}",
@@ -781,13 +781,7 @@ impl TableProvider for SessionWindowTable {
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         use crate::dataflow::Operator as _;
-        let snapshot = match state.config().get_extension::<DbSnapshot>() {
-            Some(s) => s,
-            None => match self.engine.upgrade() {
-                Some(e) => e.snapshot(),
-                None => Arc::new(DbSnapshot::default()),
-            },
-        };
+        let snapshot = statement_snapshot(state, &self.engine);
         let data = snapshot.relation(self.def.id).ok_or_else(|| {
             DataFusionError::Plan(format!("relation \"{}\" does not exist", self.def.name))
         })?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::row::RowConverter;
 
 use super::data::RelationData;
 use super::error::{EngineError, Result};
@@ -122,14 +122,7 @@ pub struct ViewState {
 
 impl ViewState {
     pub fn new(def: &RelationDef, append_only: bool) -> Result<ViewState> {
-        let schema = def.schema();
-        let converter = RowConverter::new(
-            schema
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect(),
-        )?;
+        let converter = crate::dataflow::row_converter(&def.schema())?;
         Ok(ViewState {
             data: Arc::new(RelationData::new(def.schema_with_offset())),
             converter,

@@ -170,6 +170,27 @@ fn window_bound(names: impl Iterator<Item = String>, size_us: i64) -> Option<(us
 }
 
 impl Lowerer<'_> {
+    /// The circuit source reading `target` (one per relation and shape).
+    fn source_index(
+        &mut self,
+        target: &ScanTarget,
+        with_offset: bool,
+        schema: &datafusion::arrow::datatypes::SchemaRef,
+    ) -> usize {
+        if let Some(i) = self.source_ids.get(&(target.id, with_offset)) {
+            return *i;
+        }
+        self.sources.push(SourceSpec {
+            relation: target.id,
+            name: target.name.clone(),
+            with_offset,
+            schema: schema.clone(),
+        });
+        let i = self.sources.len() - 1;
+        self.source_ids.insert((target.id, with_offset), i);
+        i
+    }
+
     /// A SESSION window: the relation's rows through the incremental
     /// session operator, then the scan's projection.
     fn lower_session(
@@ -185,20 +206,7 @@ impl Lowerer<'_> {
             full.project(&(0..n).collect::<Vec<_>>())
                 .map_err(|e| SqlError::Plan(e.to_string()))?,
         );
-        let idx = match self.source_ids.get(&(target.id, false)) {
-            Some(i) => *i,
-            None => {
-                self.sources.push(SourceSpec {
-                    relation: target.id,
-                    name: target.name.clone(),
-                    with_offset: false,
-                    schema: rel_schema.clone(),
-                });
-                let i = self.sources.len() - 1;
-                self.source_ids.insert((target.id, false), i);
-                i
-            }
-        };
+        let idx = self.source_index(target, false, &rel_schema);
         let op = crate::dataflow::session::SessionWindow::new(
             rel_schema,
             sess.partition.clone(),
@@ -312,20 +320,7 @@ impl Lowerer<'_> {
                 }
                 let with_offset = s.table_name.schema() == Some(super::rewrite::OFFSETS_SCHEMA);
                 let full_schema = Arc::new(s.source.schema().as_ref().clone());
-                let idx = match self.source_ids.get(&(target.id, with_offset)) {
-                    Some(i) => *i,
-                    None => {
-                        self.sources.push(SourceSpec {
-                            relation: target.id,
-                            name: target.name.clone(),
-                            with_offset,
-                            schema: full_schema.clone(),
-                        });
-                        let i = self.sources.len() - 1;
-                        self.source_ids.insert((target.id, with_offset), i);
-                        i
-                    }
-                };
+                let idx = self.source_index(&target, with_offset, &full_schema);
                 if let Some(spec) = self.close {
                     if target.name == spec.window.relation && self.event_time.is_none() {
                         let column = match &target.watermark {

@@ -275,7 +275,17 @@ mod tests {
             .unwrap();
             s.flush().unwrap();
         }
-        let s = Store::open(dir.path(), 1 << 20).unwrap();
+        // sled's background flusher may hold the directory lock for a
+        // moment after the store is dropped
+        let mut reopened = Store::open(dir.path(), 1 << 20);
+        for _ in 0..100 {
+            if reopened.is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            reopened = Store::open(dir.path(), 1 << 20);
+        }
+        let s = reopened.unwrap();
         assert_eq!(s.next_offset(7).unwrap(), 4);
         assert_eq!(s.logged_relations().unwrap(), vec![7]);
         let from3: Vec<u64> = s.scan_log(7, 3).map(|r| r.unwrap().0).collect();
