@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, RecordBatch,
-    RecordBatchOptions,
+    RecordBatchOptions, TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, SchemaRef};
@@ -131,14 +131,19 @@ pub struct Aggregate {
     free: Vec<usize>,
     schema: SchemaRef,
     started: bool,
-    /// For windowed aggregates whose windows close: the group key column
-    /// holding a window bound, and what to add to it to get the time the
-    /// window closes (the window size for `window_start`, 0 for
-    /// `window_end`).
-    window_close: Option<(usize, i64)>,
-    /// Close time → keys of the groups whose window closes then.
+    /// The group key column that carries a watermark (a window bound, for
+    /// windowed aggregates): a group whose value there is below the
+    /// watermark is final and its state is dropped.
+    window_key: Option<usize>,
+    /// Window key value (µs) → keys of the groups with that value.
     closes: BTreeMap<i64, Vec<Box<[u8]>>>,
+    /// The window key's watermark as of the end of the last step: groups
+    /// below it are final.
     watermark: Option<i64>,
+    /// The watermark that holds once this step's rows are in.
+    next_watermark: Option<i64>,
+    /// Rows dropped for belonging to a group already final.
+    late_rows: u64,
 }
 
 fn is_int(t: &DataType) -> bool {
@@ -194,46 +199,43 @@ impl Aggregate {
             free: Vec::new(),
             schema: super::relax(&schema),
             started: false,
-            window_close: None,
+            window_key: None,
             closes: BTreeMap::new(),
             watermark: None,
+            next_watermark: None,
+            late_rows: 0,
         })
     }
 
-    /// Drops a group's state once the watermark passes the close time of
-    /// its window (group key column `key_index` plus `add_us`); nothing is
-    /// emitted then: the group's last output row stands.
-    pub fn with_window_close(mut self, key_index: usize, add_us: i64) -> Aggregate {
-        self.window_close = Some((key_index, add_us));
-        self
-    }
-
-    /// The close time of each row's window, when windows close.
-    fn close_times(&self, keys: &[ArrayRef]) -> Result<Option<Vec<Option<i64>>>> {
-        let Some((idx, add)) = self.window_close else {
+    /// The window key of each row (µs), for aggregates with one.
+    fn close_times(&self, keys: &[ArrayRef]) -> Result<Option<TimestampMicrosecondArray>> {
+        let Some(idx) = self.window_key else {
             return Ok(None);
         };
         let col = keys
             .get(idx)
             .ok_or_else(|| DataflowError::Eval("window column is not a group key".into()))?;
-        let ts = cast(
-            col,
-            &DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None),
-        )?;
-        let ts = ts.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>();
-        Ok(Some(
-            ts.iter()
-                .map(|t| t.map(|t| t.saturating_add(add)))
-                .collect(),
-        ))
+        Ok(Some(super::watermark::micros(col)?))
     }
 
-    /// Forgets the groups whose window closed at or before the watermark.
+    /// The watermarks of the group keys, from the input's.
+    fn key_watermarks(&self, inputs: &[&[Option<i64>]]) -> Vec<Option<i64>> {
+        let input = inputs.first().copied().unwrap_or(&[]);
+        self.group_exprs
+            .iter()
+            .map(|e| super::watermark::derive(e, input))
+            .collect()
+    }
+
+    /// Forgets the groups whose window key is below the watermark.
     fn prune_closed(&mut self) {
+        if self.next_watermark > self.watermark {
+            self.watermark = self.next_watermark;
+        }
         let Some(wm) = self.watermark else {
             return;
         };
-        let open = self.closes.split_off(&(wm.saturating_add(1)));
+        let open = self.closes.split_off(&wm);
         let closed = std::mem::replace(&mut self.closes, open);
         for key in closed.into_values().flatten() {
             if let Some(s) = self.groups.remove(&key) {
@@ -246,7 +248,7 @@ impl Aggregate {
     /// Rebuilds the close-time index from the group keys (after restore).
     fn rebuild_closes(&mut self) -> Result<()> {
         self.closes.clear();
-        if self.window_close.is_none() || self.groups.is_empty() {
+        if self.window_key.is_none() || self.groups.is_empty() {
             return Ok(());
         }
         let parser = self.key_converter.parser();
@@ -254,7 +256,7 @@ impl Aggregate {
         let rows: Vec<_> = keys.iter().map(|k| parser.parse(k)).collect();
         let cols = self.key_converter.convert_rows(rows)?;
         if let Some(times) = self.close_times(&cols)? {
-            for (k, t) in keys.into_iter().zip(times) {
+            for (k, t) in keys.into_iter().zip(times.iter()) {
                 if let Some(t) = t {
                     self.closes.entry(t).or_default().push(k.clone());
                 }
@@ -710,9 +712,15 @@ impl Operator for Aggregate {
                     continue;
                 }
                 if let (Some(times), Some(r)) = (&closes, &key_rows) {
-                    let key = r.row(row);
-                    if !self.groups.contains_key(key.as_ref()) {
-                        if let Some(t) = times[row] {
+                    if times.is_valid(row) {
+                        let t = times.value(row);
+                        if self.watermark.is_some_and(|wm| t < wm) {
+                            // its group is final (and forgotten)
+                            self.late_rows += 1;
+                            continue;
+                        }
+                        let key = r.row(row);
+                        if !self.groups.contains_key(key.as_ref()) {
                             self.closes.entry(t).or_default().push(key.as_ref().into());
                         }
                     }
@@ -762,8 +770,29 @@ impl Operator for Aggregate {
         Ok(out)
     }
 
-    fn set_watermark(&mut self, watermark_us: i64) {
-        self.watermark = Some(self.watermark.map_or(watermark_us, |w| w.max(watermark_us)));
+    fn output_watermarks(&self, inputs: &[&[Option<i64>]]) -> super::watermark::Watermarks {
+        let mut out = self.key_watermarks(inputs);
+        out.resize(self.schema.fields().len(), None);
+        out
+    }
+
+    fn late_rows(&self) -> u64 {
+        self.late_rows
+    }
+
+    fn plan_watermarks(&mut self, inputs: &[&[Option<i64>]]) -> bool {
+        self.window_key = self.key_watermarks(inputs).iter().position(|w| w.is_some());
+        self.window_key.is_some()
+    }
+
+    fn set_watermarks(&mut self, inputs: &[&[Option<i64>]]) {
+        let Some(k) = self.window_key else {
+            return;
+        };
+        let input = inputs.first().copied().unwrap_or(&[]);
+        if let Some(wm) = super::watermark::derive(&self.group_exprs[k], input) {
+            self.next_watermark = Some(self.next_watermark.map_or(wm, |w| w.max(wm)));
+        }
     }
 
     fn schema(&self) -> SchemaRef {

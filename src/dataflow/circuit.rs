@@ -1,11 +1,10 @@
 //! A circuit: the operator graph of one materialized view, in topological
 //! order, fed by the deltas of the relations it reads.
 
-use datafusion::arrow::array::{AsArray, BooleanArray};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::SchemaRef;
 
 use super::codec::{Reader, Writer};
+use super::watermark::Watermarks;
 use super::{DataflowError, Delta, Operator, Result, StateSize};
 
 /// Where a node's input comes from.
@@ -33,57 +32,7 @@ pub struct Node {
     pub inputs: Vec<Input>,
 }
 
-/// Event time for circuits that close windows: the source whose watermark
-/// drives the circuit, its event-time column and watermark delay.
-#[derive(Debug, Clone)]
-pub struct EventTime {
-    pub source: usize,
-    pub column: usize,
-    pub delay_us: i64,
-    /// Largest event time seen (checkpointed with the circuit).
-    pub max_event_us: Option<i64>,
-    /// Rows dropped for arriving behind the watermark.
-    pub late_rows: u64,
-}
-
-impl EventTime {
-    pub fn watermark_us(&self) -> Option<i64> {
-        self.max_event_us.map(|m| m.saturating_sub(self.delay_us))
-    }
-
-    /// Drops the rows of `d` behind the watermark (and rows without an
-    /// event time), then advances the watermark past the rest.
-    fn admit(&mut self, d: &Delta) -> Result<Delta> {
-        let ts = cast(
-            d.batch.column(self.column),
-            &DataType::Timestamp(TimeUnit::Microsecond, None),
-        )?;
-        let ts = ts.as_primitive::<TimestampMicrosecondType>();
-        let wm = self.watermark_us();
-        let keep: BooleanArray = ts
-            .iter()
-            .map(|t| {
-                Some(
-                    matches!((t, wm), (Some(t), Some(w)) if t >= w)
-                        || (t.is_some() && wm.is_none()),
-                )
-            })
-            .collect();
-        self.late_rows += ts
-            .iter()
-            .flatten()
-            .filter(|&t| wm.is_some_and(|w| t < w))
-            .count() as u64;
-        if let Some(m) = datafusion::arrow::compute::max(ts) {
-            self.max_event_us = Some(self.max_event_us.map_or(m, |x| x.max(m)));
-        }
-        if keep.true_count() == d.len() {
-            Ok(d.clone())
-        } else {
-            d.filter(&keep)
-        }
-    }
-}
+pub use super::watermark::EventTime;
 
 pub struct Circuit {
     pub sources: Vec<SourceSpec>,
@@ -91,8 +40,15 @@ pub struct Circuit {
     /// The output only ever inserts (its inputs only insert and no operator
     /// on the way retracts), so its consumer needs no retraction index.
     pub append_only: bool,
-    /// Set for circuits that close windows (EMIT ON WINDOW CLOSE).
-    pub event_time: Option<EventTime>,
+    /// The sources read that have a watermark.
+    pub event_times: Vec<EventTime>,
+    /// Some operator holds state by the watermark: late rows are dropped at
+    /// the input.
+    pub drop_late: bool,
+    /// Current column watermarks of every node's output.
+    watermarks: Vec<Watermarks>,
+    /// The watermarks must be passed to the operators before the next step.
+    watermarks_moved: bool,
     /// The circuit has operators that depend on the clock.
     pub uses_clock: bool,
     now: Option<i64>,
@@ -124,12 +80,75 @@ impl Circuit {
             sources,
             nodes,
             append_only,
-            event_time: None,
+            event_times: Vec::new(),
+            drop_late: false,
+            watermarks: Vec::new(),
+            watermarks_moved: true,
             uses_clock: false,
             now: None,
             clock_moved: false,
             started: false,
         })
+    }
+
+    /// Declares the sources' event times and plans the watermarks through
+    /// the graph: which output columns carry one, and whether late rows must
+    /// be dropped. Returns the output's watermarked columns.
+    pub fn set_event_times(&mut self, event_times: Vec<EventTime>) -> Vec<bool> {
+        self.event_times = event_times;
+        let sources = self.source_watermarks(|_| Some(0));
+        let mut outs: Vec<Watermarks> = Vec::with_capacity(self.nodes.len());
+        let mut uses = false;
+        for node in &mut self.nodes {
+            let ins = node_inputs(&node.inputs, &sources, &outs);
+            uses |= node.op.plan_watermarks(&ins);
+            let out = node.op.output_watermarks(&ins);
+            outs.push(out);
+        }
+        self.drop_late = uses;
+        self.watermarks_moved = true;
+        outs.last()
+            .map(|w| w.iter().map(|x| x.is_some()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Per source, per column: the watermark `value` gives each event time.
+    fn source_watermarks(&self, value: impl Fn(&EventTime) -> Option<i64>) -> Vec<Watermarks> {
+        let mut out: Vec<Watermarks> = self
+            .sources
+            .iter()
+            .map(|s| vec![None; s.schema.fields().len()])
+            .collect();
+        for et in &self.event_times {
+            if let Some(c) = out.get_mut(et.source).and_then(|s| s.get_mut(et.column)) {
+                *c = value(et);
+            }
+        }
+        out
+    }
+
+    /// Passes the current watermarks through the graph to every operator.
+    fn propagate_watermarks(&mut self) {
+        let sources = self.source_watermarks(|et| et.watermark_us());
+        let mut outs: Vec<Watermarks> = Vec::with_capacity(self.nodes.len());
+        for node in &mut self.nodes {
+            let ins = node_inputs(&node.inputs, &sources, &outs);
+            node.op.set_watermarks(&ins);
+            let out = node.op.output_watermarks(&ins);
+            outs.push(out);
+        }
+        self.watermarks = outs;
+    }
+
+    /// The output's column watermarks (µs), as of the last step.
+    pub fn output_watermarks(&self) -> Watermarks {
+        self.watermarks.last().cloned().unwrap_or_default()
+    }
+
+    /// Rows dropped as late: at the input, and by operators.
+    pub fn late_rows(&self) -> u64 {
+        self.event_times.iter().map(|e| e.late_rows).sum::<u64>()
+            + self.nodes.iter().map(|n| n.op.late_rows()).sum::<u64>()
     }
 
     pub fn schema(&self) -> SchemaRef {
@@ -145,19 +164,20 @@ impl Circuit {
         self.started = true;
         let mut admitted;
         let mut deltas = deltas;
-        let mut advanced = false;
-        if let Some(et) = &mut self.event_time {
-            if let Some(Some(d)) = deltas.get(et.source) {
-                let before = et.watermark_us();
-                admitted = deltas.to_vec();
-                admitted[et.source] = Some(et.admit(d)?);
-                deltas = &admitted;
-                advanced = et.watermark_us() != before;
-            }
-            if let Some(wm) = et.watermark_us() {
-                for node in &mut self.nodes {
-                    node.op.set_watermark(wm);
+        let mut advanced = std::mem::take(&mut self.watermarks_moved);
+        if !self.event_times.is_empty() {
+            admitted = deltas.to_vec();
+            for et in &mut self.event_times {
+                if let Some(Some(d)) = admitted.get(et.source) {
+                    let before = et.watermark_us();
+                    let d = et.admit(d, self.drop_late)?;
+                    advanced |= et.watermark_us() != before;
+                    admitted[et.source] = Some(d);
                 }
+            }
+            deltas = &admitted;
+            if advanced {
+                self.propagate_watermarks();
             }
         }
         advanced |= self.clock_moved;
@@ -233,12 +253,14 @@ impl Circuit {
 
     pub fn checkpoint(&self) -> Result<Vec<u8>> {
         let mut w = Writer::default();
+        w.u8(FORMAT);
         w.u8(self.started as u8);
         w.u32(self.nodes.len() as u32);
         for n in &self.nodes {
             w.bytes(&n.op.checkpoint()?);
         }
-        if let Some(et) = &self.event_time {
+        w.u32(self.event_times.len() as u32);
+        for et in &self.event_times {
             match et.max_event_us {
                 Some(m) => {
                     w.u8(1);
@@ -251,8 +273,19 @@ impl Circuit {
         Ok(w.buf)
     }
 
+    /// Whether `bytes` is a checkpoint in this version's format (an older
+    /// one is not restored: the view is rebuilt from the log instead).
+    pub fn can_restore(bytes: &[u8]) -> bool {
+        bytes.first() == Some(&FORMAT)
+    }
+
     pub fn restore(&mut self, bytes: &[u8]) -> Result<()> {
         let mut r = Reader::new(bytes);
+        if r.u8()? != FORMAT {
+            return Err(DataflowError::State(
+                "the checkpoint was written in an older format".into(),
+            ));
+        }
         self.started = r.u8()? != 0;
         let n = r.u32()? as usize;
         if n != self.nodes.len() {
@@ -264,13 +297,21 @@ impl Circuit {
         for node in &mut self.nodes {
             node.op.restore(r.bytes()?)?;
         }
-        if let Some(et) = &mut self.event_time {
+        let n = r.u32()? as usize;
+        if n != self.event_times.len() {
+            return Err(DataflowError::State(format!(
+                "checkpoint has {n} event-time sources, the view plans {}",
+                self.event_times.len()
+            )));
+        }
+        for et in &mut self.event_times {
             et.max_event_us = match r.u8()? {
                 0 => None,
                 _ => Some(r.i64()?),
             };
             et.late_rows = r.u64()?;
         }
+        self.watermarks_moved = true;
         if !r.done() {
             return Err(DataflowError::State(
                 "trailing bytes in circuit state".into(),
@@ -278,6 +319,24 @@ impl Circuit {
         }
         Ok(())
     }
+}
+
+/// Checkpoint format of a circuit (the first byte).
+const FORMAT: u8 = 2;
+
+/// The watermarks of a node's inputs.
+fn node_inputs<'a>(
+    inputs: &[Input],
+    sources: &'a [Watermarks],
+    nodes: &'a [Watermarks],
+) -> Vec<&'a [Option<i64>]> {
+    inputs
+        .iter()
+        .map(|i| match i {
+            Input::Source(s) => sources.get(*s).map(|w| w.as_slice()).unwrap_or(&[]),
+            Input::Node(k) => nodes.get(*k).map(|w| w.as_slice()).unwrap_or(&[]),
+        })
+        .collect()
 }
 
 impl std::fmt::Debug for Circuit {

@@ -1,12 +1,11 @@
-//! EMIT ON WINDOW CLOSE: holds a windowed view's changing rows until the
-//! watermark passes the close time of their window, then emits each
-//! window's final rows once, as insertions, and forgets them. The output
-//! never retracts (it is append-only), and the state holds only rows of
-//! windows still open.
+//! EMIT ON WINDOW CLOSE: holds a windowed view's changing rows until they
+//! are final — their value in a column with a watermark (a window bound) is
+//! below that column's watermark — then emits them once, as insertions, and
+//! forgets them. The output never retracts (it is append-only), and the
+//! state holds only rows of windows still open.
 
-use datafusion::arrow::array::{Array, AsArray, Int64Array};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::array::{Array, Int64Array};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::RowConverter;
 
 use super::codec::{read_timed_rows, write_timed_rows, Reader, Writer};
@@ -15,23 +14,20 @@ use super::{DataflowError, Delta, Operator, Result, StateSize, TimedRows};
 pub struct EmitOnClose {
     schema: SchemaRef,
     converter: RowConverter,
-    /// Output column holding a window bound, and what to add to it to get
-    /// the window's close time.
+    /// The column whose watermark closes rows (a window bound).
     column: usize,
-    add_us: i64,
-    /// Close time → encoded row → weight.
+    /// Window bound (µs) → encoded row → weight.
     pending: TimedRows,
     watermark: Option<i64>,
 }
 
 impl EmitOnClose {
-    pub fn new(schema: SchemaRef, column: usize, add_us: i64) -> Result<EmitOnClose> {
+    pub fn new(schema: SchemaRef, column: usize) -> Result<EmitOnClose> {
         let converter = super::row_converter(&schema)?;
         Ok(EmitOnClose {
             schema,
             converter,
             column,
-            add_us,
             pending: TimedRows::new(),
             watermark: None,
         })
@@ -42,18 +38,13 @@ impl Operator for EmitOnClose {
     fn step(&mut self, inputs: &[Option<&Delta>]) -> Result<Option<Delta>> {
         if let Some(d) = inputs.first().copied().flatten().filter(|d| !d.is_empty()) {
             let rows = self.converter.convert_columns(d.batch.columns())?;
-            let bound = cast(
-                d.batch.column(self.column),
-                &DataType::Timestamp(TimeUnit::Microsecond, None),
-            )?;
-            let bound = bound.as_primitive::<TimestampMicrosecondType>();
+            let bound = super::watermark::micros(d.batch.column(self.column))?;
             for (i, &w) in d.weights.values().iter().enumerate() {
                 // A row without a window (NULL event time) never closes.
                 if w == 0 || !bound.is_valid(i) {
                     continue;
                 }
-                let close = bound.value(i).saturating_add(self.add_us);
-                let window = self.pending.entry(close).or_default();
+                let window = self.pending.entry(bound.value(i)).or_default();
                 let e = window.entry(rows.row(i).as_ref().into()).or_insert(0);
                 *e += w;
                 if *e == 0 {
@@ -64,7 +55,7 @@ impl Operator for EmitOnClose {
         let Some(wm) = self.watermark else {
             return Ok(None);
         };
-        let open = self.pending.split_off(&(wm.saturating_add(1)));
+        let open = self.pending.split_off(&wm);
         let closed = std::mem::replace(&mut self.pending, open);
         let mut out = Vec::new();
         for (_, rows) in closed {
@@ -89,8 +80,18 @@ impl Operator for EmitOnClose {
         Ok(Some(Delta::new(batch, Int64Array::from_value(1, n))?))
     }
 
-    fn set_watermark(&mut self, watermark_us: i64) {
-        self.watermark = Some(self.watermark.map_or(watermark_us, |w| w.max(watermark_us)));
+    fn output_watermarks(&self, inputs: &[&[Option<i64>]]) -> super::watermark::Watermarks {
+        inputs.first().map(|w| w.to_vec()).unwrap_or_default()
+    }
+
+    fn plan_watermarks(&mut self, _inputs: &[&[Option<i64>]]) -> bool {
+        true
+    }
+
+    fn set_watermarks(&mut self, inputs: &[&[Option<i64>]]) {
+        if let Some(Some(wm)) = inputs.first().and_then(|w| w.get(self.column)) {
+            self.watermark = Some(self.watermark.map_or(*wm, |w| w.max(*wm)));
+        }
     }
 
     fn schema(&self) -> SchemaRef {
@@ -99,13 +100,8 @@ impl Operator for EmitOnClose {
 
     fn explain(&self) -> String {
         format!(
-            "EmitOnWindowClose: {}{}",
-            self.schema.field(self.column).name(),
-            if self.add_us > 0 {
-                format!(" + {} µs", self.add_us)
-            } else {
-                String::new()
-            }
+            "EmitOnWindowClose: rows final below the watermark of {}",
+            self.schema.field(self.column).name()
         )
     }
 

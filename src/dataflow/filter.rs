@@ -43,6 +43,11 @@ impl Operator for Filter {
         self.schema.clone()
     }
 
+    fn output_watermarks(&self, inputs: &[&[Option<i64>]]) -> super::watermark::Watermarks {
+        // a filter only removes rows
+        inputs.first().map(|w| w.to_vec()).unwrap_or_default()
+    }
+
     fn explain(&self) -> String {
         format!("Filter: {}", self.predicate)
     }

@@ -20,6 +20,7 @@ pub mod project;
 pub mod session;
 pub mod temporal;
 pub mod union;
+pub mod watermark;
 
 use std::sync::Arc;
 
@@ -229,10 +230,29 @@ pub trait Operator: Send + Sync {
         StateSize::default()
     }
 
-    /// The event-time watermark of the circuit's input, set before each
-    /// step of a circuit that has one: no later input row has an event time
-    /// below it. Windowed operators use it to close windows.
-    fn set_watermark(&mut self, _watermark_us: i64) {}
+    /// The column watermarks of the output, given the inputs' (one slice
+    /// per input port, one entry per column): see [`watermark`]. The default
+    /// promises nothing.
+    fn output_watermarks(&self, _inputs: &[&[Option<i64>]]) -> watermark::Watermarks {
+        vec![None; self.schema().fields().len()]
+    }
+
+    /// Called once when the circuit is planned, with the columns that will
+    /// carry watermarks (placeholder values): returns whether the operator
+    /// holds state by the watermark (and so needs late rows dropped).
+    fn plan_watermarks(&mut self, _inputs: &[&[Option<i64>]]) -> bool {
+        false
+    }
+
+    /// The inputs' column watermarks, set before each step of a circuit
+    /// with event time. Operators that hold state by time close and drop
+    /// what the watermarks make final.
+    fn set_watermarks(&mut self, _inputs: &[&[Option<i64>]]) {}
+
+    /// Rows the operator dropped for arriving after their state was final.
+    fn late_rows(&self) -> u64 {
+        0
+    }
 
     /// The engine's clock, for operators that depend on `now()`; set before
     /// every step of a circuit that has such operators.

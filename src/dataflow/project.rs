@@ -56,6 +56,14 @@ impl Operator for Project {
         self.schema.clone()
     }
 
+    fn output_watermarks(&self, inputs: &[&[Option<i64>]]) -> super::watermark::Watermarks {
+        let input = inputs.first().copied().unwrap_or(&[]);
+        self.exprs
+            .iter()
+            .map(|e| super::watermark::derive(e, input))
+            .collect()
+    }
+
     fn explain(&self) -> String {
         let cols: Vec<String> = self
             .exprs

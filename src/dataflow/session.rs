@@ -10,6 +10,12 @@
 //! the new ones. An event that bridges two sessions merges them (both old
 //! sessions' rows are retracted, the merged session's rows inserted); a
 //! deletion can split one. Rows without an event time are dropped.
+//!
+//! With a watermark on the time column, a session whose end (last event
+//! plus the gap) is at or below the watermark can no longer grow or merge:
+//! its rows are forgotten, so the state holds only open sessions. The
+//! output's `window_end` carries the input's watermark (a change only ever
+//! touches sessions ending after it).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -38,6 +44,12 @@ pub struct SessionWindow {
     key_converter: RowConverter,
     row_converter: RowConverter,
     partitions: HashMap<Box<[u8]>, Partition>,
+    /// When to look at a partition again for final sessions: (its last
+    /// event time + gap) → partition keys.
+    expiry: BTreeMap<i64, Vec<Box<[u8]>>>,
+    watermark: Option<i64>,
+    /// The input's time column has a watermark.
+    closes: bool,
 }
 
 impl SessionWindow {
@@ -72,85 +84,19 @@ impl SessionWindow {
             key_converter,
             row_converter,
             partitions: HashMap::new(),
+            expiry: BTreeMap::new(),
+            watermark: None,
+            closes: false,
         })
     }
 
     pub fn output_schema(&self) -> SchemaRef {
         self.schema.clone()
     }
-}
 
-/// Event times present in a partition, optionally with a pending change
-/// (`extra`: time → change in row count) applied.
-struct Keys<'a> {
-    part: Option<&'a Partition>,
-    extra: Option<&'a BTreeMap<i64, i64>>,
-}
-
-impl Keys<'_> {
-    fn count(&self, t: i64) -> i64 {
-        let base: i64 = self
-            .part
-            .and_then(|p| p.get(&t))
-            .map(|rows| rows.values().sum())
-            .unwrap_or(0);
-        base + self.extra.and_then(|e| e.get(&t)).copied().unwrap_or(0)
-    }
-
-    /// Present times in `(lo, hi)` exclusive, ascending.
-    fn between(&self, lo: i64, hi: i64) -> Vec<i64> {
-        if hi.saturating_sub(lo) <= 1 {
-            return Vec::new();
-        }
-        let range = (lo.saturating_add(1))..hi;
-        let mut ts: Vec<i64> = Vec::new();
-        if let Some(p) = self.part {
-            ts.extend(p.range(range.clone()).map(|(t, _)| *t));
-        }
-        if let Some(e) = self.extra {
-            ts.extend(e.range(range).map(|(t, _)| *t));
-        }
-        ts.sort_unstable();
-        ts.dedup();
-        ts.retain(|&t| self.count(t) > 0);
-        ts
-    }
-
-    /// Widens `[lo, hi]` to whole sessions: while a present time lies
-    /// within `gap` before `lo` (or after `hi`), move to it.
-    fn expand(&self, mut lo: i64, mut hi: i64, gap: i64) -> (i64, i64) {
-        while let Some(&t) = self.between(lo.saturating_sub(gap), lo).first() {
-            lo = t;
-        }
-        while let Some(&t) = self.between(hi, hi.saturating_add(gap)).last() {
-            hi = t;
-        }
-        (lo, hi)
-    }
-
-    /// Sessions of the present times in `[lo, hi]`: (first, last) pairs.
-    fn sessions(&self, lo: i64, hi: i64, gap: i64) -> Vec<(i64, i64)> {
-        let mut ts = self.between(lo.saturating_sub(1), hi.saturating_add(1));
-        ts.dedup();
-        let mut out: Vec<(i64, i64)> = Vec::new();
-        for t in ts {
-            match out.last_mut() {
-                Some((_, last)) if t - *last < gap => *last = t,
-                _ => out.push((t, t)),
-            }
-        }
-        out
-    }
-}
-
-fn bounds_of(sessions: &[(i64, i64)], t: i64) -> Option<(i64, i64)> {
-    let i = sessions.partition_point(|(s, _)| *s <= t);
-    i.checked_sub(1).map(|i| sessions[i])
-}
-
-impl Operator for SessionWindow {
-    fn step(&mut self, inputs: &[Option<&Delta>]) -> Result<Option<Delta>> {
-        let Some(d) = inputs.first().copied().flatten().filter(|d| !d.is_empty()) else {
+    /// Applies one input change and returns the output change.
+    fn apply(&mut self, d: Option<&Delta>) -> Result<Option<Delta>> {
+        let Some(d) = d else {
             return Ok(None);
         };
         let n = d.len();
@@ -260,6 +206,8 @@ impl Operator for SessionWindow {
             }
             if p.is_empty() {
                 self.partitions.remove(&pkey);
+            } else {
+                self.watch(&pkey);
             }
         }
         if out_rows.is_empty() {
@@ -273,6 +221,160 @@ impl Operator for SessionWindow {
         cols.push(cast(&ends, &ts_type)?);
         let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
         Ok(Some(Delta::new(batch, Int64Array::from(out_weights))?))
+    }
+
+    /// Registers when `key`'s partition may next hold a final session.
+    fn watch(&mut self, key: &[u8]) {
+        if !self.closes {
+            return;
+        }
+        if let Some(last) = self.partitions.get(key).and_then(|p| p.keys().next_back()) {
+            let at = last.saturating_add(self.gap_us);
+            self.expiry.entry(at).or_default().push(key.into());
+        }
+    }
+
+    /// Forgets the sessions that ended at or below the watermark.
+    fn prune_final(&mut self) {
+        let Some(wm) = self.watermark else {
+            return;
+        };
+        let open = self.expiry.split_off(&wm.saturating_add(1));
+        let due = std::mem::replace(&mut self.expiry, open);
+        let gap = self.gap_us;
+        for key in due.into_values().flatten() {
+            let Some(p) = self.partitions.get_mut(&key) else {
+                continue;
+            };
+            // the leading sessions whose end is at or below the watermark
+            let mut cut: Option<i64> = None;
+            let mut prev: Option<i64> = None;
+            let mut all_final = true;
+            for &t in p.keys() {
+                if let Some(l) = prev {
+                    if t - l >= gap {
+                        // a session ended at l
+                        if l.saturating_add(gap) <= wm {
+                            cut = Some(l);
+                        } else {
+                            all_final = false;
+                            break;
+                        }
+                    }
+                }
+                prev = Some(t);
+            }
+            if all_final && prev.is_some_and(|l| l.saturating_add(gap) <= wm) {
+                cut = prev;
+            }
+            if let Some(c) = cut {
+                let rest = p.split_off(&c.saturating_add(1));
+                *p = rest;
+            }
+            // (a partition still holding rows was registered again when it
+            // last changed, at its newest session's end)
+            if p.is_empty() {
+                self.partitions.remove(&key);
+            }
+        }
+    }
+}
+
+/// Event times present in a partition, optionally with a pending change
+/// (`extra`: time → change in row count) applied.
+struct Keys<'a> {
+    part: Option<&'a Partition>,
+    extra: Option<&'a BTreeMap<i64, i64>>,
+}
+
+impl Keys<'_> {
+    fn count(&self, t: i64) -> i64 {
+        let base: i64 = self
+            .part
+            .and_then(|p| p.get(&t))
+            .map(|rows| rows.values().sum())
+            .unwrap_or(0);
+        base + self.extra.and_then(|e| e.get(&t)).copied().unwrap_or(0)
+    }
+
+    /// Present times in `(lo, hi)` exclusive, ascending.
+    fn between(&self, lo: i64, hi: i64) -> Vec<i64> {
+        if hi.saturating_sub(lo) <= 1 {
+            return Vec::new();
+        }
+        let range = (lo.saturating_add(1))..hi;
+        let mut ts: Vec<i64> = Vec::new();
+        if let Some(p) = self.part {
+            ts.extend(p.range(range.clone()).map(|(t, _)| *t));
+        }
+        if let Some(e) = self.extra {
+            ts.extend(e.range(range).map(|(t, _)| *t));
+        }
+        ts.sort_unstable();
+        ts.dedup();
+        ts.retain(|&t| self.count(t) > 0);
+        ts
+    }
+
+    /// Widens `[lo, hi]` to whole sessions: while a present time lies
+    /// within `gap` before `lo` (or after `hi`), move to it.
+    fn expand(&self, mut lo: i64, mut hi: i64, gap: i64) -> (i64, i64) {
+        while let Some(&t) = self.between(lo.saturating_sub(gap), lo).first() {
+            lo = t;
+        }
+        while let Some(&t) = self.between(hi, hi.saturating_add(gap)).last() {
+            hi = t;
+        }
+        (lo, hi)
+    }
+
+    /// Sessions of the present times in `[lo, hi]`: (first, last) pairs.
+    fn sessions(&self, lo: i64, hi: i64, gap: i64) -> Vec<(i64, i64)> {
+        let mut ts = self.between(lo.saturating_sub(1), hi.saturating_add(1));
+        ts.dedup();
+        let mut out: Vec<(i64, i64)> = Vec::new();
+        for t in ts {
+            match out.last_mut() {
+                Some((_, last)) if t - *last < gap => *last = t,
+                _ => out.push((t, t)),
+            }
+        }
+        out
+    }
+}
+
+fn bounds_of(sessions: &[(i64, i64)], t: i64) -> Option<(i64, i64)> {
+    let i = sessions.partition_point(|(s, _)| *s <= t);
+    i.checked_sub(1).map(|i| sessions[i])
+}
+
+impl Operator for SessionWindow {
+    fn step(&mut self, inputs: &[Option<&Delta>]) -> Result<Option<Delta>> {
+        let out = self.apply(inputs.first().copied().flatten().filter(|d| !d.is_empty()));
+        self.prune_final();
+        out
+    }
+
+    fn output_watermarks(&self, inputs: &[&[Option<i64>]]) -> super::watermark::Watermarks {
+        let mut out = vec![None; self.schema.fields().len()];
+        if let Some(w) = inputs.first().and_then(|w| w.get(self.ts_col)) {
+            out[self.input.fields().len() + 1] = *w;
+        }
+        out
+    }
+
+    fn plan_watermarks(&mut self, inputs: &[&[Option<i64>]]) -> bool {
+        self.closes = inputs
+            .first()
+            .and_then(|w| w.get(self.ts_col))
+            .is_some_and(|w| w.is_some());
+        self.closes
+    }
+
+    fn set_watermarks(&mut self, inputs: &[&[Option<i64>]]) {
+        if let Some(Some(wm)) = inputs.first().and_then(|w| w.get(self.ts_col)) {
+            self.watermark = Some(self.watermark.map_or(*wm, |w| w.max(*wm)));
+        }
     }
 
     fn schema(&self) -> SchemaRef {
@@ -319,6 +421,7 @@ impl Operator for SessionWindow {
 
     fn restore(&mut self, bytes: &[u8]) -> Result<()> {
         self.partitions.clear();
+        self.expiry.clear();
         if bytes.is_empty() {
             return Ok(());
         }
@@ -332,6 +435,10 @@ impl Operator for SessionWindow {
             return Err(DataflowError::State(
                 "trailing bytes in session window state".into(),
             ));
+        }
+        let keys: Vec<Box<[u8]>> = self.partitions.keys().cloned().collect();
+        for k in keys {
+            self.watch(&k);
         }
         Ok(())
     }

@@ -38,6 +38,10 @@ impl Operator for Union {
         self.schema.clone()
     }
 
+    fn output_watermarks(&self, inputs: &[&[Option<i64>]]) -> super::watermark::Watermarks {
+        super::watermark::least(inputs, self.schema.fields().len())
+    }
+
     fn explain(&self) -> String {
         format!("Union: {} inputs", self.inputs)
     }

@@ -97,10 +97,19 @@ pub struct ViewStat {
     pub view: String,
     /// (operator, state rows, state bytes), in operator order.
     pub operators: Vec<(String, u64, u64)>,
-    /// For views with EMIT ON WINDOW CLOSE: the source, its watermark as the
-    /// view has seen it, and the late rows the view dropped.
-    pub watermark: Option<(String, Option<i64>, u64)>,
+    /// For views that read a source with a watermark: the output's columns
+    /// with a watermark (name, watermark as of the last step), and the late
+    /// rows the view dropped.
+    pub watermark: Option<ViewWatermarks>,
     pub error: Option<String>,
+}
+
+/// A view's output watermark: its columns that carry one, with the value
+/// (µs) as of the last step, and the late rows the view dropped.
+#[derive(Debug, Clone)]
+pub struct ViewWatermarks {
+    pub columns: Vec<(String, i64)>,
+    pub late_rows: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -539,6 +548,13 @@ impl Committer {
         for (def, circuit) in views {
             let mut circuit = *circuit;
             let saved = checkpoint.as_ref().and_then(|c| c.views.get(&def.id));
+            let saved = saved.filter(|s| {
+                let ok = Circuit::can_restore(&s.circuit);
+                if !ok {
+                    tracing::warn!(view = %def.name, "checkpoint in an older format: rebuilding the view from the log");
+                }
+                ok
+            });
             match saved {
                 Some(saved) => {
                     let mut state = ViewState::new(&def, circuit.append_only)?;
@@ -738,17 +754,7 @@ impl Committer {
                             .into_iter()
                             .map(|(op, s)| (op, s.rows, s.bytes))
                             .collect(),
-                        watermark: v.circuit.event_time.as_ref().map(|et| {
-                            (
-                                v.circuit
-                                    .sources
-                                    .get(et.source)
-                                    .map(|s| s.name.clone())
-                                    .unwrap_or_default(),
-                                et.watermark_us(),
-                                et.late_rows,
-                            )
-                        }),
+                        watermark: v.view_watermarks(),
                         error: v.error.clone(),
                     })
                     .collect();

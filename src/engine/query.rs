@@ -216,7 +216,7 @@ impl ViewStatsTable {
         if self.watermarks {
             Arc::new(Schema::new(vec![
                 Field::new("view", DataType::Utf8, false),
-                Field::new("source", DataType::Utf8, false),
+                Field::new("column", DataType::Utf8, true),
                 Field::new(
                     "watermark",
                     DataType::Timestamp(TimeUnit::Microsecond, None),
@@ -264,21 +264,34 @@ impl TableProvider for ViewStatsTable {
             .await
             .map_err(|e| DataFusionError::Execution(e.to_string()))?;
         let columns: Vec<ArrayRef> = if self.watermarks {
-            let w: Vec<(&str, &(String, Option<i64>, u64))> = stats
-                .iter()
-                .filter_map(|s| s.watermark.as_ref().map(|w| (s.view.as_str(), w)))
-                .collect();
+            // one row per watermarked output column (one row without a
+            // column for a view whose output has none)
+            let mut view: Vec<&str> = Vec::new();
+            let mut column: Vec<Option<&str>> = Vec::new();
+            let mut mark: Vec<Option<i64>> = Vec::new();
+            let mut late: Vec<i64> = Vec::new();
+            for s in &stats {
+                let Some(w) = &s.watermark else {
+                    continue;
+                };
+                if w.columns.is_empty() {
+                    view.push(&s.view);
+                    column.push(None);
+                    mark.push(None);
+                    late.push(w.late_rows as i64);
+                }
+                for (c, at) in &w.columns {
+                    view.push(&s.view);
+                    column.push(Some(c));
+                    mark.push(Some(*at));
+                    late.push(w.late_rows as i64);
+                }
+            }
             vec![
-                Arc::new(StringArray::from_iter_values(w.iter().map(|(v, _)| *v))),
-                Arc::new(StringArray::from_iter_values(
-                    w.iter().map(|(_, w)| w.0.as_str()),
-                )),
-                Arc::new(TimestampMicrosecondArray::from_iter(
-                    w.iter().map(|(_, w)| w.1),
-                )),
-                Arc::new(Int64Array::from_iter_values(
-                    w.iter().map(|(_, w)| w.2 as i64),
-                )),
+                Arc::new(StringArray::from(view)),
+                Arc::new(StringArray::from(column)),
+                Arc::new(TimestampMicrosecondArray::from(mark)),
+                Arc::new(Int64Array::from(late)),
             ]
         } else {
             let mut view = Vec::new();

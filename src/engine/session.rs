@@ -337,20 +337,8 @@ impl Session {
         datafusion::arrow::datatypes::SchemaRef,
     )> {
         let mut stmt = ast::Statement::Query(Box::new(query.clone()));
-        let windows = crate::sql::window::expand_window_functions(&mut stmt)?;
+        crate::sql::window::expand_window_functions(&mut stmt)?;
         let temporal = crate::sql::temporal::extract_temporal_filters(&mut stmt)?;
-        let close =
-            if emit_on_close {
-                match windows.as_slice() {
-                    [w] => Some(crate::sql::lower::CloseSpec { window: w.clone() }),
-                    _ => return Err(EngineError::Unsupported(
-                        "EMIT ON WINDOW CLOSE needs exactly one TUMBLE or HOP window in the query"
-                            .into(),
-                    )),
-                }
-            } else {
-                None
-            };
         postgres_output_names(&mut stmt);
         let engine = &self.engine;
         if mentions_offset(&stmt) {
@@ -378,7 +366,7 @@ impl Session {
                     id: def.id,
                     name: def.name.clone(),
                     append_only: false,
-                    watermark: None,
+                    watermark: watermark_of(&def),
                     session: Some(spec),
                 });
             }
@@ -388,15 +376,11 @@ impl Session {
                     id: r.id,
                     name: r.name.clone(),
                     append_only: r.kind == RelationKind::Source,
-                    watermark: r.watermark.as_ref().and_then(|w| {
-                        crate::sql::ddl::watermark_delay(&w.column, &w.expr)
-                            .ok()
-                            .map(|d| (w.column.clone(), d))
-                    }),
+                    watermark: watermark_of(&r),
                     session: None,
                 })
         };
-        let circuit = crate::sql::lower::lower(&optimized, &resolve, close.as_ref(), &temporal)?;
+        let circuit = crate::sql::lower::lower(&optimized, &resolve, emit_on_close, &temporal)?;
         let schema = crate::dataflow::relax(&Arc::new(optimized.schema().as_arrow().clone()));
         Ok((circuit, schema))
     }
@@ -620,4 +604,13 @@ fn parse_clock(text: &str) -> Option<i64> {
     .iter()
     .find_map(|f| chrono::NaiveDateTime::parse_from_str(text.trim(), f).ok())
     .map(|t| t.and_utc().timestamp_micros())
+}
+
+/// A relation's `WATERMARK FOR` column and delay, for lowering.
+fn watermark_of(def: &crate::catalog::RelationDef) -> Option<(String, i64)> {
+    def.watermark.as_ref().and_then(|w| {
+        crate::sql::ddl::watermark_delay(&w.column, &w.expr)
+            .ok()
+            .map(|d| (w.column.clone(), d))
+    })
 }

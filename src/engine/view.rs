@@ -237,6 +237,26 @@ pub struct ViewWork {
 }
 
 impl ViewWork {
+    /// The output's watermarked columns and the late rows dropped, for
+    /// views that read a source with a watermark.
+    pub fn view_watermarks(&self) -> Option<super::commit::ViewWatermarks> {
+        if self.circuit.event_times.is_empty() {
+            return None;
+        }
+        let schema = self.circuit.schema();
+        let columns = self
+            .circuit
+            .output_watermarks()
+            .into_iter()
+            .zip(schema.fields())
+            .filter_map(|(w, f)| w.map(|w| (f.name().clone(), w)))
+            .collect();
+        Some(super::commit::ViewWatermarks {
+            columns,
+            late_rows: self.circuit.late_rows(),
+        })
+    }
+
     /// Feeds one step of input changes; returns the view's own change.
     pub fn step(&mut self, changed: &HashMap<u64, RelDelta>) -> Option<RelDelta> {
         if self.error.is_some() {

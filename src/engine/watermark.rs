@@ -6,9 +6,7 @@
 //! Tracked by the committer as rows are appended, in log order, so replaying
 //! the log at start-up reproduces the same values.
 
-use datafusion::arrow::array::{AsArray, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::array::RecordBatch;
 
 use super::error::Result;
 use crate::catalog::RelationDef;
@@ -56,18 +54,15 @@ impl WatermarkTrack {
         self.max_event_us.map(|m| m.saturating_sub(self.delay_us))
     }
 
-    /// Takes appended rows into account: counts those behind the watermark
-    /// as it stood before them, then advances the maximum event time.
+    /// Takes appended rows into account, in order: counts those behind the
+    /// watermark as it stood just before each (the rule views apply when
+    /// they drop late rows), and advances the maximum event time.
     pub fn observe(&mut self, batch: &RecordBatch) -> Result<()> {
-        let col = batch.column(self.column);
-        let col = cast(col, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
-        let ts = col.as_primitive::<TimestampMicrosecondType>();
-        if let Some(wm) = self.watermark_us() {
-            self.late_rows += ts.iter().flatten().filter(|&t| t < wm).count() as u64;
-        }
-        if let Some(m) = datafusion::arrow::compute::max(ts) {
-            self.max_event_us = Some(self.max_event_us.map_or(m, |x| x.max(m)));
-        }
+        let ts = crate::dataflow::watermark::micros(batch.column(self.column))
+            .map_err(|e| super::error::EngineError::Internal(e.to_string()))?;
+        let (_, late) =
+            crate::dataflow::watermark::admit_rows(&ts, &mut self.max_event_us, self.delay_us);
+        self.late_rows += late;
         Ok(())
     }
 

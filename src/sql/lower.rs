@@ -44,12 +44,6 @@ pub struct SessionScan {
 pub type Resolver<'a> = dyn Fn(&TableReference, &Arc<dyn datafusion::logical_expr::TableSource>) -> Option<ScanTarget>
     + 'a;
 
-/// EMIT ON WINDOW CLOSE: the window the view aggregates over.
-#[derive(Debug, Clone)]
-pub struct CloseSpec {
-    pub window: super::window::WindowSpec,
-}
-
 fn unsupported(what: impl Into<String>) -> SqlError {
     SqlError::Unsupported(format!(
         "{} is not supported in materialized views yet",
@@ -93,11 +87,12 @@ pub fn check_deterministic(plan: &LogicalPlan) -> Result<(), SqlError> {
     }
 }
 
-/// Lowers an optimized plan. `resolve` maps a scanned table to its relation.
+/// Lowers an optimized plan. `resolve` maps a scanned table to its relation;
+/// `emit_on_close` asks for EMIT ON WINDOW CLOSE.
 pub fn lower(
     plan: &LogicalPlan,
     resolve: &Resolver,
-    close: Option<&CloseSpec>,
+    emit_on_close: bool,
     temporal: &[super::temporal::TemporalSpec],
 ) -> Result<Circuit, SqlError> {
     let mut l = Lowerer {
@@ -108,9 +103,7 @@ pub fn lower(
         sources: Vec::new(),
         source_ids: HashMap::new(),
         nodes: Vec::new(),
-        close,
-        event_time: None,
-        closing_aggregates: 0,
+        event_times: Vec::new(),
     };
     let (out, append_only) = l.lower(plan)?;
     if !temporal.is_empty() && !l.uses_clock {
@@ -119,8 +112,8 @@ pub fn lower(
         ));
     }
     let uses_clock = l.uses_clock;
-    if let Some(spec) = close {
-        let mut c = l.finish_emit_on_close(out, spec)?;
+    if emit_on_close {
+        let mut c = l.finish_emit_on_close(out)?;
         c.uses_clock = uses_clock;
         return Ok(c);
     }
@@ -139,6 +132,7 @@ pub fn lower(
     }
     let mut c = Circuit::new(l.sources, l.nodes, append_only && !uses_clock)
         .map_err(|e| SqlError::Plan(e.to_string()))?;
+    c.set_event_times(l.event_times);
     c.uses_clock = uses_clock;
     Ok(c)
 }
@@ -149,24 +143,10 @@ struct Lowerer<'a> {
     sources: Vec<SourceSpec>,
     source_ids: HashMap<(u64, bool), usize>,
     nodes: Vec<Node>,
-    close: Option<&'a CloseSpec>,
     temporal: &'a [super::temporal::TemporalSpec],
     uses_clock: bool,
-    event_time: Option<crate::dataflow::circuit::EventTime>,
-    closing_aggregates: usize,
-}
-
-/// Where a window bound sits in a schema: column index and what to add to
-/// it to get the window's close time.
-fn window_bound(names: impl Iterator<Item = String>, size_us: i64) -> Option<(usize, i64)> {
-    let names: Vec<String> = names.collect();
-    if let Some(i) = names.iter().position(|n| n == "window_end") {
-        return Some((i, 0));
-    }
-    names
-        .iter()
-        .position(|n| n == "window_start")
-        .map(|i| (i, size_us))
+    /// The sources read that declare a watermark.
+    event_times: Vec<crate::dataflow::watermark::EventTime>,
 }
 
 impl Lowerer<'_> {
@@ -188,6 +168,14 @@ impl Lowerer<'_> {
         });
         let i = self.sources.len() - 1;
         self.source_ids.insert((target.id, with_offset), i);
+        if let Some((col, delay)) = &target.watermark {
+            if let Ok(column) = schema.index_of(col) {
+                self.event_times
+                    .push(crate::dataflow::watermark::EventTime::new(
+                        i, column, *delay,
+                    ));
+            }
+        }
         i
     }
 
@@ -237,34 +225,42 @@ impl Lowerer<'_> {
         }
     }
 
-    fn finish_emit_on_close(mut self, out: Input, spec: &CloseSpec) -> Result<Circuit, SqlError> {
-        let refuse = |why: &str| SqlError::Unsupported(format!("EMIT ON WINDOW CLOSE {why}"));
-        let Some(event_time) = self.event_time.take() else {
-            return Err(refuse(&format!(
-                "needs the view to read source \"{}\" directly",
-                spec.window.relation
-            )));
+    /// Appends EMIT ON WINDOW CLOSE to the circuit: the output's rows are
+    /// held until the watermark of one of its columns (preferably
+    /// `window_end`, then `window_start`) makes them final.
+    fn finish_emit_on_close(self, out: Input) -> Result<Circuit, SqlError> {
+        let refuse = || {
+            SqlError::Unsupported(
+                "EMIT ON WINDOW CLOSE needs a column of the view's output that carries a \
+                 watermark: window_start or window_end of a window over a source with \
+                 WATERMARK FOR its time column"
+                    .into(),
+            )
         };
-        if self.closing_aggregates == 0 {
-            return Err(refuse(
-                "needs an aggregate grouped by window_start or window_end",
-            ));
-        }
         let Input::Node(last) = out else {
-            return Err(refuse("needs an aggregate"));
+            return Err(refuse());
         };
         let schema = self.nodes[last].op.schema();
-        let (column, add_us) = window_bound(
-            schema.fields().iter().map(|f| f.name().clone()),
-            spec.window.size_us,
-        )
-        .ok_or_else(|| refuse("needs window_start or window_end among the view's columns"))?;
-        let op = crate::dataflow::emit::EmitOnClose::new(schema, column, add_us)
+        let mut c = Circuit::new(self.sources, self.nodes, false)
             .map_err(|e| SqlError::Plan(e.to_string()))?;
-        self.push(Box::new(op), vec![out]);
-        let mut c = Circuit::new(self.sources, self.nodes, true)
+        let marked = c.set_event_times(self.event_times.clone());
+        let name_of = |i: usize| schema.field(i).name().as_str();
+        let column = (0..marked.len())
+            .filter(|&i| marked[i])
+            .min_by_key(|&i| match name_of(i) {
+                "window_end" => 0,
+                "window_start" => 1,
+                _ => 2,
+            })
+            .ok_or_else(refuse)?;
+        let op = crate::dataflow::emit::EmitOnClose::new(schema, column)
             .map_err(|e| SqlError::Plan(e.to_string()))?;
-        c.event_time = Some(event_time);
+        c.nodes.push(Node {
+            op: Box::new(op),
+            inputs: vec![Input::Node(last)],
+        });
+        c.append_only = true;
+        c.set_event_times(self.event_times);
         Ok(c)
     }
 
@@ -321,29 +317,6 @@ impl Lowerer<'_> {
                 let with_offset = s.table_name.schema() == Some(super::rewrite::OFFSETS_SCHEMA);
                 let full_schema = Arc::new(s.source.schema().as_ref().clone());
                 let idx = self.source_index(&target, with_offset, &full_schema);
-                if let Some(spec) = self.close {
-                    if target.name == spec.window.relation && self.event_time.is_none() {
-                        let column = match &target.watermark {
-                            Some((col, delay)) if *col == spec.window.time_column => {
-                                full_schema.index_of(col).ok().map(|i| (i, *delay))
-                            }
-                            _ => None,
-                        };
-                        let Some((column, delay_us)) = column else {
-                            return Err(SqlError::Unsupported(format!(
-                                "EMIT ON WINDOW CLOSE needs source \"{}\" to declare WATERMARK FOR {}",
-                                spec.window.relation, spec.window.time_column
-                            )));
-                        };
-                        self.event_time = Some(crate::dataflow::circuit::EventTime {
-                            source: idx,
-                            column,
-                            delay_us,
-                            max_event_us: None,
-                            late_rows: 0,
-                        });
-                    }
-                }
                 let mut input = Input::Source(idx);
                 let mut append_only = target.append_only;
                 for t in self.temporal.iter().filter(|t| t.relation == target.name) {
@@ -455,18 +428,8 @@ impl Lowerer<'_> {
                     aggs.push(self.agg_spec(e, in_schema, output)?);
                 }
                 let schema = Arc::new(a.schema.as_arrow().clone());
-                let mut op = Aggregate::new(group_exprs, group_types, aggs, schema, ao)
+                let op = Aggregate::new(group_exprs, group_types, aggs, schema, ao)
                     .map_err(|e| SqlError::Plan(e.to_string()))?;
-                if let Some(spec) = self.close {
-                    let names = a.group_expr.iter().map(|g| match g {
-                        Expr::Column(c) => c.name.clone(),
-                        _ => String::new(),
-                    });
-                    if let Some((idx, add)) = window_bound(names, spec.window.size_us) {
-                        op = op.with_window_close(idx, add);
-                        self.closing_aggregates += 1;
-                    }
-                }
                 Ok((self.push(Box::new(op), vec![input]), false))
             }
             LogicalPlan::Distinct(Distinct::All(input)) => {
