@@ -9,8 +9,11 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
+/// As Nexmark sources are declared for streaming engines: event time with
+/// a watermark 4 seconds behind the newest bid.
 pub const BID_DDL: &str = "CREATE SOURCE bid (auction BIGINT, bidder BIGINT, price BIGINT, \
-     channel TEXT, url TEXT, date_time TIMESTAMP, extra TEXT)";
+     channel TEXT, url TEXT, date_time TIMESTAMP, extra TEXT, \
+     WATERMARK FOR date_time AS date_time - INTERVAL '4 seconds')";
 
 pub fn bid_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![

@@ -100,12 +100,78 @@ enum Acc {
     },
 }
 
+/// One aggregate value of an output row. Integers and floats (the common
+/// results: counts, sums, averages) stay unboxed, so computing, comparing
+/// and emitting a group's row allocates nothing for them.
+#[derive(Debug, Clone)]
+enum Out {
+    Null,
+    I(i64),
+    F(f64),
+    S(ScalarValue),
+}
+
+impl PartialEq for Out {
+    fn eq(&self, other: &Out) -> bool {
+        match (self, other) {
+            (Out::Null, Out::Null) => true,
+            (Out::I(a), Out::I(b)) => a == b,
+            (Out::F(a), Out::F(b)) => a.to_bits() == b.to_bits(),
+            (Out::S(a), Out::S(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Out {
+    fn into_scalar(self, t: &DataType) -> Result<ScalarValue> {
+        Ok(match self {
+            Out::Null => ScalarValue::try_from(t)?,
+            Out::I(v) => ScalarValue::Int64(Some(v)),
+            Out::F(v) => ScalarValue::Float64(Some(v)),
+            Out::S(v) => v,
+        })
+    }
+}
+
+/// The output column of one aggregate, from its values.
+fn out_column(vals: Vec<Out>, t: &DataType) -> Result<ArrayRef> {
+    let a: ArrayRef = if vals.iter().all(|v| matches!(v, Out::I(_) | Out::Null)) {
+        Arc::new(
+            vals.iter()
+                .map(|v| match v {
+                    Out::I(x) => Some(*x),
+                    _ => None,
+                })
+                .collect::<Int64Array>(),
+        )
+    } else if vals.iter().all(|v| matches!(v, Out::F(_) | Out::Null)) {
+        Arc::new(
+            vals.iter()
+                .map(|v| match v {
+                    Out::F(x) => Some(*x),
+                    _ => None,
+                })
+                .collect::<Float64Array>(),
+        )
+    } else {
+        let scalars = vals
+            .into_iter()
+            .map(|v| v.into_scalar(t))
+            .collect::<Result<Vec<_>>>()?;
+        ScalarValue::iter_to_array(scalars)?
+    };
+    Ok(if a.data_type() == t { a } else { cast(&a, t)? })
+}
+
+/// A group's bookkeeping; its accumulators and last emitted values live in
+/// the aggregate's flat `accs` and `outs`, at the group's slot (so a new
+/// group allocates only its key).
 struct Group {
-    key: Box<[u8]>,
+    key: Arc<[u8]>,
     count: i64,
-    accs: Vec<Acc>,
-    /// The output row last emitted for this group (aggregate values only).
-    emitted: Option<Vec<ScalarValue>>,
+    /// Whether `outs` holds the output row last emitted for this group.
+    emitted: bool,
     touched: bool,
 }
 
@@ -126,8 +192,12 @@ pub struct Aggregate {
     aggs: Vec<AggSpec>,
     value_converters: Vec<Option<RowConverter>>,
     append_only: bool,
-    groups: HashMap<Box<[u8]>, usize>,
+    groups: super::FastMap<Arc<[u8]>, usize>,
     slots: Vec<Option<Group>>,
+    /// Accumulators, `aggs.len()` per slot.
+    accs: Vec<Acc>,
+    /// Last emitted aggregate values, `aggs.len()` per slot.
+    outs: Vec<Out>,
     free: Vec<usize>,
     schema: SchemaRef,
     started: bool,
@@ -136,7 +206,7 @@ pub struct Aggregate {
     /// watermark is final and its state is dropped.
     window_key: Option<usize>,
     /// Window key value (µs) → keys of the groups with that value.
-    closes: BTreeMap<i64, Vec<Box<[u8]>>>,
+    closes: BTreeMap<i64, Vec<Arc<[u8]>>>,
     /// The window key's watermark as of the end of the last step: groups
     /// below it are final.
     watermark: Option<i64>,
@@ -194,8 +264,10 @@ impl Aggregate {
             aggs,
             value_converters,
             append_only,
-            groups: HashMap::new(),
+            groups: super::FastMap::default(),
             slots: Vec::new(),
+            accs: Vec::new(),
+            outs: Vec::new(),
             free: Vec::new(),
             schema: super::relax(&schema),
             started: false,
@@ -238,9 +310,8 @@ impl Aggregate {
         let open = self.closes.split_off(&wm);
         let closed = std::mem::replace(&mut self.closes, open);
         for key in closed.into_values().flatten() {
-            if let Some(s) = self.groups.remove(&key) {
-                self.slots[s] = None;
-                self.free.push(s);
+            if let Some(s) = self.groups.remove(&*key) {
+                self.release(s);
             }
         }
     }
@@ -252,7 +323,7 @@ impl Aggregate {
             return Ok(());
         }
         let parser = self.key_converter.parser();
-        let keys: Vec<&Box<[u8]>> = self.groups.keys().collect();
+        let keys: Vec<&Arc<[u8]>> = self.groups.keys().collect();
         let rows: Vec<_> = keys.iter().map(|k| parser.parse(k)).collect();
         let cols = self.key_converter.convert_rows(rows)?;
         if let Some(times) = self.close_times(&cols)? {
@@ -269,10 +340,10 @@ impl Aggregate {
         self.group_exprs.is_empty()
     }
 
-    fn new_accs(&self) -> Vec<Acc> {
-        self.aggs
-            .iter()
-            .map(|a| match a.kind {
+    fn new_acc(&self, i: usize) -> Acc {
+        let a = &self.aggs[i];
+        {
+            match a.kind {
                 AggKind::CountStar | AggKind::Count => Acc::Count(0),
                 AggKind::Sum | AggKind::Avg => Acc::Sum {
                     sum: if matches!(a.arg_type, DataType::Float32 | DataType::Float64) {
@@ -288,33 +359,58 @@ impl Aggregate {
                 }
                 AggKind::CountDistinct => Acc::Distinct(HashMap::new()),
                 AggKind::BoolAnd | AggKind::BoolOr => Acc::Bools { t: 0, f: 0 },
-            })
-            .collect()
+            }
+        }
     }
 
-    fn slot_for(&mut self, key: &[u8]) -> usize {
-        if let Some(&s) = self.groups.get(key) {
-            return s;
-        }
-        let g = Group {
-            key: key.into(),
-            count: 0,
-            accs: self.new_accs(),
-            emitted: None,
-            touched: false,
-        };
-        let s = match self.free.pop() {
+    /// Places a group in a slot (reused or new), with fresh accumulators.
+    fn place(&mut self, g: Group) -> usize {
+        let n = self.aggs.len();
+        match self.free.pop() {
             Some(s) => {
+                for i in 0..n {
+                    self.accs[s * n + i] = self.new_acc(i);
+                }
                 self.slots[s] = Some(g);
                 s
             }
             None => {
+                for i in 0..n {
+                    let acc = self.new_acc(i);
+                    self.accs.push(acc);
+                    self.outs.push(Out::Null);
+                }
                 self.slots.push(Some(g));
                 self.slots.len() - 1
             }
-        };
-        self.groups.insert(key.into(), s);
-        s
+        }
+    }
+
+    /// Frees a slot (its accumulators are dropped now, not at reuse).
+    fn release(&mut self, s: usize) {
+        let n = self.aggs.len();
+        self.slots[s] = None;
+        for i in 0..n {
+            self.accs[s * n + i] = Acc::Count(0);
+            self.outs[s * n + i] = Out::Null;
+        }
+        self.free.push(s);
+    }
+
+    /// The group's slot, and whether the group is new.
+    fn slot_for(&mut self, key: &[u8]) -> (usize, bool) {
+        if let Some(&s) = self.groups.get(key) {
+            return (s, false);
+        }
+        let key: Arc<[u8]> = key.into();
+        let s = self.place(Group {
+            key: key.clone(),
+            count: 0,
+            emitted: false,
+            touched: false,
+        });
+        self.groups.insert(key, s);
+        (s, true)
     }
 
     fn arg_col(&self, i: usize, batch: &RecordBatch) -> Result<ArgCol> {
@@ -361,30 +457,28 @@ impl Aggregate {
         })
     }
 
-    /// The aggregate values of a group, typed as the output columns.
-    fn values(&self, g: &Group) -> Result<Vec<ScalarValue>> {
-        let mut out = Vec::with_capacity(self.aggs.len());
-        for (i, (a, acc)) in self.aggs.iter().zip(&g.accs).enumerate() {
+    /// The aggregate values of a group, into `out` (cleared first).
+    fn values(&self, accs: &[Acc], out: &mut Vec<Out>) -> Result<()> {
+        out.clear();
+        for (i, (a, acc)) in self.aggs.iter().zip(accs).enumerate() {
             let t = a.output.data_type();
             let v = match (a.kind, acc) {
-                (AggKind::CountStar | AggKind::Count, Acc::Count(n)) => {
-                    ScalarValue::Int64(Some(*n))
-                }
+                (AggKind::CountStar | AggKind::Count, Acc::Count(n)) => Out::I(*n),
                 (AggKind::Sum, Acc::Sum { sum, n }) => {
                     if *n == 0 {
-                        ScalarValue::try_from(t)?
+                        Out::Null
                     } else {
                         match (sum, &a.arg_type) {
-                            (SumVal::F(f), _) => ScalarValue::Float64(Some(*f)),
+                            (SumVal::F(f), _) => Out::F(*f),
                             (SumVal::I(x), DataType::Decimal128(_, s)) => {
                                 let (p, _) = match t {
                                     DataType::Decimal128(p, s) => (*p, *s),
                                     _ => (38, *s),
                                 };
-                                ScalarValue::Decimal128(Some(*x), p, *s)
+                                Out::S(ScalarValue::Decimal128(Some(*x), p, *s))
                             }
                             (SumVal::I(x), _) => match i64::try_from(*x) {
-                                Ok(v) => ScalarValue::Int64(Some(v)),
+                                Ok(v) => Out::I(v),
                                 Err(_) => {
                                     return Err(DataflowError::Eval(format!("sum overflows {t}")))
                                 }
@@ -394,7 +488,7 @@ impl Aggregate {
                 }
                 (AggKind::Avg, Acc::Sum { sum, n }) => {
                     if *n == 0 {
-                        ScalarValue::try_from(t)?
+                        Out::Null
                     } else {
                         match (sum, &a.arg_type, t) {
                             (
@@ -406,65 +500,67 @@ impl Aggregate {
                                 let scaled = x
                                     .checked_mul(10i128.pow(shift))
                                     .ok_or_else(|| DataflowError::Eval("avg overflows".into()))?;
-                                ScalarValue::Decimal128(Some(scaled / *n as i128), *p, *s_out)
+                                Out::S(ScalarValue::Decimal128(
+                                    Some(scaled / *n as i128),
+                                    *p,
+                                    *s_out,
+                                ))
                             }
-                            (SumVal::I(x), _, _) => {
-                                ScalarValue::Float64(Some(*x as f64 / *n as f64))
-                            }
-                            (SumVal::F(f), _, _) => ScalarValue::Float64(Some(*f / *n as f64)),
+                            (SumVal::I(x), _, _) => Out::F(*x as f64 / *n as f64),
+                            (SumVal::F(f), _, _) => Out::F(*f / *n as f64),
                         }
                     }
                 }
                 (AggKind::Min | AggKind::Max, Acc::Extreme(v)) => match v {
-                    None => ScalarValue::try_from(t)?,
+                    None => Out::Null,
                     Some(b) => self.decode_one(i, b)?,
                 },
                 (AggKind::Min, Acc::Values(m)) => match m.keys().next() {
-                    None => ScalarValue::try_from(t)?,
+                    None => Out::Null,
                     Some(b) => self.decode_one(i, b)?,
                 },
                 (AggKind::Max, Acc::Values(m)) => match m.keys().next_back() {
-                    None => ScalarValue::try_from(t)?,
+                    None => Out::Null,
                     Some(b) => self.decode_one(i, b)?,
                 },
-                (AggKind::CountDistinct, Acc::Distinct(m)) => {
-                    ScalarValue::Int64(Some(m.len() as i64))
-                }
+                (AggKind::CountDistinct, Acc::Distinct(m)) => Out::I(m.len() as i64),
                 (AggKind::BoolAnd, Acc::Bools { t: tr, f }) => {
                     if tr + f == 0 {
-                        ScalarValue::Boolean(None)
+                        Out::Null
                     } else {
-                        ScalarValue::Boolean(Some(*f == 0))
+                        Out::S(ScalarValue::Boolean(Some(*f == 0)))
                     }
                 }
                 (AggKind::BoolOr, Acc::Bools { t: tr, f }) => {
                     if tr + f == 0 {
-                        ScalarValue::Boolean(None)
+                        Out::Null
                     } else {
-                        ScalarValue::Boolean(Some(*tr > 0))
+                        Out::S(ScalarValue::Boolean(Some(*tr > 0)))
                     }
                 }
                 (AggKind::StringAgg, Acc::Values(m)) => {
                     if m.is_empty() {
-                        ScalarValue::try_from(t)?
+                        Out::Null
                     } else {
                         let vals = self.decode_many(i, m)?;
                         let strings = cast(&vals, &DataType::Utf8)?;
                         let s = strings.as_string::<i32>();
                         let parts: Vec<&str> = s.iter().flatten().collect();
-                        ScalarValue::Utf8(Some(parts.join(a.delimiter.as_deref().unwrap_or(""))))
+                        Out::S(ScalarValue::Utf8(Some(
+                            parts.join(a.delimiter.as_deref().unwrap_or("")),
+                        )))
                     }
                 }
                 (AggKind::ArrayAgg, Acc::Values(m)) => {
                     if m.is_empty() {
-                        ScalarValue::try_from(t)?
+                        Out::Null
                     } else {
                         let vals = self.decode_many(i, m)?;
-                        ScalarValue::List(Arc::new(
+                        Out::S(ScalarValue::List(Arc::new(
                             datafusion::common::utils::SingleRowListArrayBuilder::new(vals)
                                 .with_nullable(true)
                                 .build_list_array(),
-                        ))
+                        )))
                     }
                 }
                 (k, _) => {
@@ -474,23 +570,23 @@ impl Aggregate {
                     )))
                 }
             };
-            let v = if v.data_type() == *t {
-                v
-            } else {
-                v.cast_to(t)?
-            };
             out.push(v);
         }
-        Ok(out)
+        Ok(())
     }
 
-    fn decode_one(&self, i: usize, bytes: &[u8]) -> Result<ScalarValue> {
+    fn decode_one(&self, i: usize, bytes: &[u8]) -> Result<Out> {
         let conv = self.value_converters[i]
             .as_ref()
             .ok_or_else(|| DataflowError::Eval("missing value encoder".into()))?;
         let parser = conv.parser();
         let cols = conv.convert_rows(std::iter::once(parser.parse(bytes)))?;
-        Ok(ScalarValue::try_from_array(&cols[0], 0)?)
+        let col = &cols[0];
+        Ok(match col.data_type() {
+            _ if col.is_null(0) => Out::Null,
+            DataType::Int64 => Out::I(col.as_primitive::<Int64Type>().value(0)),
+            _ => Out::S(ScalarValue::try_from_array(col, 0)?),
+        })
     }
 
     /// All values of a multiset, each repeated by its multiplicity.
@@ -581,67 +677,86 @@ impl Aggregate {
         Ok(())
     }
 
-    /// Builds the output delta for the touched groups.
+    /// Builds the output delta for the touched groups: per group whose row
+    /// changed, a retraction of the old row and an insertion of the new.
     fn emit(&mut self, touched: Vec<usize>) -> Result<Option<Delta>> {
-        let mut keys: Vec<Box<[u8]>> = Vec::new();
-        let mut rows: Vec<Vec<ScalarValue>> = Vec::new();
+        let n_aggs = self.aggs.len();
+        // output rows: keys in one buffer, values column by column
+        let mut key_buf: Vec<u8> = Vec::new();
+        let mut key_ends: Vec<usize> = Vec::new();
+        let mut cols: Vec<Vec<Out>> = vec![Vec::new(); n_aggs];
         let mut weights: Vec<i64> = Vec::new();
+        let mut scratch: Vec<Out> = Vec::with_capacity(n_aggs);
+        let global = self.global();
         for s in touched {
-            let (new, old, key, remove) = {
-                let Some(g) = self.slots[s].as_ref() else {
-                    continue;
-                };
-                let live = g.count > 0 || self.global();
-                if g.count < 0 {
-                    return Err(DataflowError::Eval(
-                        "a group has a negative count: more rows retracted than inserted".into(),
-                    ));
-                }
-                let new = if live { Some(self.values(g)?) } else { None };
-                (new, g.emitted.clone(), g.key.clone(), !live)
+            let Some(g) = self.slots[s].as_mut() else {
+                continue;
             };
-            if new != old {
-                if let Some(o) = &old {
-                    keys.push(key.clone());
-                    rows.push(o.clone());
+            if g.count < 0 {
+                return Err(DataflowError::Eval(
+                    "a group has a negative count: more rows retracted than inserted".into(),
+                ));
+            }
+            g.touched = false;
+            let live = g.count > 0 || global;
+            let emitted = g.emitted;
+            let key = g.key.clone();
+            let range = s * n_aggs..(s + 1) * n_aggs;
+            if live {
+                self.values(&self.accs[range.clone()], &mut scratch)?;
+            }
+            let old = &self.outs[range.clone()];
+            let changed = match (live, emitted) {
+                (true, true) => scratch.as_slice() != old,
+                (false, false) => false,
+                _ => true,
+            };
+            if changed {
+                if emitted {
+                    key_buf.extend_from_slice(&key);
+                    key_ends.push(key_buf.len());
+                    for (c, v) in cols.iter_mut().zip(old) {
+                        c.push(v.clone());
+                    }
                     weights.push(-1);
                 }
-                if let Some(n) = &new {
-                    keys.push(key.clone());
-                    rows.push(n.clone());
+                if live {
+                    key_buf.extend_from_slice(&key);
+                    key_ends.push(key_buf.len());
+                    for (c, v) in cols.iter_mut().zip(&scratch) {
+                        c.push(v.clone());
+                    }
                     weights.push(1);
+                    self.outs[range].clone_from_slice(&scratch);
+                }
+                if let Some(g) = self.slots[s].as_mut() {
+                    g.emitted = live;
                 }
             }
-            if let Some(g) = self.slots[s].as_mut() {
-                g.touched = false;
-                g.emitted = new;
-            }
-            if remove {
-                self.groups.remove(&key);
-                self.slots[s] = None;
-                self.free.push(s);
+            if !live {
+                self.groups.remove(&*key);
+                self.release(s);
             }
         }
-        if rows.is_empty() {
+        if weights.is_empty() {
             return Ok(None);
         }
-        let n = rows.len();
-        let parser = self.key_converter.parser();
-        let mut columns: Vec<ArrayRef> = if self.group_exprs.is_empty() {
+        let n = weights.len();
+        let mut columns: Vec<ArrayRef> = if global {
             vec![]
         } else {
-            self.key_converter
-                .convert_rows(keys.iter().map(|k| parser.parse(k)))?
-        };
-        for (i, f) in self.schema.fields().iter().enumerate().skip(columns.len()) {
-            let j = i - self.group_exprs.len();
-            let vals = rows.iter().map(|r| r[j].clone());
-            let a = ScalarValue::iter_to_array(vals)?;
-            columns.push(if a.data_type() == f.data_type() {
-                a
-            } else {
-                cast(&a, f.data_type())?
+            let parser = self.key_converter.parser();
+            let mut start = 0;
+            let rows = key_ends.iter().map(|&end| {
+                let r = parser.parse(&key_buf[start..end]);
+                start = end;
+                r
             });
+            self.key_converter.convert_rows(rows)?
+        };
+        let n_keys = columns.len();
+        for (j, vals) in cols.into_iter().enumerate() {
+            columns.push(out_column(vals, self.schema.field(n_keys + j).data_type())?);
         }
         let columns = columns
             .into_iter()
@@ -669,7 +784,7 @@ impl Operator for Aggregate {
         if !self.started {
             self.started = true;
             if self.global() {
-                let s = self.slot_for(&[]);
+                let (s, _) = self.slot_for(&[]);
                 touched.push(s);
                 if let Some(g) = self.slots[s].as_mut() {
                     g.touched = true;
@@ -711,24 +826,27 @@ impl Operator for Aggregate {
                 if w == 0 {
                     continue;
                 }
-                if let (Some(times), Some(r)) = (&closes, &key_rows) {
-                    if times.is_valid(row) {
-                        let t = times.value(row);
-                        if self.watermark.is_some_and(|wm| t < wm) {
-                            // its group is final (and forgotten)
-                            self.late_rows += 1;
-                            continue;
-                        }
-                        let key = r.row(row);
-                        if !self.groups.contains_key(key.as_ref()) {
-                            self.closes.entry(t).or_default().push(key.as_ref().into());
-                        }
+                let close = closes
+                    .as_ref()
+                    .filter(|times| times.is_valid(row))
+                    .map(|times| times.value(row));
+                if let (Some(t), Some(wm)) = (close, self.watermark) {
+                    if t < wm {
+                        // its group is final (and forgotten)
+                        self.late_rows += 1;
+                        continue;
                     }
                 }
-                let s = match &key_rows {
+                let (s, new) = match &key_rows {
                     Some(r) => self.slot_for(r.row(row).as_ref()),
                     None => self.slot_for(&[]),
                 };
+                if let (true, Some(t)) = (new, close) {
+                    let key = self.slots[s].as_ref().map(|g| g.key.clone());
+                    if let Some(key) = key {
+                        self.closes.entry(t).or_default().push(key);
+                    }
+                }
                 let Some(g) = self.slots[s].as_mut() else {
                     continue;
                 };
@@ -737,7 +855,11 @@ impl Operator for Aggregate {
                     touched.push(s);
                 }
                 g.count += w;
-                for (k, acc) in g.accs.iter_mut().enumerate() {
+                let n_aggs = kinds.len();
+                for (k, acc) in self.accs[s * n_aggs..(s + 1) * n_aggs]
+                    .iter_mut()
+                    .enumerate()
+                {
                     let filtered = filters[k].as_ref().is_some_and(|f| !f.value(row));
                     if let (Acc::Extreme(cur), ArgCol::Encoded(rows, arr)) = (&mut *acc, &args[k]) {
                         if filtered || !arr.is_valid(row) {
@@ -824,10 +946,12 @@ impl Operator for Aggregate {
     fn state_size(&self) -> StateSize {
         let mut rows = 0u64;
         let mut bytes = 0u64;
-        for g in self.slots.iter().flatten() {
+        let n = self.aggs.len();
+        for (s, g) in self.slots.iter().enumerate() {
+            let Some(g) = g else { continue };
             rows += 1;
             bytes += g.key.len() as u64 + 48;
-            for a in &g.accs {
+            for a in &self.accs[s * n..(s + 1) * n] {
                 bytes += match a {
                     Acc::Values(m) => m.keys().map(|k| k.len() as u64 + 40).sum(),
                     Acc::Distinct(m) => m.keys().map(|k| k.len() as u64 + 32).sum(),
@@ -842,12 +966,18 @@ impl Operator for Aggregate {
     fn checkpoint(&self) -> Result<Vec<u8>> {
         let mut w = Writer::default();
         w.u8(self.started as u8);
-        let groups: Vec<&Group> = self.slots.iter().flatten().collect();
+        let n_aggs = self.aggs.len();
+        let groups: Vec<(usize, &Group)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(s, g)| g.as_ref().map(|g| (s, g)))
+            .collect();
         w.u64(groups.len() as u64);
-        for g in groups {
+        for (s, g) in groups {
             w.bytes(&g.key);
             w.i64(g.count);
-            for a in &g.accs {
+            for a in &self.accs[s * n_aggs..(s + 1) * n_aggs] {
                 match a {
                     Acc::Count(n) => {
                         w.u8(0);
@@ -898,12 +1028,14 @@ impl Operator for Aggregate {
     fn restore(&mut self, bytes: &[u8]) -> Result<()> {
         self.groups.clear();
         self.slots.clear();
+        self.accs.clear();
+        self.outs.clear();
         self.free.clear();
         let mut r = Reader::new(bytes);
         self.started = r.u8()? != 0;
         let n = r.u64()?;
         for _ in 0..n {
-            let key: Box<[u8]> = r.bytes()?.into();
+            let key: Arc<[u8]> = r.bytes()?.into();
             let count = r.i64()?;
             let mut accs = Vec::with_capacity(self.aggs.len());
             for _ in 0..self.aggs.len() {
@@ -947,17 +1079,21 @@ impl Operator for Aggregate {
                 };
                 accs.push(acc);
             }
-            let mut g = Group {
+            let emitted = count > 0 || self.global();
+            let mut vals = Vec::with_capacity(self.aggs.len());
+            if emitted {
+                self.values(&accs, &mut vals)?;
+            } else {
+                vals.resize(self.aggs.len(), Out::Null);
+            }
+            self.slots.push(Some(Group {
                 key: key.clone(),
                 count,
-                accs,
-                emitted: None,
+                emitted,
                 touched: false,
-            };
-            if g.count > 0 || self.global() {
-                g.emitted = Some(self.values(&g)?);
-            }
-            self.slots.push(Some(g));
+            }));
+            self.accs.extend(accs);
+            self.outs.extend(vals);
             self.groups.insert(key, self.slots.len() - 1);
         }
         if !r.done() {

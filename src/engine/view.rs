@@ -108,13 +108,41 @@ pub fn dataflow(e: crate::dataflow::DataflowError) -> EngineError {
     EngineError::Internal(format!("view maintenance failed: {e}"))
 }
 
+/// The ids of a row's copies in a view (almost always one: no allocation
+/// then).
+#[derive(Debug)]
+enum Ids {
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl Ids {
+    fn push(&mut self, id: u64) {
+        match self {
+            Ids::One(first) => *self = Ids::Many(vec![*first, id]),
+            Ids::Many(v) => v.push(id),
+        }
+    }
+
+    /// Takes one id; returns it and whether none are left.
+    fn pop(&mut self) -> (Option<u64>, bool) {
+        match self {
+            Ids::One(id) => (Some(*id), true),
+            Ids::Many(v) => {
+                let id = v.pop();
+                (id, v.is_empty())
+            }
+        }
+    }
+}
+
 /// A view's stored contents: a multiset of rows, kept as a relation whose
 /// row versions get internal ids, with an index from row to ids so that a
 /// retraction finds a copy to remove.
 pub struct ViewState {
     pub data: Arc<RelationData>,
     converter: RowConverter,
-    index: HashMap<Box<[u8]>, Vec<u64>>,
+    index: crate::dataflow::FastMap<Box<[u8]>, Ids>,
     next_id: u64,
     /// The view's circuit never retracts: no index is kept.
     append_only: bool,
@@ -126,7 +154,7 @@ impl ViewState {
         Ok(ViewState {
             data: Arc::new(RelationData::new(def.schema_with_offset())),
             converter,
-            index: HashMap::new(),
+            index: crate::dataflow::FastMap::default(),
             next_id: 0,
             append_only,
         })
@@ -157,7 +185,8 @@ impl ViewState {
         }
         let rows = self.converter.convert_columns(d.batch.columns())?;
         // Consolidate first: a delta may insert a row and retract it again.
-        let mut net: HashMap<&[u8], (usize, i64)> = HashMap::new();
+        let mut net: crate::dataflow::FastMap<&[u8], (usize, i64)> =
+            crate::dataflow::FastMap::with_capacity_and_hasher(d.len(), Default::default());
         for (i, &w) in d.weights.values().iter().enumerate() {
             let e = net.entry(rows.row(i).data()).or_insert((i, 0));
             e.1 += w;
@@ -170,19 +199,28 @@ impl ViewState {
         for (i, w) in net {
             let key = rows.row(i);
             if w < 0 {
-                let ids = self.index.get_mut(key.as_ref()).ok_or_else(|| {
+                // one probe: take the row's ids out, put back what is left
+                let mut ids = self.index.remove(key.as_ref()).ok_or_else(|| {
                     EngineError::Internal("view retracted a row it does not hold".into())
                 })?;
+                let mut empty = false;
                 for _ in 0..(-w) {
-                    let id = ids.pop().ok_or_else(|| {
+                    if empty {
+                        return Err(EngineError::Internal(
+                            "view retracted a row more often than it holds it".into(),
+                        ));
+                    }
+                    let (id, none_left) = ids.pop();
+                    let id = id.ok_or_else(|| {
                         EngineError::Internal(
                             "view retracted a row more often than it holds it".into(),
                         )
                     })?;
                     retract.push(id);
+                    empty = none_left;
                 }
-                if ids.is_empty() {
-                    self.index.remove(key.as_ref());
+                if !empty {
+                    self.index.insert(key.as_ref().into(), ids);
                 }
             } else {
                 for _ in 0..w {
@@ -200,10 +238,13 @@ impl ViewState {
             let taken = RecordBatch::try_new(user, taken.columns().to_vec())?;
             let first = self.next_id;
             for (k, &i) in inserted_keys.iter().enumerate() {
-                self.index
-                    .entry(rows.row(i).as_ref().into())
-                    .or_default()
-                    .push(first + k as u64);
+                let id = first + k as u64;
+                match self.index.entry(rows.row(i).as_ref().into()) {
+                    std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().push(id),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(Ids::One(id));
+                    }
+                }
             }
             self.next_id += inserted_keys.len() as u64;
             data.append(&taken, first)?;

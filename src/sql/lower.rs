@@ -453,7 +453,7 @@ impl Lowerer<'_> {
                 Ok((self.push(Box::new(op), vec![node]), false))
             }
             LogicalPlan::Distinct(Distinct::On(_)) => Err(unsupported("DISTINCT ON")),
-            LogicalPlan::Join(_) => Err(unsupported("JOIN")),
+            LogicalPlan::Join(j) => self.lower_join(j),
             LogicalPlan::Limit(_) | LogicalPlan::Sort(_) => Err(unsupported("LIMIT / OFFSET")),
             LogicalPlan::Window(_) => Err(unsupported("window functions (OVER)")),
             LogicalPlan::Values(_) => Err(unsupported("VALUES")),
@@ -463,6 +463,69 @@ impl Lowerer<'_> {
             LogicalPlan::Subquery(_) => Err(unsupported("a subquery in an expression")),
             other => Err(unsupported(format!("the plan node {}", other.display()))),
         }
+    }
+
+    /// An equi-join (inner, outer, semi, anti) with its residual predicate.
+    fn lower_join(
+        &mut self,
+        j: &datafusion::logical_expr::Join,
+    ) -> Result<(Input, bool), SqlError> {
+        use crate::dataflow::join::{Join, JoinKind};
+        use datafusion::common::{JoinType, NullEquality};
+        if j.null_aware {
+            return Err(unsupported("NOT IN (subquery)"));
+        }
+        let kind = match j.join_type {
+            JoinType::Inner => JoinKind::Inner,
+            JoinType::Left => JoinKind::Left,
+            JoinType::Right => JoinKind::Right,
+            JoinType::Full => JoinKind::Full,
+            JoinType::LeftSemi => JoinKind::LeftSemi,
+            JoinType::LeftAnti => JoinKind::LeftAnti,
+            JoinType::RightSemi => JoinKind::RightSemi,
+            JoinType::RightAnti => JoinKind::RightAnti,
+            other => return Err(unsupported(format!("a {other} join"))),
+        };
+        let (left, left_ao) = self.lower(&j.left)?;
+        let (right, right_ao) = self.lower(&j.right)?;
+        let left_schema = j.left.schema();
+        let right_schema = j.right.schema();
+        let mut left_keys = Vec::with_capacity(j.on.len());
+        let mut right_keys = Vec::with_capacity(j.on.len());
+        let mut key_types = Vec::with_capacity(j.on.len());
+        for (a, b) in &j.on {
+            let pa = self.physical(a, left_schema)?;
+            let pb = self.physical(b, right_schema)?;
+            key_types.push(
+                pa.data_type(left_schema.as_arrow())
+                    .map_err(|e| SqlError::Plan(e.to_string()))?,
+            );
+            left_keys.push(pa);
+            right_keys.push(pb);
+        }
+        let filter = match &j.filter {
+            Some(f) => {
+                let both = left_schema
+                    .join(right_schema)
+                    .map_err(|e| SqlError::Plan(e.to_string()))?;
+                Some(self.physical(f, &both)?)
+            }
+            None => None,
+        };
+        let op = Join::new(
+            kind,
+            left_keys,
+            right_keys,
+            key_types,
+            j.null_equality == NullEquality::NullEqualsNull,
+            filter,
+            Arc::new(left_schema.as_arrow().clone()),
+            Arc::new(right_schema.as_arrow().clone()),
+            Arc::new(j.schema.as_arrow().clone()),
+        )
+        .map_err(|e| SqlError::Plan(e.to_string()))?;
+        let append_only = left_ao && right_ao && kind == JoinKind::Inner;
+        Ok((self.push(Box::new(op), vec![left, right]), append_only))
     }
 
     fn agg_spec(

@@ -161,13 +161,18 @@ fn window_subquery(
         time_column: name_of(args[1]),
         size_us: 0,
     };
+    // Shifts are durations, not intervals: timestamp ± duration is plain
+    // integer arithmetic over the batch, where ± interval goes through
+    // calendar arithmetic row by row.
+    let duration = |us: i64| format!("arrow_cast({us}, 'Duration(Microsecond)')");
     let sql = match kind {
         Kind::Tumble => {
             let size = args[2];
             spec.size_us = positive_micros(size, "window size")?;
+            let size_d = duration(spec.size_us);
             format!(
                 "SELECT *, date_bin({size}, {ts}, {origin}) AS window_start, \
-                 date_bin({size}, {ts}, {origin}) + {size} AS window_end FROM {rel}"
+                 date_bin({size}, {ts}, {origin}) + {size_d} AS window_end FROM {rel}"
             )
         }
         Kind::Hop => {
@@ -186,18 +191,19 @@ fn window_subquery(
                     "HOP assigning each row to {n} windows (at most {MAX_HOP_WINDOWS})"
                 )));
             }
+            let size_d = duration(size_us);
             (0..n)
                 .map(|i| {
                     let start = if i == 0 {
                         format!("date_bin({slide}, {ts}, {origin})")
                     } else {
                         format!(
-                            "date_bin({slide}, {ts}, {origin}) - INTERVAL '{} microseconds'",
-                            i * slide_us
+                            "date_bin({slide}, {ts}, {origin}) - {}",
+                            duration(i * slide_us)
                         )
                     };
                     format!(
-                        "SELECT *, {start} AS window_start, {start} + {size} AS window_end FROM {rel}"
+                        "SELECT *, {start} AS window_start, {start} + {size_d} AS window_end FROM {rel}"
                     )
                 })
                 .collect::<Vec<_>>()
@@ -482,7 +488,10 @@ mod tests {
             "SELECT * FROM HOP(bids, date_time, INTERVAL '2 seconds', INTERVAL '10 seconds') h",
         );
         assert_eq!(s.matches("UNION ALL").count(), 4, "{s}");
-        assert!(s.contains("INTERVAL '8000000 microseconds'"), "{s}");
+        assert!(
+            s.contains("arrow_cast(8000000, 'Duration(Microsecond)')"),
+            "{s}"
+        );
         assert!(s.ends_with(") h"), "{s}");
     }
 

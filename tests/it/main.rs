@@ -5,6 +5,7 @@
 mod crash;
 mod errors;
 mod harness;
+mod joins;
 mod oracle;
 mod props;
 mod protocol;

@@ -1,0 +1,149 @@
+//! Property tests of the join operator against batch recomputation: random
+//! inserts, deletes and updates on both sides (duplicate keys, NULL keys,
+//! rows moving between keys); after every statement each join view equals
+//! its query run by DataFusion in batch. The views also survive restarts.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::props::{exec, open, rows};
+
+/// (view, query): one join form each.
+const VIEWS: &[(&str, &str)] = &[
+    ("j_inner", "SELECT l.id AS lid, r.id AS rid, l.k, l.v, r.w FROM l JOIN r ON l.k = r.k"),
+    ("j_left", "SELECT l.id AS lid, r.id AS rid, l.k, r.w FROM l LEFT JOIN r ON l.k = r.k"),
+    ("j_right", "SELECT l.id AS lid, r.id AS rid, r.k, l.v FROM l RIGHT JOIN r ON l.k = r.k"),
+    ("j_full", "SELECT l.id AS lid, r.id AS rid, l.k AS lk, r.k AS rk FROM l FULL OUTER JOIN r ON l.k = r.k"),
+    ("j_left_residual", "SELECT l.id AS lid, r.id AS rid FROM l LEFT JOIN r ON l.k = r.k AND l.v < r.w"),
+    ("j_full_residual", "SELECT l.id AS lid, r.id AS rid FROM l FULL JOIN r ON l.k = r.k AND l.v < r.w"),
+    ("j_not_distinct", "SELECT l.id AS lid, r.id AS rid FROM l JOIN r ON l.k IS NOT DISTINCT FROM r.k"),
+    ("j_expr", "SELECT l.id AS lid, r.id AS rid FROM l JOIN r ON l.k + 1 = r.k"),
+    ("j_where", "SELECT l.id AS lid, r.id AS rid, l.v - r.w AS d FROM l, r WHERE l.k = r.k AND l.v > r.w"),
+    ("j_semi", "SELECT id, k FROM l WHERE k IN (SELECT k FROM r WHERE w > 10)"),
+    ("j_anti", "SELECT id, k FROM l WHERE NOT EXISTS (SELECT 1 FROM r WHERE r.k = l.k)"),
+    ("j_three", "SELECT l.id AS lid, r.id AS rid, m.id AS mid FROM l JOIN r ON l.k = r.k JOIN m ON r.k = m.k AND m.x <> l.v"),
+    ("j_three_left", "SELECT l.id AS lid, r.id AS rid, m.id AS mid FROM l LEFT JOIN r ON l.k = r.k LEFT JOIN m ON l.k = m.k"),
+    ("j_agg", "SELECT l.k, count(*) AS n, sum(r.w) AS s, max(l.v) AS mv FROM l JOIN r ON l.k = r.k GROUP BY l.k"),
+    ("j_left_agg", "SELECT l.id, count(r.id) AS n FROM l LEFT JOIN r ON l.k = r.k GROUP BY l.id"),
+    ("j_self", "SELECT a.id AS a, b.id AS b FROM l a JOIN l b ON a.k = b.k AND a.id < b.id"),
+    ("j_text", "SELECT l.id AS lid, r.id AS rid FROM l JOIN r ON l.g = r.h"),
+];
+
+fn maybe_null(rng: &mut StdRng, v: String) -> String {
+    if rng.random_bool(0.1) {
+        "NULL".into()
+    } else {
+        v
+    }
+}
+
+async fn random_statement(
+    s: &mut freshet::engine::session::Session,
+    rng: &mut StdRng,
+    next: &mut i64,
+) {
+    let table = ["l", "r", "m"][rng.random_range(0..3)];
+    let sql = match rng.random_range(0..10) {
+        0..=4 => {
+            let n = rng.random_range(1..4);
+            let vals: Vec<String> = (0..n)
+                .map(|_| {
+                    *next += 1;
+                    let k = rng.random_range(0..4).to_string();
+                    let k = maybe_null(rng, k);
+                    let v = rng.random_range(0..30).to_string();
+                    let v = maybe_null(rng, v);
+                    let g = format!("'{}'", ["a", "b", "c"][rng.random_range(0..3)]);
+                    let g = maybe_null(rng, g);
+                    format!("({next}, {k}, {v}, {g})")
+                })
+                .collect();
+            format!("INSERT INTO {table} VALUES {}", vals.join(", "))
+        }
+        5 | 6 => format!(
+            "DELETE FROM {table} WHERE id % 7 = {}",
+            rng.random_range(0..7)
+        ),
+        7 => format!(
+            "UPDATE {table} SET k = {} WHERE id % 5 = {}",
+            rng.random_range(0..4),
+            rng.random_range(0..5)
+        ),
+        8 => format!(
+            "UPDATE {table} SET k = NULL WHERE id % 9 = {}",
+            rng.random_range(0..9)
+        ),
+        _ => format!(
+            "UPDATE {table} SET {} = {} WHERE id % 4 = {}",
+            if table == "l" {
+                "v"
+            } else if table == "r" {
+                "w"
+            } else {
+                "x"
+            },
+            rng.random_range(0..30),
+            rng.random_range(0..4)
+        ),
+    };
+    exec(s, &sql).await;
+}
+
+async fn check_all(s: &mut freshet::engine::session::Session, step: &str) {
+    for (name, query) in VIEWS {
+        let got = rows(s, &format!("SELECT * FROM {name}")).await;
+        let want = rows(s, query).await;
+        assert_eq!(got, want, "view {name} differs from its query after {step}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joins_equal_batch_recomputation_after_every_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, mut s) = open(dir.path()).await;
+    exec(
+        &mut s,
+        "CREATE TABLE l (id BIGINT PRIMARY KEY, k INT, v BIGINT, g TEXT)",
+    )
+    .await;
+    exec(
+        &mut s,
+        "CREATE TABLE r (id BIGINT PRIMARY KEY, k INT, w BIGINT, h TEXT)",
+    )
+    .await;
+    exec(
+        &mut s,
+        "CREATE TABLE m (id BIGINT PRIMARY KEY, k INT, x BIGINT, t TEXT)",
+    )
+    .await;
+    let mut rng = StdRng::seed_from_u64(0x3014);
+    let mut next = 0i64;
+    for _ in 0..10 {
+        random_statement(&mut s, &mut rng, &mut next).await;
+    }
+    for (name, query) in VIEWS {
+        exec(
+            &mut s,
+            &format!("CREATE MATERIALIZED VIEW {name} AS {query}"),
+        )
+        .await;
+    }
+    check_all(&mut s, "backfill").await;
+    for i in 0..150 {
+        random_statement(&mut s, &mut rng, &mut next).await;
+        check_all(&mut s, &format!("step {i}")).await;
+    }
+    engine.shutdown().await;
+    drop(s);
+    drop(engine);
+    let (engine, mut s) = open(dir.path()).await;
+    check_all(&mut s, "restart").await;
+    for i in 0..30 {
+        random_statement(&mut s, &mut rng, &mut next).await;
+        check_all(&mut s, &format!("step {i} after restart")).await;
+    }
+    drop(s);
+    drop(engine);
+    let (_engine, mut s) = open(dir.path()).await;
+    check_all(&mut s, "second restart").await;
+}
