@@ -4,12 +4,14 @@
 //! cargo bench --bench nexmark                       # every query, 1 M events, 3 runs
 //! cargo bench --bench nexmark -- q1 agg --events 2000000 --runs 5
 //! cargo bench --bench nexmark -- scaling            # cost of 10 k events after 10 k vs 1 M of history
+//! cargo bench --bench nexmark -- q3 q4 q7 q8        # joins over person, auction and bid
 //! ```
 //!
 //! For each query: the events are generated first (not timed) as Arrow
-//! batches of 10 000 bids; then the view's circuit is fed every batch and
+//! batches of 10 000 bids (q3, q4, q7, q8: 10 000 events of the three
+//! streams in Nexmark's proportions, all three fed at each step); then the view's circuit is fed every batch and
 //! its stored contents kept up to date, on one thread. One line per query:
-//! `nexmark q1: <R> events/s, <R/cores> events/s/core, <N> events, <C> cores`
+//! `nexmark q1: <R> events/s, <R/cores> events/s/core, <N> events, <C> cores, <V> rows in the view`
 //! (the median of the runs). `scaling` goes through the engine's commit
 //! path (log, flush, view maintenance) instead.
 
@@ -46,11 +48,52 @@ const QUERIES: &[(&str, &str)] = &[
         "q5",
         "SELECT auction, window_start, count(*) AS num FROM HOP(bid, date_time, INTERVAL '2 seconds', INTERVAL '10 seconds') GROUP BY auction, window_start",
     ),
-    // q7, the aggregate half: highest price per 10 s tumbling window (the
-    // join back to the bids needs joins)
+    // q7, the aggregate half: highest price per 10 s tumbling window
+    (
+        "q7_agg",
+        "SELECT window_start, window_end, max(price) AS maxprice FROM TUMBLE(bid, date_time, INTERVAL '10 seconds') GROUP BY window_start, window_end",
+    ),
+];
+
+/// Queries over the three Nexmark streams (person, auction, bid), fed
+/// together in their Nexmark proportions.
+const STREAM_QUERIES: &[(&str, &str)] = &[
+    // q3: local item suggestion (table-table join with filters)
+    (
+        "q3",
+        "SELECT p.name, p.city, p.state, a.id FROM auction a JOIN person p ON a.seller = p.id \
+         WHERE a.category = 10 AND (p.state = 'or' OR p.state = 'id' OR p.state = 'ca')",
+    ),
+    // q4: average closing price per category (join + nested aggregation)
+    (
+        "q4",
+        "SELECT q.category, avg(q.final) AS avg_final FROM ( \
+           SELECT max(b.price) AS final, a.category FROM auction a, bid b \
+           WHERE a.id = b.auction AND b.date_time BETWEEN a.date_time AND a.expires \
+           GROUP BY a.id, a.category) q \
+         GROUP BY q.category",
+    ),
+    // q7: the highest bid of each 10 s window, joined back to the bids
     (
         "q7",
-        "SELECT window_start, window_end, max(price) AS maxprice FROM TUMBLE(bid, date_time, INTERVAL '10 seconds') GROUP BY window_start, window_end",
+        "SELECT b.auction, b.price, b.bidder, b.date_time FROM bid b JOIN ( \
+           SELECT max(price) AS maxprice, window_end AS date_time \
+           FROM TUMBLE(bid, date_time, INTERVAL '10 seconds') GROUP BY window_end) b1 \
+         ON b.price = b1.maxprice \
+         WHERE b.date_time BETWEEN b1.date_time - INTERVAL '10 seconds' AND b1.date_time",
+    ),
+    // q8: persons who opened an auction in the 10 s window they joined
+    (
+        "q8",
+        "SELECT p.id, p.name, p.starttime FROM ( \
+           SELECT id, name, window_start AS starttime, window_end AS endtime \
+           FROM TUMBLE(person, date_time, INTERVAL '10 seconds') \
+           GROUP BY id, name, window_start, window_end) p \
+         JOIN ( \
+           SELECT seller, window_start AS starttime, window_end AS endtime \
+           FROM TUMBLE(auction, date_time, INTERVAL '10 seconds') \
+           GROUP BY seller, window_start, window_end) a \
+         ON p.id = a.seller AND p.starttime = a.starttime AND p.endtime = a.endtime",
     ),
 ];
 
@@ -69,7 +112,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-async fn run_query(session: &Session, sql: &str, batches: &[Delta]) -> f64 {
+async fn run_query(session: &Session, sql: &str, batches: &[Delta]) -> (f64, usize) {
     let (mut circuit, mut state) = plan(session, sql).await;
     let events: usize = batches.iter().map(|b| b.len()).sum();
     let start = Instant::now();
@@ -80,8 +123,41 @@ async fn run_query(session: &Session, sql: &str, batches: &[Delta]) -> f64 {
         }
     }
     let took = start.elapsed();
-    std::hint::black_box(state.rows());
-    events as f64 / took.as_secs_f64()
+    (events as f64 / took.as_secs_f64(), state.rows())
+}
+
+/// Like `run_query`, over the three streams: each step feeds every source
+/// the circuit reads its part of the batch.
+async fn run_stream_query(
+    session: &Session,
+    sql: &str,
+    steps: &[gen::StreamBatch],
+) -> (f64, usize) {
+    let (mut circuit, mut state) = plan(session, sql).await;
+    let events: usize = steps.iter().map(|b| b.len()).sum();
+    let names: Vec<String> = circuit.sources.iter().map(|s| s.name.clone()).collect();
+    let inputs: Vec<Vec<Option<Delta>>> = steps
+        .iter()
+        .map(|b| {
+            names
+                .iter()
+                .map(|n| match n.as_str() {
+                    "person" => Some(Delta::insert(b.person.clone())),
+                    "auction" => Some(Delta::insert(b.auction.clone())),
+                    "bid" => Some(Delta::insert(b.bid.clone())),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    let start = Instant::now();
+    for step in &inputs {
+        if let Some(out) = circuit.step(step).expect("step") {
+            state.apply(&out).expect("apply");
+        }
+    }
+    let took = start.elapsed();
+    (events as f64 / took.as_secs_f64(), state.rows())
 }
 
 async fn scaling(runs: usize) {
@@ -220,10 +296,14 @@ fn main() {
     let mut wanted: Vec<&str> = args
         .iter()
         .map(String::as_str)
-        .filter(|a| QUERIES.iter().any(|(n, _)| n == a) || *a == "scaling")
+        .filter(|a| QUERIES.iter().chain(STREAM_QUERIES).any(|(n, _)| n == a) || *a == "scaling")
         .collect();
     if wanted.is_empty() {
-        wanted = QUERIES.iter().map(|(n, _)| *n).collect();
+        wanted = QUERIES
+            .iter()
+            .chain(STREAM_QUERIES)
+            .map(|(n, _)| *n)
+            .collect();
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -234,28 +314,45 @@ fn main() {
         let engine = Engine::open(EngineConfig::new(dir.path())).expect("engine");
         let mut session = Session::standalone(engine.clone()).expect("session");
         session.run(gen::BID_DDL).await.expect("create source");
+        session.run(gen::PERSON_DDL).await.expect("create source");
+        session.run(gen::AUCTION_DDL).await.expect("create source");
         let mut g = gen::Gen::new(42);
         let batches: Vec<Delta> = (0..events.div_ceil(BATCH))
             .map(|_| Delta::insert(g.bids(BATCH)))
             .collect();
         let n: usize = batches.iter().map(|b| b.len()).sum();
+        let mut streams: Vec<gen::StreamBatch> = Vec::new();
         for name in &wanted {
             if *name == "scaling" {
                 scaling(runs).await;
                 continue;
             }
-            let Some((_, sql)) = QUERIES.iter().find(|(q, _)| q == name) else {
-                continue;
-            };
             let mut rates = Vec::new();
-            for _ in 0..runs {
-                rates.push(run_query(&session, sql, &batches).await);
+            let mut rows = 0;
+            if let Some((_, sql)) = QUERIES.iter().find(|(q, _)| q == name) {
+                for _ in 0..runs {
+                    let (r, n) = run_query(&session, sql, &batches).await;
+                    rates.push(r);
+                    rows = n;
+                }
+            } else if let Some((_, sql)) = STREAM_QUERIES.iter().find(|(q, _)| q == name) {
+                if streams.is_empty() {
+                    let mut st = gen::Streams::new(42);
+                    streams = (0..events.div_ceil(BATCH)).map(|_| st.batch(BATCH)).collect();
+                }
+                for _ in 0..runs {
+                    let (r, n) = run_stream_query(&session, sql, &streams).await;
+                    rates.push(r);
+                    rows = n;
+                }
+            } else {
+                continue;
             }
             let r = median(rates);
             // the circuit runs on one thread
             let cores = 1;
             println!(
-                "nexmark {name}: {r:.0} events/s, {:.0} events/s/core, {n} events, {cores} cores",
+                "nexmark {name}: {r:.0} events/s, {:.0} events/s/core, {n} events, {cores} cores, {rows} rows in the view",
                 r / cores as f64
             );
         }

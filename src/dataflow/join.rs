@@ -34,6 +34,10 @@ use datafusion::physical_expr::PhysicalExpr;
 use super::codec::{Reader, Writer};
 use super::{DataflowError, Delta, Operator, Result, StateSize};
 
+/// Encoded keys and rows, shared (not copied) between the arrangements,
+/// the step's candidate pairs and the retirement index.
+type Bytes = Arc<[u8]>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinKind {
     Inner,
@@ -84,9 +88,34 @@ impl JoinKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Side {
+pub enum Side {
     Left,
     Right,
+}
+
+/// A time bound that retires arranged rows (interval and window joins):
+/// from a conjunct `bound <= expiry` of the join condition, where `bound`
+/// reads the other side and `expiry` this side. Once the other side's
+/// watermark puts every future `bound` above a row's `expiry` (at or above
+/// with `strict`, for `<`), the row can match no future row and leaves the
+/// arrangement. Only rows of an append-only side are retired (they are
+/// never retracted later); the other side's changes, retractions included,
+/// all respect its column watermark.
+pub struct Retire {
+    pub side: Side,
+    /// Over this side's columns.
+    pub expiry: Arc<dyn PhysicalExpr>,
+    /// Over the other side's columns; monotone in one watermarked column.
+    pub bound: Arc<dyn PhysicalExpr>,
+    pub strict: bool,
+}
+
+/// One retirement rule's rows by expiry time, and its watermarks.
+#[derive(Default)]
+struct RetireState {
+    by_time: std::collections::BTreeMap<i64, Vec<(Bytes, Bytes)>>,
+    watermark: Option<i64>,
+    next: Option<i64>,
 }
 
 /// One arranged row: its multiplicity and (where tracked) its match count.
@@ -97,17 +126,17 @@ pub struct Entry {
 }
 
 /// The rows arranged under one key.
-pub type KeyRows = super::FastMap<Box<[u8]>, Entry>;
+pub type KeyRows = super::FastMap<Bytes, Entry>;
 
 /// Entries of rows (key, row) as they were before a step.
-type Touched = HashMap<(Box<[u8]>, Box<[u8]>), Entry>;
+type Touched = HashMap<(Bytes, Bytes), Entry>;
 
 /// A multiset of rows indexed by key: key → encoded row → entry. The unit
 /// of join state (and where spilling would go: callers only use these
 /// methods).
 #[derive(Default)]
 pub struct Arrangement {
-    map: super::FastMap<Box<[u8]>, KeyRows>,
+    map: super::FastMap<Bytes, KeyRows>,
     rows: u64,
     bytes: u64,
 }
@@ -127,20 +156,20 @@ impl Arrangement {
 
     /// Adds to a row's multiplicity and match count; a row whose
     /// multiplicity reaches zero is forgotten.
-    pub fn update(&mut self, key: &[u8], row: &[u8], count: i64, matches: i64) -> Result<()> {
-        let rows = match self.map.get_mut(key) {
+    pub fn update(&mut self, key: &Bytes, row: &Bytes, count: i64, matches: i64) -> Result<()> {
+        let rows = match self.map.get_mut(&**key) {
             Some(r) => r,
             None => {
                 self.bytes += key.len() as u64 + 48;
-                self.map.entry(key.into()).or_default()
+                self.map.entry(key.clone()).or_default()
             }
         };
-        let e = match rows.get_mut(row) {
+        let e = match rows.get_mut(&**row) {
             Some(e) => e,
             None => {
                 self.rows += 1;
                 self.bytes += row.len() as u64 + 40;
-                rows.entry(row.into()).or_default()
+                rows.entry(row.clone()).or_default()
             }
         };
         e.count += count;
@@ -151,15 +180,30 @@ impl Arrangement {
             ));
         }
         if e.count == 0 {
-            rows.remove(row);
+            rows.remove(&**row);
             self.rows -= 1;
             self.bytes = self.bytes.saturating_sub(row.len() as u64 + 40);
             if rows.is_empty() {
-                self.map.remove(key);
+                self.map.remove(&**key);
                 self.bytes = self.bytes.saturating_sub(key.len() as u64 + 48);
             }
         }
         Ok(())
+    }
+
+    /// Forgets a row, all its copies.
+    pub fn remove(&mut self, key: &[u8], row: &[u8]) {
+        let Some(rows) = self.map.get_mut(key) else {
+            return;
+        };
+        if rows.remove(row).is_some() {
+            self.rows -= 1;
+            self.bytes = self.bytes.saturating_sub(row.len() as u64 + 40);
+        }
+        if rows.is_empty() {
+            self.map.remove(key);
+            self.bytes = self.bytes.saturating_sub(key.len() as u64 + 48);
+        }
     }
 
     pub fn size(&self) -> StateSize {
@@ -185,9 +229,9 @@ impl Arrangement {
     fn restore(r: &mut Reader) -> Result<Arrangement> {
         let mut a = Arrangement::default();
         for _ in 0..r.u64()? {
-            let k: Box<[u8]> = r.bytes()?.into();
+            let k: Bytes = r.bytes()?.into();
             for _ in 0..r.u64()? {
-                let row: Box<[u8]> = r.bytes()?.into();
+                let row: Bytes = r.bytes()?.into();
                 let count = r.i64()?;
                 let matches = r.i64()?;
                 a.update(&k, &row, count, matches)?;
@@ -200,17 +244,19 @@ impl Arrangement {
 /// A changed input row, consolidated: key (`None`: a NULL key that matches
 /// nothing), encoded row, weight.
 struct Change {
-    key: Option<Box<[u8]>>,
-    row: Box<[u8]>,
+    key: Option<Bytes>,
+    row: Bytes,
     w: i64,
+    /// The row's (first) index in the input batch.
+    at: usize,
 }
 
 /// A candidate pair: rows of both sides with one key, and the weight the
 /// pair contributes. `phase` 1 is ΔL ⋈ R, 2 is (L + ΔL) ⋈ ΔR.
 struct Pair {
-    key: Box<[u8]>,
-    l: Box<[u8]>,
-    r: Box<[u8]>,
+    key: Bytes,
+    l: Bytes,
+    r: Bytes,
     /// ΔL's weight (phase 1) or the left row's new multiplicity (phase 2).
     wl: i64,
     /// The right row's multiplicity (phase 1) or ΔR's weight (phase 2).
@@ -236,9 +282,63 @@ pub struct Join {
     right_rows: RowConverter,
     left: Arrangement,
     right: Arrangement,
+    retire: Vec<Retire>,
+    retiring: Vec<RetireState>,
 }
 
 impl Join {
+    /// Adds time bounds that retire rows (see [`Retire`]).
+    pub fn with_retire(mut self, retire: Vec<Retire>) -> Join {
+        self.retiring = retire.iter().map(|_| RetireState::default()).collect();
+        self.retire = retire;
+        self
+    }
+
+    /// Indexes the new rows of `side` by their expiry under each rule.
+    fn index_expiry(&mut self, side: Side, d: &Delta, changes: &[Change]) -> Result<()> {
+        for (rule, st) in self.retire.iter().zip(self.retiring.iter_mut()) {
+            if rule.side != side {
+                continue;
+            }
+            let v = rule.expiry.evaluate(&d.batch)?.into_array(d.len())?;
+            let t = super::watermark::micros(&v)?;
+            for c in changes.iter().filter(|c| c.w > 0) {
+                let Some(k) = &c.key else { continue };
+                if t.is_valid(c.at) {
+                    st.by_time
+                        .entry(t.value(c.at))
+                        .or_default()
+                        .push((k.clone(), c.row.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the rows the watermarks have retired.
+    fn retire_rows(&mut self) -> Result<()> {
+        for (rule, st) in self.retire.iter().zip(self.retiring.iter_mut()) {
+            if st.next > st.watermark {
+                st.watermark = st.next;
+            }
+            let Some(wm) = st.watermark else { continue };
+            let keep_from = if rule.strict {
+                wm.saturating_add(1)
+            } else {
+                wm
+            };
+            let rest = st.by_time.split_off(&keep_from);
+            let gone = std::mem::replace(&mut st.by_time, rest);
+            let arr = match rule.side {
+                Side::Left => &mut self.left,
+                Side::Right => &mut self.right,
+            };
+            for (k, r) in gone.into_values().flatten() {
+                arr.remove(&k, &r);
+            }
+        }
+        Ok(())
+    }
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         kind: JoinKind,
@@ -282,6 +382,8 @@ impl Join {
             key_converter,
             left: Arrangement::default(),
             right: Arrangement::default(),
+            retire: Vec::new(),
+            retiring: Vec::new(),
         })
     }
 
@@ -309,13 +411,8 @@ impl Join {
                 Some((kc.convert_columns(&cols)?, null_key))
             }
         };
-        let mut net: super::FastMap<(Option<&[u8]>, &[u8]), i64> = super::FastMap::default();
-        let mut order: Vec<(Option<&[u8]>, &[u8])> = Vec::new();
-        for (i, &w) in d.weights.values().iter().enumerate() {
-            if w == 0 {
-                continue;
-            }
-            let key: Option<&[u8]> = match &keys {
+        let key_of = |i: usize| -> Option<&[u8]> {
+            match &keys {
                 None => Some(&[]),
                 Some((k, nulls)) => {
                     if nulls[i] && !self.nulls_equal {
@@ -324,22 +421,47 @@ impl Join {
                         Some(k.row(i).data())
                     }
                 }
-            };
-            let id = (key, rows.row(i).data());
+            }
+        };
+        // Only match counts need each distinct row once; otherwise a delta
+        // that only inserts needs no consolidation (the arrangements count
+        // copies).
+        let untracked = !self.kind.tracks(Side::Left) && !self.kind.tracks(Side::Right);
+        if untracked && d.weights.values().iter().all(|w| *w > 0) {
+            return Ok((0..n)
+                .map(|i| Change {
+                    key: key_of(i).map(Into::into),
+                    row: rows.row(i).data().into(),
+                    w: d.weights.value(i),
+                    at: i,
+                })
+                .collect());
+        }
+        // (key, row) → net weight, and each (key, row) with its first index
+        type Id<'a> = (Option<&'a [u8]>, &'a [u8]);
+        let mut net: super::FastMap<Id, i64> =
+            super::FastMap::with_capacity_and_hasher(n, Default::default());
+        let mut order: Vec<(Id, usize)> = Vec::new();
+        for (i, &w) in d.weights.values().iter().enumerate() {
+            if w == 0 {
+                continue;
+            }
+            let id = (key_of(i), rows.row(i).data());
             let e = net.entry(id).or_insert_with(|| {
-                order.push(id);
+                order.push((id, i));
                 0
             });
             *e += w;
         }
         Ok(order
             .into_iter()
-            .filter_map(|id| {
+            .filter_map(|(id, at)| {
                 let w = net[&id];
                 (w != 0).then(|| Change {
                     key: id.0.map(Into::into),
                     row: id.1.into(),
                     w,
+                    at,
                 })
             })
             .collect())
@@ -362,10 +484,10 @@ impl Join {
     /// Left columns then right columns of the given pairs.
     fn pair_batch<'a>(
         &self,
-        pairs: impl Iterator<Item = (&'a Box<[u8]>, &'a Box<[u8]>)>,
+        pairs: impl Iterator<Item = (&'a Bytes, &'a Bytes)>,
     ) -> Result<RecordBatch> {
-        let mut ls: Vec<&Box<[u8]>> = Vec::new();
-        let mut rs: Vec<&Box<[u8]>> = Vec::new();
+        let mut ls: Vec<&Bytes> = Vec::new();
+        let mut rs: Vec<&Bytes> = Vec::new();
         for (l, r) in pairs {
             ls.push(l);
             rs.push(r);
@@ -389,7 +511,7 @@ impl Join {
 
     /// Rows of one side alone: NULL-padded on the other side (outer joins)
     /// or just that side's columns (semi and anti joins).
-    fn one_side(&self, side: Side, rows: &[Box<[u8]>]) -> Result<Vec<ArrayRef>> {
+    fn one_side(&self, side: Side, rows: &[Bytes]) -> Result<Vec<ArrayRef>> {
         let n = rows.len();
         let (conv, other) = match side {
             Side::Left => (&self.left_rows, &self.right_schema),
@@ -416,7 +538,7 @@ impl Join {
         &self,
         side: Side,
         touched: &Touched,
-        rows: &mut Vec<Box<[u8]>>,
+        rows: &mut Vec<Bytes>,
         weights: &mut Vec<i64>,
     ) {
         let arr = match side {
@@ -448,21 +570,31 @@ impl Operator for Join {
         let dl = inputs.first().copied().flatten().filter(|d| !d.is_empty());
         let dr = inputs.get(1).copied().flatten().filter(|d| !d.is_empty());
         if dl.is_none() && dr.is_none() {
+            self.retire_rows()?;
             return Ok(None);
         }
-        let dl = match dl {
+        let (dl_batch, dr_batch) = (dl, dr);
+        let dl = match dl_batch {
             Some(d) => self.changes(Side::Left, d)?,
             None => Vec::new(),
         };
-        let dr = match dr {
+        let dr = match dr_batch {
             Some(d) => self.changes(Side::Right, d)?,
             None => Vec::new(),
         };
+        if !self.retire.is_empty() {
+            if let Some(d) = dl_batch {
+                self.index_expiry(Side::Left, d, &dl)?;
+            }
+            if let Some(d) = dr_batch {
+                self.index_expiry(Side::Right, d, &dr)?;
+            }
+        }
         let track_l = self.kind.tracks(Side::Left);
         let track_r = self.kind.tracks(Side::Right);
         // rows of one side that never match (NULL keys): straight through
-        let mut only_l: (Vec<Box<[u8]>>, Vec<i64>) = Default::default();
-        let mut only_r: (Vec<Box<[u8]>>, Vec<i64>) = Default::default();
+        let mut only_l: (Vec<Bytes>, Vec<i64>) = Default::default();
+        let mut only_r: (Vec<Bytes>, Vec<i64>) = Default::default();
         let unmatched_shown = !matches!(self.kind, JoinKind::LeftSemi | JoinKind::RightSemi);
         // entries before the step of the rows whose output may change
         let mut touched_l: Touched = HashMap::new();
@@ -603,6 +735,7 @@ impl Operator for Join {
         if !only_r.0.is_empty() {
             parts.push((self.one_side(Side::Right, &only_r.0)?, only_r.1));
         }
+        self.retire_rows()?;
         if parts.is_empty() {
             return Ok(None);
         }
@@ -653,22 +786,70 @@ impl Operator for Join {
                 )
             })
             .collect();
+        let retire: Vec<String> = self
+            .retire
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} retired below the watermark of {}",
+                    match r.side {
+                        Side::Left => "left",
+                        Side::Right => "right",
+                    },
+                    r.expiry,
+                    r.bound
+                )
+            })
+            .collect();
         format!(
-            "Join: {} on [{}]{}",
+            "Join: {} on [{}]{}{}",
             self.kind.name(),
             on.join(", "),
             match &self.filter {
                 Some(f) => format!(" filter {f}"),
                 None => String::new(),
+            },
+            if retire.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", retire.join("; "))
             }
         )
     }
 
     fn state_size(&self) -> StateSize {
         let (l, r) = (self.left.size(), self.right.size());
+        let index: u64 = self
+            .retiring
+            .iter()
+            .flat_map(|st| st.by_time.values().flatten())
+            .map(|(k, r)| k.len() as u64 + r.len() as u64 + 16)
+            .sum();
         StateSize {
             rows: l.rows + r.rows,
-            bytes: l.bytes + r.bytes,
+            bytes: l.bytes + r.bytes + index,
+        }
+    }
+
+    fn plan_watermarks(&mut self, inputs: &[&[Option<i64>]]) -> bool {
+        self.retire.iter().any(|r| {
+            let other = match r.side {
+                Side::Left => inputs.get(1),
+                Side::Right => inputs.first(),
+            };
+            other.is_some_and(|w| super::watermark::derive(&r.bound, w).is_some())
+        })
+    }
+
+    fn set_watermarks(&mut self, inputs: &[&[Option<i64>]]) {
+        for (rule, st) in self.retire.iter().zip(self.retiring.iter_mut()) {
+            let other = match rule.side {
+                Side::Left => inputs.get(1),
+                Side::Right => inputs.first(),
+            };
+            if let Some(wm) = other.and_then(|w| super::watermark::derive(&rule.bound, w)) {
+                st.next = Some(st.next.map_or(wm, |n| n.max(wm)));
+            }
         }
     }
 
@@ -676,6 +857,18 @@ impl Operator for Join {
         let mut w = Writer::default();
         self.left.checkpoint(&mut w);
         self.right.checkpoint(&mut w);
+        w.u32(self.retiring.len() as u32);
+        for st in &self.retiring {
+            w.u64(st.by_time.len() as u64);
+            for (t, rows) in &st.by_time {
+                w.i64(*t);
+                w.u64(rows.len() as u64);
+                for (k, r) in rows {
+                    w.bytes(k);
+                    w.bytes(r);
+                }
+            }
+        }
         Ok(w.buf)
     }
 
@@ -683,11 +876,29 @@ impl Operator for Join {
         if bytes.is_empty() {
             self.left = Arrangement::default();
             self.right = Arrangement::default();
+            self.retiring = self.retire.iter().map(|_| RetireState::default()).collect();
             return Ok(());
         }
         let mut r = Reader::new(bytes);
         self.left = Arrangement::restore(&mut r)?;
         self.right = Arrangement::restore(&mut r)?;
+        let n = r.u32()? as usize;
+        if n != self.retire.len() {
+            return Err(DataflowError::State(format!(
+                "join checkpoint has {n} time bounds, the view plans {}",
+                self.retire.len()
+            )));
+        }
+        for st in &mut self.retiring {
+            *st = RetireState::default();
+            for _ in 0..r.u64()? {
+                let t = r.i64()?;
+                let rows = (0..r.u64()?)
+                    .map(|_| Ok((r.bytes()?.into(), r.bytes()?.into())))
+                    .collect::<Result<Vec<_>>>()?;
+                st.by_time.insert(t, rows);
+            }
+        }
         if !r.done() {
             return Err(DataflowError::State("trailing bytes in join state".into()));
         }

@@ -66,12 +66,12 @@ pub fn row_converter(
 }
 
 /// Encoded rows back to columns.
-pub fn decode_rows(
+pub fn decode_rows<R: AsRef<[u8]>>(
     converter: &datafusion::arrow::row::RowConverter,
-    rows: &[Box<[u8]>],
+    rows: &[R],
 ) -> Result<Vec<ArrayRef>> {
     let parser = converter.parser();
-    Ok(converter.convert_rows(rows.iter().map(|r| parser.parse(r)))?)
+    Ok(converter.convert_rows(rows.iter().map(|r| parser.parse(r.as_ref())))?)
 }
 
 /// A hash map keyed by encoded rows, with [`FastHash`].

@@ -512,6 +512,10 @@ impl Lowerer<'_> {
             }
             None => None,
         };
+        let retire = match &j.filter {
+            Some(f) => self.time_bounds(f, left_schema, right_schema, left_ao, right_ao)?,
+            None => Vec::new(),
+        };
         let op = Join::new(
             kind,
             left_keys,
@@ -523,9 +527,89 @@ impl Lowerer<'_> {
             Arc::new(right_schema.as_arrow().clone()),
             Arc::new(j.schema.as_arrow().clone()),
         )
-        .map_err(|e| SqlError::Plan(e.to_string()))?;
+        .map_err(|e| SqlError::Plan(e.to_string()))?
+        .with_retire(retire);
         let append_only = left_ao && right_ao && kind == JoinKind::Inner;
         Ok((self.push(Box::new(op), vec![left, right]), append_only))
+    }
+
+    /// The conjuncts `lo <= hi` (or `<`, `>=`, `>`, `BETWEEN`) of a join's
+    /// residual predicate that compare an expression of one side with one
+    /// of the other: each lets the rows of the `hi` side retire once the
+    /// `lo` side's watermark passes them (see `dataflow::join::Retire`).
+    /// Only append-only sides retire rows.
+    fn time_bounds(
+        &self,
+        filter: &Expr,
+        left: &datafusion::common::DFSchema,
+        right: &datafusion::common::DFSchema,
+        left_ao: bool,
+        right_ao: bool,
+    ) -> Result<Vec<crate::dataflow::join::Retire>, SqlError> {
+        use crate::dataflow::join::{Retire, Side};
+        use datafusion::logical_expr::{Between, BinaryExpr, Operator as Op};
+        let side_of = |e: &Expr| -> Option<Side> {
+            let cols = e.column_refs();
+            if cols.is_empty() {
+                None
+            } else if cols.iter().all(|c| left.has_column(c)) {
+                Some(Side::Left)
+            } else if cols.iter().all(|c| right.has_column(c)) {
+                Some(Side::Right)
+            } else {
+                None
+            }
+        };
+        // (lo, hi, strict): lo <= hi, or lo < hi
+        let mut pairs: Vec<(&Expr, &Expr, bool)> = Vec::new();
+        for c in datafusion::logical_expr::utils::split_conjunction(filter) {
+            match c {
+                Expr::BinaryExpr(BinaryExpr {
+                    left: a,
+                    op,
+                    right: b,
+                }) => match op {
+                    Op::LtEq => pairs.push((a, b, false)),
+                    Op::Lt => pairs.push((a, b, true)),
+                    Op::GtEq => pairs.push((b, a, false)),
+                    Op::Gt => pairs.push((b, a, true)),
+                    _ => {}
+                },
+                Expr::Between(Between {
+                    expr,
+                    negated: false,
+                    low,
+                    high,
+                }) => {
+                    pairs.push((low, expr, false));
+                    pairs.push((expr, high, false));
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for (lo, hi, strict) in pairs {
+            let (Some(lo_side), Some(hi_side)) = (side_of(lo), side_of(hi)) else {
+                continue;
+            };
+            if lo_side == hi_side {
+                continue;
+            }
+            let (hi_schema, lo_schema, append_only) = match hi_side {
+                Side::Left => (left, right, left_ao),
+                Side::Right => (right, left, right_ao),
+            };
+            if !append_only {
+                continue;
+            }
+            out.push(Retire {
+                side: hi_side,
+                expiry: self.physical(hi, hi_schema)?,
+                bound: self.physical(lo, lo_schema)?,
+                strict,
+            });
+        }
+        Ok(out)
     }
 
     fn agg_spec(
