@@ -303,13 +303,17 @@ fn only_comments(s: &str) -> bool {
 
 /// The first `n` words of a statement, upper-cased, skipping comments.
 fn leading_words(text: &str, n: usize) -> Vec<String> {
-    let Ok(tokens) = datafusion::sql::sqlparser::tokenizer::Tokenizer::new(
-        &PostgreSqlDialect {},
-        // Only the start matters; keep tokenizing cheap for long statements.
-        prefix(text, 200),
-    )
-    .tokenize() else {
-        return vec![];
+    let tokenize = |t: &str| {
+        datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&PostgreSqlDialect {}, t).tokenize()
+    };
+    // Only the start matters; keep tokenizing cheap for long statements. A
+    // cut inside a quoted literal does not tokenize: then take it all.
+    let tokens = match tokenize(prefix(text, 200)) {
+        Ok(t) => t,
+        Err(_) => match tokenize(text) {
+            Ok(t) => t,
+            Err(_) => return vec![],
+        },
     };
     tokens
         .into_iter()
@@ -745,6 +749,18 @@ mod tests {
         );
         assert!(split_statements("  ; ;").is_empty());
         assert!(split_statements("-- only a comment").is_empty());
+    }
+
+    #[test]
+    fn a_long_view_is_recognized_whatever_its_literals() {
+        // the 200-byte prefix used to classify statements ends inside the
+        // quoted literal here
+        let sql = format!(
+            "CREATE MATERIALIZED VIEW v AS SELECT x FROM t WHERE s = '{}'",
+            "w ".repeat(100)
+        );
+        let st = SqlParser::new().parse_one(&sql).unwrap();
+        assert!(matches!(st, Statement::CreateView(_)), "{st:?}");
     }
 
     #[test]
