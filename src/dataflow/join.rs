@@ -98,16 +98,39 @@ pub enum Side {
 /// reads the other side and `expiry` this side. Once the other side's
 /// watermark puts every future `bound` above a row's `expiry` (at or above
 /// with `strict`, for `<`), the row can match no future row and leaves the
-/// arrangement. Only rows of an append-only side are retired (they are
-/// never retracted later); the other side's changes, retractions included,
-/// all respect its column watermark.
+/// arrangement. The other side's changes, retractions included, all
+/// respect its column watermark. A retired row must also never change
+/// again itself: either its side is append-only, or `own` (an expression of
+/// this side monotone in one of its watermarked columns) is below its own
+/// watermark too.
+///
+/// Rules come from conjuncts `bound <= expiry` of the residual predicate
+/// (interval joins) and from equi-join keys that carry watermarks on both
+/// sides (window joins: `a.window_start = b.window_start`).
 pub struct Retire {
     pub side: Side,
     /// Over this side's columns.
     pub expiry: Arc<dyn PhysicalExpr>,
     /// Over the other side's columns; monotone in one watermarked column.
     pub bound: Arc<dyn PhysicalExpr>,
+    /// For a side that retracts: over this side's columns.
+    pub own: Option<Arc<dyn PhysicalExpr>>,
     pub strict: bool,
+}
+
+impl Retire {
+    /// The watermark under which this rule retires rows, if there is one.
+    fn watermark(&self, inputs: &[&[Option<i64>]]) -> Option<i64> {
+        let (mine, other) = match self.side {
+            Side::Left => (inputs.first(), inputs.get(1)),
+            Side::Right => (inputs.get(1), inputs.first()),
+        };
+        let w = super::watermark::derive(&self.bound, other?)?;
+        match &self.own {
+            None => Some(w),
+            Some(own) => super::watermark::derive(own, mine?).map(|o| o.min(w)),
+        }
+    }
 }
 
 /// One retirement rule's rows by expiry time, and its watermarks.
@@ -832,22 +855,26 @@ impl Operator for Join {
     }
 
     fn plan_watermarks(&mut self, inputs: &[&[Option<i64>]]) -> bool {
-        self.retire.iter().any(|r| {
-            let other = match r.side {
-                Side::Left => inputs.get(1),
-                Side::Right => inputs.first(),
+        // keep, per side, the first rule the watermarks support
+        let mut seen = (false, false);
+        let rules = std::mem::take(&mut self.retire);
+        for r in rules {
+            let taken = match r.side {
+                Side::Left => &mut seen.0,
+                Side::Right => &mut seen.1,
             };
-            other.is_some_and(|w| super::watermark::derive(&r.bound, w).is_some())
-        })
+            if !*taken && r.watermark(inputs).is_some() {
+                *taken = true;
+                self.retire.push(r);
+            }
+        }
+        self.retiring = self.retire.iter().map(|_| RetireState::default()).collect();
+        !self.retire.is_empty()
     }
 
     fn set_watermarks(&mut self, inputs: &[&[Option<i64>]]) {
         for (rule, st) in self.retire.iter().zip(self.retiring.iter_mut()) {
-            let other = match rule.side {
-                Side::Left => inputs.get(1),
-                Side::Right => inputs.first(),
-            };
-            if let Some(wm) = other.and_then(|w| super::watermark::derive(&rule.bound, w)) {
+            if let Some(wm) = rule.watermark(inputs) {
                 st.next = Some(st.next.map_or(wm, |n| n.max(wm)));
             }
         }

@@ -512,10 +512,31 @@ impl Lowerer<'_> {
             }
             None => None,
         };
-        let retire = match &j.filter {
+        let mut retire = match &j.filter {
             Some(f) => self.time_bounds(f, left_schema, right_schema, left_ao, right_ao)?,
             None => Vec::new(),
         };
+        // window joins: equal keys with watermarks on both sides
+        for (a, b) in &j.on {
+            let (la, rb) = (
+                self.physical(a, left_schema)?,
+                self.physical(b, right_schema)?,
+            );
+            retire.push(crate::dataflow::join::Retire {
+                side: crate::dataflow::join::Side::Left,
+                expiry: la.clone(),
+                bound: rb.clone(),
+                own: (!left_ao).then(|| la.clone()),
+                strict: false,
+            });
+            retire.push(crate::dataflow::join::Retire {
+                side: crate::dataflow::join::Side::Right,
+                expiry: rb.clone(),
+                bound: la,
+                own: (!right_ao).then_some(rb),
+                strict: false,
+            });
+        }
         let op = Join::new(
             kind,
             left_keys,
@@ -536,8 +557,9 @@ impl Lowerer<'_> {
     /// The conjuncts `lo <= hi` (or `<`, `>=`, `>`, `BETWEEN`) of a join's
     /// residual predicate that compare an expression of one side with one
     /// of the other: each lets the rows of the `hi` side retire once the
-    /// `lo` side's watermark passes them (see `dataflow::join::Retire`).
-    /// Only append-only sides retire rows.
+    /// `lo` side's watermark passes them (see `dataflow::join::Retire`);
+    /// rows of a side that retracts must also be below their own
+    /// watermark.
     fn time_bounds(
         &self,
         filter: &Expr,
@@ -599,12 +621,11 @@ impl Lowerer<'_> {
                 Side::Left => (left, right, left_ao),
                 Side::Right => (right, left, right_ao),
             };
-            if !append_only {
-                continue;
-            }
+            let expiry = self.physical(hi, hi_schema)?;
             out.push(Retire {
                 side: hi_side,
-                expiry: self.physical(hi, hi_schema)?,
+                own: (!append_only).then(|| expiry.clone()),
+                expiry,
                 bound: self.physical(lo, lo_schema)?,
                 strict,
             });
