@@ -350,6 +350,13 @@ impl Join {
             } else {
                 wm
             };
+            if st
+                .by_time
+                .first_key_value()
+                .is_none_or(|(t, _)| *t >= keep_from)
+            {
+                continue;
+            }
             let rest = st.by_time.split_off(&keep_from);
             let gone = std::mem::replace(&mut st.by_time, rest);
             let arr = match rule.side {
@@ -491,17 +498,19 @@ impl Join {
     }
 
     /// Which candidate pairs satisfy the residual predicate.
-    fn passing(&self, pairs: &[Pair]) -> Result<Vec<bool>> {
+    /// With a residual predicate, also the decoded candidates (so the
+    /// output need not decode them again).
+    fn passing(&self, pairs: &[Pair]) -> Result<(Vec<bool>, Option<RecordBatch>)> {
         let Some(f) = &self.filter else {
-            return Ok(vec![true; pairs.len()]);
+            return Ok((vec![true; pairs.len()], None));
         };
         if pairs.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
         let batch = self.pair_batch(pairs.iter().map(|p| (&p.l, &p.r)))?;
         let v = f.evaluate(&batch)?.into_array(batch.num_rows())?;
         let mask = super::null_as_false(v.as_boolean());
-        Ok(mask.values().iter().collect())
+        Ok((mask.values().iter().collect(), Some(batch)))
     }
 
     /// Left columns then right columns of the given pairs.
@@ -685,7 +694,7 @@ impl Operator for Join {
                 self.right.update(k, &c.row, c.w, 0)?;
             }
         }
-        let pass = self.passing(&pairs)?;
+        let (pass, decoded) = self.passing(&pairs)?;
         // matched pairs, and the match counts they change
         let mut out_pairs: Vec<usize> = Vec::new();
         let mut out_pair_w: Vec<i64> = Vec::new();
@@ -749,7 +758,20 @@ impl Operator for Join {
         // assemble: pairs, then left-only rows, then right-only rows
         let mut parts: Vec<(Vec<ArrayRef>, Vec<i64>)> = Vec::new();
         if !out_pairs.is_empty() {
-            let b = self.pair_batch(out_pairs.iter().map(|&i| (&pairs[i].l, &pairs[i].r)))?;
+            let b = match decoded {
+                // the candidates already decoded: keep the output ones
+                Some(all) => {
+                    let mut keep = vec![false; pairs.len()];
+                    for &i in &out_pairs {
+                        keep[i] = true;
+                    }
+                    datafusion::arrow::compute::filter_record_batch(
+                        &all,
+                        &datafusion::arrow::array::BooleanArray::from(keep),
+                    )?
+                }
+                None => self.pair_batch(out_pairs.iter().map(|&i| (&pairs[i].l, &pairs[i].r)))?,
+            };
             parts.push((b.columns().to_vec(), out_pair_w));
         }
         if !only_l.0.is_empty() {
