@@ -876,6 +876,39 @@ impl Operator for Join {
         }
     }
 
+    fn output_watermarks(&self, inputs: &[&[Option<i64>]]) -> super::watermark::Watermarks {
+        // An inner join's output row pairs a changed row of one side with a
+        // row the other side still holds. A column `c` of side S carries a
+        // watermark when S retires rows by `c` itself: future changes of S
+        // are at or above S's own watermark on `c`, and the rows S still
+        // holds are at or above the retirement watermark. Outer, semi and
+        // anti joins can retract old rows: no watermark.
+        let mut out = vec![None; self.schema.fields().len()];
+        if self.kind != JoinKind::Inner {
+            return out;
+        }
+        let left_width = self.left_schema.fields().len();
+        for rule in &self.retire {
+            let Some(col) = rule
+                .expiry
+                .downcast_ref::<datafusion::physical_expr::expressions::Column>()
+            else {
+                continue;
+            };
+            let (own, offset) = match rule.side {
+                Side::Left => (inputs.first(), 0),
+                Side::Right => (inputs.get(1), left_width),
+            };
+            let own = own.and_then(|w| w.get(col.index()).copied().flatten());
+            if let (Some(own), Some(retired)) = (own, rule.watermark(inputs)) {
+                if let Some(slot) = out.get_mut(offset + col.index()) {
+                    *slot = Some(own.min(retired));
+                }
+            }
+        }
+        out
+    }
+
     fn plan_watermarks(&mut self, inputs: &[&[Option<i64>]]) -> bool {
         // keep, per side, the first rule the watermarks support
         let mut seen = (false, false);
