@@ -20,6 +20,7 @@ pub mod join;
 pub mod project;
 pub mod session;
 pub mod temporal;
+pub mod topn;
 pub mod union;
 pub mod watermark;
 

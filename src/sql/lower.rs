@@ -454,7 +454,29 @@ impl Lowerer<'_> {
             }
             LogicalPlan::Distinct(Distinct::On(_)) => Err(unsupported("DISTINCT ON")),
             LogicalPlan::Join(j) => self.lower_join(j),
-            LogicalPlan::Limit(_) | LogicalPlan::Sort(_) => Err(unsupported("LIMIT / OFFSET")),
+            LogicalPlan::Sort(s) => {
+                // ORDER BY … LIMIT n (the optimizer folds the limit in)
+                let fetch = s.fetch.unwrap_or(usize::MAX);
+                self.lower_top_n(s, 0, fetch)
+            }
+            LogicalPlan::Limit(l) => {
+                use datafusion::logical_expr::{FetchType, SkipType};
+                let skip = match l.get_skip_type() {
+                    Ok(SkipType::Literal(k)) => k,
+                    _ => return Err(unsupported("an OFFSET that is not a constant")),
+                };
+                let fetch = match l.get_fetch_type() {
+                    Ok(FetchType::Literal(Some(n))) => n,
+                    Ok(FetchType::Literal(None)) => usize::MAX,
+                    _ => return Err(unsupported("a LIMIT that is not a constant")),
+                };
+                match l.input.as_ref() {
+                    LogicalPlan::Sort(s) => self.lower_top_n(s, skip, fetch),
+                    _ => Err(unsupported(
+                        "LIMIT / OFFSET without ORDER BY (which rows is not defined)",
+                    )),
+                }
+            }
             LogicalPlan::Window(_) => Err(unsupported("window functions (OVER)")),
             LogicalPlan::Values(_) => Err(unsupported("VALUES")),
             LogicalPlan::EmptyRelation(_) => Err(unsupported("a SELECT without FROM")),
@@ -463,6 +485,42 @@ impl Lowerer<'_> {
             LogicalPlan::Subquery(_) => Err(unsupported("a subquery in an expression")),
             other => Err(unsupported(format!("the plan node {}", other.display()))),
         }
+    }
+
+    /// `ORDER BY … LIMIT n OFFSET k` as a top-N operator.
+    fn lower_top_n(
+        &mut self,
+        s: &datafusion::logical_expr::Sort,
+        skip: usize,
+        fetch: usize,
+    ) -> Result<(Input, bool), SqlError> {
+        if fetch == usize::MAX {
+            return Err(unsupported("OFFSET without LIMIT"));
+        }
+        let (input, _) = self.lower(&s.input)?;
+        let in_schema = s.input.schema();
+        let order = s
+            .expr
+            .iter()
+            .map(|e| {
+                Ok((
+                    self.physical(&e.expr, in_schema)?,
+                    datafusion::arrow::compute::SortOptions {
+                        descending: !e.asc,
+                        nulls_first: e.nulls_first,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>, SqlError>>()?;
+        let op = crate::dataflow::topn::TopN::new(
+            vec![],
+            order,
+            skip,
+            fetch,
+            Arc::new(in_schema.as_arrow().clone()),
+        )
+        .map_err(|e| SqlError::Plan(e.to_string()))?;
+        Ok((self.push(Box::new(op), vec![input]), false))
     }
 
     /// An equi-join (inner, outer, semi, anti) with its residual predicate.

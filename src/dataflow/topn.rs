@@ -1,0 +1,261 @@
+//! Top-N: `ORDER BY … LIMIT n [OFFSET k]` (per partition, when given one).
+//!
+//! Every row is kept in order (sort key in Arrow's order-preserving row
+//! encoding, then the row itself, so ties are broken the same way every
+//! time); the operator remembers which rows it emitted for each partition.
+//! A step recomputes the window `[k, k + n)` of the partitions it touched
+//! only — walking at most `k + n` rows of each — and emits the difference
+//! from what they showed before: deleting a row in the top brings the next
+//! one in.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
+use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::codec::{Reader, Writer};
+use super::{DataflowError, Delta, Operator, Result, StateSize};
+
+type Ordered = BTreeMap<(Box<[u8]>, Box<[u8]>), i64>;
+
+/// Rows shown by one partition: row → multiplicity.
+type Shown = HashMap<Box<[u8]>, i64>;
+
+pub struct TopN {
+    partition: Vec<Arc<dyn PhysicalExpr>>,
+    order: Vec<Arc<dyn PhysicalExpr>>,
+    skip: usize,
+    fetch: usize,
+    schema: SchemaRef,
+    part_converter: Option<RowConverter>,
+    sort_converter: RowConverter,
+    row_converter: RowConverter,
+    /// partition → (sort key, row) → multiplicity
+    parts: HashMap<Box<[u8]>, Ordered>,
+    /// partition → rows emitted (row → multiplicity)
+    shown: HashMap<Box<[u8]>, Shown>,
+}
+
+impl TopN {
+    pub fn new(
+        partition: Vec<Arc<dyn PhysicalExpr>>,
+        order: Vec<(Arc<dyn PhysicalExpr>, SortOptions)>,
+        skip: usize,
+        fetch: usize,
+        schema: SchemaRef,
+    ) -> Result<TopN> {
+        let input = schema.as_ref();
+        let part_converter = if partition.is_empty() {
+            None
+        } else {
+            Some(RowConverter::new(
+                partition
+                    .iter()
+                    .map(|e| Ok(SortField::new(e.data_type(input)?)))
+                    .collect::<Result<Vec<_>>>()?,
+            )?)
+        };
+        let sort_converter = RowConverter::new(
+            order
+                .iter()
+                .map(|(e, o)| Ok(SortField::new_with_options(e.data_type(input)?, *o)))
+                .collect::<Result<Vec<_>>>()?,
+        )?;
+        Ok(TopN {
+            partition,
+            order: order.into_iter().map(|(e, _)| e).collect(),
+            skip,
+            fetch,
+            row_converter: super::row_converter(&schema)?,
+            schema: super::relax(&schema),
+            part_converter,
+            sort_converter,
+            parts: HashMap::new(),
+            shown: HashMap::new(),
+        })
+    }
+
+    /// The rows in `[skip, skip + fetch)` of a partition, with multiplicity.
+    fn window(&self, part: &[u8]) -> Shown {
+        let mut out = Shown::new();
+        let Some(rows) = self.parts.get(part) else {
+            return out;
+        };
+        let (mut pos, end) = (0usize, self.skip + self.fetch);
+        for ((_, row), &n) in rows {
+            if pos >= end {
+                break;
+            }
+            let n = n.max(0) as usize;
+            let from = pos.max(self.skip);
+            let to = (pos + n).min(end);
+            if to > from {
+                *out.entry(row.clone()).or_insert(0) += (to - from) as i64;
+            }
+            pos += n;
+        }
+        out
+    }
+}
+
+impl Operator for TopN {
+    fn step(&mut self, inputs: &[Option<&Delta>]) -> Result<Option<Delta>> {
+        let Some(d) = inputs.first().copied().flatten().filter(|d| !d.is_empty()) else {
+            return Ok(None);
+        };
+        let n = d.len();
+        let eval = |es: &[Arc<dyn PhysicalExpr>]| -> Result<Vec<ArrayRef>> {
+            es.iter()
+                .map(|e| Ok(e.evaluate(&d.batch)?.into_array(n)?))
+                .collect()
+        };
+        let parts = match &self.part_converter {
+            Some(c) => Some(c.convert_columns(&eval(&self.partition)?)?),
+            None => None,
+        };
+        let keys = self.sort_converter.convert_columns(&eval(&self.order)?)?;
+        let rows = self.row_converter.convert_columns(d.batch.columns())?;
+        let mut touched: Vec<Box<[u8]>> = Vec::new();
+        for (i, &w) in d.weights.values().iter().enumerate() {
+            if w == 0 {
+                continue;
+            }
+            let p: Box<[u8]> = match &parts {
+                Some(p) => p.row(i).as_ref().into(),
+                None => Box::new([]),
+            };
+            let ordered = self.parts.entry(p.clone()).or_default();
+            let id = (keys.row(i).as_ref().into(), rows.row(i).as_ref().into());
+            let e = ordered.entry(id).or_insert(0);
+            *e += w;
+            if *e < 0 {
+                return Err(DataflowError::Eval(
+                    "top-N input retracted a row it never inserted".into(),
+                ));
+            }
+            if *e == 0 {
+                let id = (keys.row(i).as_ref().into(), rows.row(i).as_ref().into());
+                ordered.remove(&id);
+            }
+            if ordered.is_empty() {
+                self.parts.remove(&p);
+            }
+            touched.push(p);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        let mut out_rows: Vec<Box<[u8]>> = Vec::new();
+        let mut out_w: Vec<i64> = Vec::new();
+        for p in touched {
+            let new = self.window(&p);
+            let old = self.shown.remove(&p).unwrap_or_default();
+            for (r, n) in &old {
+                let d = new.get(r).copied().unwrap_or(0) - n;
+                if d != 0 {
+                    out_rows.push(r.clone());
+                    out_w.push(d);
+                }
+            }
+            for (r, n) in &new {
+                if !old.contains_key(r) {
+                    out_rows.push(r.clone());
+                    out_w.push(*n);
+                }
+            }
+            if !new.is_empty() {
+                self.shown.insert(p, new);
+            }
+        }
+        if out_rows.is_empty() {
+            return Ok(None);
+        }
+        let cols = super::decode_rows(&self.row_converter, &out_rows)?;
+        let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
+        Ok(Some(Delta::new(batch, Int64Array::from(out_w))?))
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn explain(&self) -> String {
+        let order: Vec<String> = self.order.iter().map(|e| e.to_string()).collect();
+        let part: Vec<String> = self.partition.iter().map(|e| e.to_string()).collect();
+        format!(
+            "TopN: order by [{}]{}, skip {}, fetch {}",
+            order.join(", "),
+            if part.is_empty() {
+                String::new()
+            } else {
+                format!(" per [{}]", part.join(", "))
+            },
+            self.skip,
+            self.fetch
+        )
+    }
+
+    fn state_size(&self) -> StateSize {
+        let mut s = StateSize::default();
+        for rows in self.parts.values() {
+            for (k, r) in rows.keys() {
+                s.rows += 1;
+                s.bytes += (k.len() + r.len()) as u64 + 24;
+            }
+        }
+        s
+    }
+
+    fn checkpoint(&self) -> Result<Vec<u8>> {
+        let mut w = Writer::default();
+        w.u64(self.parts.len() as u64);
+        for (p, rows) in &self.parts {
+            w.bytes(p);
+            w.u64(rows.len() as u64);
+            for ((k, r), n) in rows {
+                w.bytes(k);
+                w.bytes(r);
+                w.i64(*n);
+            }
+        }
+        Ok(w.buf)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        self.parts.clear();
+        self.shown.clear();
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let mut r = Reader::new(bytes);
+        for _ in 0..r.u64()? {
+            let p: Box<[u8]> = r.bytes()?.into();
+            let mut rows = Ordered::new();
+            for _ in 0..r.u64()? {
+                let k: Box<[u8]> = r.bytes()?.into();
+                let row: Box<[u8]> = r.bytes()?.into();
+                rows.insert((k, row), r.i64()?);
+            }
+            self.parts.insert(p, rows);
+        }
+        if !r.done() {
+            return Err(DataflowError::State("trailing bytes in top-N state".into()));
+        }
+        // what is shown follows from the rows
+        let keys: Vec<Box<[u8]>> = self.parts.keys().cloned().collect();
+        for p in keys {
+            let w = self.window(&p);
+            if !w.is_empty() {
+                self.shown.insert(p, w);
+            }
+        }
+        Ok(())
+    }
+
+    fn preserves_append_only(&self) -> bool {
+        false
+    }
+}
