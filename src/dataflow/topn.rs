@@ -22,8 +22,8 @@ use super::{DataflowError, Delta, Operator, Result, StateSize};
 
 type Ordered = BTreeMap<(Box<[u8]>, Box<[u8]>), i64>;
 
-/// Rows shown by one partition: row → multiplicity.
-type Shown = HashMap<Box<[u8]>, i64>;
+/// Rows shown by one partition: (row, its row number or 0) → multiplicity.
+type Shown = HashMap<(Box<[u8]>, i64), i64>;
 
 pub struct TopN {
     partition: Vec<Arc<dyn PhysicalExpr>>,
@@ -36,8 +36,11 @@ pub struct TopN {
     row_converter: RowConverter,
     /// partition → (sort key, row) → multiplicity
     parts: HashMap<Box<[u8]>, Ordered>,
-    /// partition → rows emitted (row → multiplicity)
+    /// partition → rows emitted
     shown: HashMap<Box<[u8]>, Shown>,
+    /// Output each row with its position in its partition (1-based): the
+    /// `row_number() OVER (PARTITION BY … ORDER BY …) <= n` pattern.
+    numbered: bool,
 }
 
 impl TopN {
@@ -76,7 +79,16 @@ impl TopN {
             sort_converter,
             parts: HashMap::new(),
             shown: HashMap::new(),
+            numbered: false,
         })
+    }
+
+    /// Appends each row's row number; `output` is the input schema plus
+    /// that column.
+    pub fn numbered(mut self, output: SchemaRef) -> TopN {
+        self.numbered = true;
+        self.schema = super::relax(&output);
+        self
     }
 
     /// The rows in `[skip, skip + fetch)` of a partition, with multiplicity.
@@ -94,7 +106,13 @@ impl TopN {
             let from = pos.max(self.skip);
             let to = (pos + n).min(end);
             if to > from {
-                *out.entry(row.clone()).or_insert(0) += (to - from) as i64;
+                if self.numbered {
+                    for p in from..to {
+                        out.insert((row.clone(), p as i64 + 1), 1);
+                    }
+                } else {
+                    *out.entry((row.clone(), 0)).or_insert(0) += (to - from) as i64;
+                }
             }
             pos += n;
         }
@@ -148,7 +166,7 @@ impl Operator for TopN {
         }
         touched.sort_unstable();
         touched.dedup();
-        let mut out_rows: Vec<Box<[u8]>> = Vec::new();
+        let mut out_rows: Vec<(Box<[u8]>, i64)> = Vec::new();
         let mut out_w: Vec<i64> = Vec::new();
         for p in touched {
             let new = self.window(&p);
@@ -173,7 +191,15 @@ impl Operator for TopN {
         if out_rows.is_empty() {
             return Ok(None);
         }
-        let cols = super::decode_rows(&self.row_converter, &out_rows)?;
+        let rows: Vec<&Box<[u8]>> = out_rows.iter().map(|(r, _)| r).collect();
+        let mut cols = super::decode_rows(&self.row_converter, &rows)?;
+        if self.numbered {
+            let rn: ArrayRef = Arc::new(Int64Array::from_iter_values(
+                out_rows.iter().map(|(_, n)| *n),
+            ));
+            let t = self.schema.field(cols.len()).data_type();
+            cols.push(datafusion::arrow::compute::cast(&rn, t)?);
+        }
         let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
         Ok(Some(Delta::new(batch, Int64Array::from(out_w))?))
     }
@@ -186,7 +212,8 @@ impl Operator for TopN {
         let order: Vec<String> = self.order.iter().map(|e| e.to_string()).collect();
         let part: Vec<String> = self.partition.iter().map(|e| e.to_string()).collect();
         format!(
-            "TopN: order by [{}]{}, skip {}, fetch {}",
+            "TopN{}: order by [{}]{}, skip {}, fetch {}",
+            if self.numbered { " (row_number)" } else { "" },
             order.join(", "),
             if part.is_empty() {
                 String::new()

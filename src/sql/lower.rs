@@ -378,6 +378,11 @@ impl Lowerer<'_> {
                 ))
             }
             LogicalPlan::Filter(f) => {
+                if let LogicalPlan::Window(w) = f.input.as_ref() {
+                    if let Some(top) = self.lower_row_number_top_n(w, &f.predicate)? {
+                        return Ok((top, false));
+                    }
+                }
                 let (input, ao) = self.lower(&f.input)?;
                 let pred = self.physical(&f.predicate, f.input.schema())?;
                 let schema = Arc::new(f.input.schema().as_arrow().clone());
@@ -485,6 +490,99 @@ impl Lowerer<'_> {
             LogicalPlan::Subquery(_) => Err(unsupported("a subquery in an expression")),
             other => Err(unsupported(format!("the plan node {}", other.display()))),
         }
+    }
+
+    /// `row_number() OVER (PARTITION BY p ORDER BY o) <= n` (or `< n`) over
+    /// a window with that one function: a top-N per partition that outputs
+    /// each row with its row number. `None` when the plan is not of that
+    /// shape.
+    fn lower_row_number_top_n(
+        &mut self,
+        w: &datafusion::logical_expr::Window,
+        predicate: &Expr,
+    ) -> Result<Option<Input>, SqlError> {
+        use datafusion::logical_expr::{BinaryExpr, Operator as Op};
+        let [wexpr] = w.window_expr.as_slice() else {
+            return Ok(None);
+        };
+        let inner = match wexpr {
+            Expr::Alias(a) => a.expr.as_ref(),
+            e => e,
+        };
+        let Expr::WindowFunction(wf) = inner else {
+            return Ok(None);
+        };
+        if wf.fun.name() != "row_number" || wf.params.order_by.is_empty() {
+            return Ok(None);
+        }
+        // the window column's name in the Window node's output
+        let n_in = w.input.schema().fields().len();
+        let (qualifier, field) = w.schema.qualified_field(n_in);
+        let column = datafusion::common::Column::new(qualifier.cloned(), field.name());
+        let is_rn = |e: &Expr| match e {
+            Expr::Column(c) => *c == column,
+            Expr::Cast(c) => matches!(c.expr.as_ref(), Expr::Column(c) if *c == column),
+            _ => false,
+        };
+        let limit = |e: &Expr| -> Option<i64> {
+            match e {
+                Expr::Literal(v, _) => v
+                    .cast_to(&datafusion::arrow::datatypes::DataType::Int64)
+                    .ok()
+                    .and_then(|v| match v {
+                        datafusion::common::ScalarValue::Int64(Some(n)) => Some(n),
+                        _ => None,
+                    }),
+                _ => None,
+            }
+        };
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = predicate else {
+            return Ok(None);
+        };
+        let fetch = match (is_rn(left), *op, is_rn(right)) {
+            (true, Op::LtEq, false) => limit(right),
+            (true, Op::Lt, false) => limit(right).map(|n| n - 1),
+            (false, Op::GtEq, true) => limit(left),
+            (false, Op::Gt, true) => limit(left).map(|n| n - 1),
+            (true, Op::Eq, false) if limit(right) == Some(1) => Some(1),
+            _ => None,
+        };
+        let Some(fetch) = fetch else {
+            return Ok(None);
+        };
+        let fetch = usize::try_from(fetch.max(0)).unwrap_or(0);
+        let (input, _) = self.lower(&w.input)?;
+        let in_schema = w.input.schema();
+        let partition = wf
+            .params
+            .partition_by
+            .iter()
+            .map(|e| self.physical(e, in_schema))
+            .collect::<Result<Vec<_>, _>>()?;
+        let order = wf
+            .params
+            .order_by
+            .iter()
+            .map(|e| {
+                Ok((
+                    self.physical(&e.expr, in_schema)?,
+                    datafusion::arrow::compute::SortOptions {
+                        descending: !e.asc,
+                        nulls_first: e.nulls_first,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>, SqlError>>()?;
+        let op = crate::dataflow::topn::TopN::new(
+            partition,
+            order,
+            0,
+            fetch,
+            Arc::new(in_schema.as_arrow().clone()),
+        )
+        .map_err(|e| SqlError::Plan(e.to_string()))?
+        .numbered(Arc::new(w.schema.as_arrow().clone()));
+        Ok(Some(self.push(Box::new(op), vec![input])))
     }
 
     /// `ORDER BY … LIMIT n OFFSET k` as a top-N operator.

@@ -36,6 +36,8 @@ const VIEWS: &[(&str, &str)] = &[
     ("p_filter_agg", "SELECT k, count(*) FILTER (WHERE b) AS nb FROM t GROUP BY k"),
     ("p_array_agg", "SELECT g, array_agg(k ORDER BY k) AS ks FROM t WHERE k IS NOT NULL GROUP BY g"),
     ("p_top_n", "SELECT k, g, v FROM t ORDER BY v DESC, k, g LIMIT 3"),
+    ("p_top_per_group", "SELECT * FROM (SELECT k, g, v, row_number() OVER (PARTITION BY g ORDER BY v DESC, k) AS rn FROM t) x WHERE rn <= 2"),
+    ("p_first_per_group", "SELECT k, v FROM (SELECT k, v, row_number() OVER (PARTITION BY k ORDER BY v) AS rn FROM t) x WHERE rn = 1"),
     ("p_top_n_offset", "SELECT g, v FROM t WHERE v IS NOT NULL ORDER BY v, g LIMIT 4 OFFSET 2"),
     ("p_tumble", "SELECT window_start, window_end, count(*) AS n, sum(x) AS s, max(x) AS m FROM TUMBLE(e, ts, INTERVAL '10 seconds') GROUP BY window_start, window_end"),
     ("p_hop", "SELECT id, window_start, count(*) AS n FROM HOP(e, ts, INTERVAL '5 seconds', INTERVAL '15 seconds') WHERE x > 3 GROUP BY id, window_start"),
