@@ -55,48 +55,6 @@ const QUERIES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Queries over the three Nexmark streams (person, auction, bid), fed
-/// together in their Nexmark proportions.
-const STREAM_QUERIES: &[(&str, &str)] = &[
-    // q3: local item suggestion (table-table join with filters)
-    (
-        "q3",
-        "SELECT p.name, p.city, p.state, a.id FROM auction a JOIN person p ON a.seller = p.id \
-         WHERE a.category = 10 AND (p.state = 'or' OR p.state = 'id' OR p.state = 'ca')",
-    ),
-    // q4: average closing price per category (join + nested aggregation)
-    (
-        "q4",
-        "SELECT q.category, avg(q.final) AS avg_final FROM ( \
-           SELECT max(b.price) AS final, a.category FROM auction a, bid b \
-           WHERE a.id = b.auction AND b.date_time BETWEEN a.date_time AND a.expires \
-           GROUP BY a.id, a.category) q \
-         GROUP BY q.category",
-    ),
-    // q7: the highest bid of each 10 s window, joined back to the bids
-    (
-        "q7",
-        "SELECT b.auction, b.price, b.bidder, b.date_time FROM bid b JOIN ( \
-           SELECT max(price) AS maxprice, window_end AS date_time \
-           FROM TUMBLE(bid, date_time, INTERVAL '10 seconds') GROUP BY window_end) b1 \
-         ON b.price = b1.maxprice \
-         WHERE b.date_time BETWEEN b1.date_time - INTERVAL '10 seconds' AND b1.date_time",
-    ),
-    // q8: persons who opened an auction in the 10 s window they joined
-    (
-        "q8",
-        "SELECT p.id, p.name, p.starttime FROM ( \
-           SELECT id, name, window_start AS starttime, window_end AS endtime \
-           FROM TUMBLE(person, date_time, INTERVAL '10 seconds') \
-           GROUP BY id, name, window_start, window_end) p \
-         JOIN ( \
-           SELECT seller, window_start AS starttime, window_end AS endtime \
-           FROM TUMBLE(auction, date_time, INTERVAL '10 seconds') \
-           GROUP BY seller, window_start, window_end) a \
-         ON p.id = a.seller AND p.starttime = a.starttime AND p.endtime = a.endtime",
-    ),
-];
-
 const BATCH: usize = 10_000;
 
 fn arg(args: &[String], name: &str, default: usize) -> usize {
@@ -296,12 +254,18 @@ fn main() {
     let mut wanted: Vec<&str> = args
         .iter()
         .map(String::as_str)
-        .filter(|a| QUERIES.iter().chain(STREAM_QUERIES).any(|(n, _)| n == a) || *a == "scaling")
+        .filter(|a| {
+            QUERIES
+                .iter()
+                .chain(gen::STREAM_QUERIES)
+                .any(|(n, _)| n == a)
+                || *a == "scaling"
+        })
         .collect();
     if wanted.is_empty() {
         wanted = QUERIES
             .iter()
-            .chain(STREAM_QUERIES)
+            .chain(gen::STREAM_QUERIES)
             .map(|(n, _)| *n)
             .collect();
     }
@@ -335,7 +299,7 @@ fn main() {
                     rates.push(r);
                     rows = n;
                 }
-            } else if let Some((_, sql)) = STREAM_QUERIES.iter().find(|(q, _)| q == name) {
+            } else if let Some((_, sql)) = gen::STREAM_QUERIES.iter().find(|(q, _)| q == name) {
                 if streams.is_empty() {
                     let mut st = gen::Streams::new(42);
                     streams = (0..events.div_ceil(BATCH)).map(|_| st.batch(BATCH)).collect();

@@ -20,6 +20,9 @@ use datafusion::physical_expr::PhysicalExpr;
 use super::codec::{Reader, Writer};
 use super::{DataflowError, Delta, Operator, Result, StateSize};
 
+/// An ORDER BY expression and its direction.
+pub type SortKey = (Arc<dyn PhysicalExpr>, SortOptions);
+
 type Ordered = BTreeMap<(Box<[u8]>, Box<[u8]>), i64>;
 
 /// Rows shown by one partition: (row, its row number or 0) → multiplicity.
@@ -46,7 +49,7 @@ pub struct TopN {
 impl TopN {
     pub fn new(
         partition: Vec<Arc<dyn PhysicalExpr>>,
-        order: Vec<(Arc<dyn PhysicalExpr>, SortOptions)>,
+        order: Vec<SortKey>,
         skip: usize,
         fetch: usize,
         schema: SchemaRef,

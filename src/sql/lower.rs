@@ -559,20 +559,7 @@ impl Lowerer<'_> {
             .iter()
             .map(|e| self.physical(e, in_schema))
             .collect::<Result<Vec<_>, _>>()?;
-        let order = wf
-            .params
-            .order_by
-            .iter()
-            .map(|e| {
-                Ok((
-                    self.physical(&e.expr, in_schema)?,
-                    datafusion::arrow::compute::SortOptions {
-                        descending: !e.asc,
-                        nulls_first: e.nulls_first,
-                    },
-                ))
-            })
-            .collect::<Result<Vec<_>, SqlError>>()?;
+        let order = self.sort_keys(&wf.params.order_by, in_schema)?;
         let op = crate::dataflow::topn::TopN::new(
             partition,
             order,
@@ -583,6 +570,26 @@ impl Lowerer<'_> {
         .map_err(|e| SqlError::Plan(e.to_string()))?
         .numbered(Arc::new(w.schema.as_arrow().clone()));
         Ok(Some(self.push(Box::new(op), vec![input])))
+    }
+
+    /// ORDER BY expressions as physical expressions with their directions.
+    fn sort_keys(
+        &self,
+        exprs: &[datafusion::logical_expr::SortExpr],
+        input: &datafusion::common::DFSchema,
+    ) -> Result<Vec<crate::dataflow::topn::SortKey>, SqlError> {
+        exprs
+            .iter()
+            .map(|e| {
+                Ok((
+                    self.physical(&e.expr, input)?,
+                    datafusion::arrow::compute::SortOptions {
+                        descending: !e.asc,
+                        nulls_first: e.nulls_first,
+                    },
+                ))
+            })
+            .collect()
     }
 
     /// `ORDER BY … LIMIT n OFFSET k` as a top-N operator.
@@ -597,19 +604,7 @@ impl Lowerer<'_> {
         }
         let (input, _) = self.lower(&s.input)?;
         let in_schema = s.input.schema();
-        let order = s
-            .expr
-            .iter()
-            .map(|e| {
-                Ok((
-                    self.physical(&e.expr, in_schema)?,
-                    datafusion::arrow::compute::SortOptions {
-                        descending: !e.asc,
-                        nulls_first: e.nulls_first,
-                    },
-                ))
-            })
-            .collect::<Result<Vec<_>, SqlError>>()?;
+        let order = self.sort_keys(&s.expr, in_schema)?;
         let op = crate::dataflow::topn::TopN::new(
             vec![],
             order,

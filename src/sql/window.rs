@@ -34,28 +34,15 @@ use super::SqlError;
 /// Most windows one `HOP` may assign a row to.
 const MAX_HOP_WINDOWS: i64 = 1000;
 
-/// A window function found in a statement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WindowSpec {
-    /// The relation windowed (as written, normalized).
-    pub relation: String,
-    pub time_column: String,
-    pub size_us: i64,
-}
-
-/// Rewrites every `TUMBLE`/`HOP` table function of a statement; returns
-/// what it found.
-pub fn expand_window_functions(stmt: &mut Statement) -> Result<Vec<WindowSpec>, SqlError> {
-    let mut v = WindowVisitor { found: Vec::new() };
-    match stmt.visit(&mut v) {
-        ControlFlow::Continue(()) => Ok(v.found),
+/// Rewrites every `TUMBLE`/`HOP` table function of a statement.
+pub fn expand_window_functions(stmt: &mut Statement) -> Result<(), SqlError> {
+    match stmt.visit(&mut WindowVisitor) {
+        ControlFlow::Continue(()) => Ok(()),
         ControlFlow::Break(e) => Err(e),
     }
 }
 
-struct WindowVisitor {
-    found: Vec<WindowSpec>,
-}
+struct WindowVisitor;
 
 impl VisitorMut for WindowVisitor {
     type Break = SqlError;
@@ -97,9 +84,8 @@ impl VisitorMut for WindowVisitor {
             Err(e) => return ControlFlow::Break(e),
         };
         match window_subquery(kind, &exprs, alias.as_ref()) {
-            Ok((derived, spec)) => {
+            Ok(derived) => {
                 *f = derived;
-                self.found.push(spec);
                 ControlFlow::Continue(())
             }
             Err(e) => ControlFlow::Break(e),
@@ -117,7 +103,7 @@ fn window_subquery(
     kind: Kind,
     args: &[&Expr],
     alias: Option<&TableAlias>,
-) -> Result<(TableFactor, WindowSpec), SqlError> {
+) -> Result<TableFactor, SqlError> {
     let (usage, want) = match kind {
         Kind::Tumble => ("TUMBLE(relation, time_column, size [, offset])", 3),
         Kind::Hop => ("HOP(relation, time_column, slide, size [, offset])", 4),
@@ -148,19 +134,6 @@ fn window_subquery(
         Some(o) => format!("TIMESTAMP '1970-01-01 00:00:00' + {o}"),
         None => "TIMESTAMP '1970-01-01 00:00:00'".to_string(),
     };
-    let name_of = |e: &Expr| match e {
-        Expr::Identifier(i) => super::parser::normalize_ident(i),
-        Expr::CompoundIdentifier(parts) => parts
-            .last()
-            .map(super::parser::normalize_ident)
-            .unwrap_or_default(),
-        other => other.to_string(),
-    };
-    let mut spec = WindowSpec {
-        relation: name_of(args[0]),
-        time_column: name_of(args[1]),
-        size_us: 0,
-    };
     // Shifts are durations, not intervals: timestamp ± duration is plain
     // integer arithmetic over the batch, where ± interval goes through
     // calendar arithmetic row by row.
@@ -168,8 +141,7 @@ fn window_subquery(
     let sql = match kind {
         Kind::Tumble => {
             let size = args[2];
-            spec.size_us = positive_micros(size, "window size")?;
-            let size_d = duration(spec.size_us);
+            let size_d = duration(positive_micros(size, "window size")?);
             format!(
                 "SELECT *, date_bin({size}, {ts}, {origin}) AS window_start, \
                  date_bin({size}, {ts}, {origin}) + {size_d} AS window_end FROM {rel}"
@@ -179,7 +151,6 @@ fn window_subquery(
             let (slide, size) = (args[2], args[3]);
             let slide_us = positive_micros(slide, "slide")?;
             let size_us = positive_micros(size, "window size")?;
-            spec.size_us = size_us;
             if size_us % slide_us != 0 {
                 return Err(SqlError::Unsupported(format!(
                     "HOP with a window size ({size}) that is not a multiple of the slide ({slide})"
@@ -225,15 +196,12 @@ fn window_subquery(
             at: None,
         })
     });
-    Ok((
-        TableFactor::Derived {
-            lateral: false,
-            subquery: query,
-            alias,
-            sample: None,
-        },
-        spec,
-    ))
+    Ok(TableFactor::Derived {
+        lateral: false,
+        subquery: query,
+        alias,
+        sample: None,
+    })
 }
 
 /// A constant, positive interval of fixed length (no months), in

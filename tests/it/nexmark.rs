@@ -9,54 +9,24 @@ mod gen;
 
 use crate::props::{exec, open, rows};
 
-const VIEWS: &[(&str, &str)] = &[
-    (
-        "q3",
-        "SELECT p.name, p.city, p.state, a.id FROM auction a JOIN person p ON a.seller = p.id \
-         WHERE a.category = 10 AND (p.state = 'or' OR p.state = 'id' OR p.state = 'ca')",
-    ),
-    (
-        "q4",
-        "SELECT q.category, avg(q.final) AS avg_final FROM ( \
-           SELECT max(b.price) AS final, a.category FROM auction a, bid b \
-           WHERE a.id = b.auction AND b.date_time BETWEEN a.date_time AND a.expires \
-           GROUP BY a.id, a.category) q \
-         GROUP BY q.category",
-    ),
-    (
-        "q7",
-        "SELECT b.auction, b.price, b.bidder, b.date_time FROM bid b JOIN ( \
-           SELECT max(price) AS maxprice, window_end AS date_time \
-           FROM TUMBLE(bid, date_time, INTERVAL '10 seconds') GROUP BY window_end) b1 \
-         ON b.price = b1.maxprice \
-         WHERE b.date_time BETWEEN b1.date_time - INTERVAL '10 seconds' AND b1.date_time",
-    ),
-    // a windowed aggregate over the join's output: the join passes the
-    // bids' watermark on, so closed windows' groups are dropped
-    (
-        "q7_counts",
-        "SELECT date_bin(INTERVAL '10 seconds', j.date_time, TIMESTAMP '1970-01-01') AS w, \
-         count(*) AS n, max(j.price) AS top FROM ( \
-           SELECT b.auction, b.price, b.bidder, b.date_time FROM bid b JOIN ( \
-             SELECT max(price) AS maxprice, window_end AS date_time \
-             FROM TUMBLE(bid, date_time, INTERVAL '10 seconds') GROUP BY window_end) b1 \
-           ON b.price = b1.maxprice \
-           WHERE b.date_time BETWEEN b1.date_time - INTERVAL '10 seconds' AND b1.date_time) j \
-         GROUP BY 1",
-    ),
-    (
-        "q8",
-        "SELECT p.id, p.name, p.starttime FROM ( \
-           SELECT id, name, window_start AS starttime, window_end AS endtime \
-           FROM TUMBLE(person, date_time, INTERVAL '10 seconds') \
-           GROUP BY id, name, window_start, window_end) p \
-         JOIN ( \
-           SELECT seller, window_start AS starttime, window_end AS endtime \
-           FROM TUMBLE(auction, date_time, INTERVAL '10 seconds') \
-           GROUP BY seller, window_start, window_end) a \
-         ON p.id = a.seller AND p.starttime = a.starttime AND p.endtime = a.endtime",
-    ),
-];
+/// A windowed aggregate over q7's join: the join passes the bids'
+/// watermark on, so closed windows' groups are dropped.
+const Q7_COUNTS: &str =
+    "SELECT date_bin(INTERVAL '10 seconds', j.date_time, TIMESTAMP '1970-01-01') AS w, \
+     count(*) AS n, max(j.price) AS top FROM ( \
+       SELECT b.auction, b.price, b.bidder, b.date_time FROM bid b JOIN ( \
+         SELECT max(price) AS maxprice, window_end AS date_time \
+         FROM TUMBLE(bid, date_time, INTERVAL '10 seconds') GROUP BY window_end) b1 \
+       ON b.price = b1.maxprice \
+       WHERE b.date_time BETWEEN b1.date_time - INTERVAL '10 seconds' AND b1.date_time) j \
+     GROUP BY 1";
+
+/// The benchmark's join queries, and Q7_COUNTS.
+fn views() -> Vec<(&'static str, &'static str)> {
+    let mut v = gen::STREAM_QUERIES.to_vec();
+    v.push(("q7_counts", Q7_COUNTS));
+    v
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nexmark_join_views_equal_batch() {
@@ -71,7 +41,7 @@ async fn nexmark_join_views_equal_batch() {
     engine.append("person", vec![first.person]).await.unwrap();
     engine.append("auction", vec![first.auction]).await.unwrap();
     engine.append("bid", vec![first.bid]).await.unwrap();
-    for (name, q) in VIEWS {
+    for (name, q) in views() {
         exec(&mut s, &format!("CREATE MATERIALIZED VIEW {name} AS {q}")).await;
     }
     let mut nonempty = [false; 5];
@@ -83,7 +53,7 @@ async fn nexmark_join_views_equal_batch() {
         if step % 5 != 4 {
             continue;
         }
-        for (i, (name, q)) in VIEWS.iter().enumerate() {
+        for (i, (name, q)) in views().iter().enumerate() {
             let got = rows(&mut s, &format!("SELECT * FROM {name}")).await;
             let want = rows(&mut s, q).await;
             assert_eq!(got, want, "step {step}: {name} differs from its query");
