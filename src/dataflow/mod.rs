@@ -17,6 +17,7 @@ pub mod codec;
 pub mod emit;
 pub mod filter;
 pub mod join;
+pub mod over;
 pub mod project;
 pub mod session;
 pub mod temporal;

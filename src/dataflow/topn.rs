@@ -41,9 +41,22 @@ pub struct TopN {
     parts: HashMap<Box<[u8]>, Ordered>,
     /// partition → rows emitted
     shown: HashMap<Box<[u8]>, Shown>,
-    /// Output each row with its position in its partition (1-based): the
-    /// `row_number() OVER (PARTITION BY … ORDER BY …) <= n` pattern.
-    numbered: bool,
+    /// Output each row with its number in its partition: the
+    /// `row_number() / rank() / dense_rank() OVER (PARTITION BY … ORDER BY …)
+    /// <= n` pattern.
+    numbering: Numbering,
+}
+
+/// Which number a numbered top-N outputs (and counts `fetch` in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Numbering {
+    None,
+    /// position, 1-based; ties broken by the row
+    RowNumber,
+    /// 1 + the rows ordered strictly before; peers share it
+    Rank,
+    /// 1 + the distinct sort keys strictly before
+    DenseRank,
 }
 
 impl TopN {
@@ -82,14 +95,15 @@ impl TopN {
             sort_converter,
             parts: HashMap::new(),
             shown: HashMap::new(),
-            numbered: false,
+            numbering: Numbering::None,
         })
     }
 
-    /// Appends each row's row number; `output` is the input schema plus
-    /// that column.
-    pub fn numbered(mut self, output: SchemaRef) -> TopN {
-        self.numbered = true;
+    /// Appends each row's number; `output` is the input schema plus that
+    /// column. With ranks, `fetch` bounds the rank: every peer of the last
+    /// row in is in too.
+    pub fn numbered(mut self, numbering: Numbering, output: SchemaRef) -> TopN {
+        self.numbering = numbering;
         self.schema = super::relax(&output);
         self
     }
@@ -100,7 +114,30 @@ impl TopN {
         let Some(rows) = self.parts.get(part) else {
             return out;
         };
-        let (mut pos, end) = (0usize, self.skip + self.fetch);
+        let (mut pos, end) = (0usize, self.skip.saturating_add(self.fetch));
+        if matches!(self.numbering, Numbering::Rank | Numbering::DenseRank) {
+            let (mut number, mut dense) = (0usize, 0usize);
+            let mut prev: Option<&[u8]> = None;
+            for ((key, row), &n) in rows {
+                let n = n.max(0) as usize;
+                if prev != Some(&key[..]) {
+                    number = pos + 1;
+                    dense += 1;
+                    prev = Some(key);
+                }
+                let shown = if self.numbering == Numbering::Rank {
+                    number
+                } else {
+                    dense
+                };
+                if shown > end {
+                    break;
+                }
+                *out.entry((row.clone(), shown as i64)).or_insert(0) += n as i64;
+                pos += n;
+            }
+            return out;
+        }
         for ((_, row), &n) in rows {
             if pos >= end {
                 break;
@@ -109,7 +146,7 @@ impl TopN {
             let from = pos.max(self.skip);
             let to = (pos + n).min(end);
             if to > from {
-                if self.numbered {
+                if self.numbering == Numbering::RowNumber {
                     for p in from..to {
                         out.insert((row.clone(), p as i64 + 1), 1);
                     }
@@ -196,7 +233,7 @@ impl Operator for TopN {
         }
         let rows: Vec<&Box<[u8]>> = out_rows.iter().map(|(r, _)| r).collect();
         let mut cols = super::decode_rows(&self.row_converter, &rows)?;
-        if self.numbered {
+        if self.numbering != Numbering::None {
             let rn: ArrayRef = Arc::new(Int64Array::from_iter_values(
                 out_rows.iter().map(|(_, n)| *n),
             ));
@@ -216,7 +253,12 @@ impl Operator for TopN {
         let part: Vec<String> = self.partition.iter().map(|e| e.to_string()).collect();
         format!(
             "TopN{}: order by [{}]{}, skip {}, fetch {}",
-            if self.numbered { " (row_number)" } else { "" },
+            match self.numbering {
+                Numbering::None => "",
+                Numbering::RowNumber => " (row_number)",
+                Numbering::Rank => " (rank)",
+                Numbering::DenseRank => " (dense_rank)",
+            },
             order.join(", "),
             if part.is_empty() {
                 String::new()

@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::TableReference;
+use datafusion::common::{ScalarValue, TableReference};
 use datafusion::logical_expr::{Distinct, Expr, LogicalPlan, Volatility};
 use datafusion::physical_expr::execution_props::ExecutionProps;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
@@ -482,7 +483,7 @@ impl Lowerer<'_> {
                     )),
                 }
             }
-            LogicalPlan::Window(_) => Err(unsupported("window functions (OVER)")),
+            LogicalPlan::Window(w) => Ok((self.lower_window(w)?, false)),
             LogicalPlan::Values(_) => Err(unsupported("VALUES")),
             LogicalPlan::EmptyRelation(_) => Err(unsupported("a SELECT without FROM")),
             LogicalPlan::Unnest(_) => Err(unsupported("UNNEST")),
@@ -512,7 +513,14 @@ impl Lowerer<'_> {
         let Expr::WindowFunction(wf) = inner else {
             return Ok(None);
         };
-        if wf.fun.name() != "row_number" || wf.params.order_by.is_empty() {
+        use crate::dataflow::topn::Numbering;
+        let numbering = match wf.fun.name() {
+            "row_number" => Numbering::RowNumber,
+            "rank" => Numbering::Rank,
+            "dense_rank" => Numbering::DenseRank,
+            _ => return Ok(None),
+        };
+        if wf.params.order_by.is_empty() {
             return Ok(None);
         }
         // the window column's name in the Window node's output
@@ -568,8 +576,178 @@ impl Lowerer<'_> {
             Arc::new(in_schema.as_arrow().clone()),
         )
         .map_err(|e| SqlError::Plan(e.to_string()))?
-        .numbered(Arc::new(w.schema.as_arrow().clone()));
+        .numbered(numbering, Arc::new(w.schema.as_arrow().clone()));
         Ok(Some(self.push(Box::new(op), vec![input])))
+    }
+
+    /// A window node: its functions share one PARTITION BY / ORDER BY.
+    fn lower_window(&mut self, w: &datafusion::logical_expr::Window) -> Result<Input, SqlError> {
+        use crate::dataflow::over::{AggKind as WinAgg, Frame, Over, WinFn};
+        use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
+        let in_schema = w.input.schema();
+        let n_in = in_schema.fields().len();
+        let mut spec: Option<(&[Expr], &[datafusion::logical_expr::SortExpr])> = None;
+        let mut args: Vec<(Arc<dyn PhysicalExpr>, DataType)> = Vec::new();
+        let mut funcs = Vec::with_capacity(w.window_expr.len());
+        for (i, e) in w.window_expr.iter().enumerate() {
+            let inner = match e {
+                Expr::Alias(a) => a.expr.as_ref(),
+                e => e,
+            };
+            let Expr::WindowFunction(wf) = inner else {
+                return Err(unsupported(format!("the window expression {e}")));
+            };
+            let p = &wf.params;
+            match spec {
+                None => spec = Some((&p.partition_by, &p.order_by)),
+                Some((part, order))
+                    if part == p.partition_by.as_slice() && order == p.order_by.as_slice() => {}
+                Some(_) => {
+                    return Err(unsupported(
+                        "window functions with different PARTITION BY / ORDER BY in one node",
+                    ))
+                }
+            }
+            let name = wf.fun.name().to_ascii_lowercase();
+            if p.filter.is_some() {
+                return Err(unsupported(format!("{name}(...) FILTER in a window")));
+            }
+            if p.distinct {
+                return Err(unsupported(format!("{name}(DISTINCT ...) OVER")));
+            }
+            if matches!(
+                p.null_treatment,
+                Some(datafusion::logical_expr::expr::NullTreatment::IgnoreNulls)
+            ) {
+                return Err(unsupported(format!("{name}(...) IGNORE NULLS")));
+            }
+            let out_type = w.schema.field(n_in + i).data_type().clone();
+            let mut arg = |e: &Expr, t: DataType| -> Result<usize, SqlError> {
+                args.push((self.physical(e, in_schema)?, t));
+                Ok(args.len() - 1)
+            };
+            let literal = |e: &Expr| -> Option<ScalarValue> {
+                match e {
+                    Expr::Literal(v, _) => Some(v.clone()),
+                    Expr::Cast(c) => match c.expr.as_ref() {
+                        Expr::Literal(v, _) => v.cast_to(c.field.data_type()).ok(),
+                        _ => None,
+                    },
+                    Expr::Negative(n) => match n.as_ref() {
+                        Expr::Literal(v, _) => v.arithmetic_negate().ok(),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            };
+            let f = match name.as_str() {
+                "row_number" => WinFn::RowNumber,
+                "rank" => WinFn::Rank,
+                "dense_rank" => WinFn::DenseRank,
+                "lag" | "lead" => {
+                    let Some(value) = p.args.first() else {
+                        return Err(unsupported(format!("{name}() without an argument")));
+                    };
+                    let offset = match p.args.get(1) {
+                        None => 1,
+                        Some(o) => {
+                            match literal(o).and_then(|v| v.cast_to(&DataType::Int64).ok()) {
+                                Some(ScalarValue::Int64(Some(n))) => n,
+                                _ => {
+                                    return Err(unsupported(format!(
+                                        "a {name} offset that is not a constant"
+                                    )))
+                                }
+                            }
+                        }
+                    };
+                    let default = match p.args.get(2) {
+                        None => ScalarValue::try_from(&out_type)
+                            .map_err(|e| SqlError::Plan(e.to_string()))?,
+                        Some(d) => match literal(d).and_then(|v| v.cast_to(&out_type).ok()) {
+                            Some(v) => v,
+                            None => {
+                                return Err(unsupported(format!(
+                                    "a {name} default that is not a constant"
+                                )))
+                            }
+                        },
+                    };
+                    let offset = if name == "lag" {
+                        offset
+                    } else {
+                        offset.checked_neg().unwrap_or(i64::MAX)
+                    };
+                    WinFn::Lag {
+                        arg: arg(value, out_type.clone())?,
+                        offset,
+                        default,
+                    }
+                }
+                "sum" | "count" | "min" | "max" | "avg" => {
+                    let kind = match name.as_str() {
+                        "sum" => WinAgg::Sum,
+                        "count" => WinAgg::Count,
+                        "min" => WinAgg::Min,
+                        "max" => WinAgg::Max,
+                        _ => WinAgg::Avg,
+                    };
+                    let frame = &p.window_frame;
+                    let frame = match (&frame.units, &frame.start_bound, &frame.end_bound) {
+                        (_, s, WindowFrameBound::Following(e)) if s.is_unbounded() && e.is_null() => Frame::Whole,
+                        (_, _, _) if p.order_by.is_empty() => Frame::Whole,
+                        (WindowFrameUnits::Rows, s, WindowFrameBound::CurrentRow) if s.is_unbounded() => Frame::Rows,
+                        (WindowFrameUnits::Range | WindowFrameUnits::Groups, s, WindowFrameBound::CurrentRow)
+                            if s.is_unbounded() =>
+                        {
+                            Frame::Peers
+                        }
+                        _ => return Err(unsupported(format!(
+                            "the window frame {frame} (running frames from UNBOUNDED PRECEDING to CURRENT ROW, or the whole partition, are supported)"
+                        ))),
+                    };
+                    let value = match p.args.as_slice() {
+                        [] => Expr::Literal(ScalarValue::Int64(Some(1)), None),
+                        [v] => v.clone(),
+                        _ => return Err(unsupported(format!("{name}() over several arguments"))),
+                    };
+                    let t = match kind {
+                        WinAgg::Count => self
+                            .physical(&value, in_schema)?
+                            .data_type(in_schema.as_arrow())
+                            .map_err(|e| SqlError::Plan(e.to_string()))?,
+                        WinAgg::Avg if out_type != DataType::Float64 => {
+                            return Err(unsupported(format!("avg(...) OVER returning {out_type}")))
+                        }
+                        _ => out_type.clone(),
+                    };
+                    WinFn::Agg {
+                        kind,
+                        arg: arg(&value, t)?,
+                        frame,
+                    }
+                }
+                other => return Err(unsupported(format!("the window function {other}"))),
+            };
+            funcs.push(f);
+        }
+        let (partition_by, order_by) = spec.unwrap_or((&[], &[]));
+        let partition = partition_by
+            .iter()
+            .map(|e| self.physical(e, in_schema))
+            .collect::<Result<Vec<_>, _>>()?;
+        let order = self.sort_keys(order_by, in_schema)?;
+        let (input, _) = self.lower(&w.input)?;
+        let op = Over::new(
+            partition,
+            order,
+            args,
+            funcs,
+            Arc::new(in_schema.as_arrow().clone()),
+            Arc::new(w.schema.as_arrow().clone()),
+        )
+        .map_err(|e| SqlError::Plan(e.to_string()))?;
+        Ok(self.push(Box::new(op), vec![input]))
     }
 
     /// ORDER BY expressions as physical expressions with their directions.

@@ -1,0 +1,800 @@
+//! OVER window functions (`lag`, `lead`, `row_number`, `rank`,
+//! `dense_rank`, and `sum`/`count`/`min`/`max`/`avg` over running or whole
+//! partition frames), maintained per partition.
+//!
+//! Every row is kept in its partition in order (sort key in Arrow's
+//! order-preserving row encoding, then the row itself, so ties are broken
+//! the same way every time), each copy with the values it was last output
+//! with and the running state behind them (position, rank, accumulators).
+//! A step recomputes only from the first changed position of each touched
+//! partition:
+//!
+//! - back by the largest `lead` offset (those rows look ahead into the
+//!   change), and to the start of the peer group when a RANGE frame
+//!   includes peers;
+//! - forward to the end of the partition when a function is cumulative
+//!   (row numbers, ranks and running aggregates of every later row move),
+//!   or only past the last change by the largest `lag` offset otherwise.
+//!
+//! Rows whose values did not change emit nothing. Appending in order (the
+//! common case of a stream ordered by event time) therefore costs
+//! O(log n + offsets) per row, not O(partition).
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::codec::{Reader, Writer};
+use super::topn::SortKey;
+use super::{DataflowError, Delta, Operator, Result, StateSize};
+
+/// The aggregate of a window aggregate function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggKind {
+    Sum,
+    Count,
+    Min,
+    Max,
+    Avg,
+}
+
+/// Which rows an aggregate sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame {
+    /// `RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW` (the default with
+    /// ORDER BY): every row up to the current one and its peers.
+    Peers,
+    /// `ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW`.
+    Rows,
+    /// The whole partition.
+    Whole,
+}
+
+/// One window function. `arg` indexes the operator's argument expressions.
+#[derive(Debug, Clone)]
+pub enum WinFn {
+    RowNumber,
+    Rank,
+    DenseRank,
+    /// `lag(arg, offset, default)`; a negative offset looks ahead.
+    Lag {
+        arg: usize,
+        offset: i64,
+        default: ScalarValue,
+    },
+    Agg {
+        kind: AggKind,
+        arg: usize,
+        frame: Frame,
+    },
+}
+
+/// A running accumulator: a sum / extreme and a count of non-NULL values.
+#[derive(Debug, Clone, PartialEq)]
+struct Acc {
+    value: ScalarValue,
+    count: i64,
+}
+
+/// One copy of a row: what it was output with and the running state at it.
+#[derive(Debug, Clone, PartialEq)]
+struct Cell {
+    pos: i64,
+    rank: i64,
+    dense: i64,
+    accs: Vec<Acc>,
+    outs: Vec<ScalarValue>,
+}
+
+struct Slot {
+    count: i64,
+    args: Vec<ScalarValue>,
+    cells: Vec<Cell>,
+}
+
+type Id = (Box<[u8]>, Box<[u8]>);
+type Part = BTreeMap<Id, Slot>;
+
+pub struct Over {
+    partition: Vec<Arc<dyn PhysicalExpr>>,
+    order: Vec<Arc<dyn PhysicalExpr>>,
+    /// argument expressions and the type each is cast to
+    args: Vec<(Arc<dyn PhysicalExpr>, DataType)>,
+    funcs: Vec<WinFn>,
+    input_schema: SchemaRef,
+    schema: SchemaRef,
+    part_converter: Option<RowConverter>,
+    sort_converter: RowConverter,
+    row_converter: RowConverter,
+    parts: HashMap<Box<[u8]>, Part>,
+    /// copies a `lag` reads behind / a `lead` reads ahead
+    max_lag: usize,
+    max_lead: usize,
+    /// some function's value depends on every earlier row
+    cumulative: bool,
+    /// some aggregate includes peers
+    peers: bool,
+    /// some aggregate sees the whole partition
+    whole: bool,
+}
+
+impl Over {
+    /// `schema` is the input schema followed by one column per function.
+    pub fn new(
+        partition: Vec<Arc<dyn PhysicalExpr>>,
+        order: Vec<SortKey>,
+        args: Vec<(Arc<dyn PhysicalExpr>, DataType)>,
+        funcs: Vec<WinFn>,
+        input_schema: SchemaRef,
+        schema: SchemaRef,
+    ) -> Result<Over> {
+        let input = input_schema.as_ref();
+        let part_converter = if partition.is_empty() {
+            None
+        } else {
+            Some(RowConverter::new(
+                partition
+                    .iter()
+                    .map(|e| Ok(SortField::new(e.data_type(input)?)))
+                    .collect::<Result<Vec<_>>>()?,
+            )?)
+        };
+        let sort_converter = RowConverter::new(
+            order
+                .iter()
+                .map(|(e, o)| Ok(SortField::new_with_options(e.data_type(input)?, *o)))
+                .collect::<Result<Vec<_>>>()?,
+        )?;
+        let (mut max_lag, mut max_lead) = (0usize, 0usize);
+        let (mut cumulative, mut peers, mut whole) = (false, false, false);
+        for f in &funcs {
+            match f {
+                WinFn::Lag { offset, .. } => {
+                    let o = usize::try_from(offset.unsigned_abs()).unwrap_or(usize::MAX);
+                    if *offset >= 0 {
+                        max_lag = max_lag.max(o);
+                    } else {
+                        max_lead = max_lead.max(o);
+                    }
+                }
+                WinFn::RowNumber | WinFn::Rank | WinFn::DenseRank => cumulative = true,
+                WinFn::Agg { frame, .. } => {
+                    cumulative = true;
+                    peers |= *frame == Frame::Peers;
+                    whole |= *frame == Frame::Whole;
+                }
+            }
+        }
+        let n_in = input_schema.fields().len();
+        if schema.fields().len() != n_in + funcs.len() {
+            return Err(DataflowError::Eval(format!(
+                "window output has {} columns, expected {}",
+                schema.fields().len(),
+                n_in + funcs.len()
+            )));
+        }
+        Ok(Over {
+            partition,
+            order: order.into_iter().map(|(e, _)| e).collect(),
+            args,
+            funcs,
+            row_converter: super::row_converter(&input_schema)?,
+            input_schema,
+            schema: super::relax(&schema),
+            part_converter,
+            sort_converter,
+            parts: HashMap::new(),
+            max_lag,
+            max_lead,
+            cumulative,
+            peers,
+            whole,
+        })
+    }
+
+    /// Partition keys, sort keys, encoded rows and argument values of a batch.
+    fn encode(&self, batch: &RecordBatch) -> Result<Encoded> {
+        let n = batch.num_rows();
+        let eval = |e: &Arc<dyn PhysicalExpr>| -> Result<ArrayRef> {
+            Ok(e.evaluate(batch)?.into_array(n)?)
+        };
+        let parts = match &self.part_converter {
+            Some(c) => {
+                let cols = self
+                    .partition
+                    .iter()
+                    .map(eval)
+                    .collect::<Result<Vec<_>>>()?;
+                let rows = c.convert_columns(&cols)?;
+                (0..n).map(|i| rows.row(i).as_ref().into()).collect()
+            }
+            None => vec![Box::<[u8]>::default(); n],
+        };
+        let cols = self.order.iter().map(eval).collect::<Result<Vec<_>>>()?;
+        // without ORDER BY every row of a partition is a peer: empty keys
+        let keys: Vec<Box<[u8]>> = if cols.is_empty() {
+            vec![Box::default(); n]
+        } else {
+            let keys = self.sort_converter.convert_columns(&cols)?;
+            (0..n).map(|i| keys.row(i).as_ref().into()).collect()
+        };
+        let rows = self.row_converter.convert_columns(batch.columns())?;
+        let mut args: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(self.args.len()); n];
+        for (e, t) in &self.args {
+            let a = eval(e)?;
+            let a = if a.data_type() == t { a } else { cast(&a, t)? };
+            for (i, out) in args.iter_mut().enumerate() {
+                out.push(ScalarValue::try_from_array(&a, i)?);
+            }
+        }
+        Ok(Encoded {
+            ids: keys
+                .into_iter()
+                .enumerate()
+                .map(|(i, k)| (k, rows.row(i).as_ref().into()))
+                .collect(),
+            parts,
+            args,
+        })
+    }
+
+    /// The first key to recompute in `part` when `first` is the first
+    /// changed one: back by the largest lead offset, and to the start of
+    /// the peer group when an aggregate includes peers.
+    fn start(&self, part: &Part, first: &Id) -> Option<Id> {
+        if self.whole {
+            return part.keys().next().cloned();
+        }
+        let mut start: Option<&Id> = part.range(first..).next().map(|(k, _)| k);
+        let mut back = self.max_lead;
+        for (k, s) in part.range(..first).rev() {
+            if back == 0 {
+                // peers of the first change, or of where the walk starts
+                let same_group = k.0 == first.0 || start.is_some_and(|st| st.0 == k.0);
+                if !(self.peers && same_group) {
+                    break;
+                }
+            }
+            back = back.saturating_sub(usize::try_from(s.count).unwrap_or(0));
+            start = Some(k);
+        }
+        start.cloned()
+    }
+
+    /// Recomputes `part` from `start` and appends the output changes.
+    /// `last` is the last changed key (the walk may stop past it when no
+    /// function is cumulative).
+    fn recompute(&self, part: &mut Part, start: &Id, last: &Id, out: &mut Output) -> Result<()> {
+        // the state before `start`: the last copy of the slot before it
+        let before = part.range(..start).next_back();
+        let (mut pos, mut rank, mut dense, mut accs) =
+            match before.and_then(|(_, s)| s.cells.last()) {
+                Some(c) => (c.pos, c.rank, c.dense, c.accs.clone()),
+                None => (0, 0, 0, self.empty_accs()),
+            };
+        let mut prev_key: Option<Box<[u8]>> = before.map(|(k, _)| k.0.clone());
+        // argument values of the copies before `start` a lag reads
+        let mut behind: Vec<Vec<ScalarValue>> = Vec::new();
+        if self.max_lag > 0 {
+            'outer: for (_, s) in part.range(..start).rev() {
+                for _ in 0..s.count {
+                    if behind.len() >= self.max_lag {
+                        break 'outer;
+                    }
+                    behind.push(s.args.clone());
+                }
+            }
+            behind.reverse();
+        }
+        // the slots to recompute
+        let mut keys: Vec<Id> = Vec::new();
+        let mut after_last = 0usize;
+        for (k, s) in part.range(start..) {
+            if !self.cumulative && k > last {
+                if after_last >= self.max_lag {
+                    break;
+                }
+                after_last += usize::try_from(s.count).unwrap_or(0);
+            }
+            keys.push(k.clone());
+        }
+        // argument values a lead reads ahead of them
+        let mut ahead: Vec<Vec<ScalarValue>> = Vec::new();
+        if self.max_lead > 0 {
+            if let Some(end) = keys.last() {
+                'outer2: for (_, s) in part.range((Bound::Excluded(end), Bound::Unbounded)) {
+                    for _ in 0..s.count {
+                        if ahead.len() >= self.max_lead {
+                            break 'outer2;
+                        }
+                        ahead.push(s.args.clone());
+                    }
+                }
+            }
+        }
+        // the copies in order: (slot index, args)
+        let mut seq: Vec<&[ScalarValue]> = behind.iter().map(Vec::as_slice).collect();
+        let first_new = seq.len();
+        let mut owner: Vec<usize> = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            let s = &part[k];
+            for _ in 0..s.count {
+                seq.push(&s.args);
+                owner.push(i);
+            }
+        }
+        seq.extend(ahead.iter().map(Vec::as_slice));
+        // whole-partition totals
+        let totals = if self.whole {
+            let mut t = self.empty_accs();
+            for s in part.values() {
+                for _ in 0..s.count {
+                    self.fold(&mut t, &s.args, |f| f == Frame::Whole)?;
+                }
+            }
+            Some(t)
+        } else {
+            None
+        };
+        let mut new_cells: Vec<Vec<Cell>> = vec![Vec::new(); keys.len()];
+        let mut j = 0usize;
+        while j < owner.len() {
+            // one peer group: copies with the same sort key
+            let key = &keys[owner[j]].0;
+            let mut end = j;
+            while end < owner.len() && keys[owner[end]].0 == *key {
+                end += 1;
+            }
+            let new_group = prev_key.as_deref() != Some(&key[..]);
+            // peer aggregates see the whole group
+            let mut group_accs = accs.clone();
+            if self.peers {
+                for c in j..end {
+                    self.fold(&mut group_accs, seq[first_new + c], |f| f == Frame::Peers)?;
+                }
+            }
+            for c in j..end {
+                pos += 1;
+                if new_group && c == j {
+                    rank = pos;
+                    dense += 1;
+                }
+                let args = seq[first_new + c];
+                self.fold(&mut accs, args, |f| f == Frame::Rows)?;
+                if self.peers {
+                    for (a, (g, f)) in accs.iter_mut().zip(group_accs.iter().zip(&self.funcs)) {
+                        if matches!(
+                            f,
+                            WinFn::Agg {
+                                frame: Frame::Peers,
+                                ..
+                            }
+                        ) {
+                            *a = g.clone();
+                        }
+                    }
+                }
+                let i = first_new + c;
+                let outs = self
+                    .funcs
+                    .iter()
+                    .enumerate()
+                    .map(|(fi, f)| {
+                        Ok(match f {
+                            WinFn::RowNumber => ScalarValue::UInt64(Some(pos as u64)),
+                            WinFn::Rank => ScalarValue::UInt64(Some(rank as u64)),
+                            WinFn::DenseRank => ScalarValue::UInt64(Some(dense as u64)),
+                            WinFn::Lag {
+                                arg,
+                                offset,
+                                default,
+                            } => {
+                                let at = i as i64 - offset;
+                                if at >= 0 && (at as usize) < seq.len() {
+                                    seq[at as usize][*arg].clone()
+                                } else {
+                                    default.clone()
+                                }
+                            }
+                            WinFn::Agg { kind, frame, .. } => {
+                                let a = match frame {
+                                    Frame::Whole => totals.as_ref().map(|t| &t[fi]),
+                                    _ => Some(&accs[fi]),
+                                };
+                                a.map(|a| finish(*kind, a))
+                                    .transpose()?
+                                    .unwrap_or(ScalarValue::Null)
+                            }
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                new_cells[owner[c]].push(Cell {
+                    pos,
+                    rank,
+                    dense,
+                    accs: accs.clone(),
+                    outs,
+                });
+            }
+            prev_key = Some(key.clone());
+            j = end;
+        }
+        drop(seq);
+        // emit the differences and store the new cells
+        for (k, cells) in keys.into_iter().zip(new_cells) {
+            let Some(slot) = part.get_mut(&k) else {
+                continue;
+            };
+            for (c, cell) in cells.iter().enumerate() {
+                match slot.cells.get(c) {
+                    Some(old) if old.outs == cell.outs => {}
+                    Some(old) => {
+                        out.push(&k.1, &old.outs, -1);
+                        out.push(&k.1, &cell.outs, 1);
+                    }
+                    None => out.push(&k.1, &cell.outs, 1),
+                }
+            }
+            for old in slot.cells.iter().skip(cells.len()) {
+                out.push(&k.1, &old.outs, -1);
+            }
+            slot.cells = cells;
+        }
+        Ok(())
+    }
+
+    fn empty_accs(&self) -> Vec<Acc> {
+        self.funcs
+            .iter()
+            .map(|_| Acc {
+                value: ScalarValue::Null,
+                count: 0,
+            })
+            .collect()
+    }
+
+    /// Adds one row's arguments to the accumulators of the aggregates whose
+    /// frame `which` accepts.
+    fn fold(
+        &self,
+        accs: &mut [Acc],
+        args: &[ScalarValue],
+        which: impl Fn(Frame) -> bool,
+    ) -> Result<()> {
+        for (a, f) in accs.iter_mut().zip(&self.funcs) {
+            let WinFn::Agg { kind, arg, frame } = f else {
+                continue;
+            };
+            if !which(*frame) {
+                continue;
+            }
+            let v = &args[*arg];
+            if v.is_null() {
+                continue;
+            }
+            a.count += 1;
+            a.value = match kind {
+                AggKind::Count => ScalarValue::Null,
+                _ if a.value.is_null() => v.clone(),
+                AggKind::Sum | AggKind::Avg => add(&a.value, v)?,
+                AggKind::Min => {
+                    if v < &a.value {
+                        v.clone()
+                    } else {
+                        continue;
+                    }
+                }
+                AggKind::Max => {
+                    if v > &a.value {
+                        v.clone()
+                    } else {
+                        continue;
+                    }
+                }
+            };
+        }
+        Ok(())
+    }
+}
+
+struct Encoded {
+    ids: Vec<Id>,
+    parts: Vec<Box<[u8]>>,
+    args: Vec<Vec<ScalarValue>>,
+}
+
+/// Output rows: (encoded input row, function values) and weights.
+#[derive(Default)]
+struct Output {
+    rows: Vec<Box<[u8]>>,
+    values: Vec<Vec<ScalarValue>>,
+    weights: Vec<i64>,
+}
+
+impl Output {
+    fn push(&mut self, row: &[u8], values: &[ScalarValue], w: i64) {
+        self.rows.push(row.into());
+        self.values.push(values.to_vec());
+        self.weights.push(w);
+    }
+}
+
+fn add(a: &ScalarValue, b: &ScalarValue) -> Result<ScalarValue> {
+    Ok(match (a, b) {
+        (ScalarValue::Int64(Some(x)), ScalarValue::Int64(Some(y))) => {
+            ScalarValue::Int64(Some(x.checked_add(*y).ok_or_else(|| {
+                DataflowError::Eval("bigint out of range in a window sum".into())
+            })?))
+        }
+        (ScalarValue::Float64(Some(x)), ScalarValue::Float64(Some(y))) => {
+            ScalarValue::Float64(Some(x + y))
+        }
+        _ => a.add_checked(b)?,
+    })
+}
+
+fn finish(kind: AggKind, a: &Acc) -> Result<ScalarValue> {
+    Ok(match kind {
+        AggKind::Count => ScalarValue::Int64(Some(a.count)),
+        AggKind::Avg => match &a.value {
+            ScalarValue::Float64(Some(s)) if a.count > 0 => {
+                ScalarValue::Float64(Some(s / a.count as f64))
+            }
+            _ => ScalarValue::Float64(None),
+        },
+        _ => a.value.clone(),
+    })
+}
+
+impl Operator for Over {
+    fn step(&mut self, inputs: &[Option<&Delta>]) -> Result<Option<Delta>> {
+        let Some(d) = inputs.first().copied().flatten().filter(|d| !d.is_empty()) else {
+            return Ok(None);
+        };
+        let enc = self.encode(&d.batch)?;
+        // partition → (first, last) changed key
+        let mut touched: HashMap<Box<[u8]>, (Id, Id)> = HashMap::new();
+        let mut out = Output::default();
+        let Encoded { ids, parts, args } = enc;
+        for (((id, p), a), &w) in ids
+            .into_iter()
+            .zip(parts)
+            .zip(args)
+            .zip(d.weights.values().iter())
+        {
+            if w == 0 {
+                continue;
+            }
+            let part = self.parts.entry(p.clone()).or_default();
+            let slot = part.entry(id.clone()).or_insert_with(|| Slot {
+                count: 0,
+                args: a,
+                cells: Vec::new(),
+            });
+            slot.count += w;
+            if slot.count < 0 {
+                return Err(DataflowError::Eval(
+                    "window input retracted a row it never inserted".into(),
+                ));
+            }
+            if slot.count == 0 {
+                if let Some(s) = part.remove(&id) {
+                    for c in &s.cells {
+                        out.push(&id.1, &c.outs, -1);
+                    }
+                }
+            }
+            match touched.get_mut(&p) {
+                Some((first, last)) => {
+                    if id < *first {
+                        *first = id;
+                    } else if id > *last {
+                        *last = id;
+                    }
+                }
+                None => {
+                    touched.insert(p, (id.clone(), id));
+                }
+            }
+        }
+        let mut touched: Vec<_> = touched.into_iter().collect();
+        touched.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (p, (first, last)) in touched {
+            let Some(mut part) = self.parts.remove(&p) else {
+                continue;
+            };
+            if let Some(start) = self.start(&part, &first) {
+                self.recompute(&mut part, &start, &last, &mut out)?;
+            }
+            if !part.is_empty() {
+                self.parts.insert(p, part);
+            }
+        }
+        // a row retracted and inserted with the same values cancels
+        let mut net: HashMap<(Box<[u8]>, Vec<ScalarValue>), i64> = HashMap::new();
+        let mut order = Vec::new();
+        for ((r, v), w) in out.rows.into_iter().zip(out.values).zip(out.weights) {
+            let k = (r, v);
+            match net.get_mut(&k) {
+                Some(n) => *n += w,
+                None => {
+                    order.push(k.clone());
+                    net.insert(k, w);
+                }
+            }
+        }
+        let mut rows = Vec::new();
+        let mut values: Vec<Vec<ScalarValue>> = vec![Vec::new(); self.funcs.len()];
+        let mut weights = Vec::new();
+        for k in order {
+            let w = net[&k];
+            if w == 0 {
+                continue;
+            }
+            let (r, v) = k;
+            rows.push(r);
+            for (col, x) in values.iter_mut().zip(v) {
+                col.push(x);
+            }
+            weights.push(w);
+        }
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut cols = super::decode_rows(&self.row_converter, &rows)?;
+        let n_in = cols.len();
+        for (i, vals) in values.into_iter().enumerate() {
+            let t = self.schema.field(n_in + i).data_type();
+            let arr = if vals.iter().all(ScalarValue::is_null) {
+                datafusion::arrow::array::new_null_array(t, vals.len())
+            } else {
+                let non_null = vals.iter().find(|v| !v.is_null()).map(|v| v.data_type());
+                let vals = vals.into_iter().map(|v| {
+                    if v.is_null() {
+                        non_null
+                            .as_ref()
+                            .and_then(|t| ScalarValue::try_from(t).ok())
+                            .unwrap_or(v)
+                    } else {
+                        v
+                    }
+                });
+                ScalarValue::iter_to_array(vals)?
+            };
+            cols.push(if arr.data_type() == t {
+                arr
+            } else {
+                cast(&arr, t)?
+            });
+        }
+        let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
+        Ok(Some(Delta::new(batch, Int64Array::from(weights))?))
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn explain(&self) -> String {
+        let order: Vec<String> = self.order.iter().map(|e| e.to_string()).collect();
+        let part: Vec<String> = self.partition.iter().map(|e| e.to_string()).collect();
+        let n_in = self.input_schema.fields().len();
+        let names: Vec<String> = (0..self.funcs.len())
+            .map(|i| self.schema.field(n_in + i).name().clone())
+            .collect();
+        format!(
+            "Over: [{}]{}{}",
+            names.join(", "),
+            if part.is_empty() {
+                String::new()
+            } else {
+                format!(" partition by [{}]", part.join(", "))
+            },
+            if order.is_empty() {
+                String::new()
+            } else {
+                format!(" order by [{}]", order.join(", "))
+            },
+        )
+    }
+
+    fn state_size(&self) -> StateSize {
+        let mut s = StateSize::default();
+        for part in self.parts.values() {
+            for ((k, r), slot) in part {
+                s.rows += 1;
+                s.bytes += (k.len() + r.len()) as u64
+                    + 48
+                    + slot.args.iter().map(|a| a.size() as u64).sum::<u64>()
+                    + slot
+                        .cells
+                        .iter()
+                        .map(|c| {
+                            40 + c.outs.iter().map(|v| v.size() as u64).sum::<u64>()
+                                + c.accs
+                                    .iter()
+                                    .map(|a| a.value.size() as u64 + 8)
+                                    .sum::<u64>()
+                        })
+                        .sum::<u64>();
+            }
+        }
+        s
+    }
+
+    /// Only the rows are written; arguments and values are recomputed on
+    /// restore.
+    fn checkpoint(&self) -> Result<Vec<u8>> {
+        let mut w = Writer::default();
+        let rows: usize = self.parts.values().map(BTreeMap::len).sum();
+        w.u64(rows as u64);
+        for part in self.parts.values() {
+            for ((_, r), slot) in part {
+                w.bytes(r);
+                w.i64(slot.count);
+            }
+        }
+        Ok(w.buf)
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> Result<()> {
+        self.parts.clear();
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let mut r = Reader::new(bytes);
+        let n = r.u64()?;
+        let mut rows: Vec<&[u8]> = Vec::new();
+        let mut counts = Vec::new();
+        for _ in 0..n {
+            rows.push(r.bytes()?);
+            counts.push(r.i64()?);
+        }
+        if !r.done() {
+            return Err(DataflowError::State(
+                "trailing bytes in window state".into(),
+            ));
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let cols = super::decode_rows(&self.row_converter, &rows)?;
+        let batch = RecordBatch::try_new(self.input_schema.clone(), cols)?;
+        let Encoded { ids, parts, args } = self.encode(&batch)?;
+        for (((id, p), a), count) in ids.into_iter().zip(parts).zip(args).zip(counts) {
+            self.parts.entry(p).or_default().insert(
+                id,
+                Slot {
+                    count,
+                    args: a,
+                    cells: Vec::new(),
+                },
+            );
+        }
+        let keys: Vec<Box<[u8]>> = self.parts.keys().cloned().collect();
+        let mut ignored = Output::default();
+        for p in keys {
+            let Some(mut part) = self.parts.remove(&p) else {
+                continue;
+            };
+            let first = part.keys().next().cloned();
+            let last = part.keys().next_back().cloned();
+            if let (Some(first), Some(last)) = (first, last) {
+                self.recompute(&mut part, &first, &last, &mut ignored)?;
+            }
+            self.parts.insert(p, part);
+        }
+        Ok(())
+    }
+
+    fn preserves_append_only(&self) -> bool {
+        false
+    }
+}
