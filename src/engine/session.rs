@@ -293,7 +293,7 @@ impl Session {
     /// Plans a query (SELECT, VALUES, EXPLAIN, ...) with DataFusion.
     pub(crate) async fn plan_query(&self, ast: &ast::Statement) -> Result<LogicalPlan> {
         let mut ast = ast.clone();
-        crate::sql::window::expand_window_functions(&mut ast)?;
+        crate::sql::expand_relations(&mut ast)?;
         postgres_output_names(&mut ast);
         if mentions_offset(&ast) {
             let engine = &self.engine;
@@ -337,7 +337,7 @@ impl Session {
         datafusion::arrow::datatypes::SchemaRef,
     )> {
         let mut stmt = ast::Statement::Query(Box::new(query.clone()));
-        crate::sql::window::expand_window_functions(&mut stmt)?;
+        crate::sql::expand_relations(&mut stmt)?;
         let temporal = crate::sql::temporal::extract_temporal_filters(&mut stmt)?;
         postgres_output_names(&mut stmt);
         let engine = &self.engine;
@@ -382,6 +382,15 @@ impl Session {
         };
         let circuit = crate::sql::lower::lower(&optimized, &resolve, emit_on_close, &temporal)?;
         let schema = crate::dataflow::relax(&Arc::new(optimized.schema().as_arrow().clone()));
+        // a view is a relation: its columns need distinct names (as in Postgres)
+        let mut seen = std::collections::HashSet::new();
+        if let Some(f) = schema.fields().iter().find(|f| !seen.insert(f.name())) {
+            return Err(crate::sql::SqlError::DuplicateColumn(format!(
+                "column \"{}\" specified more than once; give the view's columns distinct names",
+                f.name()
+            ))
+            .into());
+        }
         Ok((circuit, schema))
     }
 

@@ -2,6 +2,7 @@
 //! validation, and the AST rewrites that run before DataFusion plans a
 //! statement. No I/O happens here.
 
+pub mod asof;
 pub mod ddl;
 pub mod lower;
 pub mod parser;
@@ -29,3 +30,13 @@ pub enum SqlError {
     Plan(String),
 }
 pub mod window;
+
+/// The rewrites of relations in FROM that run before planning, for ad-hoc
+/// queries and views alike: window table functions (`TUMBLE`, `HOP`) and
+/// ASOF joins.
+pub fn expand_relations(
+    stmt: &mut datafusion::sql::sqlparser::ast::Statement,
+) -> Result<(), SqlError> {
+    window::expand_window_functions(stmt)?;
+    asof::expand_asof_joins(stmt)
+}

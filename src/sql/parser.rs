@@ -135,7 +135,7 @@ impl SqlParser {
 
     /// Parses exactly one statement.
     pub fn parse_one(&self, text: &str) -> Result<Statement, SqlError> {
-        refuse_asof(text)?;
+        let text = &*super::asof::normalize_asof(text)?;
         let text = &*super::window::normalize_flink_windows(text)?;
         let words = leading_words(text, 3);
         let w: Vec<&str> = words.iter().map(String::as_str).collect();
@@ -303,37 +303,6 @@ fn only_comments(s: &str) -> bool {
 }
 
 /// The first `n` words of a statement, upper-cased, skipping comments.
-/// `ASOF [LEFT] JOIN` is not supported yet: say so, rather than report a
-/// syntax error at `ASOF`.
-fn refuse_asof(text: &str) -> Result<(), SqlError> {
-    if !text.to_ascii_lowercase().contains("asof") {
-        return Ok(());
-    }
-    let Ok(tokens) =
-        datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&PostgreSqlDialect {}, text)
-            .tokenize()
-    else {
-        return Ok(());
-    };
-    let words: Vec<String> = tokens
-        .iter()
-        .filter(|t| !matches!(t, Token::Whitespace(_)))
-        .map(|t| match t {
-            Token::Word(w) if w.quote_style.is_none() => w.value.to_ascii_uppercase(),
-            _ => String::new(),
-        })
-        .collect();
-    let asof = words.windows(2).any(|w| {
-        w[0] == "ASOF" && matches!(w[1].as_str(), "JOIN" | "LEFT" | "INNER" | "RIGHT" | "FULL")
-    });
-    if asof {
-        return Err(SqlError::Unsupported(
-            "ASOF joins are not supported yet".into(),
-        ));
-    }
-    Ok(())
-}
-
 fn leading_words(text: &str, n: usize) -> Vec<String> {
     let tokenize = |t: &str| {
         datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&PostgreSqlDialect {}, t).tokenize()
@@ -548,6 +517,7 @@ fn parse_create(text: &str, kind: RelationKind) -> Result<Statement, SqlError> {
 
 /// Parses a stored view query.
 pub fn parse_query(text: &str) -> Result<Box<ast::Query>, SqlError> {
+    let text = &*super::asof::normalize_asof(text)?;
     let text = &*super::window::normalize_flink_windows(text)?;
     let mut p = parser(text)?;
     let q = p.parse_query().map_err(syntax)?;

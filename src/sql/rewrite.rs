@@ -356,8 +356,16 @@ fn pg_name(e: &Expr) -> Option<String> {
     }
 }
 
-fn exclude_offset(mut opts: WildcardAdditionalOptions) -> WildcardAdditionalOptions {
-    let off = ObjectName::from(vec![Ident::new(OFFSET_COLUMN)]);
+fn exclude_offset(opts: WildcardAdditionalOptions) -> WildcardAdditionalOptions {
+    exclude_column(opts, OFFSET_COLUMN)
+}
+
+/// Adds `column` to a wildcard's EXCLUDE list.
+pub(crate) fn exclude_column(
+    mut opts: WildcardAdditionalOptions,
+    column: &str,
+) -> WildcardAdditionalOptions {
+    let off = ObjectName::from(vec![Ident::new(column)]);
     opts.opt_exclude = Some(match opts.opt_exclude.take() {
         None => ExcludeSelectItem::Single(off),
         Some(ExcludeSelectItem::Single(x)) => ExcludeSelectItem::Multiple(vec![x, off]),

@@ -257,3 +257,135 @@ async fn interval_join_state_stays_bounded() {
     // 300 steps of 300 rows went in; what is held is about 4 hours' worth
     assert!(late < 30 * 3 * per_step as u64, "{late} rows of state");
 }
+
+/// ASOF joins against an independent model: after every random insert,
+/// delete and update of trades and quotes, the views equal both their query
+/// run in batch and the latest-quote-at-or-before rule computed here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asof_joins_follow_every_quote() {
+    use std::collections::BTreeMap;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut engine, mut s) = open(dir.path()).await;
+    exec(&mut s, "CREATE TABLE trades (id INT, sym TEXT, ts INT)").await;
+    exec(&mut s, "CREATE TABLE quotes (sym TEXT, ts INT, price INT)").await;
+    const ASOF: &[(&str, &str)] = &[
+        ("a_left", "SELECT t.id, t.sym, t.ts, q.ts AS qts, q.price FROM trades t ASOF LEFT JOIN quotes q ON t.sym = q.sym AND t.ts >= q.ts"),
+        ("a_strict", "SELECT t.id, q.ts AS qts, q.price FROM trades t ASOF JOIN quotes q ON q.sym = t.sym AND q.ts < t.ts"),
+        ("a_star", "SELECT * FROM trades t ASOF LEFT JOIN (SELECT sym AS qsym, ts AS qts, price FROM quotes) q ON t.sym = q.qsym AND t.ts >= q.qts"),
+    ];
+    for (name, q) in ASOF {
+        exec(&mut s, &format!("CREATE MATERIALIZED VIEW {name} AS {q}")).await;
+    }
+    let mut rng = StdRng::seed_from_u64(0xA50F);
+    // model: trades (id → (sym, ts)) and quotes ((sym, ts) → price)
+    let mut trades: Vec<(i64, Option<&str>, Option<i64>)> = Vec::new();
+    let mut quotes: BTreeMap<(&str, i64), i64> = BTreeMap::new();
+    let syms = ["a", "b", "c"];
+    let lit = |v: Option<String>| v.unwrap_or_else(|| "NULL".into());
+    for step in 0..150 {
+        let sql = match rng.random_range(0..10) {
+            0..=3 => {
+                let id = step;
+                let sym = (!rng.random_bool(0.1)).then(|| syms[rng.random_range(0..3)]);
+                let ts = (!rng.random_bool(0.1)).then(|| rng.random_range(0..100));
+                trades.push((id, sym, ts));
+                format!(
+                    "INSERT INTO trades VALUES ({id}, {}, {})",
+                    lit(sym.map(|s| format!("'{s}'"))),
+                    lit(ts.map(|t| t.to_string()))
+                )
+            }
+            4..=6 => {
+                let sym = syms[rng.random_range(0..3)];
+                let ts = rng.random_range(0..100);
+                if quotes.contains_key(&(sym, ts)) {
+                    continue;
+                }
+                let price = rng.random_range(1..1000);
+                quotes.insert((sym, ts), price);
+                format!("INSERT INTO quotes VALUES ('{sym}', {ts}, {price})")
+            }
+            7 => {
+                let Some((&(sym, ts), _)) =
+                    quotes.iter().nth(rng.random_range(0..quotes.len().max(1)))
+                else {
+                    continue;
+                };
+                quotes.remove(&(sym, ts));
+                format!("DELETE FROM quotes WHERE sym = '{sym}' AND ts = {ts}")
+            }
+            8 => {
+                let sym = syms[rng.random_range(0..3)];
+                for ((s2, _), p) in quotes.iter_mut() {
+                    if *s2 == sym {
+                        *p += 1;
+                    }
+                }
+                format!("UPDATE quotes SET price = price + 1 WHERE sym = '{sym}'")
+            }
+            _ => {
+                let Some(&(id, _, _)) = trades.get(rng.random_range(0..trades.len().max(1))) else {
+                    continue;
+                };
+                trades.retain(|t| t.0 != id);
+                format!("DELETE FROM trades WHERE id = {id}")
+            }
+        };
+        exec(&mut s, &sql).await;
+        let matched = |sym: Option<&str>, ts: Option<i64>, strict: bool| {
+            let (sym, ts) = (sym?, ts?);
+            quotes
+                .range((sym, i64::MIN)..=(sym, if strict { ts - 1 } else { ts }))
+                .next_back()
+                .map(|(&(_, qts), &p)| (qts, p))
+        };
+        let cell = |v: Option<String>| v.unwrap_or_default();
+        let mut left: Vec<String> = Vec::new();
+        let mut star: Vec<String> = Vec::new();
+        let mut strict: Vec<String> = Vec::new();
+        for &(id, sym, ts) in &trades {
+            let m = matched(sym, ts, false);
+            let base = format!(
+                "{id}|{}|{}",
+                cell(sym.map(String::from)),
+                cell(ts.map(|t| t.to_string()))
+            );
+            left.push(format!(
+                "{base}|{}|{}",
+                cell(m.map(|m| m.0.to_string())),
+                cell(m.map(|m| m.1.to_string()))
+            ));
+            star.push(format!(
+                "{base}|{}|{}|{}",
+                cell(m.map(|_| sym.unwrap_or_default().to_string())),
+                cell(m.map(|m| m.0.to_string())),
+                cell(m.map(|m| m.1.to_string()))
+            ));
+            if let Some((qts, p)) = matched(sym, ts, true) {
+                strict.push(format!("{id}|{qts}|{p}"));
+            }
+        }
+        for v in [&mut left, &mut star, &mut strict] {
+            v.sort();
+        }
+        let want = [("a_left", left), ("a_strict", strict), ("a_star", star)];
+        for (name, expected) in want {
+            let got = rows(&mut s, &format!("SELECT * FROM {name}")).await;
+            assert_eq!(got, expected, "view {name} after step {step}: {sql}");
+            let query = ASOF.iter().find(|(n, _)| *n == name).unwrap().1;
+            assert_eq!(
+                rows(&mut s, query).await,
+                expected,
+                "batch {name} after step {step}"
+            );
+        }
+        if step == 100 {
+            // a restart restores the views from their checkpoint
+            engine.shutdown().await;
+            drop(s);
+            drop(engine);
+            (engine, s) = open(dir.path()).await;
+        }
+    }
+}
