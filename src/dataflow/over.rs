@@ -104,7 +104,7 @@ type Part = BTreeMap<Id, Slot>;
 
 pub struct Over {
     partition: Vec<Arc<dyn PhysicalExpr>>,
-    order: Vec<Arc<dyn PhysicalExpr>>,
+    order: Vec<SortKey>,
     /// argument expressions and the type each is cast to
     args: Vec<(Arc<dyn PhysicalExpr>, DataType)>,
     funcs: Vec<WinFn>,
@@ -182,7 +182,7 @@ impl Over {
         }
         Ok(Over {
             partition,
-            order: order.into_iter().map(|(e, _)| e).collect(),
+            order,
             args,
             funcs,
             row_converter: super::row_converter(&input_schema)?,
@@ -217,7 +217,11 @@ impl Over {
             }
             None => vec![Box::<[u8]>::default(); n],
         };
-        let cols = self.order.iter().map(eval).collect::<Result<Vec<_>>>()?;
+        let cols = self
+            .order
+            .iter()
+            .map(|(e, _)| eval(e))
+            .collect::<Result<Vec<_>>>()?;
         // without ORDER BY every row of a partition is a peer: empty keys
         let keys: Vec<Box<[u8]>> = if cols.is_empty() {
             vec![Box::default(); n]
@@ -683,7 +687,7 @@ impl Operator for Over {
     }
 
     fn explain(&self) -> String {
-        let order: Vec<String> = self.order.iter().map(|e| e.to_string()).collect();
+        let order: Vec<String> = self.order.iter().map(super::topn::sort_key_text).collect();
         let part: Vec<String> = self.partition.iter().map(|e| e.to_string()).collect();
         let n_in = self.input_schema.fields().len();
         let names: Vec<String> = (0..self.funcs.len())

@@ -23,6 +23,16 @@ use super::{DataflowError, Delta, Operator, Result, StateSize};
 /// An ORDER BY expression and its direction.
 pub type SortKey = (Arc<dyn PhysicalExpr>, SortOptions);
 
+/// An ORDER BY key as EXPLAIN shows it.
+pub fn sort_key_text((e, o): &SortKey) -> String {
+    match (o.descending, o.nulls_first) {
+        (false, false) => e.to_string(),
+        (false, true) => format!("{e} NULLS FIRST"),
+        (true, true) => format!("{e} DESC"),
+        (true, false) => format!("{e} DESC NULLS LAST"),
+    }
+}
+
 type Ordered = BTreeMap<(Box<[u8]>, Box<[u8]>), i64>;
 
 /// Rows shown by one partition: (row, its row number or 0) → multiplicity.
@@ -30,7 +40,7 @@ type Shown = HashMap<(Box<[u8]>, i64), i64>;
 
 pub struct TopN {
     partition: Vec<Arc<dyn PhysicalExpr>>,
-    order: Vec<Arc<dyn PhysicalExpr>>,
+    order: Vec<SortKey>,
     skip: usize,
     fetch: usize,
     schema: SchemaRef,
@@ -86,7 +96,7 @@ impl TopN {
         )?;
         Ok(TopN {
             partition,
-            order: order.into_iter().map(|(e, _)| e).collect(),
+            order,
             skip,
             fetch,
             row_converter: super::row_converter(&schema)?,
@@ -175,7 +185,8 @@ impl Operator for TopN {
             Some(c) => Some(c.convert_columns(&eval(&self.partition)?)?),
             None => None,
         };
-        let keys = self.sort_converter.convert_columns(&eval(&self.order)?)?;
+        let order: Vec<Arc<dyn PhysicalExpr>> = self.order.iter().map(|(e, _)| e.clone()).collect();
+        let keys = self.sort_converter.convert_columns(&eval(&order)?)?;
         let rows = self.row_converter.convert_columns(d.batch.columns())?;
         let mut touched: Vec<Box<[u8]>> = Vec::new();
         for (i, &w) in d.weights.values().iter().enumerate() {
@@ -249,7 +260,7 @@ impl Operator for TopN {
     }
 
     fn explain(&self) -> String {
-        let order: Vec<String> = self.order.iter().map(|e| e.to_string()).collect();
+        let order: Vec<String> = self.order.iter().map(super::topn::sort_key_text).collect();
         let part: Vec<String> = self.partition.iter().map(|e| e.to_string()).collect();
         format!(
             "TopN{}: order by [{}]{}, skip {}, fetch {}",

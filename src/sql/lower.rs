@@ -367,21 +367,36 @@ impl Lowerer<'_> {
             }
             LogicalPlan::Projection(p) => {
                 let (input, ao) = self.lower(&p.input)?;
-                let exprs = p
-                    .expr
-                    .iter()
-                    .map(|e| self.physical(e, p.input.schema()))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let schema = Arc::new(p.schema.as_arrow().clone());
-                Ok((
-                    self.push(Box::new(Project::new(exprs, schema)), vec![input]),
-                    ao,
-                ))
+                Ok((self.project(p, input)?, ao))
             }
             LogicalPlan::Filter(f) => {
                 if let LogicalPlan::Window(w) = f.input.as_ref() {
                     if let Some(top) = self.lower_row_number_top_n(w, &f.predicate)? {
                         return Ok((top, false));
+                    }
+                }
+                // the same with the window's unused columns projected away
+                // in between: the predicate read through the projection
+                if let LogicalPlan::Projection(p) = f.input.as_ref() {
+                    if let LogicalPlan::Window(w) = p.input.as_ref() {
+                        let pred = f
+                            .predicate
+                            .clone()
+                            .transform(|e| {
+                                use datafusion::common::tree_node::Transformed;
+                                Ok(match &e {
+                                    Expr::Column(c) => match p.schema.index_of_column(c) {
+                                        Ok(i) => Transformed::yes(p.expr[i].clone().unalias()),
+                                        Err(_) => Transformed::no(e),
+                                    },
+                                    _ => Transformed::no(e),
+                                })
+                            })
+                            .map_err(|e| SqlError::Plan(e.to_string()))?
+                            .data;
+                        if let Some(top) = self.lower_row_number_top_n(w, &pred)? {
+                            return Ok((self.project(p, top)?, false));
+                        }
                     }
                 }
                 let (input, ao) = self.lower(&f.input)?;
@@ -748,6 +763,21 @@ impl Lowerer<'_> {
         )
         .map_err(|e| SqlError::Plan(e.to_string()))?;
         Ok(self.push(Box::new(op), vec![input]))
+    }
+
+    /// A projection over the lowered `input`.
+    fn project(
+        &mut self,
+        p: &datafusion::logical_expr::Projection,
+        input: Input,
+    ) -> Result<Input, SqlError> {
+        let exprs = p
+            .expr
+            .iter()
+            .map(|e| self.physical(e, p.input.schema()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let schema = Arc::new(p.schema.as_arrow().clone());
+        Ok(self.push(Box::new(Project::new(exprs, schema)), vec![input]))
     }
 
     /// ORDER BY expressions as physical expressions with their directions.
