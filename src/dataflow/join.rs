@@ -307,6 +307,8 @@ pub struct Join {
     right: Arrangement,
     retire: Vec<Retire>,
     retiring: Vec<RetireState>,
+    /// A time index narrowing the probes of ASOF joins.
+    band: Option<super::band::Band>,
 }
 
 impl Join {
@@ -315,6 +317,63 @@ impl Join {
         self.retiring = retire.iter().map(|_| RetireState::default()).collect();
         self.retire = retire;
         self
+    }
+
+    /// Probes through a time index (see [`super::band`]).
+    pub fn with_band(mut self, band: super::band::Band) -> Join {
+        self.band = Some(band);
+        self
+    }
+
+    /// Records in the time index whether each changed row is still arranged.
+    fn index_band(&mut self, side: Side, changes: &[Change], times: &super::band::Times) {
+        let Some(band) = &mut self.band else { return };
+        let arr = match side {
+            Side::Left => &self.left,
+            Side::Right => &self.right,
+        };
+        for c in changes {
+            if let (Some(k), Some(t)) = (&c.key, &times[c.at]) {
+                let present = arr.entry(k, &c.row).count > 0;
+                band.set(side == Side::Left, k, &c.row, t, present);
+            }
+        }
+    }
+
+    /// Rebuilds the time index from the arrangements (after a restore).
+    fn rebuild_band(&mut self) -> Result<()> {
+        let Some(band) = &mut self.band else {
+            return Ok(());
+        };
+        band.clear();
+        for (left, arr, conv, schema) in [
+            (true, &self.left, &self.left_rows, &self.left_schema),
+            (false, &self.right, &self.right_rows, &self.right_schema),
+        ] {
+            let ids: Vec<(&Bytes, &Bytes)> = arr
+                .map
+                .iter()
+                .flat_map(|(k, rows)| rows.keys().map(move |r| (k, r)))
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let rows: Vec<&Bytes> = ids.iter().map(|(_, r)| *r).collect();
+            let cols = super::decode_rows(conv, &rows)?;
+            let batch = RecordBatch::try_new(super::relax(schema), cols)?;
+            let e = if left {
+                &band.left_time
+            } else {
+                &band.right_lo
+            };
+            let times = band.times(&e.clone(), &batch)?;
+            for ((k, r), t) in ids.into_iter().zip(times) {
+                if let Some(t) = t {
+                    band.set(left, k, r, &t, true);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Indexes the new rows of `side` by their expiry under each rule.
@@ -414,6 +473,7 @@ impl Join {
             right: Arrangement::default(),
             retire: Vec::new(),
             retiring: Vec::new(),
+            band: None,
         })
     }
 
@@ -614,6 +674,17 @@ impl Operator for Join {
             Some(d) => self.changes(Side::Right, d)?,
             None => Vec::new(),
         };
+        // the time index: left times, right interval ends, per batch row
+        let mut band_times: [super::band::Times; 3] = Default::default();
+        if let Some(band) = &self.band {
+            if let Some(d) = dl_batch {
+                band_times[0] = band.times(&band.left_time, &d.batch)?;
+            }
+            if let Some(d) = dr_batch {
+                band_times[1] = band.times(&band.right_lo, &d.batch)?;
+                band_times[2] = band.times(&band.right_hi, &d.batch)?;
+            }
+        }
         if !self.retire.is_empty() {
             if let Some(d) = dl_batch {
                 self.index_expiry(Side::Left, d, &dl)?;
@@ -642,7 +713,7 @@ impl Operator for Join {
                 continue;
             };
             if let Some(rs) = self.right.rows_of(k) {
-                for (r, e) in rs {
+                let mut push = |r: &Bytes, e: &Entry| {
                     pairs.push(Pair {
                         key: k.clone(),
                         l: c.row.clone(),
@@ -650,7 +721,19 @@ impl Operator for Join {
                         wl: c.w,
                         wr: e.count,
                         phase: 1,
-                    });
+                    })
+                };
+                match &self.band {
+                    None => rs.iter().for_each(|(r, e)| push(r, e)),
+                    Some(band) => {
+                        if let Some(t) = &band_times[0][c.at] {
+                            for r in band.right_candidates(k, t) {
+                                if let Some(e) = rs.get(r) {
+                                    push(r, e);
+                                }
+                            }
+                        }
+                    }
                 }
             }
             if track_l {
@@ -663,6 +746,7 @@ impl Operator for Join {
                 self.left.update(k, &c.row, c.w, 0)?;
             }
         }
+        self.index_band(Side::Left, &dl, &band_times[0]);
         // phase 2: (L + ΔL) ⋈ ΔR
         for c in &dr {
             let Some(k) = &c.key else {
@@ -673,7 +757,7 @@ impl Operator for Join {
                 continue;
             };
             if let Some(ls) = self.left.rows_of(k) {
-                for (l, e) in ls {
+                let mut push = |l: &Bytes, e: &Entry| {
                     pairs.push(Pair {
                         key: k.clone(),
                         l: l.clone(),
@@ -681,7 +765,20 @@ impl Operator for Join {
                         wl: e.count,
                         wr: c.w,
                         phase: 2,
-                    });
+                    })
+                };
+                match &self.band {
+                    None => ls.iter().for_each(|(l, e)| push(l, e)),
+                    Some(band) => {
+                        if let Some(lo) = &band_times[1][c.at] {
+                            let hi = band_times[2][c.at].as_deref();
+                            for l in band.left_candidates(k, lo, hi) {
+                                if let Some(e) = ls.get(l) {
+                                    push(l, e);
+                                }
+                            }
+                        }
+                    }
                 }
             }
             if track_r {
@@ -694,6 +791,7 @@ impl Operator for Join {
                 self.right.update(k, &c.row, c.w, 0)?;
             }
         }
+        self.index_band(Side::Right, &dr, &band_times[1]);
         let (pass, decoded) = self.passing(&pairs)?;
         // matched pairs, and the match counts they change
         let mut out_pairs: Vec<usize> = Vec::new();
@@ -847,8 +945,13 @@ impl Operator for Join {
             })
             .collect();
         format!(
-            "Join: {} on [{}]{}{}",
+            "Join: {}{} on [{}]{}{}",
             self.kind.name(),
+            if self.band.is_some() {
+                " (ASOF, time-indexed)"
+            } else {
+                ""
+            },
             on.join(", "),
             match &self.filter {
                 Some(f) => format!(" filter {f}"),
@@ -869,7 +972,8 @@ impl Operator for Join {
             .iter()
             .flat_map(|st| st.by_time.values().flatten())
             .map(|(k, r)| k.len() as u64 + r.len() as u64 + 16)
-            .sum();
+            .sum::<u64>()
+            + self.band.as_ref().map_or(0, |b| b.bytes());
         StateSize {
             rows: l.rows + r.rows,
             bytes: l.bytes + r.bytes + index,
@@ -959,6 +1063,9 @@ impl Operator for Join {
             self.left = Arrangement::default();
             self.right = Arrangement::default();
             self.retiring = self.retire.iter().map(|_| RetireState::default()).collect();
+            if let Some(b) = &mut self.band {
+                b.clear();
+            }
             return Ok(());
         }
         let mut r = Reader::new(bytes);
@@ -984,7 +1091,7 @@ impl Operator for Join {
         if !r.done() {
             return Err(DataflowError::State("trailing bytes in join state".into()));
         }
-        Ok(())
+        self.rebuild_band()
     }
 
     fn preserves_append_only(&self) -> bool {

@@ -12,6 +12,7 @@
 //! the engine.
 
 pub mod aggregate;
+pub mod band;
 pub mod circuit;
 pub mod codec;
 pub mod emit;

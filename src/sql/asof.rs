@@ -39,7 +39,7 @@ use super::SqlError;
 /// The table function name marking an ASOF join between the two steps.
 const MARKER: &str = "__freshet_asof";
 /// Prefix of the hidden column holding the next right row's time.
-const NEXT: &str = "__asof_next_";
+pub(crate) const NEXT: &str = "__asof_next_";
 
 fn unsupported(what: &str) -> SqlError {
     SqlError::Unsupported(format!("{what} is not supported"))

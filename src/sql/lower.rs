@@ -896,6 +896,14 @@ impl Lowerer<'_> {
                 strict: false,
             });
         }
+        let band = match kind {
+            JoinKind::Inner | JoinKind::Left => self.asof_band(j)?,
+            _ => None,
+        };
+        if band.is_some() {
+            // the intervals' ends move as right rows arrive: nothing retires
+            retire.clear();
+        }
         let op = Join::new(
             kind,
             left_keys,
@@ -909,8 +917,82 @@ impl Lowerer<'_> {
         )
         .map_err(|e| SqlError::Plan(e.to_string()))?
         .with_retire(retire);
+        let op = match band {
+            Some(b) => op.with_band(b),
+            None => op,
+        };
         let append_only = left_ao && right_ao && kind == JoinKind::Inner;
         Ok((self.push(Box::new(op), vec![left, right]), append_only))
+    }
+
+    /// The time index of an ASOF join as `sql::asof` plans it: a residual
+    /// of exactly `r.lo <= l.t AND (r.next IS NULL OR l.t < r.next)` (or
+    /// the strict `<` / `<=` pair), with `next` the rewrite's hidden
+    /// column. `None` for any other join, which then probes whole keys.
+    fn asof_band(
+        &self,
+        j: &datafusion::logical_expr::Join,
+    ) -> Result<Option<crate::dataflow::band::Band>, SqlError> {
+        use datafusion::logical_expr::{BinaryExpr, Operator as Op};
+        let Some(filter) = &j.filter else {
+            return Ok(None);
+        };
+        let conjuncts = datafusion::logical_expr::utils::split_conjunction(filter);
+        let [a, b] = conjuncts.as_slice() else {
+            return Ok(None);
+        };
+        let (lo_cmp, hi_part) = match (a, b) {
+            (Expr::BinaryExpr(x), Expr::BinaryExpr(y)) if y.op == Op::Or => (x, y),
+            (Expr::BinaryExpr(y), Expr::BinaryExpr(x)) if y.op == Op::Or => (x, y),
+            _ => return Ok(None),
+        };
+        // (next IS NULL) OR (t <op> next)
+        let (
+            Expr::IsNull(next),
+            Expr::BinaryExpr(BinaryExpr {
+                left: t,
+                op: hi_op,
+                right: next2,
+            }),
+        ) = (hi_part.left.as_ref(), hi_part.right.as_ref())
+        else {
+            return Ok(None);
+        };
+        let Expr::Column(next_col) = next.as_ref() else {
+            return Ok(None);
+        };
+        if !next_col.name.starts_with(crate::sql::asof::NEXT) || next2.as_ref() != next.as_ref() {
+            return Ok(None);
+        }
+        // lo <op> t, the same t, with matching strictness
+        if !matches!((lo_cmp.op, *hi_op), (Op::LtEq, Op::Lt) | (Op::Lt, Op::LtEq)) {
+            return Ok(None);
+        }
+        if lo_cmp.right.as_ref() != t.as_ref() {
+            return Ok(None);
+        }
+        let (left_schema, right_schema) = (j.left.schema(), j.right.schema());
+        let (Ok(lt), Ok(lo), Ok(hi)) = (
+            self.physical(t, left_schema),
+            self.physical(&lo_cmp.left, right_schema),
+            self.physical(next, right_schema),
+        ) else {
+            return Ok(None);
+        };
+        let types = (
+            lt.data_type(left_schema.as_arrow()),
+            lo.data_type(right_schema.as_arrow()),
+            hi.data_type(right_schema.as_arrow()),
+        );
+        let (Ok(tt), Ok(lot), Ok(hit)) = types else {
+            return Ok(None);
+        };
+        if tt != lot || tt != hit {
+            return Ok(None);
+        }
+        crate::dataflow::band::Band::new(lt, lo, hi, tt)
+            .map(Some)
+            .map_err(|e| SqlError::Plan(e.to_string()))
     }
 
     /// The conjuncts `lo <= hi` (or `<`, `>=`, `>`, `BETWEEN`) of a join's
