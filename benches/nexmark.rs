@@ -53,7 +53,28 @@ const QUERIES: &[(&str, &str)] = &[
         "q7_agg",
         "SELECT window_start, window_end, max(price) AS maxprice FROM TUMBLE(bid, date_time, INTERVAL '10 seconds') GROUP BY window_start, window_end",
     ),
+    // OVER: each bid's step from the auction's previous bid
+    (
+        "over_lag",
+        "SELECT auction, date_time, price - lag(price) OVER (PARTITION BY auction ORDER BY date_time) AS step FROM bid",
+    ),
+    // ASOF: each bid with the auction's bid before it (a self ASOF join)
+    (
+        "asof",
+        "SELECT b.auction, b.price, p.price AS prev FROM bid b ASOF JOIN bid p ON b.auction = p.auction AND b.date_time > p.date_time",
+    ),
+    // the same written by hand as the join ASOF is planned as: without the
+    // time index every probe walks the whole auction (run only when named)
+    (
+        "asof_unindexed",
+        "SELECT b.auction, b.price, p.price AS prev FROM bid b JOIN ( \
+           SELECT bid.*, lead(date_time) OVER (PARTITION BY auction ORDER BY date_time) AS nxt FROM bid) p \
+         ON b.auction = p.auction AND p.date_time < b.date_time AND (p.nxt IS NULL OR b.date_time <= p.nxt)",
+    ),
 ];
+
+/// Queries run only when named on the command line.
+const NAMED_ONLY: &[&str] = &["asof_unindexed"];
 
 const BATCH: usize = 10_000;
 
@@ -267,6 +288,7 @@ fn main() {
             .iter()
             .chain(gen::STREAM_QUERIES)
             .map(|(n, _)| *n)
+            .filter(|n| !NAMED_ONLY.contains(n))
             .collect();
     }
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -76,7 +76,7 @@ impl Band {
         } else {
             cast(&a, &self.time_type)?
         };
-        let rows = self.converter.convert_columns(&[a.clone()])?;
+        let rows = self.converter.convert_columns(std::slice::from_ref(&a))?;
         Ok((0..n)
             .map(|i| (!a.is_null(i)).then(|| rows.row(i).data().into()))
             .collect())
