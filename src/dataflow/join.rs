@@ -325,6 +325,63 @@ impl Join {
         self
     }
 
+    /// The candidate pairs of a changed row of `side` (under key `k`) with
+    /// the other side's rows of that key — through the time index when
+    /// there is one. Phase 1 (a left change) probes the right arrangement
+    /// before ΔR; phase 2 (a right change) the left one after ΔL.
+    fn probe(
+        &self,
+        side: Side,
+        k: &Bytes,
+        c: &Change,
+        band_times: &[super::band::Times; 3],
+        pairs: &mut Vec<Pair>,
+    ) {
+        let (other, phase) = match side {
+            Side::Left => (&self.right, 1),
+            Side::Right => (&self.left, 2),
+        };
+        let Some(rows) = other.rows_of(k) else {
+            return;
+        };
+        let mut push = |o: &Bytes, e: &Entry| {
+            let (l, r, wl, wr) = match side {
+                Side::Left => (c.row.clone(), o.clone(), c.w, e.count),
+                Side::Right => (o.clone(), c.row.clone(), e.count, c.w),
+            };
+            pairs.push(Pair {
+                key: k.clone(),
+                l,
+                r,
+                wl,
+                wr,
+                phase,
+            });
+        };
+        let Some(band) = &self.band else {
+            rows.iter().for_each(|(o, e)| push(o, e));
+            return;
+        };
+        let candidates = match (side, &band_times[0], &band_times[1]) {
+            (Side::Left, t, _) => match t.get(c.at) {
+                Some(Some(t)) => band.right_candidates(k, t),
+                _ => Vec::new(),
+            },
+            (Side::Right, _, lo) => match lo.get(c.at) {
+                Some(Some(lo)) => {
+                    let hi = band_times[2].get(c.at).and_then(|h| h.as_deref());
+                    band.left_candidates(k, lo, hi)
+                }
+                _ => Vec::new(),
+            },
+        };
+        for o in candidates {
+            if let Some(e) = rows.get(o) {
+                push(o, e);
+            }
+        }
+    }
+
     /// Records in the time index whether each changed row is still arranged.
     fn index_band(&mut self, side: Side, changes: &[Change], times: &super::band::Times) {
         let Some(band) = &mut self.band else { return };
@@ -712,30 +769,7 @@ impl Operator for Join {
                 }
                 continue;
             };
-            if let Some(rs) = self.right.rows_of(k) {
-                let mut push = |r: &Bytes, e: &Entry| {
-                    pairs.push(Pair {
-                        key: k.clone(),
-                        l: c.row.clone(),
-                        r: r.clone(),
-                        wl: c.w,
-                        wr: e.count,
-                        phase: 1,
-                    })
-                };
-                match &self.band {
-                    None => rs.iter().for_each(|(r, e)| push(r, e)),
-                    Some(band) => {
-                        if let Some(t) = &band_times[0][c.at] {
-                            for r in band.right_candidates(k, t) {
-                                if let Some(e) = rs.get(r) {
-                                    push(r, e);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            self.probe(Side::Left, k, c, &band_times, &mut pairs);
             if track_l {
                 let old = self.left.entry(k, &c.row);
                 touched_l.entry((k.clone(), c.row.clone())).or_insert(old);
@@ -756,31 +790,7 @@ impl Operator for Join {
                 }
                 continue;
             };
-            if let Some(ls) = self.left.rows_of(k) {
-                let mut push = |l: &Bytes, e: &Entry| {
-                    pairs.push(Pair {
-                        key: k.clone(),
-                        l: l.clone(),
-                        r: c.row.clone(),
-                        wl: e.count,
-                        wr: c.w,
-                        phase: 2,
-                    })
-                };
-                match &self.band {
-                    None => ls.iter().for_each(|(l, e)| push(l, e)),
-                    Some(band) => {
-                        if let Some(lo) = &band_times[1][c.at] {
-                            let hi = band_times[2][c.at].as_deref();
-                            for l in band.left_candidates(k, lo, hi) {
-                                if let Some(e) = ls.get(l) {
-                                    push(l, e);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            self.probe(Side::Right, k, c, &band_times, &mut pairs);
             if track_r {
                 let old = self.right.entry(k, &c.row);
                 touched_r.entry((k.clone(), c.row.clone())).or_insert(old);

@@ -283,22 +283,22 @@ impl Over {
                 Some(c) => (c.pos, c.rank, c.dense, c.accs.clone()),
                 None => (0, 0, 0, self.empty_accs()),
             };
-        let mut prev_key: Option<Box<[u8]>> = before.map(|(k, _)| k.0.clone());
+        let mut prev_key: Option<&[u8]> = before.map(|(k, _)| &k.0[..]);
         // argument values of the copies before `start` a lag reads
-        let mut behind: Vec<Vec<ScalarValue>> = Vec::new();
+        let mut behind: Vec<&[ScalarValue]> = Vec::new();
         if self.max_lag > 0 {
             'outer: for (_, s) in part.range(..start).rev() {
                 for _ in 0..s.count {
                     if behind.len() >= self.max_lag {
                         break 'outer;
                     }
-                    behind.push(s.args.clone());
+                    behind.push(&s.args);
                 }
             }
             behind.reverse();
         }
         // the slots to recompute
-        let mut keys: Vec<Id> = Vec::new();
+        let mut keys: Vec<(&Id, &Slot)> = Vec::new();
         let mut after_last = 0usize;
         for (k, s) in part.range(start..) {
             if !self.cumulative && k > last {
@@ -307,34 +307,35 @@ impl Over {
                 }
                 after_last += usize::try_from(s.count).unwrap_or(0);
             }
-            keys.push(k.clone());
+            keys.push((k, s));
         }
         // argument values a lead reads ahead of them
-        let mut ahead: Vec<Vec<ScalarValue>> = Vec::new();
+        let mut ahead: Vec<&[ScalarValue]> = Vec::new();
         if self.max_lead > 0 {
-            if let Some(end) = keys.last() {
-                'outer2: for (_, s) in part.range((Bound::Excluded(end), Bound::Unbounded)) {
+            if let Some((end, _)) = keys.last() {
+                'outer2: for (_, s) in
+                    part.range::<Id, _>((Bound::Excluded(*end), Bound::Unbounded))
+                {
                     for _ in 0..s.count {
                         if ahead.len() >= self.max_lead {
                             break 'outer2;
                         }
-                        ahead.push(s.args.clone());
+                        ahead.push(&s.args);
                     }
                 }
             }
         }
         // the copies in order: (slot index, args)
-        let mut seq: Vec<&[ScalarValue]> = behind.iter().map(Vec::as_slice).collect();
+        let mut seq: Vec<&[ScalarValue]> = behind;
         let first_new = seq.len();
         let mut owner: Vec<usize> = Vec::new();
-        for (i, k) in keys.iter().enumerate() {
-            let s = &part[k];
+        for (i, (_, s)) in keys.iter().enumerate() {
             for _ in 0..s.count {
                 seq.push(&s.args);
                 owner.push(i);
             }
         }
-        seq.extend(ahead.iter().map(Vec::as_slice));
+        seq.extend(ahead);
         // whole-partition totals
         let totals = if self.whole {
             let mut t = self.empty_accs();
@@ -351,12 +352,12 @@ impl Over {
         let mut j = 0usize;
         while j < owner.len() {
             // one peer group: copies with the same sort key
-            let key = &keys[owner[j]].0;
+            let key: &[u8] = &keys[owner[j]].0 .0;
             let mut end = j;
-            while end < owner.len() && keys[owner[end]].0 == *key {
+            while end < owner.len() && *keys[owner[end]].0 .0 == *key {
                 end += 1;
             }
-            let new_group = prev_key.as_deref() != Some(&key[..]);
+            let new_group = prev_key != Some(key);
             // peer aggregates see the whole group
             let mut group_accs = accs.clone();
             if self.peers {
@@ -427,15 +428,13 @@ impl Over {
                     outs,
                 });
             }
-            prev_key = Some(key.clone());
+            prev_key = Some(key);
             j = end;
         }
-        drop(seq);
-        // emit the differences and store the new cells
-        for (k, cells) in keys.into_iter().zip(new_cells) {
-            let Some(slot) = part.get_mut(&k) else {
-                continue;
-            };
+        let n = keys.len();
+        // emit the differences and store the new cells (the same slots, in
+        // the same order)
+        for ((k, slot), cells) in part.range_mut(start..).take(n).zip(new_cells) {
             for (c, cell) in cells.iter().enumerate() {
                 match slot.cells.get(c) {
                     Some(old) if old.outs == cell.outs => {}
@@ -454,7 +453,50 @@ impl Over {
         Ok(())
     }
 
+    /// The output delta: input rows with their function values.
+    fn output(
+        &self,
+        rows: Vec<Box<[u8]>>,
+        values: Vec<Vec<ScalarValue>>,
+        weights: Vec<i64>,
+    ) -> Result<Option<Delta>> {
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut cols = super::decode_rows(&self.row_converter, &rows)?;
+        let n_in = cols.len();
+        for i in 0..self.funcs.len() {
+            let t = self.schema.field(n_in + i).data_type();
+            let vals: Vec<&ScalarValue> = values.iter().map(|v| &v[i]).collect();
+            let arr = match vals.iter().find(|v| !v.is_null()) {
+                None => datafusion::arrow::array::new_null_array(t, vals.len()),
+                Some(v) => {
+                    // untyped NULLs (an empty accumulator) as the values' type
+                    let null = ScalarValue::try_from(v.data_type())?;
+                    ScalarValue::iter_to_array(vals.into_iter().map(|v| {
+                        if v.is_null() {
+                            null.clone()
+                        } else {
+                            v.clone()
+                        }
+                    }))?
+                }
+            };
+            cols.push(if arr.data_type() == t {
+                arr
+            } else {
+                cast(&arr, t)?
+            });
+        }
+        let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
+        Ok(Some(Delta::new(batch, Int64Array::from(weights))?))
+    }
+
+    /// No accumulators without aggregates (then nothing allocates).
     fn empty_accs(&self) -> Vec<Acc> {
+        if !self.funcs.iter().any(|f| matches!(f, WinFn::Agg { .. })) {
+            return Vec::new();
+        }
         self.funcs
             .iter()
             .map(|_| Acc {
@@ -621,6 +663,9 @@ impl Operator for Over {
                 self.parts.insert(p, part);
             }
         }
+        if out.weights.iter().all(|w| *w > 0) {
+            return self.output(out.rows, out.values, out.weights);
+        }
         // a row retracted and inserted with the same values cancels
         let mut net: HashMap<(Box<[u8]>, Vec<ScalarValue>), i64> = HashMap::new();
         let mut order = Vec::new();
@@ -635,7 +680,7 @@ impl Operator for Over {
             }
         }
         let mut rows = Vec::new();
-        let mut values: Vec<Vec<ScalarValue>> = vec![Vec::new(); self.funcs.len()];
+        let mut values = Vec::new();
         let mut weights = Vec::new();
         for k in order {
             let w = net[&k];
@@ -644,42 +689,10 @@ impl Operator for Over {
             }
             let (r, v) = k;
             rows.push(r);
-            for (col, x) in values.iter_mut().zip(v) {
-                col.push(x);
-            }
+            values.push(v);
             weights.push(w);
         }
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let mut cols = super::decode_rows(&self.row_converter, &rows)?;
-        let n_in = cols.len();
-        for (i, vals) in values.into_iter().enumerate() {
-            let t = self.schema.field(n_in + i).data_type();
-            let arr = if vals.iter().all(ScalarValue::is_null) {
-                datafusion::arrow::array::new_null_array(t, vals.len())
-            } else {
-                let non_null = vals.iter().find(|v| !v.is_null()).map(|v| v.data_type());
-                let vals = vals.into_iter().map(|v| {
-                    if v.is_null() {
-                        non_null
-                            .as_ref()
-                            .and_then(|t| ScalarValue::try_from(t).ok())
-                            .unwrap_or(v)
-                    } else {
-                        v
-                    }
-                });
-                ScalarValue::iter_to_array(vals)?
-            };
-            cols.push(if arr.data_type() == t {
-                arr
-            } else {
-                cast(&arr, t)?
-            });
-        }
-        let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
-        Ok(Some(Delta::new(batch, Int64Array::from(weights))?))
+        self.output(rows, values, weights)
     }
 
     fn schema(&self) -> SchemaRef {

@@ -347,7 +347,7 @@ impl ViewWork {
                 None => None,
             });
         }
-        let out = self.circuit.step(&inputs).map_err(dataflow)?;
+        let out = guarded_step(&mut self.circuit, &inputs).map_err(dataflow)?;
         match out {
             Some(d) => {
                 self.state.apply(&d)?;
@@ -364,18 +364,7 @@ impl ViewWork {
     fn run(&mut self, inputs: &[Option<Delta>]) -> Option<RelDelta> {
         // An operator bug must not take the committer down with it: a panic
         // freezes this view, as an error does.
-        let stepped =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.circuit.step(inputs)))
-                .unwrap_or_else(|p| {
-                    let msg = p
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "operator panicked".into());
-                    Err(crate::dataflow::DataflowError::Eval(format!(
-                        "internal error: {msg}"
-                    )))
-                });
+        let stepped = guarded_step(&mut self.circuit, inputs);
         let result = stepped.map_err(dataflow).and_then(|out| match out {
             Some(d) => {
                 self.state.apply(&d)?;
@@ -401,4 +390,24 @@ impl ViewWork {
         tracing::error!(view = %self.def.name, error = %e, "materialized view failed; it is frozen until dropped and recreated");
         self.error = Some(e);
     }
+}
+
+/// Steps a circuit, turning a panic in an operator into an error: an
+/// operator bug fails its view (or the view's creation), never the server.
+fn guarded_step(
+    circuit: &mut crate::dataflow::Circuit,
+    inputs: &[Option<Delta>],
+) -> Result<Option<Delta>, crate::dataflow::DataflowError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| circuit.step(inputs))).unwrap_or_else(
+        |p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "operator panicked".into());
+            Err(crate::dataflow::DataflowError::Eval(format!(
+                "internal error: {msg}"
+            )))
+        },
+    )
 }

@@ -174,7 +174,17 @@ pub fn from_text(texts: &StringArray, col: &ColumnDef) -> Result<ArrayRef, CellE
         }
         SqlType::Numeric { .. } | SqlType::Date | SqlType::Timestamp | SqlType::Timestamptz => {
             let padded = texts.iter().flatten().any(|v| v.trim().len() != v.len());
-            let arr: ArrayRef = if padded {
+            let timestamp = matches!(ty, SqlType::Timestamp | SqlType::Timestamptz);
+            let short = timestamp && texts.iter().flatten().any(|v| with_seconds(v).is_some());
+            let arr: ArrayRef = if short {
+                // Postgres reads `2026-01-01 10:00` as 10:00:00
+                Arc::new(
+                    texts
+                        .iter()
+                        .map(|v| v.map(|v| with_seconds(v).unwrap_or_else(|| v.trim().to_string())))
+                        .collect::<StringArray>(),
+                )
+            } else if padded {
                 Arc::new(trim_all(texts))
             } else {
                 Arc::new(texts.clone())
@@ -203,6 +213,33 @@ fn looks_numeric(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
+}
+
+/// A timestamp whose time of day has no seconds (`2026-01-01 10:00`,
+/// `2026-01-01T10:00+02`), with `:00` seconds added; `None` otherwise.
+fn with_seconds(v: &str) -> Option<String> {
+    let v = v.trim();
+    let b = v.as_bytes();
+    // the date, then ' ' or 'T'
+    let sep = b.iter().position(|&c| c == b' ' || c == b'T')?;
+    if sep < 8 || !b[..sep].iter().all(|c| c.is_ascii_digit() || *c == b'-') {
+        return None;
+    }
+    let time = &b[sep + 1..];
+    let hours = time.iter().take_while(|c| c.is_ascii_digit()).count();
+    if !(1..=2).contains(&hours) || time.get(hours) != Some(&b':') {
+        return None;
+    }
+    let rest = &time[hours + 1..];
+    let minutes = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+    if minutes != 2 || matches!(rest.get(2), Some(b':' | b'.')) {
+        return None;
+    }
+    if matches!(rest.get(2), Some(c) if c.is_ascii_digit()) {
+        return None;
+    }
+    let at = sep + 1 + hours + 1 + 2;
+    Some(format!("{}:00{}", &v[..at], &v[at..]))
 }
 
 fn trim_all(texts: &StringArray) -> StringArray {
@@ -537,6 +574,31 @@ mod tests {
         assert_eq!(parse_bytea("\\x0aff"), Some(vec![10, 255]));
         assert_eq!(parse_bytea("a\\\\b\\001"), Some(vec![b'a', b'\\', b'b', 1]));
         assert_eq!(parse_bytea("\\x0"), None);
+    }
+
+    #[test]
+    fn timestamps_without_seconds_read_as_postgres_does() {
+        assert_eq!(
+            with_seconds("2026-01-01 10:00").as_deref(),
+            Some("2026-01-01 10:00:00")
+        );
+        assert_eq!(
+            with_seconds(" 2026-01-01T9:05+02 ").as_deref(),
+            Some("2026-01-01T9:05:00+02")
+        );
+        assert_eq!(with_seconds("2026-01-01 10:00:30"), None);
+        assert_eq!(with_seconds("2026-01-01 10:00.5"), None);
+        assert_eq!(with_seconds("2026-01-01"), None);
+        let out = from_text(
+            &texts(&[Some("2026-01-01 10:00"), Some("2026-01-01 10:00:01")]),
+            &col(SqlType::Timestamp),
+        )
+        .unwrap();
+        let ts = out
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        assert_eq!(ts.value(1) - ts.value(0), 1_000_000);
     }
 
     #[test]
