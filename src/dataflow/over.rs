@@ -27,12 +27,12 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::row::RowConverter;
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::codec::{Reader, Writer};
-use super::topn::SortKey;
+use super::topn::{PartitionOrder, SortKey};
 use super::{DataflowError, Delta, Operator, Result, StateSize};
 
 /// The aggregate of a window aggregate function.
@@ -103,15 +103,12 @@ type Id = (Box<[u8]>, Box<[u8]>);
 type Part = BTreeMap<Id, Slot>;
 
 pub struct Over {
-    partition: Vec<Arc<dyn PhysicalExpr>>,
-    order: Vec<SortKey>,
+    keys: PartitionOrder,
     /// argument expressions and the type each is cast to
     args: Vec<(Arc<dyn PhysicalExpr>, DataType)>,
     funcs: Vec<WinFn>,
     input_schema: SchemaRef,
     schema: SchemaRef,
-    part_converter: Option<RowConverter>,
-    sort_converter: RowConverter,
     row_converter: RowConverter,
     parts: HashMap<Box<[u8]>, Part>,
     /// copies a `lag` reads behind / a `lead` reads ahead
@@ -135,23 +132,7 @@ impl Over {
         input_schema: SchemaRef,
         schema: SchemaRef,
     ) -> Result<Over> {
-        let input = input_schema.as_ref();
-        let part_converter = if partition.is_empty() {
-            None
-        } else {
-            Some(RowConverter::new(
-                partition
-                    .iter()
-                    .map(|e| Ok(SortField::new(e.data_type(input)?)))
-                    .collect::<Result<Vec<_>>>()?,
-            )?)
-        };
-        let sort_converter = RowConverter::new(
-            order
-                .iter()
-                .map(|(e, o)| Ok(SortField::new_with_options(e.data_type(input)?, *o)))
-                .collect::<Result<Vec<_>>>()?,
-        )?;
+        let keys = PartitionOrder::new(partition, order, input_schema.as_ref())?;
         let (mut max_lag, mut max_lead) = (0usize, 0usize);
         let (mut cumulative, mut peers, mut whole) = (false, false, false);
         for f in &funcs {
@@ -181,15 +162,12 @@ impl Over {
             )));
         }
         Ok(Over {
-            partition,
-            order,
+            keys,
             args,
             funcs,
             row_converter: super::row_converter(&input_schema)?,
             input_schema,
             schema: super::relax(&schema),
-            part_converter,
-            sort_converter,
             parts: HashMap::new(),
             max_lag,
             max_lead,
@@ -205,30 +183,7 @@ impl Over {
         let eval = |e: &Arc<dyn PhysicalExpr>| -> Result<ArrayRef> {
             Ok(e.evaluate(batch)?.into_array(n)?)
         };
-        let parts = match &self.part_converter {
-            Some(c) => {
-                let cols = self
-                    .partition
-                    .iter()
-                    .map(eval)
-                    .collect::<Result<Vec<_>>>()?;
-                let rows = c.convert_columns(&cols)?;
-                (0..n).map(|i| rows.row(i).as_ref().into()).collect()
-            }
-            None => vec![Box::<[u8]>::default(); n],
-        };
-        let cols = self
-            .order
-            .iter()
-            .map(|(e, _)| eval(e))
-            .collect::<Result<Vec<_>>>()?;
-        // without ORDER BY every row of a partition is a peer: empty keys
-        let keys: Vec<Box<[u8]>> = if cols.is_empty() {
-            vec![Box::default(); n]
-        } else {
-            let keys = self.sort_converter.convert_columns(&cols)?;
-            (0..n).map(|i| keys.row(i).as_ref().into()).collect()
-        };
+        let (parts, keys) = self.keys.keys(batch)?;
         let rows = self.row_converter.convert_columns(batch.columns())?;
         let mut args: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(self.args.len()); n];
         for (e, t) in &self.args {
@@ -700,8 +655,7 @@ impl Operator for Over {
     }
 
     fn explain(&self) -> String {
-        let order: Vec<String> = self.order.iter().map(super::topn::sort_key_text).collect();
-        let part: Vec<String> = self.partition.iter().map(|e| e.to_string()).collect();
+        let (part, order) = self.keys.text();
         let n_in = self.input_schema.fields().len();
         let names: Vec<String> = (0..self.funcs.len())
             .map(|i| self.schema.field(n_in + i).name().clone())
@@ -712,12 +666,12 @@ impl Operator for Over {
             if part.is_empty() {
                 String::new()
             } else {
-                format!(" partition by [{}]", part.join(", "))
+                format!(" partition by [{part}]")
             },
             if order.is_empty() {
                 String::new()
             } else {
-                format!(" order by [{}]", order.join(", "))
+                format!(" order by [{order}]")
             },
         )
     }

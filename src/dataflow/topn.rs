@@ -23,6 +23,82 @@ use super::{DataflowError, Delta, Operator, Result, StateSize};
 /// An ORDER BY expression and its direction.
 pub type SortKey = (Arc<dyn PhysicalExpr>, SortOptions);
 
+/// One encoded key per row of a batch.
+pub type Encoded = Vec<Box<[u8]>>;
+
+/// How an operator partitions and orders its rows (top-N, OVER): the
+/// expressions and their order-preserving encodings.
+pub struct PartitionOrder {
+    partition: Vec<Arc<dyn PhysicalExpr>>,
+    order: Vec<SortKey>,
+    part_converter: Option<RowConverter>,
+    sort_converter: RowConverter,
+}
+
+impl PartitionOrder {
+    pub fn new(
+        partition: Vec<Arc<dyn PhysicalExpr>>,
+        order: Vec<SortKey>,
+        input: &datafusion::arrow::datatypes::Schema,
+    ) -> Result<PartitionOrder> {
+        let part_converter = if partition.is_empty() {
+            None
+        } else {
+            Some(RowConverter::new(
+                partition
+                    .iter()
+                    .map(|e| Ok(SortField::new(e.data_type(input)?)))
+                    .collect::<Result<Vec<_>>>()?,
+            )?)
+        };
+        let sort_converter = RowConverter::new(
+            order
+                .iter()
+                .map(|(e, o)| Ok(SortField::new_with_options(e.data_type(input)?, *o)))
+                .collect::<Result<Vec<_>>>()?,
+        )?;
+        Ok(PartitionOrder {
+            partition,
+            order,
+            part_converter,
+            sort_converter,
+        })
+    }
+
+    /// Each row's partition key and sort key, encoded (empty without
+    /// PARTITION BY / ORDER BY: one partition, all rows peers).
+    pub fn keys(&self, batch: &RecordBatch) -> Result<(Encoded, Encoded)> {
+        let n = batch.num_rows();
+        let encode = |c: Option<&RowConverter>,
+                      es: &mut dyn Iterator<Item = &Arc<dyn PhysicalExpr>>|
+         -> Result<Encoded> {
+            let cols = es
+                .map(|e| Ok(e.evaluate(batch)?.into_array(n)?))
+                .collect::<Result<Vec<ArrayRef>>>()?;
+            Ok(match c {
+                Some(c) if !cols.is_empty() => {
+                    let rows = c.convert_columns(&cols)?;
+                    (0..n).map(|i| rows.row(i).as_ref().into()).collect()
+                }
+                _ => vec![Box::default(); n],
+            })
+        };
+        let parts = encode(self.part_converter.as_ref(), &mut self.partition.iter())?;
+        let keys = encode(
+            Some(&self.sort_converter),
+            &mut self.order.iter().map(|(e, _)| e),
+        )?;
+        Ok((parts, keys))
+    }
+
+    /// (PARTITION BY, ORDER BY) as EXPLAIN shows them.
+    pub fn text(&self) -> (String, String) {
+        let part: Vec<String> = self.partition.iter().map(|e| e.to_string()).collect();
+        let order: Vec<String> = self.order.iter().map(sort_key_text).collect();
+        (part.join(", "), order.join(", "))
+    }
+}
+
 /// An ORDER BY key as EXPLAIN shows it.
 pub fn sort_key_text((e, o): &SortKey) -> String {
     match (o.descending, o.nulls_first) {
@@ -39,13 +115,10 @@ type Ordered = BTreeMap<(Box<[u8]>, Box<[u8]>), i64>;
 type Shown = HashMap<(Box<[u8]>, i64), i64>;
 
 pub struct TopN {
-    partition: Vec<Arc<dyn PhysicalExpr>>,
-    order: Vec<SortKey>,
+    keys: PartitionOrder,
     skip: usize,
     fetch: usize,
     schema: SchemaRef,
-    part_converter: Option<RowConverter>,
-    sort_converter: RowConverter,
     row_converter: RowConverter,
     /// partition → (sort key, row) → multiplicity
     parts: HashMap<Box<[u8]>, Ordered>,
@@ -77,32 +150,13 @@ impl TopN {
         fetch: usize,
         schema: SchemaRef,
     ) -> Result<TopN> {
-        let input = schema.as_ref();
-        let part_converter = if partition.is_empty() {
-            None
-        } else {
-            Some(RowConverter::new(
-                partition
-                    .iter()
-                    .map(|e| Ok(SortField::new(e.data_type(input)?)))
-                    .collect::<Result<Vec<_>>>()?,
-            )?)
-        };
-        let sort_converter = RowConverter::new(
-            order
-                .iter()
-                .map(|(e, o)| Ok(SortField::new_with_options(e.data_type(input)?, *o)))
-                .collect::<Result<Vec<_>>>()?,
-        )?;
+        let keys = PartitionOrder::new(partition, order, schema.as_ref())?;
         Ok(TopN {
-            partition,
-            order,
+            keys,
             skip,
             fetch,
             row_converter: super::row_converter(&schema)?,
             schema: super::relax(&schema),
-            part_converter,
-            sort_converter,
             parts: HashMap::new(),
             shown: HashMap::new(),
             numbering: Numbering::None,
@@ -175,30 +229,16 @@ impl Operator for TopN {
         let Some(d) = inputs.first().copied().flatten().filter(|d| !d.is_empty()) else {
             return Ok(None);
         };
-        let n = d.len();
-        let eval = |es: &[Arc<dyn PhysicalExpr>]| -> Result<Vec<ArrayRef>> {
-            es.iter()
-                .map(|e| Ok(e.evaluate(&d.batch)?.into_array(n)?))
-                .collect()
-        };
-        let parts = match &self.part_converter {
-            Some(c) => Some(c.convert_columns(&eval(&self.partition)?)?),
-            None => None,
-        };
-        let order: Vec<Arc<dyn PhysicalExpr>> = self.order.iter().map(|(e, _)| e.clone()).collect();
-        let keys = self.sort_converter.convert_columns(&eval(&order)?)?;
+        let (parts, keys) = self.keys.keys(&d.batch)?;
         let rows = self.row_converter.convert_columns(d.batch.columns())?;
         let mut touched: Vec<Box<[u8]>> = Vec::new();
         for (i, &w) in d.weights.values().iter().enumerate() {
             if w == 0 {
                 continue;
             }
-            let p: Box<[u8]> = match &parts {
-                Some(p) => p.row(i).as_ref().into(),
-                None => Box::new([]),
-            };
+            let p = parts[i].clone();
             let ordered = self.parts.entry(p.clone()).or_default();
-            let id = (keys.row(i).as_ref().into(), rows.row(i).as_ref().into());
+            let id = (keys[i].clone(), rows.row(i).as_ref().into());
             let e = ordered.entry(id).or_insert(0);
             *e += w;
             if *e < 0 {
@@ -207,7 +247,7 @@ impl Operator for TopN {
                 ));
             }
             if *e == 0 {
-                let id = (keys.row(i).as_ref().into(), rows.row(i).as_ref().into());
+                let id = (keys[i].clone(), rows.row(i).as_ref().into());
                 ordered.remove(&id);
             }
             if ordered.is_empty() {
@@ -260,8 +300,7 @@ impl Operator for TopN {
     }
 
     fn explain(&self) -> String {
-        let order: Vec<String> = self.order.iter().map(super::topn::sort_key_text).collect();
-        let part: Vec<String> = self.partition.iter().map(|e| e.to_string()).collect();
+        let (part, order) = self.keys.text();
         format!(
             "TopN{}: order by [{}]{}, skip {}, fetch {}",
             match self.numbering {
@@ -270,11 +309,11 @@ impl Operator for TopN {
                 Numbering::Rank => " (rank)",
                 Numbering::DenseRank => " (dense_rank)",
             },
-            order.join(", "),
+            order,
             if part.is_empty() {
                 String::new()
             } else {
-                format!(" per [{}]", part.join(", "))
+                format!(" per [{part}]")
             },
             self.skip,
             self.fetch
