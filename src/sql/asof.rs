@@ -30,7 +30,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::parser::normalize_ident;
 use super::rewrite::exclude_column;
@@ -52,9 +52,10 @@ pub fn normalize_asof(text: &str) -> Result<Cow<'_, str>, SqlError> {
     if !text.to_ascii_lowercase().contains("asof") {
         return Ok(Cow::Borrowed(text));
     }
-    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, text).tokenize() else {
+    let Some(spanned) = super::parser::tokens_with_ranges(text) else {
         return Ok(Cow::Borrowed(text));
     };
+    let (tokens, ranges): (Vec<Token>, Vec<std::ops::Range<usize>>) = spanned.into_iter().unzip();
     let sig: Vec<usize> = (0..tokens.len())
         .filter(|&i| !matches!(tokens[i], Token::Whitespace(_)))
         .collect();
@@ -131,10 +132,7 @@ pub fn normalize_asof(text: &str) -> Result<Cow<'_, str>, SqlError> {
                 ))
             }
         }
-        let rel: String = tokens[sig[first]..=sig[last]]
-            .iter()
-            .map(|t| t.to_string())
-            .collect();
+        let rel = &text[ranges[sig[first]].start..ranges[sig[last]].end];
         edits.push((sig[s], sig[last], format!("{kind}JOIN {MARKER}({rel})")));
         s = last + 1;
     }
@@ -142,13 +140,13 @@ pub fn normalize_asof(text: &str) -> Result<Cow<'_, str>, SqlError> {
         return Ok(Cow::Borrowed(text));
     }
     let mut out = String::with_capacity(text.len() + 32);
-    let mut i = 0;
+    let mut at = 0;
     for (from, to, with) in edits {
-        out.extend(tokens[i..from].iter().map(|t| t.to_string()));
+        out.push_str(&text[at..ranges[from].start]);
         out.push_str(&with);
-        i = to + 1;
+        at = ranges[to].end;
     }
-    out.extend(tokens[i..].iter().map(|t| t.to_string()));
+    out.push_str(&text[at..]);
     Ok(Cow::Owned(out))
 }
 
@@ -482,6 +480,14 @@ mod tests {
              FROM quotes AS q WHERE q.ts IS NOT NULL) AS q \
              ON t.sym = q.sym AND q.ts <= t.ts AND (q.__asof_next_1 IS NULL OR t.ts < q.__asof_next_1)"
         );
+    }
+
+    #[test]
+    fn untouched_text_is_copied_verbatim() {
+        let got = expand(
+            "SELECT 'it''s' AS s, q.p FROM t ASOF JOIN q ON t.k = q.k AND t.ts >= q.ts -- asof",
+        );
+        assert!(got.starts_with("SELECT 'it''s' AS s"), "{got}");
     }
 
     #[test]

@@ -25,9 +25,8 @@ use datafusion::sql::sqlparser::ast::{
     Expr, FunctionArg, FunctionArgExpr, Statement, TableAlias, TableFactor, Value, VisitMut,
     VisitorMut,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::SqlError;
 
@@ -248,10 +247,11 @@ pub fn normalize_flink_windows(text: &str) -> Result<std::borrow::Cow<'_, str>, 
     if !text.to_ascii_lowercase().contains("descriptor") {
         return Ok(std::borrow::Cow::Borrowed(text));
     }
-    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, text).tokenize() else {
+    let Some(spanned) = super::parser::tokens_with_ranges(text) else {
         // Let the parser report the error.
         return Ok(std::borrow::Cow::Borrowed(text));
     };
+    let (tokens, ranges): (Vec<Token>, Vec<std::ops::Range<usize>>) = spanned.into_iter().unzip();
     let mut remove = vec![false; tokens.len()];
     let mut replace: Vec<(usize, String)> = Vec::new();
     let next = |from: usize| -> Option<usize> {
@@ -346,12 +346,12 @@ pub fn normalize_flink_windows(text: &str) -> Result<std::borrow::Cow<'_, str>, 
         }
     }
     let mut out = String::with_capacity(text.len());
-    for (i, t) in tokens.iter().enumerate() {
+    for i in 0..tokens.len() {
         if let Some((_, call)) = replace.iter().find(|(at, _)| *at == i) {
             out.push_str(call);
         }
         if !remove[i] {
-            out.push_str(&t.to_string());
+            out.push_str(&text[ranges[i].clone()]);
         }
     }
     Ok(std::borrow::Cow::Owned(out))
@@ -439,6 +439,17 @@ mod tests {
         let s = rewrite("SELECT window_start, count(*) FROM TUMBLE(bids, date_time, INTERVAL '10 seconds') GROUP BY 1");
         assert!(s.contains("date_bin(INTERVAL '10 seconds', date_time, TIMESTAMP '1970-01-01 00:00:00') AS window_start"), "{s}");
         assert!(s.contains("AS window_end FROM bids) AS bids"), "{s}");
+    }
+
+    #[test]
+    fn flink_rewrite_copies_other_text_verbatim() {
+        let text =
+            "SELECT 'it''s' AS s FROM TABLE(TUMBLE(TABLE e, DESCRIPTOR(ts), INTERVAL '1' MINUTE))";
+        let got = normalize_flink_windows(text).unwrap();
+        assert_eq!(
+            got,
+            "SELECT 'it''s' AS s FROM TUMBLE( e, ts, INTERVAL '1' MINUTE)"
+        );
     }
 
     #[test]
