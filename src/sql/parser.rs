@@ -731,6 +731,42 @@ fn parse_reset(text: &str) -> Result<Statement, SqlError> {
     Ok(Statement::Reset(Some(name)))
 }
 
+/// The tokens of `text`, each with the byte range of the source it came
+/// from, so a token-level rewrite can copy what it does not change verbatim
+/// (a token's `Display` is not its source: `'it''s'` prints as `'it's'`).
+/// `None` when the text does not tokenize.
+pub(crate) fn tokens_with_ranges(text: &str) -> Option<Vec<(Token, std::ops::Range<usize>)>> {
+    let tokens = datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&PostgreSqlDialect {}, text)
+        .tokenize_with_location()
+        .ok()?;
+    // token starts as byte offsets: walk the text once, tracking the
+    // tokenizer's (line, column) — columns count characters
+    let mut starts = Vec::with_capacity(tokens.len());
+    let (mut line, mut column) = (1u64, 1u64);
+    let mut chars = text.char_indices().peekable();
+    for t in &tokens {
+        let want = (t.span.start.line, t.span.start.column);
+        while (line, column) < want {
+            let Some((_, c)) = chars.next() else { break };
+            if c == '\n' {
+                line += 1;
+                column = 1;
+            } else {
+                column += 1;
+            }
+        }
+        starts.push(chars.peek().map_or(text.len(), |(i, _)| *i));
+    }
+    let ends = starts.iter().skip(1).copied().chain([text.len()]);
+    Some(
+        tokens
+            .into_iter()
+            .zip(starts.iter().copied().zip(ends))
+            .map(|(t, (a, b))| (t.token, a..b))
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -849,40 +885,4 @@ mod tests {
             })
         ));
     }
-}
-
-/// The tokens of `text`, each with the byte range of the source it came
-/// from, so a token-level rewrite can copy what it does not change verbatim
-/// (a token's `Display` is not its source: `'it''s'` prints as `'it's'`).
-/// `None` when the text does not tokenize.
-pub(crate) fn tokens_with_ranges(text: &str) -> Option<Vec<(Token, std::ops::Range<usize>)>> {
-    let tokens = datafusion::sql::sqlparser::tokenizer::Tokenizer::new(&PostgreSqlDialect {}, text)
-        .tokenize_with_location()
-        .ok()?;
-    // token starts as byte offsets: walk the text once, tracking the
-    // tokenizer's (line, column) — columns count characters
-    let mut starts = Vec::with_capacity(tokens.len());
-    let (mut line, mut column) = (1u64, 1u64);
-    let mut chars = text.char_indices().peekable();
-    for t in &tokens {
-        let want = (t.span.start.line, t.span.start.column);
-        while (line, column) < want {
-            let Some((_, c)) = chars.next() else { break };
-            if c == '\n' {
-                line += 1;
-                column = 1;
-            } else {
-                column += 1;
-            }
-        }
-        starts.push(chars.peek().map_or(text.len(), |(i, _)| *i));
-    }
-    let ends = starts.iter().skip(1).copied().chain([text.len()]);
-    Some(
-        tokens
-            .into_iter()
-            .zip(starts.iter().copied().zip(ends))
-            .map(|(t, (a, b))| (t.token, a..b))
-            .collect(),
-    )
 }
