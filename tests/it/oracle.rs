@@ -41,6 +41,26 @@ const QUERIES: &[&str] = &[
     "SELECT name FROM person ORDER BY name DESC LIMIT 2 OFFSET 1",
 ];
 
+/// Materialized views created after SETUP and compared after MORE: (name,
+/// query). Both sides are read ordered by every column.
+const VIEWS: &[(&str, &str)] = &[
+    ("v_lag", "SELECT auction, bidder, price, lag(price) OVER (PARTITION BY auction ORDER BY at) AS prev, lead(price, 1, 0) OVER (PARTITION BY auction ORDER BY at) AS nxt FROM bid"),
+    ("v_running", "SELECT auction, at, sum(price) OVER (PARTITION BY auction ORDER BY at) AS s, count(*) OVER (PARTITION BY auction ORDER BY at) AS n, avg(price) OVER (PARTITION BY auction) AS a FROM bid"),
+    ("v_numbers", "SELECT bidder, at, row_number() OVER (PARTITION BY bidder ORDER BY at) AS rn, rank() OVER (ORDER BY price DESC NULLS LAST) AS r, dense_rank() OVER (ORDER BY channel NULLS LAST) AS d FROM bid"),
+    ("v_best", "SELECT * FROM (SELECT auction, bidder, price, rank() OVER (PARTITION BY auction ORDER BY price DESC NULLS LAST) AS r FROM bid) t WHERE r <= 1"),
+    ("v_top2", "SELECT auction, price FROM bid WHERE price IS NOT NULL ORDER BY price DESC, auction LIMIT 2"),
+    ("v_outer", "SELECT p.name, b.auction, b.price FROM person p LEFT JOIN bid b ON b.bidder = p.id"),
+];
+
+/// Writes after the views exist: their changes must reach the views.
+const MORE: &[&str] = &[
+    "INSERT INTO bid VALUES (1, 3, 120, 'web', '2026-01-01 10:00:02'), (4, 1, 7, NULL, '2026-01-01 12:00:00')",
+    "UPDATE bid SET price = 2000 WHERE auction = 2 AND bidder = 3",
+    "DELETE FROM bid WHERE auction = 3 AND bidder = 4",
+    "INSERT INTO person VALUES (5, 'Ed', 'Reno', 'nv', NULL)",
+    "INSERT INTO bid VALUES (2, 5, 95, 'app', '2026-01-01 10:01:30')",
+];
+
 async fn rows(c: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
     let msgs = c
         .simple_query(sql)
@@ -106,9 +126,41 @@ async fn answers_match_postgres() {
             .await
             .unwrap_or_else(|e| panic!("freshet: {s}: {e:?}"));
     }
+    for (name, q) in VIEWS {
+        fr.batch_execute(&format!("CREATE MATERIALIZED VIEW {name} AS {q}"))
+            .await
+            .unwrap_or_else(|e| panic!("freshet: {name}: {e:?}"));
+    }
+    for s in MORE {
+        pg.batch_execute(s)
+            .await
+            .unwrap_or_else(|e| panic!("postgres: {s}: {e:?}"));
+        fr.batch_execute(s)
+            .await
+            .unwrap_or_else(|e| panic!("freshet: {s}: {e:?}"));
+    }
     let mut mismatches = Vec::new();
-    for q in QUERIES {
-        let want = rows(&pg, q).await.unwrap();
+    let mut checks: Vec<(String, String)> = QUERIES
+        .iter()
+        .map(|q| (q.to_string(), q.to_string()))
+        .collect();
+    for (name, q) in VIEWS {
+        // every column, NULLs last on both sides
+        let n = rows(&pg, &format!("SELECT * FROM ({q}) t LIMIT 1"))
+            .await
+            .unwrap()
+            .first()
+            .map_or(1, Vec::len);
+        let order: Vec<String> = (1..=n).map(|i| format!("{i} NULLS LAST")).collect();
+        let order = order.join(", ");
+        checks.push((
+            format!("SELECT * FROM ({q}) t ORDER BY {order}"),
+            format!("SELECT * FROM {name} ORDER BY {order}"),
+        ));
+    }
+    for (pq, fq) in &checks {
+        let q = fq;
+        let want = rows(&pg, pq).await.unwrap();
         match rows(&fr, q).await {
             Err(e) => mismatches.push(format!("{q}\n  freshet error: {e}")),
             Ok(got) => {
@@ -127,9 +179,9 @@ async fn answers_match_postgres() {
         .await;
     assert!(
         mismatches.is_empty(),
-        "{} of {} queries disagree with PostgreSQL:\n{}",
+        "{} of {} queries and views disagree with PostgreSQL:\n{}",
         mismatches.len(),
-        QUERIES.len(),
+        checks.len(),
         mismatches.join("\n")
     );
 }
