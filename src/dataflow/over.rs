@@ -120,6 +120,32 @@ pub struct Over {
     peers: bool,
     /// some aggregate sees the whole partition
     whole: bool,
+    /// the type of each function's accumulator value (Int64 where there
+    /// is none), and a converter over output values then accumulator
+    /// values, for checkpoints
+    acc_types: Vec<DataType>,
+    cell_converter: RowConverter,
+    /// Forgetting rows the watermark has made final, where possible.
+    prune: Option<Prune>,
+}
+
+/// Rows of a partition below the watermark of the first ORDER BY column
+/// can neither change nor gain a row before them (a column watermark
+/// covers retractions too), so all but the last few are dropped: the
+/// `keep` copies a recomputation may start from (`lead` offset), read
+/// behind it (`lag` offset) and seed its running state from (one more),
+/// completed to whole peer groups, plus one more group where a frame
+/// includes peers.
+struct Prune {
+    /// the input column of the first ORDER BY key (ascending, NULLS LAST)
+    column: usize,
+    data_type: DataType,
+    /// that column alone, in the sort key's encoding
+    converter: RowConverter,
+    keep: usize,
+    active: bool,
+    watermark: Option<i64>,
+    swept: Option<i64>,
 }
 
 impl Over {
@@ -132,6 +158,32 @@ impl Over {
         input_schema: SchemaRef,
         schema: SchemaRef,
     ) -> Result<Over> {
+        let prune = match order.first() {
+            Some((e, o)) if !o.descending && !o.nulls_first => {
+                let any: &dyn PhysicalExpr = e.as_ref();
+                match any.downcast_ref::<datafusion::physical_expr::expressions::Column>() {
+                    Some(c) => {
+                        let data_type = input_schema.field(c.index()).data_type().clone();
+                        Some(Prune {
+                            column: c.index(),
+                            converter: RowConverter::new(vec![
+                                datafusion::arrow::row::SortField::new_with_options(
+                                    data_type.clone(),
+                                    *o,
+                                ),
+                            ])?,
+                            data_type,
+                            keep: 1,
+                            active: false,
+                            watermark: None,
+                            swept: None,
+                        })
+                    }
+                    None => None,
+                }
+            }
+            _ => None,
+        };
         let keys = PartitionOrder::new(partition, order, input_schema.as_ref())?;
         let (mut max_lag, mut max_lead) = (0usize, 0usize);
         let (mut cumulative, mut peers, mut whole) = (false, false, false);
@@ -161,8 +213,34 @@ impl Over {
                 n_in + funcs.len()
             )));
         }
+        let n_in = input_schema.fields().len();
+        let acc_types: Vec<DataType> = funcs
+            .iter()
+            .enumerate()
+            .map(|(i, f)| match f {
+                WinFn::Agg {
+                    kind: AggKind::Avg, ..
+                } => DataType::Float64,
+                WinFn::Agg {
+                    kind: AggKind::Sum | AggKind::Min | AggKind::Max,
+                    ..
+                } => schema.field(n_in + i).data_type().clone(),
+                _ => DataType::Int64,
+            })
+            .collect();
+        let cell_converter = RowConverter::new(
+            (0..funcs.len())
+                .map(|i| schema.field(n_in + i).data_type().clone())
+                .chain(acc_types.iter().cloned())
+                .map(datafusion::arrow::row::SortField::new)
+                .collect(),
+        )?;
+        let keep = max_lag.saturating_add(max_lead).saturating_add(1);
         Ok(Over {
             keys,
+            acc_types,
+            cell_converter,
+            prune: prune.filter(|_| !whole).map(|p| Prune { keep, ..p }),
             args,
             funcs,
             row_converter: super::row_converter(&input_schema)?,
@@ -175,6 +253,58 @@ impl Over {
             peers,
             whole,
         })
+    }
+
+    /// Drops what the watermark made final (see [`Prune`]).
+    fn prune(&mut self) -> Result<()> {
+        let peers = self.peers;
+        let Some(p) = &mut self.prune else {
+            return Ok(());
+        };
+        if !p.active || p.watermark <= p.swept {
+            return Ok(());
+        }
+        p.swept = p.watermark;
+        let Some(w) = p.watermark else {
+            return Ok(());
+        };
+        let at: ArrayRef = Arc::new(datafusion::arrow::array::TimestampMicrosecondArray::from(
+            vec![w],
+        ));
+        let at = cast(&at, &p.data_type)?;
+        let bound: Box<[u8]> = p.converter.convert_columns(&[at])?.row(0).as_ref().into();
+        let keep = p.keep;
+        self.parts.retain(|_, part| {
+            // the slots below the watermark, from the front (a key whose
+            // first column equals it is longer than `bound`, so not below)
+            let below: Vec<(&Id, i64)> = part
+                .iter()
+                .take_while(|(k, _)| *k.0 < *bound)
+                .map(|(k, s)| (k, s.count))
+                .collect();
+            let mut cut = below.len();
+            let mut kept = 0usize;
+            while cut > 0 && kept < keep {
+                cut -= 1;
+                kept += usize::try_from(below[cut].1).unwrap_or(0);
+            }
+            let group_start = |mut c: usize| {
+                while c > 0 && below[c - 1].0 .0 == below[c].0 .0 {
+                    c -= 1;
+                }
+                c
+            };
+            cut = group_start(cut);
+            if peers && cut > 0 {
+                cut = group_start(cut - 1);
+            }
+            if cut > 0 {
+                let first_kept = below[cut].0.clone();
+                *part = part.split_off(&first_kept);
+            }
+            true
+        });
+        Ok(())
     }
 
     /// Partition keys, sort keys, encoded rows and argument values of a batch.
@@ -422,26 +552,7 @@ impl Over {
         let n_in = cols.len();
         for i in 0..self.funcs.len() {
             let t = self.schema.field(n_in + i).data_type();
-            let vals: Vec<&ScalarValue> = values.iter().map(|v| &v[i]).collect();
-            let arr = match vals.iter().find(|v| !v.is_null()) {
-                None => datafusion::arrow::array::new_null_array(t, vals.len()),
-                Some(v) => {
-                    // untyped NULLs (an empty accumulator) as the values' type
-                    let null = ScalarValue::try_from(v.data_type())?;
-                    ScalarValue::iter_to_array(vals.into_iter().map(|v| {
-                        if v.is_null() {
-                            null.clone()
-                        } else {
-                            v.clone()
-                        }
-                    }))?
-                }
-            };
-            cols.push(if arr.data_type() == t {
-                arr
-            } else {
-                cast(&arr, t)?
-            });
+            cols.push(values_array(values.iter().map(|v| &v[i]), t)?);
         }
         let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
         Ok(Some(Delta::new(batch, Int64Array::from(weights))?))
@@ -452,10 +563,10 @@ impl Over {
         if !self.funcs.iter().any(|f| matches!(f, WinFn::Agg { .. })) {
             return Vec::new();
         }
-        self.funcs
+        self.acc_types
             .iter()
-            .map(|_| Acc {
-                value: ScalarValue::Null,
+            .map(|t| Acc {
+                value: ScalarValue::try_from(t).unwrap_or(ScalarValue::Null),
                 count: 0,
             })
             .collect()
@@ -482,7 +593,7 @@ impl Over {
             }
             a.count += 1;
             a.value = match kind {
-                AggKind::Count => ScalarValue::Null,
+                AggKind::Count => continue,
                 _ if a.value.is_null() => v.clone(),
                 AggKind::Sum | AggKind::Avg => add(&a.value, v)?,
                 AggKind::Min => {
@@ -527,6 +638,32 @@ impl Output {
     }
 }
 
+/// Values of one type as an array of `t` (untyped NULLs as NULLs of `t`).
+fn values_array<'a>(
+    values: impl Iterator<Item = &'a ScalarValue>,
+    t: &DataType,
+) -> Result<ArrayRef> {
+    let vals: Vec<&ScalarValue> = values.collect();
+    let arr = match vals.iter().find(|v| !v.is_null()) {
+        None => datafusion::arrow::array::new_null_array(t, vals.len()),
+        Some(v) => {
+            let null = ScalarValue::try_from(v.data_type())?;
+            ScalarValue::iter_to_array(vals.into_iter().map(|v| {
+                if v.is_null() {
+                    null.clone()
+                } else {
+                    v.clone()
+                }
+            }))?
+        }
+    };
+    Ok(if arr.data_type() == t {
+        arr
+    } else {
+        cast(&arr, t)?
+    })
+}
+
 fn add(a: &ScalarValue, b: &ScalarValue) -> Result<ScalarValue> {
     Ok(match (a, b) {
         (ScalarValue::Int64(Some(x)), ScalarValue::Int64(Some(y))) => {
@@ -557,6 +694,7 @@ fn finish(kind: AggKind, a: &Acc) -> Result<ScalarValue> {
 impl Operator for Over {
     fn step(&mut self, inputs: &[Option<&Delta>]) -> Result<Option<Delta>> {
         let Some(d) = inputs.first().copied().flatten().filter(|d| !d.is_empty()) else {
+            self.prune()?;
             return Ok(None);
         };
         let enc = self.encode(&d.batch)?;
@@ -618,6 +756,7 @@ impl Operator for Over {
                 self.parts.insert(p, part);
             }
         }
+        self.prune()?;
         if out.weights.iter().all(|w| *w > 0) {
             return self.output(out.rows, out.values, out.weights);
         }
@@ -702,14 +841,52 @@ impl Operator for Over {
 
     /// Only the rows are written; arguments and values are recomputed on
     /// restore.
+    /// Rows, multiplicities and every copy's cell (output values and
+    /// running state): rows pruned by the watermark are gone, so the
+    /// cells cannot be recomputed from the rows kept.
     fn checkpoint(&self) -> Result<Vec<u8>> {
         let mut w = Writer::default();
         let rows: usize = self.parts.values().map(BTreeMap::len).sum();
         w.u64(rows as u64);
+        let mut cells: Vec<&Cell> = Vec::new();
         for part in self.parts.values() {
             for ((_, r), slot) in part {
                 w.bytes(r);
                 w.i64(slot.count);
+                w.u64(slot.cells.len() as u64);
+                for c in &slot.cells {
+                    w.i64(c.pos);
+                    w.i64(c.rank);
+                    w.i64(c.dense);
+                    w.u64(c.accs.len() as u64);
+                    for a in &c.accs {
+                        w.i64(a.count);
+                    }
+                    cells.push(c);
+                }
+            }
+        }
+        // the cells' values, column by column, in one row encoding
+        w.u64(cells.len() as u64);
+        if !cells.is_empty() {
+            let n_in = self.input_schema.fields().len();
+            let mut cols = Vec::with_capacity(2 * self.funcs.len());
+            for f in 0..self.funcs.len() {
+                let t = self.schema.field(n_in + f).data_type();
+                cols.push(values_array(cells.iter().map(|c| &c.outs[f]), t)?);
+            }
+            for (f, t) in self.acc_types.iter().enumerate() {
+                let null = ScalarValue::try_from(t)?;
+                cols.push(values_array(
+                    cells
+                        .iter()
+                        .map(|c| c.accs.get(f).map_or(&null, |a| &a.value)),
+                    t,
+                )?);
+            }
+            let encoded = self.cell_converter.convert_columns(&cols)?;
+            for i in 0..cells.len() {
+                w.bytes(encoded.row(i).as_ref());
             }
         }
         Ok(w.buf)
@@ -724,10 +901,24 @@ impl Operator for Over {
         let n = r.u64()?;
         let mut rows: Vec<&[u8]> = Vec::new();
         let mut counts = Vec::new();
+        // per slot: (pos, rank, dense, acc counts) of each copy
+        type Shape = (i64, i64, i64, Vec<i64>);
+        let mut shapes: Vec<Vec<Shape>> = Vec::new();
         for _ in 0..n {
             rows.push(r.bytes()?);
             counts.push(r.i64()?);
+            let mut copies = Vec::new();
+            for _ in 0..r.u64()? {
+                let (pos, rank, dense) = (r.i64()?, r.i64()?, r.i64()?);
+                let accs = (0..r.u64()?).map(|_| r.i64()).collect::<Result<Vec<_>>>()?;
+                copies.push((pos, rank, dense, accs));
+            }
+            shapes.push(copies);
         }
+        let n_cells = r.u64()?;
+        let cell_rows = (0..n_cells)
+            .map(|_| r.bytes())
+            .collect::<Result<Vec<_>>>()?;
         if !r.done() {
             return Err(DataflowError::State(
                 "trailing bytes in window state".into(),
@@ -736,33 +927,75 @@ impl Operator for Over {
         if rows.is_empty() {
             return Ok(());
         }
+        let values = if cell_rows.is_empty() {
+            Vec::new()
+        } else {
+            super::decode_rows(&self.cell_converter, &cell_rows)?
+        };
         let cols = super::decode_rows(&self.row_converter, &rows)?;
         let batch = RecordBatch::try_new(self.input_schema.clone(), cols)?;
         let Encoded { ids, parts, args } = self.encode(&batch)?;
-        for (((id, p), a), count) in ids.into_iter().zip(parts).zip(args).zip(counts) {
+        let nf = self.funcs.len();
+        let mut next_cell = 0usize;
+        for ((((id, p), a), count), copies) in
+            ids.into_iter().zip(parts).zip(args).zip(counts).zip(shapes)
+        {
+            let mut cells = Vec::with_capacity(copies.len());
+            for (pos, rank, dense, acc_counts) in copies {
+                let i = next_cell;
+                next_cell += 1;
+                let value = |c: usize| -> Result<ScalarValue> {
+                    let col = values.get(c).ok_or_else(|| {
+                        DataflowError::State("window state has too few cell values".into())
+                    })?;
+                    Ok(ScalarValue::try_from_array(col, i)?)
+                };
+                let outs = (0..nf).map(value).collect::<Result<Vec<_>>>()?;
+                let accs = acc_counts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(f, count)| {
+                        Ok(Acc {
+                            value: value(nf + f)?,
+                            count,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                cells.push(Cell {
+                    pos,
+                    rank,
+                    dense,
+                    accs,
+                    outs,
+                });
+            }
             self.parts.entry(p).or_default().insert(
                 id,
                 Slot {
                     count,
                     args: a,
-                    cells: Vec::new(),
+                    cells,
                 },
             );
         }
-        let keys: Vec<Box<[u8]>> = self.parts.keys().cloned().collect();
-        let mut ignored = Output::default();
-        for p in keys {
-            let Some(mut part) = self.parts.remove(&p) else {
-                continue;
-            };
-            let first = part.keys().next().cloned();
-            let last = part.keys().next_back().cloned();
-            if let (Some(first), Some(last)) = (first, last) {
-                self.recompute(&mut part, &first, &last, &mut ignored)?;
-            }
-            self.parts.insert(p, part);
-        }
         Ok(())
+    }
+
+    fn plan_watermarks(&mut self, inputs: &[&[Option<i64>]]) -> bool {
+        let Some(p) = &mut self.prune else {
+            return false;
+        };
+        let input = inputs.first().copied().unwrap_or(&[]);
+        p.active = input.get(p.column).copied().flatten().is_some();
+        p.active
+    }
+
+    fn set_watermarks(&mut self, inputs: &[&[Option<i64>]]) {
+        let Some(p) = &mut self.prune else { return };
+        let input = inputs.first().copied().unwrap_or(&[]);
+        if let Some(w) = input.get(p.column).copied().flatten() {
+            p.watermark = Some(p.watermark.map_or(w, |x| x.max(w)));
+        }
     }
 
     fn preserves_append_only(&self) -> bool {
