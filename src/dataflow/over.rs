@@ -145,7 +145,6 @@ struct Prune {
     keep: usize,
     active: bool,
     watermark: Option<i64>,
-    swept: Option<i64>,
 }
 
 impl Over {
@@ -176,7 +175,6 @@ impl Over {
                             keep: 1,
                             active: false,
                             watermark: None,
-                            swept: None,
                         })
                     }
                     None => None,
@@ -255,56 +253,55 @@ impl Over {
         })
     }
 
-    /// Drops what the watermark made final (see [`Prune`]).
-    fn prune(&mut self) -> Result<()> {
-        let peers = self.peers;
-        let Some(p) = &mut self.prune else {
-            return Ok(());
+    /// The watermark in the first ORDER BY column's encoding, when rows
+    /// below it are to be dropped (see [`Prune`]).
+    fn prune_bound(&self) -> Result<Option<Box<[u8]>>> {
+        let Some(p) = &self.prune else {
+            return Ok(None);
         };
-        if !p.active || p.watermark <= p.swept {
-            return Ok(());
-        }
-        p.swept = p.watermark;
-        let Some(w) = p.watermark else {
-            return Ok(());
+        let (true, Some(w)) = (p.active, p.watermark) else {
+            return Ok(None);
         };
         let at: ArrayRef = Arc::new(datafusion::arrow::array::TimestampMicrosecondArray::from(
             vec![w],
         ));
         let at = cast(&at, &p.data_type)?;
-        let bound: Box<[u8]> = p.converter.convert_columns(&[at])?.row(0).as_ref().into();
-        let keep = p.keep;
-        self.parts.retain(|_, part| {
-            // the slots below the watermark, from the front (a key whose
-            // first column equals it is longer than `bound`, so not below)
-            let below: Vec<(&Id, i64)> = part
-                .iter()
-                .take_while(|(k, _)| *k.0 < *bound)
-                .map(|(k, s)| (k, s.count))
-                .collect();
-            let mut cut = below.len();
-            let mut kept = 0usize;
-            while cut > 0 && kept < keep {
-                cut -= 1;
-                kept += usize::try_from(below[cut].1).unwrap_or(0);
+        Ok(Some(
+            p.converter.convert_columns(&[at])?.row(0).as_ref().into(),
+        ))
+    }
+
+    /// Drops a partition's rows below `bound` but the last `keep` copies,
+    /// their peer group, and one more group where a frame includes peers.
+    fn prune_part(&self, part: &mut Part, bound: &[u8]) {
+        let keep = self.prune.as_ref().map_or(usize::MAX, |p| p.keep);
+        // the slots below the watermark, from the front (a key whose first
+        // column equals it is longer than `bound`, so not below)
+        let below: Vec<(&Id, i64)> = part
+            .iter()
+            .take_while(|(k, _)| *k.0 < *bound)
+            .map(|(k, s)| (k, s.count))
+            .collect();
+        let mut cut = below.len();
+        let mut kept = 0usize;
+        while cut > 0 && kept < keep {
+            cut -= 1;
+            kept += usize::try_from(below[cut].1).unwrap_or(0);
+        }
+        let group_start = |mut c: usize| {
+            while c > 0 && below[c - 1].0 .0 == below[c].0 .0 {
+                c -= 1;
             }
-            let group_start = |mut c: usize| {
-                while c > 0 && below[c - 1].0 .0 == below[c].0 .0 {
-                    c -= 1;
-                }
-                c
-            };
-            cut = group_start(cut);
-            if peers && cut > 0 {
-                cut = group_start(cut - 1);
-            }
-            if cut > 0 {
-                let first_kept = below[cut].0.clone();
-                *part = part.split_off(&first_kept);
-            }
-            true
-        });
-        Ok(())
+            c
+        };
+        cut = group_start(cut);
+        if self.peers && cut > 0 {
+            cut = group_start(cut - 1);
+        }
+        if cut > 0 {
+            let first_kept = below[cut].0.clone();
+            *part = part.split_off(&first_kept);
+        }
     }
 
     /// Partition keys, sort keys, encoded rows and argument values of a batch.
@@ -694,7 +691,6 @@ fn finish(kind: AggKind, a: &Acc) -> Result<ScalarValue> {
 impl Operator for Over {
     fn step(&mut self, inputs: &[Option<&Delta>]) -> Result<Option<Delta>> {
         let Some(d) = inputs.first().copied().flatten().filter(|d| !d.is_empty()) else {
-            self.prune()?;
             return Ok(None);
         };
         let enc = self.encode(&d.batch)?;
@@ -745,6 +741,9 @@ impl Operator for Over {
         }
         let mut touched: Vec<_> = touched.into_iter().collect();
         touched.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        // only touched partitions are pruned: a sweep of all of them would
+        // cost every partition ever seen, each step
+        let bound = self.prune_bound()?;
         for (p, (first, last)) in touched {
             let Some(mut part) = self.parts.remove(&p) else {
                 continue;
@@ -752,11 +751,13 @@ impl Operator for Over {
             if let Some(start) = self.start(&part, &first) {
                 self.recompute(&mut part, &start, &last, &mut out)?;
             }
+            if let Some(b) = &bound {
+                self.prune_part(&mut part, b);
+            }
             if !part.is_empty() {
                 self.parts.insert(p, part);
             }
         }
-        self.prune()?;
         if out.weights.iter().all(|w| *w > 0) {
             return self.output(out.rows, out.values, out.weights);
         }
