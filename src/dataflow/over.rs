@@ -693,69 +693,84 @@ impl Operator for Over {
         let Some(d) = inputs.first().copied().flatten().filter(|d| !d.is_empty()) else {
             return Ok(None);
         };
-        let enc = self.encode(&d.batch)?;
-        // partition → (first, last) changed key
-        let mut touched: HashMap<Box<[u8]>, (Id, Id)> = HashMap::new();
+        let Encoded { ids, parts, args } = self.encode(&d.batch)?;
+        // partition → (first, last) changed key, as indexes into `ids`
+        let mut touched: HashMap<&[u8], (usize, usize)> = HashMap::new();
         let mut out = Output::default();
-        let Encoded { ids, parts, args } = enc;
-        for (((id, p), a), &w) in ids
-            .into_iter()
-            .zip(parts)
-            .zip(args)
-            .zip(d.weights.values().iter())
-        {
+        for (i, (a, &w)) in args.into_iter().zip(d.weights.values()).enumerate() {
             if w == 0 {
                 continue;
             }
-            let part = self.parts.entry(p.clone()).or_default();
-            let slot = part.entry(id.clone()).or_insert_with(|| Slot {
-                count: 0,
-                args: a,
-                cells: Vec::new(),
-            });
-            slot.count += w;
-            if slot.count < 0 {
+            let (id, p) = (&ids[i], &parts[i]);
+            if !self.parts.contains_key(p) {
+                self.parts.insert(p.clone(), Part::new());
+            }
+            let part = self
+                .parts
+                .get_mut(p)
+                .ok_or_else(|| DataflowError::Eval("window partition vanished".into()))?;
+            let count = match part.get_mut(id) {
+                Some(slot) => {
+                    slot.count += w;
+                    slot.count
+                }
+                None => {
+                    part.insert(
+                        id.clone(),
+                        Slot {
+                            count: w,
+                            args: a,
+                            cells: Vec::new(),
+                        },
+                    );
+                    w
+                }
+            };
+            if count < 0 {
                 return Err(DataflowError::Eval(
                     "window input retracted a row it never inserted".into(),
                 ));
             }
-            if slot.count == 0 {
-                if let Some(s) = part.remove(&id) {
+            if count == 0 {
+                if let Some(s) = part.remove(id) {
                     for c in &s.cells {
                         out.push(&id.1, &c.outs, -1);
                     }
                 }
             }
-            match touched.get_mut(&p) {
+            match touched.get_mut(&p[..]) {
                 Some((first, last)) => {
-                    if id < *first {
-                        *first = id;
-                    } else if id > *last {
-                        *last = id;
+                    if *id < ids[*first] {
+                        *first = i;
+                    } else if *id > ids[*last] {
+                        *last = i;
                     }
                 }
                 None => {
-                    touched.insert(p, (id.clone(), id));
+                    touched.insert(&p[..], (i, i));
                 }
             }
         }
         let mut touched: Vec<_> = touched.into_iter().collect();
-        touched.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        touched.sort_unstable_by(|a, b| a.0.cmp(b.0));
         // only touched partitions are pruned: a sweep of all of them would
         // cost every partition ever seen, each step
         let bound = self.prune_bound()?;
         for (p, (first, last)) in touched {
-            let Some(mut part) = self.parts.remove(&p) else {
+            let Some(held) = self.parts.get_mut(p) else {
                 continue;
             };
-            if let Some(start) = self.start(&part, &first) {
-                self.recompute(&mut part, &start, &last, &mut out)?;
+            let mut part = std::mem::take(held);
+            if let Some(start) = self.start(&part, &ids[first]) {
+                self.recompute(&mut part, &start, &ids[last], &mut out)?;
             }
             if let Some(b) = &bound {
                 self.prune_part(&mut part, b);
             }
-            if !part.is_empty() {
-                self.parts.insert(p, part);
+            if part.is_empty() {
+                self.parts.remove(p);
+            } else if let Some(held) = self.parts.get_mut(p) {
+                *held = part;
             }
         }
         if out.weights.iter().all(|w| *w > 0) {
