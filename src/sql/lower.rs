@@ -45,6 +45,12 @@ pub struct SessionScan {
 pub type Resolver<'a> = dyn Fn(&TableReference, &Arc<dyn datafusion::logical_expr::TableSource>) -> Option<ScanTarget>
     + 'a;
 
+/// A window's partition expressions and sort keys.
+type WindowKeys = (
+    Vec<Arc<dyn PhysicalExpr>>,
+    Vec<crate::dataflow::topn::SortKey>,
+);
+
 fn unsupported(what: impl Into<String>) -> SqlError {
     SqlError::Unsupported(format!(
         "{} is not supported in materialized views yet",
@@ -576,13 +582,8 @@ impl Lowerer<'_> {
         let fetch = usize::try_from(fetch.max(0)).unwrap_or(0);
         let (input, _) = self.lower(&w.input)?;
         let in_schema = w.input.schema();
-        let partition = wf
-            .params
-            .partition_by
-            .iter()
-            .map(|e| self.physical(e, in_schema))
-            .collect::<Result<Vec<_>, _>>()?;
-        let order = self.sort_keys(&wf.params.order_by, in_schema)?;
+        let (partition, order) =
+            self.partition_order(&wf.params.partition_by, &wf.params.order_by, in_schema)?;
         let op = crate::dataflow::topn::TopN::new(
             partition,
             order,
@@ -747,11 +748,7 @@ impl Lowerer<'_> {
             funcs.push(f);
         }
         let (partition_by, order_by) = spec.unwrap_or((&[], &[]));
-        let partition = partition_by
-            .iter()
-            .map(|e| self.physical(e, in_schema))
-            .collect::<Result<Vec<_>, _>>()?;
-        let order = self.sort_keys(order_by, in_schema)?;
+        let (partition, order) = self.partition_order(partition_by, order_by, in_schema)?;
         let (input, _) = self.lower(&w.input)?;
         let op = Over::new(
             partition,
@@ -778,6 +775,27 @@ impl Lowerer<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         let schema = Arc::new(p.schema.as_arrow().clone());
         Ok(self.push(Box::new(Project::new(exprs, schema)), vec![input]))
+    }
+
+    /// A window's PARTITION BY and ORDER BY as physical expressions.
+    #[allow(clippy::type_complexity)]
+    fn partition_order(
+        &self,
+        partition_by: &[Expr],
+        order_by: &[datafusion::logical_expr::SortExpr],
+        input: &datafusion::common::DFSchema,
+    ) -> Result<
+        (
+            Vec<Arc<dyn PhysicalExpr>>,
+            Vec<crate::dataflow::topn::SortKey>,
+        ),
+        SqlError,
+    > {
+        let partition = partition_by
+            .iter()
+            .map(|e| self.physical(e, input))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((partition, self.sort_keys(order_by, input)?))
     }
 
     /// ORDER BY expressions as physical expressions with their directions.
