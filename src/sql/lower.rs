@@ -778,19 +778,12 @@ impl Lowerer<'_> {
     }
 
     /// A window's PARTITION BY and ORDER BY as physical expressions.
-    #[allow(clippy::type_complexity)]
     fn partition_order(
         &self,
         partition_by: &[Expr],
         order_by: &[datafusion::logical_expr::SortExpr],
         input: &datafusion::common::DFSchema,
-    ) -> Result<
-        (
-            Vec<Arc<dyn PhysicalExpr>>,
-            Vec<crate::dataflow::topn::SortKey>,
-        ),
-        SqlError,
-    > {
+    ) -> Result<WindowKeys, SqlError> {
         let partition = partition_by
             .iter()
             .map(|e| self.physical(e, input))
