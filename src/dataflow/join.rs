@@ -154,6 +154,9 @@ pub type KeyRows = super::FastMap<Bytes, Entry>;
 /// Entries of rows (key, row) as they were before a step.
 type Touched = HashMap<(Bytes, Bytes), Entry>;
 
+/// Rows of one side passed through unmatched (NULL keys), with weights.
+type Only = (Vec<Bytes>, Vec<i64>);
+
 /// A multiset of rows indexed by key: key → encoded row → entry. The unit
 /// of join state (and where spilling would go: callers only use these
 /// methods).
@@ -323,6 +326,60 @@ impl Join {
     pub fn with_band(mut self, band: super::band::Band) -> Join {
         self.band = Some(band);
         self
+    }
+
+    /// One phase of the bilinear step for `side`'s changes: their
+    /// candidate pairs against the other side as it stands, the entries
+    /// they had before (where unmatched rows are tracked), and then the
+    /// changes applied to `side`'s arrangement and time index. Rows with a
+    /// NULL key go to `only`.
+    fn phase(
+        &mut self,
+        side: Side,
+        changes: &[Change],
+        band_times: &[super::band::Times; 3],
+        pairs: &mut Vec<Pair>,
+        only: &mut Only,
+        touched: &mut Touched,
+    ) -> Result<()> {
+        let track = self.kind.tracks(side);
+        let unmatched_shown = !matches!(self.kind, JoinKind::LeftSemi | JoinKind::RightSemi);
+        for c in changes {
+            let Some(k) = &c.key else {
+                if track && unmatched_shown {
+                    only.0.push(c.row.clone());
+                    only.1.push(c.w);
+                }
+                continue;
+            };
+            self.probe(side, k, c, band_times, pairs);
+            if track {
+                let old = self.arrangement(side).entry(k, &c.row);
+                touched.entry((k.clone(), c.row.clone())).or_insert(old);
+            }
+        }
+        let arr = match side {
+            Side::Left => &mut self.left,
+            Side::Right => &mut self.right,
+        };
+        for c in changes {
+            if let Some(k) = &c.key {
+                arr.update(k, &c.row, c.w, 0)?;
+            }
+        }
+        let times = match side {
+            Side::Left => &band_times[0],
+            Side::Right => &band_times[1],
+        };
+        self.index_band(side, changes, times);
+        Ok(())
+    }
+
+    fn arrangement(&self, side: Side) -> &Arrangement {
+        match side {
+            Side::Left => &self.left,
+            Side::Right => &self.right,
+        }
     }
 
     /// The candidate pairs of a changed row of `side` (under key `k`) with
@@ -690,10 +747,7 @@ impl Join {
         rows: &mut Vec<Bytes>,
         weights: &mut Vec<i64>,
     ) {
-        let arr = match side {
-            Side::Left => &self.left,
-            Side::Right => &self.right,
-        };
+        let arr = self.arrangement(side);
         let semi = matches!(self.kind, JoinKind::LeftSemi | JoinKind::RightSemi);
         let shown = |e: Entry| -> i64 {
             let matched = e.matches > 0;
@@ -753,55 +807,29 @@ impl Operator for Join {
         let track_l = self.kind.tracks(Side::Left);
         let track_r = self.kind.tracks(Side::Right);
         // rows of one side that never match (NULL keys): straight through
-        let mut only_l: (Vec<Bytes>, Vec<i64>) = Default::default();
-        let mut only_r: (Vec<Bytes>, Vec<i64>) = Default::default();
-        let unmatched_shown = !matches!(self.kind, JoinKind::LeftSemi | JoinKind::RightSemi);
+        let mut only_l: Only = Default::default();
+        let mut only_r: Only = Default::default();
         // entries before the step of the rows whose output may change
         let mut touched_l: Touched = HashMap::new();
         let mut touched_r: Touched = HashMap::new();
         let mut pairs: Vec<Pair> = Vec::new();
-        // phase 1: ΔL ⋈ R
-        for c in &dl {
-            let Some(k) = &c.key else {
-                if track_l && unmatched_shown {
-                    only_l.0.push(c.row.clone());
-                    only_l.1.push(c.w);
-                }
-                continue;
-            };
-            self.probe(Side::Left, k, c, &band_times, &mut pairs);
-            if track_l {
-                let old = self.left.entry(k, &c.row);
-                touched_l.entry((k.clone(), c.row.clone())).or_insert(old);
-            }
-        }
-        for c in &dl {
-            if let Some(k) = &c.key {
-                self.left.update(k, &c.row, c.w, 0)?;
-            }
-        }
-        self.index_band(Side::Left, &dl, &band_times[0]);
-        // phase 2: (L + ΔL) ⋈ ΔR
-        for c in &dr {
-            let Some(k) = &c.key else {
-                if track_r && unmatched_shown {
-                    only_r.0.push(c.row.clone());
-                    only_r.1.push(c.w);
-                }
-                continue;
-            };
-            self.probe(Side::Right, k, c, &band_times, &mut pairs);
-            if track_r {
-                let old = self.right.entry(k, &c.row);
-                touched_r.entry((k.clone(), c.row.clone())).or_insert(old);
-            }
-        }
-        for c in &dr {
-            if let Some(k) = &c.key {
-                self.right.update(k, &c.row, c.w, 0)?;
-            }
-        }
-        self.index_band(Side::Right, &dr, &band_times[1]);
+        // phase 1: ΔL ⋈ R, then phase 2: (L + ΔL) ⋈ ΔR
+        self.phase(
+            Side::Left,
+            &dl,
+            &band_times,
+            &mut pairs,
+            &mut only_l,
+            &mut touched_l,
+        )?;
+        self.phase(
+            Side::Right,
+            &dr,
+            &band_times,
+            &mut pairs,
+            &mut only_r,
+            &mut touched_r,
+        )?;
         let (pass, decoded) = self.passing(&pairs)?;
         // matched pairs, and the match counts they change
         let mut out_pairs: Vec<usize> = Vec::new();
