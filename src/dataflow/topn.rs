@@ -24,7 +24,7 @@ use super::{DataflowError, Delta, Operator, Result, StateSize};
 pub type SortKey = (Arc<dyn PhysicalExpr>, SortOptions);
 
 /// One encoded key per row of a batch.
-pub type Encoded = Vec<Box<[u8]>>;
+pub type RowKeys = Vec<Box<[u8]>>;
 
 /// How an operator partitions and orders its rows (top-N, OVER): the
 /// expressions and their order-preserving encodings.
@@ -67,11 +67,11 @@ impl PartitionOrder {
 
     /// Each row's partition key and sort key, encoded (empty without
     /// PARTITION BY / ORDER BY: one partition, all rows peers).
-    pub fn keys(&self, batch: &RecordBatch) -> Result<(Encoded, Encoded)> {
+    pub fn keys(&self, batch: &RecordBatch) -> Result<(RowKeys, RowKeys)> {
         let n = batch.num_rows();
         let encode = |c: Option<&RowConverter>,
                       es: &mut dyn Iterator<Item = &Arc<dyn PhysicalExpr>>|
-         -> Result<Encoded> {
+         -> Result<RowKeys> {
             let cols = es
                 .map(|e| Ok(e.evaluate(batch)?.into_array(n)?))
                 .collect::<Result<Vec<ArrayRef>>>()?;

@@ -25,8 +25,8 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     BinaryOperator, Expr, FunctionArg, FunctionArgExpr, Ident, JoinConstraint, JoinOperator,
-    ObjectName, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement,
-    TableFactor, VisitMut, VisitorMut,
+    ObjectName, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, Statement, TableFactor,
+    VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -168,7 +168,7 @@ impl VisitorMut for AsofVisitor {
     type Break = SqlError;
 
     fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<SqlError> {
-        match self.set_expr(&mut q.body) {
+        match super::for_each_select(&mut q.body, &mut |s| self.select(s)) {
             Ok(()) => ControlFlow::Continue(()),
             Err(e) => ControlFlow::Break(e),
         }
@@ -176,17 +176,6 @@ impl VisitorMut for AsofVisitor {
 }
 
 impl AsofVisitor {
-    fn set_expr(&mut self, body: &mut SetExpr) -> Result<(), SqlError> {
-        match body {
-            SetExpr::Select(s) => self.select(s),
-            SetExpr::SetOperation { left, right, .. } => {
-                self.set_expr(left)?;
-                self.set_expr(right)
-            }
-            _ => Ok(()),
-        }
-    }
-
     fn select(&mut self, select: &mut Select) -> Result<(), SqlError> {
         let mut hidden: Vec<(String, String)> = Vec::new();
         for twj in &mut select.from {
@@ -294,7 +283,7 @@ impl Condition {
     /// Splits the ON clause; `alias` names the right relation.
     fn split(on: &Expr, alias: &str) -> Result<Condition, SqlError> {
         let mut conjuncts = Vec::new();
-        flatten_and(on, &mut conjuncts);
+        super::split_and(on.clone(), &mut conjuncts);
         let mut eqs = Vec::new();
         let mut ineq: Option<(Expr, Expr, bool)> = None;
         let shape = || {
@@ -302,7 +291,7 @@ impl Condition {
                 "ASOF JOIN ON supports equalities and one inequality between the two sides, each side naming columns of one relation; found {on}"
             ))
         };
-        for c in conjuncts {
+        for c in &conjuncts {
             let Expr::BinaryOp { left, op, right } = c else {
                 return Err(shape());
             };
@@ -388,21 +377,6 @@ impl Condition {
             .parse_expr()
             .map_err(|e| SqlError::Plan(format!("ASOF JOIN rewrite: {e}")))?;
         Ok((relation, on))
-    }
-}
-
-fn flatten_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
-    match e {
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::And,
-            right,
-        } => {
-            flatten_and(left, out);
-            flatten_and(right, out);
-        }
-        Expr::Nested(inner) => flatten_and(inner, out),
-        other => out.push(other),
     }
 }
 

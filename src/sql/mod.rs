@@ -11,6 +11,8 @@ pub mod temporal;
 
 pub use parser::{SqlParser, Statement};
 
+use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Select, SetExpr};
+
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {
     #[error("{0}")]
@@ -39,4 +41,46 @@ pub fn expand_relations(
 ) -> Result<(), SqlError> {
     window::expand_window_functions(stmt)?;
     asof::expand_asof_joins(stmt)
+}
+
+/// The conjuncts of `e` (`a AND (b AND c)` → `a`, `b`, `c`).
+pub(crate) fn split_and(e: Expr, out: &mut Vec<Expr>) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            split_and(*left, out);
+            split_and(*right, out);
+        }
+        Expr::Nested(inner)
+            if matches!(
+                *inner,
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            split_and(*inner, out)
+        }
+        other => out.push(other),
+    }
+}
+
+/// Applies `f` to each SELECT of a query body, through set operations
+/// (not into subqueries: a visitor reaches those as queries of their own).
+pub(crate) fn for_each_select(
+    body: &mut SetExpr,
+    f: &mut dyn FnMut(&mut Select) -> Result<(), SqlError>,
+) -> Result<(), SqlError> {
+    match body {
+        SetExpr::Select(s) => f(s),
+        SetExpr::SetOperation { left, right, .. } => {
+            for_each_select(left, f)?;
+            for_each_select(right, f)
+        }
+        _ => Ok(()),
+    }
 }

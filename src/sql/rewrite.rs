@@ -95,7 +95,7 @@ impl VisitorMut for OffsetVisitor<'_> {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-        if let Err(e) = self.fix_set_expr(&mut query.body) {
+        if let Err(e) = super::for_each_select(&mut query.body, &mut |s| self.fix_select(s)) {
             self.error = Some(e);
             return ControlFlow::Break(());
         }
@@ -104,17 +104,6 @@ impl VisitorMut for OffsetVisitor<'_> {
 }
 
 impl OffsetVisitor<'_> {
-    fn fix_set_expr(&self, body: &mut SetExpr) -> Result<(), SqlError> {
-        match body {
-            SetExpr::Select(s) => self.fix_select(s),
-            SetExpr::SetOperation { left, right, .. } => {
-                self.fix_set_expr(left)?;
-                self.fix_set_expr(right)
-            }
-            _ => Ok(()),
-        }
-    }
-
     fn fix_factor(&self, f: &mut TableFactor, items: &mut Vec<FromItem>) {
         match f {
             TableFactor::Table {

@@ -70,31 +70,6 @@ fn temporal(e: &Expr) -> Result<Option<(String, i64, bool)>, SqlError> {
     Ok(Some((c, iv, inclusive)))
 }
 
-fn split_and(e: Expr, out: &mut Vec<Expr>) {
-    match e {
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::And,
-            right,
-        } => {
-            split_and(*left, out);
-            split_and(*right, out);
-        }
-        Expr::Nested(inner)
-            if matches!(
-                *inner,
-                Expr::BinaryOp {
-                    op: BinaryOperator::And,
-                    ..
-                }
-            ) =>
-        {
-            split_and(*inner, out)
-        }
-        other => out.push(other),
-    }
-}
-
 /// Takes the temporal filters out of the top-level `WHERE` of a view's
 /// query. Any other use of `now()` is left for the planner to refuse.
 pub fn extract_temporal_filters(stmt: &mut Statement) -> Result<Vec<TemporalSpec>, SqlError> {
@@ -108,7 +83,7 @@ pub fn extract_temporal_filters(stmt: &mut Statement) -> Result<Vec<TemporalSpec
         return Ok(vec![]);
     };
     let mut conjuncts = Vec::new();
-    split_and(selection, &mut conjuncts);
+    super::split_and(selection, &mut conjuncts);
     let mut found = Vec::new();
     let mut rest = Vec::new();
     for c in conjuncts {

@@ -6,7 +6,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::props::{exec, open, rows};
+use crate::props::{exec, open, restart, rows};
 
 /// (view, query): one join form each.
 const VIEWS: &[(&str, &str)] = &[
@@ -133,10 +133,7 @@ async fn joins_equal_batch_recomputation_after_every_step() {
         random_statement(&mut s, &mut rng, &mut next).await;
         check_all(&mut s, &format!("step {i}")).await;
     }
-    engine.shutdown().await;
-    drop(s);
-    drop(engine);
-    let (engine, mut s) = open(dir.path()).await;
+    let (engine, mut s) = restart(engine, s, dir.path()).await;
     check_all(&mut s, "restart").await;
     for i in 0..30 {
         random_statement(&mut s, &mut rng, &mut next).await;
@@ -382,10 +379,7 @@ async fn asof_joins_follow_every_quote() {
         }
         if step == 100 {
             // a restart restores the views from their checkpoint
-            engine.shutdown().await;
-            drop(s);
-            drop(engine);
-            (engine, s) = open(dir.path()).await;
+            (engine, s) = restart(engine, s, dir.path()).await;
         }
     }
 }

@@ -61,6 +61,18 @@ const MORE: &[&str] = &[
     "INSERT INTO bid VALUES (2, 5, 95, 'app', '2026-01-01 10:01:30')",
 ];
 
+/// Runs each statement on PostgreSQL and on Freshet.
+async fn on_both(pg: &Client, fr: &Client, statements: &[&str]) {
+    for s in statements {
+        pg.batch_execute(s)
+            .await
+            .unwrap_or_else(|e| panic!("postgres: {s}: {e:?}"));
+        fr.batch_execute(s)
+            .await
+            .unwrap_or_else(|e| panic!("freshet: {s}: {e:?}"));
+    }
+}
+
 async fn rows(c: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
     let msgs = c
         .simple_query(sql)
@@ -118,27 +130,13 @@ async fn answers_match_postgres() {
         .unwrap();
     let server = TestServer::start();
     let fr = server.connect().await;
-    for s in SETUP {
-        pg.batch_execute(s)
-            .await
-            .unwrap_or_else(|e| panic!("postgres: {s}: {e:?}"));
-        fr.batch_execute(s)
-            .await
-            .unwrap_or_else(|e| panic!("freshet: {s}: {e:?}"));
-    }
+    on_both(&pg, &fr, SETUP).await;
     for (name, q) in VIEWS {
         fr.batch_execute(&format!("CREATE MATERIALIZED VIEW {name} AS {q}"))
             .await
             .unwrap_or_else(|e| panic!("freshet: {name}: {e:?}"));
     }
-    for s in MORE {
-        pg.batch_execute(s)
-            .await
-            .unwrap_or_else(|e| panic!("postgres: {s}: {e:?}"));
-        fr.batch_execute(s)
-            .await
-            .unwrap_or_else(|e| panic!("freshet: {s}: {e:?}"));
-    }
+    on_both(&pg, &fr, MORE).await;
     let mut mismatches = Vec::new();
     let mut checks: Vec<(String, String)> = QUERIES
         .iter()

@@ -197,6 +197,19 @@ pub(crate) async fn open(dir: &std::path::Path) -> (Arc<Engine>, Session) {
     (engine, s)
 }
 
+/// Shuts the engine down cleanly (views checkpoint) and opens it again on
+/// the same directory.
+pub(crate) async fn restart(
+    engine: Arc<Engine>,
+    s: Session,
+    dir: &std::path::Path,
+) -> (Arc<Engine>, Session) {
+    engine.shutdown().await;
+    drop(s);
+    drop(engine);
+    open(dir).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn views_equal_batch_recomputation_after_every_step() {
     let dir = tempfile::tempdir().unwrap();
@@ -226,10 +239,7 @@ async fn views_equal_batch_recomputation_after_every_step() {
         check_all(&mut s, &format!("step {i}")).await;
     }
     // Restart: views come back from the checkpoint (taken at shutdown) ...
-    engine.shutdown().await;
-    drop(s);
-    drop(engine);
-    let (engine, mut s) = open(dir.path()).await;
+    let (engine, mut s) = restart(engine, s, dir.path()).await;
     check_all(&mut s, "restart").await;
     for i in 0..40 {
         random_statement(&mut s, &mut rng).await;

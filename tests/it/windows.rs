@@ -12,7 +12,7 @@ use freshet::dataflow::Delta;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::props::{exec, open, rows};
+use crate::props::{exec, open, restart, rows};
 
 const DELAY_US: i64 = 3_000_000;
 
@@ -322,10 +322,7 @@ async fn over_state_stays_bounded_by_the_watermark() {
             );
         }
         if step == 120 {
-            engine.shutdown().await;
-            drop(s);
-            drop(engine);
-            (engine, s) = open(dir.path()).await;
+            (engine, s) = restart(engine, s, dir.path()).await;
         }
         let held = rows(
             &mut s,
