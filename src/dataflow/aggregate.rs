@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Decimal128Array, Float64Array, Int64Array, RecordBatch,
-    RecordBatchOptions, TimestampMicrosecondArray,
+    TimestampMicrosecondArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, SchemaRef};
@@ -741,7 +741,6 @@ impl Aggregate {
         if weights.is_empty() {
             return Ok(None);
         }
-        let n = weights.len();
         let mut columns: Vec<ArrayRef> = if global {
             vec![]
         } else {
@@ -758,23 +757,7 @@ impl Aggregate {
         for (j, vals) in cols.into_iter().enumerate() {
             columns.push(out_column(vals, self.schema.field(n_keys + j).data_type())?);
         }
-        let columns = columns
-            .into_iter()
-            .zip(self.schema.fields())
-            .map(|(c, f)| {
-                if c.data_type() == f.data_type() {
-                    Ok(c)
-                } else {
-                    cast(&c, f.data_type())
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let batch = RecordBatch::try_new_with_options(
-            self.schema.clone(),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(n)),
-        )?;
-        Ok(Some(Delta::new(batch, Int64Array::from(weights))?))
+        Ok(Some(Delta::from_columns(&self.schema, columns, weights)?))
     }
 }
 

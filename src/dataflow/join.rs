@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, Int64Array, RecordBatch, RecordBatchOptions,
+    new_null_array, Array, ArrayRef, AsArray, RecordBatch, RecordBatchOptions,
 };
 use datafusion::arrow::compute::{cast, concat};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -938,13 +938,7 @@ impl Operator for Join {
             columns.push(concat(&refs)?);
         }
         let weights: Vec<i64> = parts.into_iter().flat_map(|(_, w)| w).collect();
-        let n = weights.len();
-        let batch = RecordBatch::try_new_with_options(
-            self.schema.clone(),
-            columns,
-            &RecordBatchOptions::new().with_row_count(Some(n)),
-        )?;
-        Ok(Some(Delta::new(batch, Int64Array::from(weights))?))
+        Ok(Some(Delta::from_columns(&self.schema, columns, weights)?))
     }
 
     fn schema(&self) -> SchemaRef {

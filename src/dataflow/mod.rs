@@ -175,6 +175,30 @@ impl Delta {
         Ok(Delta { batch, weights })
     }
 
+    /// An operator's output: `columns` under `schema` (each cast to its
+    /// field's type where it differs) with their weights.
+    pub fn from_columns(
+        schema: &SchemaRef,
+        columns: Vec<ArrayRef>,
+        weights: Vec<i64>,
+    ) -> Result<Delta> {
+        let columns = columns
+            .into_iter()
+            .zip(schema.fields())
+            .map(|(c, f)| {
+                if c.data_type() == f.data_type() {
+                    Ok(c)
+                } else {
+                    datafusion::arrow::compute::cast(&c, f.data_type())
+                }
+            })
+            .collect::<Result<Vec<_>, ArrowError>>()?;
+        let options =
+            datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(weights.len()));
+        let batch = RecordBatch::try_new_with_options(schema.clone(), columns, &options)?;
+        Delta::new(batch, Int64Array::from(weights))
+    }
+
     /// Every row inserted once.
     pub fn insert(batch: RecordBatch) -> Delta {
         let weights = Int64Array::from_value(1, batch.num_rows());

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::row::RowConverter;
@@ -551,8 +551,7 @@ impl Over {
             let t = self.schema.field(n_in + i).data_type();
             cols.push(values_array(values.iter().map(|v| &v[i]), t)?);
         }
-        let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
-        Ok(Some(Delta::new(batch, Int64Array::from(weights))?))
+        Ok(Some(Delta::from_columns(&self.schema, cols, weights)?))
     }
 
     /// No accumulators without aggregates (then nothing allocates).

@@ -20,9 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Int64Array, RecordBatch, TimestampMicrosecondArray,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, TimestampMicrosecondArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
@@ -219,8 +217,7 @@ impl SessionWindow {
         let ends = TimestampMicrosecondArray::from_iter_values(out_bounds.iter().map(|b| b.1));
         cols.push(cast(&starts, &ts_type)?);
         cols.push(cast(&ends, &ts_type)?);
-        let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
-        Ok(Some(Delta::new(batch, Int64Array::from(out_weights))?))
+        Ok(Some(Delta::from_columns(&self.schema, cols, out_weights)?))
     }
 
     /// Registers when `key`'s partition may next hold a final session.

@@ -7,7 +7,7 @@
 //! State: the rows currently passing, indexed by expiry, so advancing the
 //! clock touches only the rows that expire.
 
-use datafusion::arrow::array::{Array, AsArray, Int64Array, RecordBatch};
+use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMicrosecondType};
 use datafusion::arrow::row::RowConverter;
@@ -59,8 +59,7 @@ impl TemporalFilter {
             return Ok(None);
         }
         let cols = super::decode_rows(&self.converter, rows)?;
-        let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
-        Ok(Some(Delta::new(batch, Int64Array::from(weights))?))
+        Ok(Some(Delta::from_columns(&self.schema, cols, weights)?))
     }
 }
 

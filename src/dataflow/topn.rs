@@ -288,11 +288,9 @@ impl Operator for TopN {
             let rn: ArrayRef = Arc::new(Int64Array::from_iter_values(
                 out_rows.iter().map(|(_, n)| *n),
             ));
-            let t = self.schema.field(cols.len()).data_type();
-            cols.push(datafusion::arrow::compute::cast(&rn, t)?);
+            cols.push(rn);
         }
-        let batch = RecordBatch::try_new(self.schema.clone(), cols)?;
-        Ok(Some(Delta::new(batch, Int64Array::from(out_w))?))
+        Ok(Some(Delta::from_columns(&self.schema, cols, out_w)?))
     }
 
     fn schema(&self) -> SchemaRef {
