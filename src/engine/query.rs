@@ -70,8 +70,16 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
         .with_default_catalog_and_schema(CATALOG_NAME, PUBLIC_SCHEMA)
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(true)
-        .with_target_partitions(2);
-    let ctx = SessionContext::new_with_config(config);
+        .with_target_partitions(2)
+        .with_option_extension(crate::sql::subquery::PlannerOptions::default());
+    // subqueries in every form Postgres answers (sql/subquery.rs)
+    let state = datafusion::execution::SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_optimizer_rules(crate::sql::subquery::optimizer_rules())
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    ctx.add_analyzer_rule(Arc::new(crate::sql::subquery::SubqueryForms));
     let catalog = Arc::new(FreshetCatalog {
         engine: Arc::downgrade(engine),
         extra: RwLock::new(HashMap::new()),

@@ -346,12 +346,23 @@ impl Session {
                 engine.relation(n).is_some_and(|r| r.is_base())
             })?;
         }
-        let plan = self
-            .state
+        // A circuit runs no subquery per row: every subquery becomes a join.
+        let mut state = self.state.clone();
+        let options = state.config_mut().options_mut();
+        options
+            .optimizer
+            .enable_physical_uncorrelated_scalar_subquery = false;
+        if let Some(o) = options
+            .extensions
+            .get_mut::<crate::sql::subquery::PlannerOptions>()
+        {
+            o.incremental = true;
+        }
+        let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
             .await?;
         crate::sql::lower::check_deterministic(&plan)?;
-        let optimized = self.state.optimize(&plan)?;
+        let optimized = state.optimize(&plan)?;
         let resolve = |t: &datafusion::common::TableReference,
                        src: &Arc<dyn datafusion::logical_expr::TableSource>| {
             if let Some(sw) = datafusion::datasource::source_as_provider(src)

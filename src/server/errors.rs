@@ -13,15 +13,7 @@ use crate::store::StoreError;
 
 pub fn sqlstate(e: &EngineError) -> &'static str {
     match e {
-        EngineError::Sql(s) => match s {
-            SqlError::Syntax(_) => "42601",
-            SqlError::Unsupported(_) => "0A000",
-            SqlError::InvalidDefinition(_) => "42P16",
-            SqlError::DuplicateColumn(_) => "42701",
-            SqlError::UndefinedColumn(_) => "42703",
-            SqlError::DatatypeMismatch(_) => "42804",
-            SqlError::Plan(_) => "XX000",
-        },
+        EngineError::Sql(s) => sql_state(s),
         EngineError::Catalog(c) => match c {
             CatalogError::AlreadyExists(_) => "42P07",
             CatalogError::NotFound(_) => "42P01",
@@ -58,6 +50,19 @@ pub fn sqlstate(e: &EngineError) -> &'static str {
     }
 }
 
+fn sql_state(s: &SqlError) -> &'static str {
+    match s {
+        SqlError::Syntax(_) => "42601",
+        SqlError::Unsupported(_) => "0A000",
+        SqlError::InvalidDefinition(_) => "42P16",
+        SqlError::DuplicateColumn(_) => "42701",
+        SqlError::UndefinedColumn(_) => "42703",
+        SqlError::DatatypeMismatch(_) => "42804",
+        SqlError::Cardinality(_) => "21000",
+        SqlError::Plan(_) => "XX000",
+    }
+}
+
 fn datafusion_state(e: &DataFusionError) -> &'static str {
     match e {
         DataFusionError::SQL(..) => "42601",
@@ -76,6 +81,8 @@ fn datafusion_state(e: &DataFusionError) -> &'static str {
                 "22012"
             } else if l.contains("overflow") {
                 "22003"
+            } else if l.contains("subquery returned more than one row") {
+                "21000"
             } else if l.contains("cast") || l.contains("parse") {
                 "22P02"
             } else {
@@ -87,6 +94,13 @@ fn datafusion_state(e: &DataFusionError) -> &'static str {
         DataFusionError::Diagnostic(_, inner) => datafusion_state(inner),
         DataFusionError::Shared(inner) => datafusion_state(inner),
         DataFusionError::Collection(v) => v.first().map(datafusion_state).unwrap_or("XX000"),
+        DataFusionError::External(inner) => match inner.downcast_ref::<SqlError>() {
+            Some(s) => sql_state(s),
+            None => match inner.downcast_ref::<DataFusionError>() {
+                Some(d) => datafusion_state(d),
+                None => "XX000",
+            },
+        },
         _ => "XX000",
     }
 }
@@ -150,7 +164,14 @@ fn datafusion_message(e: &DataFusionError) -> String {
             m.clone()
         }
         DataFusionError::ArrowError(a, _) => a.to_string(),
+        DataFusionError::Execution(m) if m.contains("subquery returned more than one row") => {
+            crate::sql::subquery::TOO_MANY_ROWS.to_string()
+        }
         DataFusionError::Execution(m) | DataFusionError::NotImplemented(m) => m.clone(),
+        DataFusionError::External(inner) => match inner.downcast_ref::<DataFusionError>() {
+            Some(d) => datafusion_message(d),
+            None => inner.to_string(),
+        },
         other => other.to_string(),
     }
 }

@@ -3,10 +3,12 @@
 //! statement. No I/O happens here.
 
 pub mod asof;
+pub mod compat;
 pub mod ddl;
 pub mod lower;
 pub mod parser;
 pub mod rewrite;
+pub mod subquery;
 pub mod temporal;
 
 pub use parser::{SqlParser, Statement};
@@ -27,6 +29,9 @@ pub enum SqlError {
     UndefinedColumn(String),
     #[error("{0}")]
     DatatypeMismatch(String),
+    /// A scalar subquery returned more than one row.
+    #[error("{0}")]
+    Cardinality(String),
     /// An internal planning failure (not the user's SQL).
     #[error("{0}")]
     Plan(String),

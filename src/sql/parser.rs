@@ -12,8 +12,8 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
-use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
+use super::compat::Compat;
 use super::SqlError;
 use crate::catalog::RelationKind;
 
@@ -109,7 +109,7 @@ pub struct DropStatement {
 
 /// Parses SQL text holding zero or more `;`-separated statements.
 pub struct SqlParser {
-    compat: PostgresCompatibilityParser,
+    compat: Compat,
 }
 
 impl Default for SqlParser {
@@ -121,7 +121,7 @@ impl Default for SqlParser {
 impl SqlParser {
     pub fn new() -> SqlParser {
         SqlParser {
-            compat: PostgresCompatibilityParser::new(),
+            compat: Compat::new(),
         }
     }
 
@@ -182,8 +182,8 @@ impl SqlParser {
         }
     }
 
-    /// The Postgres-compatibility rewrites (catalog functions, operators)
-    /// applied to a statement built elsewhere.
+    /// The faithful Postgres-compatibility rewrites (function qualifiers,
+    /// operators; see `compat`) applied to a statement built elsewhere.
     pub fn rewrite(&self, s: ast::Statement) -> ast::Statement {
         self.compat.rewrite(s)
     }

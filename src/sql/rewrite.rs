@@ -201,16 +201,6 @@ impl OffsetVisitor<'_> {
             .collect();
         let mut projection = Vec::with_capacity(select.projection.len());
         for item in select.projection.drain(..) {
-            // The compatibility rewrite aliased `_offset` because of the `*`;
-            // the `*` no longer includes `_offset`, so keep its real name.
-            let item = match item {
-                SelectItem::ExprWithAlias { expr, alias }
-                    if alias.value == format!("__alias_{OFFSET_COLUMN}") =>
-                {
-                    SelectItem::UnnamedExpr(expr)
-                }
-                other => other,
-            };
             match item {
                 SelectItem::Wildcard(opts) if items.len() == 1 => {
                     projection.push(SelectItem::Wildcard(exclude_offset(opts)));
@@ -341,7 +331,32 @@ fn pg_name(e: &Expr) -> Option<String> {
             inner => pg_name(inner),
         },
         Expr::Case { .. } => Some("case".to_string()),
+        // a scalar subquery is named after its one output column
+        Expr::Subquery(q) => Some(subquery_name(q).unwrap_or_else(|| "?column?".to_string())),
+        Expr::Exists { .. } => Some("exists".to_string()),
         _ => Some("?column?".to_string()),
+    }
+}
+
+/// The name Postgres gives the first column of `q` (`None`: `?column?`).
+fn subquery_name(q: &Query) -> Option<String> {
+    let mut body = q.body.as_ref();
+    loop {
+        match body {
+            SetExpr::SetOperation { left, .. } => body = left.as_ref(),
+            SetExpr::Query(inner) => body = inner.body.as_ref(),
+            _ => break,
+        }
+    }
+    let SetExpr::Select(select) = body else {
+        return None;
+    };
+    match select.projection.first()? {
+        SelectItem::ExprWithAlias { alias, .. } => Some(normalize_ident(alias)),
+        SelectItem::UnnamedExpr(Expr::Identifier(id)) => Some(normalize_ident(id)),
+        SelectItem::UnnamedExpr(Expr::CompoundIdentifier(ids)) => ids.last().map(normalize_ident),
+        SelectItem::UnnamedExpr(e) => pg_name(e).filter(|n| n != "?column?"),
+        _ => None,
     }
 }
 
@@ -422,7 +437,7 @@ mod tests {
         );
         assert_eq!(
             name("SELECT _offset, * FROM bids"),
-            "SELECT _offset AS __alias__offset, * FROM bids"
+            "SELECT _offset, * FROM bids"
         );
     }
 

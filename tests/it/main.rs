@@ -12,4 +12,5 @@ mod props;
 mod protocol;
 mod psql;
 mod slt;
+mod subqueries;
 mod windows;

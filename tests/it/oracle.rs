@@ -73,11 +73,14 @@ async fn on_both(pg: &Client, fr: &Client, statements: &[&str]) {
     }
 }
 
-async fn rows(c: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
-    let msgs = c
-        .simple_query(sql)
-        .await
-        .map_err(|e| format!("{sql}: {e:?}"))?;
+/// A query's rows as text, or its SQLSTATE.
+type Answer = Result<Vec<Vec<Option<String>>>, String>;
+
+async fn rows(c: &Client, sql: &str) -> Answer {
+    let msgs = c.simple_query(sql).await.map_err(|e| match e.code() {
+        Some(code) => code.code().to_string(),
+        None => format!("{e:?}"),
+    })?;
     Ok(msgs
         .into_iter()
         .filter_map(|m| match m {
@@ -105,9 +108,36 @@ fn same(a: &Option<String>, b: &Option<String>) -> bool {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn answers_match_postgres() {
-    let pg = match tokio_postgres::connect(
+/// Compares one query's answers; `None` when they agree (same rows, or
+/// errors with the same SQLSTATE).
+fn disagreement(q: &str, want: &Answer, got: &Answer) -> Option<String> {
+    let ok = match (want, got) {
+        (Ok(w), Ok(g)) => {
+            g.len() == w.len()
+                && g.iter()
+                    .zip(w)
+                    .all(|(g, w)| g.len() == w.len() && g.iter().zip(w).all(|(a, b)| same(a, b)))
+        }
+        (Err(w), Err(g)) => w == g,
+        _ => false,
+    };
+    (!ok).then(|| format!("{q}\n  postgres: {want:?}\n  freshet:  {got:?}"))
+}
+
+/// One comparison: tables and rows (`setup`), ad-hoc `queries`, and
+/// materialized `views` created after the setup and checked after it and
+/// after each statement of `more` (writes their changes must follow).
+pub(crate) struct Case<'a> {
+    pub setup: &'a [&'a str],
+    pub queries: &'a [&'a str],
+    pub views: &'a [(&'a str, &'a str)],
+    pub more: &'a [&'a str],
+}
+
+/// PostgreSQL on 127.0.0.1:5432, or `None` (and a loud message) when it is
+/// not running.
+pub(crate) async fn postgres(test: &str) -> Option<Client> {
+    match tokio_postgres::connect(
         "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
         NoTls,
     )
@@ -117,69 +147,106 @@ async fn answers_match_postgres() {
             tokio::spawn(async move {
                 let _ = conn.await;
             });
-            c
+            Some(c)
         }
         Err(e) => {
-            eprintln!("SKIPPED: PostgreSQL is not reachable on 127.0.0.1:5432 ({e}); the oracle comparison did not run");
-            return;
+            eprintln!("SKIPPED {test}: PostgreSQL is not reachable on 127.0.0.1:5432 ({e}); the oracle comparison did not run");
+            None
         }
+    }
+}
+
+/// Runs `case` on a fresh Freshet and in a fresh schema of PostgreSQL and
+/// panics with every disagreement.
+pub(crate) async fn compare(test: &str, case: &Case<'_>) {
+    let Some(pg) = postgres(test).await else {
+        return;
     };
-    let schema = format!("freshet_oracle_{}", std::process::id());
+    let schema = format!("freshet_{test}_{}", std::process::id());
     pg.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path = {schema}"))
         .await
         .unwrap();
     let server = TestServer::start();
     let fr = server.connect().await;
-    on_both(&pg, &fr, SETUP).await;
-    for (name, q) in VIEWS {
+    on_both(&pg, &fr, case.setup).await;
+    let mut mismatches = Vec::new();
+    let mut checked = 0;
+    let queries = |when: &'static str| {
+        let (pg, fr) = (&pg, &fr);
+        async move {
+            let mut out = Vec::new();
+            for q in case.queries {
+                let want = rows(pg, q).await;
+                let got = rows(fr, q).await;
+                out.extend(disagreement(q, &want, &got).map(|m| format!("{when}: {m}")));
+            }
+            out
+        }
+    };
+    mismatches.extend(queries("after the setup").await);
+    checked += case.queries.len();
+    for (name, q) in case.views {
         fr.batch_execute(&format!("CREATE MATERIALIZED VIEW {name} AS {q}"))
             .await
             .unwrap_or_else(|e| panic!("freshet: {name}: {e:?}"));
     }
-    on_both(&pg, &fr, MORE).await;
-    let mut mismatches = Vec::new();
-    let mut checks: Vec<(String, String)> = QUERIES
-        .iter()
-        .map(|q| (q.to_string(), q.to_string()))
-        .collect();
-    for (name, q) in VIEWS {
-        // every column, NULLs last on both sides
-        let n = rows(&pg, &format!("SELECT * FROM ({q}) t LIMIT 1"))
+    // every column, NULLs last on both sides
+    let mut view_checks = Vec::new();
+    for (name, q) in case.views {
+        let n = pg
+            .prepare(&format!("SELECT * FROM ({q}) t"))
             .await
-            .unwrap()
-            .first()
-            .map_or(1, Vec::len);
+            .map_or(1, |s| s.columns().len());
         let order: Vec<String> = (1..=n).map(|i| format!("{i} NULLS LAST")).collect();
         let order = order.join(", ");
-        checks.push((
+        view_checks.push((
             format!("SELECT * FROM ({q}) t ORDER BY {order}"),
             format!("SELECT * FROM {name} ORDER BY {order}"),
         ));
     }
-    for (pq, fq) in &checks {
-        let q = fq;
-        let want = rows(&pg, pq).await.unwrap();
-        match rows(&fr, q).await {
-            Err(e) => mismatches.push(format!("{q}\n  freshet error: {e}")),
-            Ok(got) => {
-                let ok = got.len() == want.len()
-                    && got.iter().zip(&want).all(|(g, w)| {
-                        g.len() == w.len() && g.iter().zip(w).all(|(a, b)| same(a, b))
-                    });
-                if !ok {
-                    mismatches.push(format!("{q}\n  postgres: {want:?}\n  freshet:  {got:?}"));
-                }
+    let mut steps: Vec<Option<&str>> = vec![None];
+    steps.extend(case.more.iter().map(|s| Some(*s)));
+    for step in steps {
+        if let Some(s) = step {
+            on_both(&pg, &fr, &[s]).await;
+        }
+        for (pq, fq) in &view_checks {
+            let want = rows(&pg, pq).await;
+            let got = rows(&fr, fq).await;
+            checked += 1;
+            if let Some(m) = disagreement(fq, &want, &got) {
+                mismatches.push(format!(
+                    "after {}: {m}",
+                    step.unwrap_or("the views' creation")
+                ));
             }
         }
+    }
+    if !case.more.is_empty() {
+        mismatches.extend(queries("after the later writes").await);
+        checked += case.queries.len();
     }
     let _ = pg
         .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
         .await;
     assert!(
         mismatches.is_empty(),
-        "{} of {} queries and views disagree with PostgreSQL:\n{}",
+        "{} of {checked} answers disagree with PostgreSQL:\n{}",
         mismatches.len(),
-        checks.len(),
         mismatches.join("\n")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_match_postgres() {
+    compare(
+        "oracle",
+        &Case {
+            setup: SETUP,
+            queries: QUERIES,
+            views: VIEWS,
+            more: MORE,
+        },
+    )
+    .await;
 }

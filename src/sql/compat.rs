@@ -1,0 +1,361 @@
+//! Postgres-compatibility rewrites, split by what they are allowed to change.
+//!
+//! `datafusion-pg-catalog` rewrites client SQL so that DataFusion can run
+//! the introspection queries psql, drivers and BI tools send. Some of its
+//! rewrites only change spelling (`pg_catalog.lower(x)` → `lower(x)`,
+//! `OPERATOR(pg_catalog.~)` → `~`). Others change the answer to get a query
+//! through at all: a correlated subquery in a select list becomes `NULL`, an
+//! uncorrelated one gets `LIMIT 1`, whole known client queries are replaced
+//! by canned empty results, `x = ANY('{…}')` becomes a membership test with
+//! different NULL semantics, every `COLLATE` clause is dropped.
+//!
+//! Those lossy rewrites are acceptable for a query about the catalog itself
+//! (its only reader is a client building a menu), never for a query over
+//! user data, where they are silently wrong answers. So each statement is
+//! classified first:
+//!
+//! * a **catalog statement** reads only `pg_catalog` / `information_schema`
+//!   relations: it gets the full client-compatibility treatment;
+//! * every other statement gets only the **faithful** rewrites, which never
+//!   change a result: what DataFusion cannot plan faithfully fails with a
+//!   clear error instead.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::sql::sqlparser::ast::{
+    Array, DataType, Expr, ObjectNamePart, Query, Statement, TableFactor, Value, ValueWithSpan,
+    Visit, VisitMut, Visitor, VisitorMut,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::{Parser, ParserError};
+use datafusion_pg_catalog::pg_catalog::PG_CATALOG_TABLES;
+use datafusion_pg_catalog::sql::rules::{
+    CurrentUserVariableToSessionUserFunctionCall, FixVersionColumnName,
+    PrependUnqualifiedPgTableName, RewritePgCatalogOperator, RewriteRegCastToSubquery,
+    SqlStatementRewriteRule, StripCallableQualifier,
+};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+
+/// Both rewrite pipelines; see the module documentation.
+pub struct Compat {
+    /// The whole client-compatibility parser (canned answers, lossy rules).
+    client: PostgresCompatibilityParser,
+    /// Rules that change spelling only.
+    faithful: Vec<Arc<dyn SqlStatementRewriteRule>>,
+}
+
+impl Default for Compat {
+    fn default() -> Self {
+        Compat::new()
+    }
+}
+
+impl Compat {
+    pub fn new() -> Compat {
+        Compat {
+            client: PostgresCompatibilityParser::new(),
+            faithful: vec![
+                // Postgres resolves these names in pg_catalog first too.
+                Arc::new(PrependUnqualifiedPgTableName),
+                // DataFusion has one flat function namespace.
+                Arc::new(StripCallableQualifier),
+                Arc::new(ExactArrayLiteral),
+                Arc::new(CurrentUserVariableToSessionUserFunctionCall),
+                Arc::new(StripByteOrderCollate),
+                Arc::new(RewritePgCatalogOperator),
+                Arc::new(RewriteRegCastToSubquery::new()),
+                Arc::new(FixVersionColumnName),
+            ],
+        }
+    }
+
+    /// Parses one statement's text (it may hold several; the caller checks).
+    pub fn parse(&self, text: &str) -> Result<Vec<Statement>, ParserError> {
+        let plain = Parser::parse_sql(&PostgreSqlDialect {}, text)?;
+        if !plain.is_empty() && plain.iter().all(reads_only_catalog) {
+            return self.client.parse(text);
+        }
+        Ok(plain.into_iter().map(|s| self.rewrite(s)).collect())
+    }
+
+    /// The faithful rewrites, for a statement built elsewhere.
+    pub fn rewrite(&self, mut s: Statement) -> Statement {
+        for rule in &self.faithful {
+            s = rule.rewrite(s);
+        }
+        s
+    }
+}
+
+/// True when `s` reads at least one catalog relation and nothing else
+/// (table functions such as `generate_series` and the statement's own CTEs
+/// aside).
+pub fn reads_only_catalog(s: &Statement) -> bool {
+    if !matches!(s, Statement::Query(_)) {
+        return false;
+    }
+    struct Walk {
+        ctes: HashSet<String>,
+        catalog: usize,
+        other: usize,
+    }
+    impl Visitor for Walk {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+            if let Some(with) = &q.with {
+                for c in &with.cte_tables {
+                    self.ctes.insert(c.alias.name.value.to_ascii_lowercase());
+                }
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_table_factor(&mut self, t: &TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table { name, args, .. } = t {
+                if args.is_some() {
+                    return ControlFlow::Continue(());
+                }
+                let parts: Vec<String> = name
+                    .0
+                    .iter()
+                    .map(|p| match p {
+                        ObjectNamePart::Identifier(id) => id.value.to_ascii_lowercase(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                let is_catalog = match parts.as_slice() {
+                    [schema, _] | [_, schema, _] => {
+                        schema == "pg_catalog" || schema == "information_schema"
+                    }
+                    [one] if self.ctes.contains(one) => return ControlFlow::Continue(()),
+                    [one] => PG_CATALOG_TABLES.contains(&one.as_str()),
+                    _ => false,
+                };
+                if is_catalog {
+                    self.catalog += 1;
+                } else {
+                    self.other += 1;
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut w = Walk {
+        ctes: HashSet::new(),
+        catalog: 0,
+        other: 0,
+    };
+    let _ = s.visit(&mut w);
+    w.catalog > 0 && w.other == 0
+}
+
+/// `COLLATE "C"` (and its synonyms): the byte order every comparison here
+/// already uses, so the clause can go. Any other collation is left for
+/// DataFusion to refuse: dropping it would change an ORDER BY's answer.
+#[derive(Debug)]
+struct StripByteOrderCollate;
+
+impl SqlStatementRewriteRule for StripByteOrderCollate {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        struct V;
+        impl VisitorMut for V {
+            type Break = ();
+            fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+                if let Expr::Collate { expr, collation } = e {
+                    let name = collation
+                        .0
+                        .last()
+                        .and_then(|p| p.as_ident())
+                        .map(|id| id.value.to_ascii_lowercase());
+                    if matches!(
+                        name.as_deref(),
+                        Some("c" | "posix" | "default" | "ucs_basic")
+                    ) {
+                        *e = std::mem::replace(expr.as_mut(), Expr::value(Value::Null));
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = VisitMut::visit(&mut s, &mut V);
+        s
+    }
+}
+
+/// `'{1,2,NULL}'::int[]` → `CAST(ARRAY['1', '2', NULL] AS int[])`: each
+/// element keeps its own input conversion, quoted elements (`"a,b"`,
+/// backslash escapes) and `NULL` are read as Postgres reads them. A literal
+/// this cannot read exactly (nested arrays, bounds decoration) is left
+/// alone, and the cast then fails with a clear error.
+#[derive(Debug)]
+struct ExactArrayLiteral;
+
+impl SqlStatementRewriteRule for ExactArrayLiteral {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        struct V;
+        impl VisitorMut for V {
+            type Break = ();
+            fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+                if let Expr::Cast {
+                    expr, data_type, ..
+                } = e
+                {
+                    if !matches!(data_type, DataType::Array(_)) {
+                        return ControlFlow::Continue(());
+                    }
+                    if let Expr::Value(ValueWithSpan {
+                        value: Value::SingleQuotedString(text),
+                        ..
+                    }) = expr.as_ref()
+                    {
+                        if let Some(items) = parse_array_literal(text) {
+                            let elem = items
+                                .into_iter()
+                                .map(|i| match i {
+                                    Some(v) => Expr::value(Value::SingleQuotedString(v)),
+                                    None => Expr::value(Value::Null),
+                                })
+                                .collect();
+                            **expr = Expr::Array(Array { elem, named: true });
+                        }
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = VisitMut::visit(&mut s, &mut V);
+        s
+    }
+}
+
+/// The elements of a one-dimensional Postgres array literal (`None` for an
+/// unquoted `NULL`), or `None` when the text is not one.
+pub fn parse_array_literal(text: &str) -> Option<Vec<Option<String>>> {
+    let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let mut out = Vec::new();
+    if inner.trim().is_empty() {
+        return Some(out);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut item = String::new();
+        let mut quoted = false;
+        match chars.peek() {
+            Some('"') => {
+                quoted = true;
+                chars.next();
+                loop {
+                    match chars.next()? {
+                        '\\' => item.push(chars.next()?),
+                        '"' => break,
+                        c => item.push(c),
+                    }
+                }
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+            }
+            Some('{') | None => return None,
+            _ => {
+                while let Some(&c) = chars.peek() {
+                    match c {
+                        ',' => break,
+                        '{' | '}' | '"' => return None,
+                        '\\' => {
+                            chars.next();
+                            item.push(chars.next()?);
+                        }
+                        c => {
+                            item.push(c);
+                            chars.next();
+                        }
+                    }
+                }
+                let trimmed = item.trim_end().len();
+                item.truncate(trimmed);
+                if item.is_empty() {
+                    return None;
+                }
+            }
+        }
+        if !quoted && item.eq_ignore_ascii_case("null") {
+            out.push(None);
+        } else {
+            out.push(Some(item));
+        }
+        match chars.next() {
+            None => return Some(out),
+            Some(',') => continue,
+            Some(_) => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(sql: &str) -> Statement {
+        Compat::new().parse(sql).unwrap().remove(0)
+    }
+
+    #[test]
+    fn user_subqueries_are_kept() {
+        let s = one("SELECT a, (SELECT max(x) FROM t2 WHERE t2.y = t1.b) AS m FROM t1");
+        assert!(s
+            .to_string()
+            .contains("SELECT max(x) FROM t2 WHERE t2.y = t1.b"));
+        let s = one("SELECT a, (SELECT x FROM t2) FROM t1");
+        assert!(!s.to_string().contains("LIMIT"), "{s}");
+    }
+
+    #[test]
+    fn catalog_statements_get_client_rewrites() {
+        let s = one(
+            "SELECT c.relname, (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid = c.relnamespace) FROM pg_catalog.pg_class c",
+        );
+        assert!(s.to_string().contains("NULL"), "{s}");
+        assert!(reads_only_catalog(&one("SELECT * FROM pg_class")));
+        assert!(reads_only_catalog(&one(
+            "WITH x AS (SELECT oid FROM pg_type) SELECT * FROM x, generate_series(1, 2)"
+        )));
+        assert!(!reads_only_catalog(&one(
+            "SELECT * FROM pg_class c JOIN t1 ON t1.a = c.oid"
+        )));
+        assert!(!reads_only_catalog(&one("SELECT 1")));
+        assert!(!reads_only_catalog(&one("SELECT * FROM pg_compat_test")));
+    }
+
+    #[test]
+    fn collate_only_byte_order() {
+        let s = one("SELECT a FROM t ORDER BY a COLLATE \"C\"");
+        assert!(!s.to_string().contains("COLLATE"), "{s}");
+        let s = one("SELECT a FROM t ORDER BY a COLLATE \"en_US\"");
+        assert!(s.to_string().contains("COLLATE"), "{s}");
+    }
+
+    #[test]
+    fn array_literals() {
+        assert_eq!(
+            parse_array_literal(r#"{1, 2 ,NULL,"NULL","a,b","x\"y"}"#),
+            Some(vec![
+                Some("1".into()),
+                Some("2".into()),
+                None,
+                Some("NULL".into()),
+                Some("a,b".into()),
+                Some("x\"y".into())
+            ])
+        );
+        assert_eq!(parse_array_literal("{}"), Some(vec![]));
+        assert_eq!(parse_array_literal("{{1,2},{3,4}}"), None);
+        assert_eq!(parse_array_literal("{1,,2}"), None);
+        assert_eq!(parse_array_literal("[1:2]={1,2}"), None);
+        let s = one("SELECT '{1,NULL}'::int[]");
+        assert_eq!(s.to_string(), "SELECT ARRAY['1', NULL]::INT[]");
+    }
+}

@@ -1,0 +1,890 @@
+//! Subqueries in expressions, planned so that every form Postgres answers
+//! gets the same answer here, in ad-hoc queries and in materialized views.
+//!
+//! DataFusion decorrelates the common shapes itself: `EXISTS` / `IN` as
+//! conjuncts of a `WHERE` become semi and anti joins, a correlated scalar
+//! aggregate whose correlation is an equality becomes a left join on the
+//! correlated columns. Two rules here cover the rest:
+//!
+//! 1. [`SubqueryForms`] (an analyzer rule, before DataFusion's checks) puts
+//!    subqueries into forms the decorrelation understands:
+//!    * a scalar subquery that can return several rows (`(SELECT x FROM t
+//!      WHERE t.k = o.k)`) becomes two aggregates combined on the outer row,
+//!      `__subquery_value((SELECT count(*) …), (SELECT max(x) …))`: `x`, or
+//!      NULL over no rows, or `21000` for an outer row that meets several,
+//!      as in Postgres;
+//!    * `EXISTS (S)` where a semi join cannot take it (in a select list, under
+//!      `OR`, ...) becomes `(SELECT count(*) > 0 FROM S)`, and `x IN (S)`,
+//!      `x op ANY (S)`, `x op ALL (S)` the three-valued combination of such
+//!      counts (see [`quantified_as_counts`]); in a materialized view also
+//!      `NOT IN` in `WHERE`, whose null-aware anti join has no incremental
+//!      form;
+//!    * a subquery that reads a query more than one level out is refused
+//!      (`0A000`).
+//! 2. [`DecorrelateByDomain`] (an optimizer rule, right after DataFusion's own)
+//!    takes each correlated scalar aggregate DataFusion left in place (a
+//!    correlation by `<`, `<>`, or by an expression) and joins it by the
+//!    *domain* of the outer values it reads, the general unnesting of
+//!    Neumann and Kemper ("Unnesting Arbitrary Queries", BTW 2015):
+//!
+//!    ```text
+//!    O  ⟕[O.c IS NOT DISTINCT FROM D.c]  γ[D.c; agg FILTER (matched)]( D ⟕[P(i, D.c)] I )
+//!    where D = DISTINCT O.c
+//!    ```
+//!
+//!    Every outer value is in `D`, so each outer row meets exactly one group;
+//!    the left join from `D` keeps the values no inner row matches, and the
+//!    `FILTER` keeps their aggregates those of empty input (`count` 0, `sum`
+//!    NULL), which is the count bug handled for every aggregate at once.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchema, ExprSchema, NullEquality, Result, Spans};
+use datafusion::error::DataFusionError;
+use datafusion::functions_aggregate::expr_fn::{count, max};
+use datafusion::logical_expr::expr::{
+    AggregateFunction, Exists, InSubquery, SetComparison, SetQuantifier,
+};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
+use datafusion::logical_expr::{
+    binary_expr, lit, when, ColumnarValue, Expr, Filter, JoinType, LogicalPlan, LogicalPlanBuilder,
+    Operator, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Subquery, Volatility,
+};
+use datafusion::optimizer::analyzer::AnalyzerRule;
+use datafusion::optimizer::decorrelate::PullUpCorrelatedExpr;
+use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
+
+use super::SqlError;
+
+/// The Postgres message for a scalar subquery that returned several rows.
+pub const TOO_MANY_ROWS: &str = "more than one row returned by a subquery used as an expression";
+
+// ---------------------------------------------------------------------------
+// __subquery_value(n, v)
+
+/// `__subquery_value(n, v)`: `v` where `n <= 1`, else the cardinality
+/// error. `n` counts the rows a scalar subquery produced, `v` is their
+/// `max` (so the value itself when there is one row, NULL when none).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct SubqueryValueUdf {
+    signature: Signature,
+}
+
+impl Default for SubqueryValueUdf {
+    fn default() -> Self {
+        SubqueryValueUdf {
+            signature: Signature::any(2, Volatility::Immutable),
+        }
+    }
+}
+
+pub fn subquery_value_udf() -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::from(SubqueryValueUdf::default()))
+}
+
+impl ScalarUDFImpl for SubqueryValueUdf {
+    fn name(&self) -> &str {
+        "__subquery_value"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(arg_types[1].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{Array, Int64Array};
+        let [n, v] = <[ColumnarValue; 2]>::try_from(args.args).map_err(|_| {
+            DataFusionError::Internal("__subquery_value takes two arguments".into())
+        })?;
+        let too_many =
+            || DataFusionError::External(Box::new(SqlError::Cardinality(TOO_MANY_ROWS.into())));
+        match n {
+            ColumnarValue::Scalar(s) => {
+                if let datafusion::common::ScalarValue::Int64(Some(n)) = s {
+                    if n > 1 {
+                        return Err(too_many());
+                    }
+                }
+            }
+            ColumnarValue::Array(a) => {
+                let counts = a.as_any().downcast_ref::<Int64Array>().ok_or_else(|| {
+                    DataFusionError::Internal("__subquery_value: a count is bigint".into())
+                })?;
+                if (0..counts.len()).any(|i| counts.is_valid(i) && counts.value(i) > 1) {
+                    return Err(too_many());
+                }
+            }
+        }
+        Ok(v)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. SubqueryForms
+
+/// Freshet's planner options (`freshet.*` in DataFusion's config).
+#[derive(Debug, Clone, Default)]
+pub struct PlannerOptions {
+    /// The plan is a materialized view's: every subquery must become a join
+    /// (a circuit cannot run a subquery per row, nor DataFusion's null-aware
+    /// anti join).
+    pub incremental: bool,
+}
+
+impl datafusion::common::config::ConfigExtension for PlannerOptions {
+    const PREFIX: &'static str = "freshet";
+}
+
+impl datafusion::common::config::ExtensionOptions for PlannerOptions {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn datafusion::common::config::ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "incremental" => {
+                self.incremental = value.parse().map_err(|_| {
+                    DataFusionError::Configuration(format!("freshet.incremental: {value}"))
+                })?;
+                Ok(())
+            }
+            other => Err(DataFusionError::Configuration(format!(
+                "unknown option freshet.{other}"
+            ))),
+        }
+    }
+
+    fn entries(&self) -> Vec<datafusion::common::config::ConfigEntry> {
+        vec![datafusion::common::config::ConfigEntry {
+            key: "freshet.incremental".into(),
+            value: Some(self.incremental.to_string()),
+            description: "plan for an incremental circuit",
+        }]
+    }
+}
+
+/// The analyzer rule of step 1 (module documentation).
+#[derive(Debug, Default)]
+pub struct SubqueryForms;
+
+impl AnalyzerRule for SubqueryForms {
+    fn analyze(&self, plan: LogicalPlan, config: &ConfigOptions) -> Result<LogicalPlan> {
+        let incremental = config
+            .extensions
+            .get::<PlannerOptions>()
+            .is_some_and(|o| o.incremental);
+        plan.transform_up_with_subqueries(|n| forms_in_node(n, incremental))
+            .data()
+    }
+
+    fn name(&self) -> &str {
+        "freshet_subquery_forms"
+    }
+}
+
+fn forms_in_node(node: LogicalPlan, incremental: bool) -> Result<Transformed<LogicalPlan>> {
+    if !node_has_subquery(&node) {
+        return Ok(Transformed::no(node));
+    }
+    check_one_level(&node)?;
+    match node {
+        // EXISTS / IN as a conjunct of WHERE: DataFusion's semi and anti
+        // joins take those (but NOT IN in a view: its null-aware anti join
+        // has no incremental form, the counts do); anything else is
+        // rewritten.
+        LogicalPlan::Filter(f) => {
+            let schema = Arc::clone(f.input.schema());
+            let mut changed = false;
+            let mut parts = Vec::new();
+            for c in split_conjunction(&f.predicate) {
+                let t = match c {
+                    Expr::Exists(_) => c.clone().transform_up(scalar_form)?,
+                    Expr::InSubquery(i) if !(incremental && i.negated) => {
+                        c.clone().transform_up(scalar_form)?
+                    }
+                    Expr::SetComparison(s) => {
+                        Transformed::yes(set_comparison_as_exists(s.clone(), &schema)?)
+                    }
+                    _ => c.clone().transform_up(|e| any_form(e, &schema))?,
+                };
+                changed |= t.transformed;
+                parts.push(t.data);
+            }
+            if !changed {
+                return Ok(Transformed::no(LogicalPlan::Filter(f)));
+            }
+            let predicate = conjunction(parts).unwrap_or_else(|| lit(true));
+            Ok(Transformed::yes(LogicalPlan::Filter(Filter::try_new(
+                predicate, f.input,
+            )?)))
+        }
+        other => {
+            let schema = datafusion::logical_expr::utils::merge_schema(&other.inputs());
+            let preserver = NamePreserver::new(&other);
+            other.map_expressions(|e| {
+                let saved = preserver.save(&e);
+                Ok(e.transform_up(|e| any_form(e, &schema))?
+                    .update_data(|e| saved.restore(e)))
+            })
+        }
+    }
+}
+
+/// Every subquery in `node` reads only columns of `node`'s own inputs: a
+/// reference to a query further out is refused (DataFusion would take it
+/// for one to the nearest query and fail, or worse).
+fn check_one_level(node: &LogicalPlan) -> Result<()> {
+    let schema = datafusion::logical_expr::utils::merge_schema(&node.inputs());
+    node.apply_expressions(|e| {
+        e.apply(|e| {
+            let sq = match e {
+                Expr::ScalarSubquery(sq) => sq,
+                Expr::Exists(x) => &x.subquery,
+                Expr::InSubquery(x) => &x.subquery,
+                Expr::SetComparison(x) => &x.subquery,
+                _ => return Ok(TreeNodeRecursion::Continue),
+            };
+            for r in &sq.outer_ref_columns {
+                if let Expr::OuterReferenceColumn(_, c) = r {
+                    if !schema.has_column(c) {
+                        return Err(DataFusionError::NotImplemented(format!(
+                            "a subquery that refers to {c} of a query more than one level out is not supported"
+                        )));
+                    }
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+    })
+    .map(|_| ())
+}
+
+fn node_has_subquery(node: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = node.apply_expressions(|e| {
+        found |= e
+            .exists(|e| {
+                Ok(matches!(
+                    e,
+                    Expr::ScalarSubquery(_)
+                        | Expr::Exists(_)
+                        | Expr::InSubquery(_)
+                        | Expr::SetComparison(_)
+                ))
+            })
+            .unwrap_or(false);
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// Every rewrite of step 1 on one expression node.
+fn any_form(e: Expr, outer: &DFSchema) -> Result<Transformed<Expr>> {
+    match e {
+        Expr::Exists(Exists { subquery, negated }) => {
+            let e = exists_as_count(subquery)?;
+            Ok(Transformed::yes(if negated { !e } else { e }))
+        }
+        Expr::InSubquery(InSubquery {
+            expr,
+            subquery,
+            negated,
+        }) => match quantified_as_counts(
+            *expr.clone(),
+            subquery.clone(),
+            Operator::Eq,
+            SetQuantifier::Any,
+            outer,
+        )? {
+            Some(e) => Ok(Transformed::yes(if negated { !e } else { e })),
+            None => Ok(Transformed::no(Expr::InSubquery(InSubquery {
+                expr,
+                subquery,
+                negated,
+            }))),
+        },
+        Expr::SetComparison(s) => {
+            match quantified_as_counts(
+                *s.expr.clone(),
+                s.subquery.clone(),
+                s.op,
+                s.quantifier,
+                outer,
+            )? {
+                Some(e) => Ok(Transformed::yes(e)),
+                None => Ok(Transformed::no(Expr::SetComparison(s))),
+            }
+        }
+        other => scalar_form(other),
+    }
+}
+
+/// `x op ANY (S)` / `x op ALL (S)` where only truth matters (a conjunct of
+/// WHERE): `EXISTS (S WHERE x op y)` / `NOT EXISTS (S WHERE (x op y) IS NOT
+/// TRUE)`, a semi or anti join.
+fn set_comparison_as_exists(s: SetComparison, outer: &DFSchema) -> Result<Expr> {
+    let x = to_outer(*s.expr, outer)?;
+    let y = first_column(&s.subquery.subquery);
+    let cmp = binary_expr(x, s.op, y);
+    let (pred, negated) = match s.quantifier {
+        SetQuantifier::Any => (cmp, false),
+        SetQuantifier::All => (cmp.is_not_true(), true),
+    };
+    let plan = LogicalPlanBuilder::from(s.subquery.subquery.as_ref().clone())
+        .filter(pred)?
+        .build()?;
+    Ok(Expr::Exists(Exists {
+        subquery: subquery_of(plan, &s.subquery),
+        negated,
+    }))
+}
+
+/// A scalar subquery that can return more rows than one becomes two
+/// aggregates of its rows, combined on the outer row:
+/// `__subquery_value((SELECT count(*) FROM S), (SELECT max(v) FROM S))`. The
+/// count is checked where the value is used, so only an outer row that
+/// actually meets several rows fails (as in Postgres, which evaluates the
+/// subquery only for the rows that reach it).
+fn scalar_form(e: Expr) -> Result<Transformed<Expr>> {
+    let Expr::ScalarSubquery(sq) = e else {
+        return Ok(Transformed::no(e));
+    };
+    if at_most_one_row(&sq.subquery) {
+        return Ok(Transformed::no(Expr::ScalarSubquery(sq)));
+    }
+    let plan = sq.subquery.as_ref();
+    let value = first_column(plan);
+    let name = plan.schema().field(0).name().clone();
+    let built = LogicalPlanBuilder::from(plan.clone())
+        .aggregate(Vec::<Expr>::new(), vec![max(value).alias(name)])
+        .and_then(|b| b.build());
+    match built {
+        Ok(values) => {
+            let rows = LogicalPlanBuilder::from(plan.clone())
+                .aggregate(Vec::<Expr>::new(), vec![count(lit(1)).alias("__rows")])?
+                .build()?;
+            Ok(Transformed::yes(subquery_value_udf().call(vec![
+                Expr::ScalarSubquery(subquery_of(rows, &sq)),
+                Expr::ScalarSubquery(subquery_of(values, &sq)),
+            ])))
+        }
+        // no max() for this type: leave the subquery as it is (an
+        // uncorrelated one still runs with its own row check)
+        Err(_) if sq.outer_ref_columns.is_empty() => Ok(Transformed::no(Expr::ScalarSubquery(sq))),
+        Err(e) => Err(DataFusionError::NotImplemented(format!(
+            "a correlated scalar subquery of this type without an aggregate ({e})"
+        ))),
+    }
+}
+
+/// True for plans that return at most one row by construction.
+fn at_most_one_row(plan: &LogicalPlan) -> bool {
+    if plan.max_rows().is_some_and(|n| n <= 1) {
+        return true;
+    }
+    match plan {
+        LogicalPlan::Projection(p) => at_most_one_row(&p.input),
+        LogicalPlan::SubqueryAlias(a) => at_most_one_row(&a.input),
+        LogicalPlan::Filter(f) => at_most_one_row(&f.input),
+        LogicalPlan::Aggregate(a) => a.group_expr.is_empty(),
+        _ => false,
+    }
+}
+
+/// `plan` as a subquery of the same query `like` belongs to, listing the
+/// outer columns it reads.
+fn subquery_of(plan: LogicalPlan, like: &Subquery) -> Subquery {
+    let mut outer = plan.all_out_ref_exprs();
+    for r in &like.outer_ref_columns {
+        if !outer.contains(r) {
+            outer.push(r.clone());
+        }
+    }
+    Subquery {
+        subquery: Arc::new(plan),
+        outer_ref_columns: outer,
+        spans: Spans::new(),
+    }
+}
+
+/// `EXISTS (S)` as `(SELECT count(*) > 0 FROM S)`.
+fn exists_as_count(sq: Subquery) -> Result<Expr> {
+    let plan = LogicalPlanBuilder::from(sq.subquery.as_ref().clone())
+        .aggregate(Vec::<Expr>::new(), vec![count(lit(1)).alias("__rows")])?
+        .project(vec![Expr::Column(Column::from_name("__rows"))
+            .gt(lit(0i64))
+            .alias("exists")])?
+        .build()?;
+    Ok(Expr::ScalarSubquery(subquery_of(plan, &sq)))
+}
+
+/// The first output column of a subquery's plan.
+fn first_column(plan: &LogicalPlan) -> Expr {
+    let (q, f) = plan.schema().qualified_field(0);
+    Expr::Column(Column::from((q, f)))
+}
+
+/// `x` as seen from inside a subquery: its columns become outer references.
+fn to_outer(x: Expr, outer: &DFSchema) -> Result<Expr> {
+    x.transform_up(|e| match e {
+        Expr::Column(c) => {
+            let field = outer.field_from_column(&c)?;
+            Ok(Transformed::yes(Expr::OuterReferenceColumn(
+                Arc::clone(field),
+                c,
+            )))
+        }
+        other => Ok(Transformed::no(other)),
+    })
+    .data()
+}
+
+/// `x op ANY (S)` (`x IN (S)` is `x = ANY (S)`) and `x op ALL (S)` with
+/// Postgres' three-valued answer, from counts that each decorrelate on
+/// their own — the first by `x op y` itself, an equi-join for `=`:
+///
+/// ```text
+/// ANY: CASE WHEN EXISTS (S WHERE x op y)                THEN true
+///           WHEN x IS NULL THEN CASE WHEN EXISTS (S)    THEN NULL ELSE false END
+///           WHEN EXISTS (S WHERE y IS NULL)             THEN NULL
+///           ELSE false END
+/// ALL: CASE WHEN EXISTS (S WHERE (x op y) IS FALSE)     THEN false
+///           WHEN x IS NULL THEN CASE WHEN EXISTS (S)    THEN NULL ELSE true END
+///           WHEN EXISTS (S WHERE y IS NULL)             THEN NULL
+///           ELSE true END
+/// ```
+///
+/// `None` when `x` itself reads an enclosing query (two levels of
+/// correlation): the expression is then left to DataFusion.
+fn quantified_as_counts(
+    x: Expr,
+    sq: Subquery,
+    op: Operator,
+    quantifier: SetQuantifier,
+    outer: &DFSchema,
+) -> Result<Option<Expr>> {
+    if x.contains_outer() {
+        return Ok(None);
+    }
+    let plan = sq.subquery.as_ref();
+    let y = first_column(plan);
+    let cmp = binary_expr(to_outer(x.clone(), outer)?, op, y.clone());
+    let filtered = |p: Expr| -> Result<Expr> {
+        let plan = LogicalPlanBuilder::from(plan.clone()).filter(p)?.build()?;
+        exists_as_count(subquery_of(plan, &sq))
+    };
+    let null = Expr::Literal(datafusion::common::ScalarValue::Boolean(None), None);
+    let (decided, decides, otherwise) = match quantifier {
+        SetQuantifier::Any => (filtered(cmp)?, true, false),
+        SetQuantifier::All => (filtered(cmp.is_false())?, false, true),
+    };
+    let any_row = exists_as_count(sq.clone())?;
+    let null_row = filtered(y.is_null())?;
+    let e = when(decided, lit(decides))
+        .when(
+            x.is_null(),
+            when(any_row, null.clone()).otherwise(lit(otherwise))?,
+        )
+        .when(null_row, null)
+        .otherwise(lit(otherwise))?;
+    Ok(Some(e))
+}
+
+// ---------------------------------------------------------------------------
+// 2. DecorrelateByDomain
+
+/// DataFusion's optimizer rules with [`DecorrelateByDomain`] right after its
+/// own scalar-subquery decorrelation: it must see the subqueries as that
+/// rule does, before filters are pushed into them (a pushed filter can name
+/// an inner column by the outer relation's name, which the lifted,
+/// unmarked predicates could no longer tell apart).
+pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    let mut rules = datafusion::optimizer::Optimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "scalar_subquery_to_join")
+        .map_or(rules.len(), |i| i + 1);
+    rules.insert(at, Arc::new(DecorrelateByDomain));
+    rules
+}
+
+/// The optimizer rule of step 2 (module documentation).
+#[derive(Debug, Default)]
+pub struct DecorrelateByDomain;
+
+impl OptimizerRule for DecorrelateByDomain {
+    fn name(&self) -> &str {
+        "freshet_decorrelate_by_domain"
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        Some(ApplyOrder::TopDown)
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        match plan {
+            LogicalPlan::Projection(p) if p.expr.iter().any(has_correlated_scalar) => {
+                let preserver = NamePreserver::new_for_projection();
+                let mut input = p.input.as_ref().clone();
+                let mut exprs = Vec::with_capacity(p.expr.len());
+                for e in &p.expr {
+                    let saved = preserver.save(e);
+                    let (next, e) = unnest_in(input, e.clone(), config)?;
+                    input = next;
+                    exprs.push(saved.restore(e));
+                }
+                Ok(Transformed::yes(
+                    LogicalPlanBuilder::from(input).project(exprs)?.build()?,
+                ))
+            }
+            LogicalPlan::Filter(f) if has_correlated_scalar(&f.predicate) => {
+                let columns: Vec<Expr> = f
+                    .input
+                    .schema()
+                    .columns()
+                    .into_iter()
+                    .map(Expr::Column)
+                    .collect();
+                let (input, predicate) = unnest_in(f.input.as_ref().clone(), f.predicate, config)?;
+                Ok(Transformed::yes(
+                    LogicalPlanBuilder::from(input)
+                        .filter(predicate)?
+                        .project(columns)?
+                        .build()?,
+                ))
+            }
+            other => Ok(Transformed::no(other)),
+        }
+    }
+}
+
+fn has_correlated_scalar(e: &Expr) -> bool {
+    e.exists(|e| Ok(matches!(e, Expr::ScalarSubquery(sq) if !sq.outer_ref_columns.is_empty())))
+        .unwrap_or(false)
+}
+
+/// Replaces every correlated scalar subquery of `e` (outermost first) by a
+/// column of a domain join added to `input`.
+fn unnest_in(
+    input: LogicalPlan,
+    e: Expr,
+    config: &dyn OptimizerConfig,
+) -> Result<(LogicalPlan, Expr)> {
+    let mut input = Some(input);
+    let mut failure = None;
+    let e = e
+        .transform_down(|e| match e {
+            Expr::ScalarSubquery(sq) if !sq.outer_ref_columns.is_empty() => {
+                let Some(current) = input.take() else {
+                    return Ok(Transformed::no(Expr::ScalarSubquery(sq)));
+                };
+                match join_by_domain(current.clone(), &sq, config) {
+                    Ok((joined, value)) => {
+                        input = Some(joined);
+                        Ok(Transformed::new(value, true, TreeNodeRecursion::Jump))
+                    }
+                    Err(err) => {
+                        input = Some(current);
+                        failure = Some(err);
+                        Ok(Transformed::new(
+                            Expr::ScalarSubquery(sq),
+                            false,
+                            TreeNodeRecursion::Stop,
+                        ))
+                    }
+                }
+            }
+            other => Ok(Transformed::no(other)),
+        })?
+        .data;
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    let input =
+        input.ok_or_else(|| DataFusionError::Internal("domain join lost its input".into()))?;
+    Ok((input, e))
+}
+
+fn unsupported(what: &str) -> DataFusionError {
+    DataFusionError::NotImplemented(format!("a correlated subquery {what} is not supported"))
+}
+
+/// Builds `outer ⟕ A` for one correlated scalar aggregate (module
+/// documentation) and returns it with the column that holds the value.
+fn join_by_domain(
+    outer: LogicalPlan,
+    sq: &Subquery,
+    config: &dyn OptimizerConfig,
+) -> Result<(LogicalPlan, Expr)> {
+    // S = [Projection]* → Aggregate (no GROUP BY) → R
+    let mut projections: Vec<Vec<Expr>> = Vec::new();
+    let mut plan = sq.subquery.as_ref();
+    let aggregate = loop {
+        match plan {
+            LogicalPlan::Projection(p) => {
+                projections.push(p.expr.clone());
+                plan = &p.input;
+            }
+            LogicalPlan::SubqueryAlias(a) => plan = &a.input,
+            LogicalPlan::Aggregate(a) if a.group_expr.is_empty() => break a,
+            LogicalPlan::Aggregate(_) => return Err(unsupported("with GROUP BY")),
+            LogicalPlan::Filter(_) => return Err(unsupported("with HAVING")),
+            other => {
+                return Err(unsupported(&format!(
+                    "over {}",
+                    other
+                        .display()
+                        .to_string()
+                        .split(':')
+                        .next()
+                        .unwrap_or("this plan")
+                )))
+            }
+        }
+    };
+    // Lift the correlated predicates out of R.
+    let mut pull = PullUpCorrelatedExpr::new();
+    let inner = aggregate.input.as_ref().clone().rewrite(&mut pull)?.data;
+    if !pull.can_pull_up || inner.contains_outer_reference() || plan_has_outer(&inner) {
+        return Err(unsupported(
+            "in this position (under LIMIT, ORDER BY, a window or an outer join)",
+        ));
+    }
+    let alias = config.alias_generator().next("__domain_sq");
+    // The outer columns the subquery reads. The lifted predicates hold them
+    // as plain columns (PullUpCorrelatedExpr strips the outer marking): a
+    // column there is outer when the subquery lists it and its own input
+    // does not have it.
+    let mut outer_cols: BTreeSet<Column> = BTreeSet::new();
+    for r in &sq.outer_ref_columns {
+        if let Expr::OuterReferenceColumn(_, c) = r {
+            outer_cols.insert(c.clone());
+        }
+    }
+    let outer_cols: Vec<Column> = outer_cols.into_iter().collect();
+    if outer_cols.is_empty() {
+        return Err(unsupported("whose correlation could not be resolved"));
+    }
+    if let Some(c) = outer_cols.iter().find(|c| !outer.schema().has_column(c)) {
+        return Err(unsupported(&format!(
+            "that refers to {c} of a query more than one level out"
+        )));
+    }
+    let inner_schema = Arc::clone(inner.schema());
+    let dom_name = |i: usize| format!("{alias}_d{i}");
+    let dom_col = |i: usize| Expr::Column(Column::new(Some(alias.clone()), dom_name(i)));
+    let position = |c: &Column| outer_cols.iter().position(|o| o == c);
+    // outer reference → domain column
+    let to_domain = |e: Expr| -> Result<Expr> {
+        e.transform_up(|e| match e {
+            Expr::OuterReferenceColumn(_, c) => match position(&c) {
+                Some(i) => Ok(Transformed::yes(dom_col(i))),
+                None => Err(DataFusionError::Internal(format!(
+                    "outer column {c} is not in the subquery's list"
+                ))),
+            },
+            Expr::Column(c) if !inner_schema.has_column(&c) => match position(&c) {
+                Some(i) => Ok(Transformed::yes(dom_col(i))),
+                None => Ok(Transformed::no(Expr::Column(c))),
+            },
+            other => Ok(Transformed::no(other)),
+        })
+        .data()
+    };
+    // D = DISTINCT outer columns
+    let domain = LogicalPlanBuilder::from(outer.clone())
+        .project(
+            outer_cols
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Expr::Column(c.clone()).alias(dom_name(i))),
+        )?
+        .distinct()?
+        .alias(alias.clone())?
+        .build()?;
+    // D ⟕ (R + matched marker) ON P(R, D)
+    let mark = format!("{alias}_matched");
+    let mut inner_exprs: Vec<Expr> = inner
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    inner_exprs.push(lit(true).alias(mark.clone()));
+    let marked = LogicalPlanBuilder::from(inner)
+        .project(inner_exprs)?
+        .build()?;
+    let on = pull
+        .join_filters
+        .iter()
+        .cloned()
+        .map(to_domain)
+        .collect::<Result<Vec<_>>>()?;
+    // The lifted predicates lost their outer marking: never let an inner
+    // column pass for an outer one (that would be a wrong answer).
+    let outer_refs = count_outer_refs(&aggregate.input);
+    let mapped: usize = on.iter().map(|e| count_columns_of(e, &alias)).sum();
+    if mapped > outer_refs {
+        return Err(unsupported("whose correlation is ambiguous"));
+    }
+    let joined = LogicalPlanBuilder::from(domain).join_on(marked, JoinType::Left, on)?;
+    // γ[D; agg FILTER (matched)]: unmatched domain values aggregate no rows
+    let matched = Expr::Column(Column::from_name(mark)).is_not_null();
+    let mut aggs = Vec::with_capacity(aggregate.aggr_expr.len());
+    for e in &aggregate.aggr_expr {
+        let name = e.schema_name().to_string();
+        let (func, params) = match e {
+            Expr::AggregateFunction(f) => (f.func.clone(), f.params.clone()),
+            Expr::Alias(a) => match a.expr.as_ref() {
+                Expr::AggregateFunction(f) => (f.func.clone(), f.params.clone()),
+                other => {
+                    return Err(unsupported(&format!(
+                        "with the aggregate expression {other}"
+                    )))
+                }
+            },
+            other => {
+                return Err(unsupported(&format!(
+                    "with the aggregate expression {other}"
+                )))
+            }
+        };
+        let filter = match params.filter {
+            Some(f) => to_domain(*f)?.and(matched.clone()),
+            None => matched.clone(),
+        };
+        let args = params
+            .args
+            .into_iter()
+            .map(to_domain)
+            .collect::<Result<Vec<_>>>()?;
+        let order_by = params
+            .order_by
+            .into_iter()
+            .map(|mut s| {
+                s.expr = to_domain(s.expr)?;
+                Ok(s)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let f = AggregateFunction::new_udf(
+            func,
+            args,
+            params.distinct,
+            Some(Box::new(filter)),
+            order_by,
+            params.null_treatment,
+        );
+        aggs.push(Expr::AggregateFunction(f).alias(name));
+    }
+    let groups: Vec<Expr> = (0..outer_cols.len()).map(dom_col).collect();
+    let mut b = joined.aggregate(groups.clone(), aggs)?;
+    // the subquery's own projections above its aggregate, keeping D
+    let value = format!("{alias}_value");
+    let levels = projections.len();
+    for (k, exprs) in projections.into_iter().rev().enumerate() {
+        let mut exprs = exprs
+            .into_iter()
+            .map(to_domain)
+            .collect::<Result<Vec<_>>>()?;
+        if k + 1 == levels {
+            exprs.truncate(1);
+            exprs[0] = exprs[0].clone().alias(value.clone());
+        }
+        exprs.extend(groups.iter().cloned());
+        b = b.project(exprs)?;
+    }
+    if levels == 0 {
+        let first = b.schema().qualified_field(groups.len());
+        let mut exprs = vec![Expr::Column(Column::from((first.0, first.1))).alias(value.clone())];
+        exprs.extend(groups.iter().cloned());
+        b = b.project(exprs)?;
+    }
+    let result_alias = format!("{alias}_r");
+    let result = b.alias(result_alias.clone())?.build()?;
+    // O ⟕ A ON O.c IS NOT DISTINCT FROM A.c
+    let left_keys: Vec<Column> = outer_cols.clone();
+    let right_keys: Vec<Column> = (0..outer_cols.len())
+        .map(|i| Column::new(Some(result_alias.clone()), dom_name(i)))
+        .collect();
+    let joined = LogicalPlanBuilder::from(outer)
+        .join_detailed(
+            result,
+            JoinType::Left,
+            (left_keys, right_keys),
+            None,
+            NullEquality::NullEqualsNull,
+        )?
+        .build()?;
+    Ok((joined, Expr::Column(Column::new(Some(result_alias), value))))
+}
+
+/// Outer references in the expressions of `plan`'s nodes (not inside
+/// nested subqueries, which have their own).
+fn count_outer_refs(plan: &LogicalPlan) -> usize {
+    let mut n = 0;
+    let _ = plan.apply(|p| {
+        let _ = p.apply_expressions(|e| {
+            let _ = e.apply(|e| {
+                if matches!(e, Expr::OuterReferenceColumn(..)) {
+                    n += 1;
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+            Ok(TreeNodeRecursion::Continue)
+        });
+        Ok(TreeNodeRecursion::Continue)
+    });
+    n
+}
+
+/// Occurrences of columns of relation `alias` in `e`.
+fn count_columns_of(e: &Expr, alias: &str) -> usize {
+    let mut n = 0;
+    let _ = e.apply(|e| {
+        if let Expr::Column(c) = e {
+            if c.relation.as_ref().is_some_and(|r| r.table() == alias) {
+                n += 1;
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    n
+}
+
+fn plan_has_outer(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|p| {
+        found |= p.contains_outer_reference();
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
