@@ -183,6 +183,25 @@ impl SqlStatementRewriteRule for StripByteOrderCollate {
     }
 }
 
+/// The first `COLLATE` clause left in `s` (one naming a collation other
+/// than the byte order), for a clear error.
+pub fn remaining_collation(s: &Statement) -> Option<String> {
+    struct V(Option<String>);
+    impl Visitor for V {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if let Expr::Collate { collation, .. } = e {
+                self.0 = Some(collation.to_string());
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut v = V(None);
+    let _ = s.visit(&mut v);
+    v.0
+}
+
 /// `'{1,2,NULL}'::int[]` → `CAST(ARRAY['1', '2', NULL] AS int[])`: each
 /// element keeps its own input conversion, quoted elements (`"a,b"`,
 /// backslash escapes) and `NULL` are read as Postgres reads them. A literal

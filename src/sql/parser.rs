@@ -171,6 +171,11 @@ impl SqlParser {
             ))),
             _ => {
                 let mut stmts = self.compat.parse(text).map_err(syntax)?;
+                if let Some(c) = stmts.iter().find_map(super::compat::remaining_collation) {
+                    return Err(SqlError::Unsupported(format!(
+                        "COLLATE {c} is not supported: text compares by bytes, as in COLLATE \"C\""
+                    )));
+                }
                 match stmts.len() {
                     1 => Ok(Statement::Sql(Box::new(stmts.remove(0)))),
                     0 => Err(SqlError::Syntax("empty statement".into())),

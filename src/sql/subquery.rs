@@ -634,26 +634,67 @@ fn unsupported(what: &str) -> DataFusionError {
     DataFusionError::NotImplemented(format!("a correlated subquery {what} is not supported"))
 }
 
-/// Builds `outer ⟕ A` for one correlated scalar aggregate (module
-/// documentation) and returns it with the column that holds the value.
-fn join_by_domain(
-    outer: LogicalPlan,
-    sq: &Subquery,
-    config: &dyn OptimizerConfig,
-) -> Result<(LogicalPlan, Expr)> {
-    // S = [Projection]* → Aggregate (no GROUP BY) → R
+/// What a correlated scalar subquery computes over its input `R`, the part
+/// below which the correlated predicates sit.
+enum Shape<'a> {
+    /// `[Projection]* → Aggregate (no GROUP BY) → R`
+    Aggregate(&'a datafusion::logical_expr::Aggregate),
+    /// `[Projection]* → Limit 1 → [Projection]* → Sort → R`: the first row
+    /// by an order (`between` are the projections under the limit).
+    First {
+        skip: usize,
+        between: Vec<Vec<Expr>>,
+        sort: &'a datafusion::logical_expr::Sort,
+    },
+}
+
+/// Takes a correlated subquery apart: its projections above the shape
+/// (outermost first), the shape, and `R`.
+fn shape_of(sq: &Subquery) -> Result<(Vec<Vec<Expr>>, Shape<'_>, &LogicalPlan)> {
     let mut projections: Vec<Vec<Expr>> = Vec::new();
     let mut plan = sq.subquery.as_ref();
-    let aggregate = loop {
+    loop {
         match plan {
             LogicalPlan::Projection(p) => {
                 projections.push(p.expr.clone());
                 plan = &p.input;
             }
             LogicalPlan::SubqueryAlias(a) => plan = &a.input,
-            LogicalPlan::Aggregate(a) if a.group_expr.is_empty() => break a,
+            LogicalPlan::Aggregate(a) if a.group_expr.is_empty() => {
+                return Ok((projections, Shape::Aggregate(a), &a.input))
+            }
             LogicalPlan::Aggregate(_) => return Err(unsupported("with GROUP BY")),
             LogicalPlan::Filter(_) => return Err(unsupported("with HAVING")),
+            LogicalPlan::Limit(l) => {
+                let (skip, fetch) = match (l.get_skip_type()?, l.get_fetch_type()?) {
+                    (
+                        datafusion::logical_expr::SkipType::Literal(s),
+                        datafusion::logical_expr::FetchType::Literal(Some(f)),
+                    ) => (s, f),
+                    _ => return Err(unsupported("with a LIMIT that is not a constant")),
+                };
+                if fetch != 1 {
+                    return Err(unsupported("with a LIMIT other than 1"));
+                }
+                let mut between = Vec::new();
+                let mut below = l.input.as_ref();
+                while let LogicalPlan::Projection(p) = below {
+                    between.push(p.expr.clone());
+                    below = &p.input;
+                }
+                return match below {
+                    LogicalPlan::Sort(sort) if sort.fetch.is_none() => Ok((
+                        projections,
+                        Shape::First {
+                            skip,
+                            between,
+                            sort,
+                        },
+                        &sort.input,
+                    )),
+                    _ => Err(unsupported("with LIMIT but no ORDER BY")),
+                };
+            }
             other => {
                 return Err(unsupported(&format!(
                     "over {}",
@@ -666,20 +707,74 @@ fn join_by_domain(
                 )))
             }
         }
-    };
+    }
+}
+
+/// The outer columns a correlated subquery reads, as a domain: `D =
+/// DISTINCT outer.c…` under a fresh alias, and the mapping of the
+/// subquery's references to them.
+struct Domain {
+    alias: String,
+    outer_cols: Vec<Column>,
+    /// The schema of `R` once its correlated predicates are lifted.
+    inner_schema: datafusion::common::DFSchemaRef,
+}
+
+impl Domain {
+    fn name(&self, i: usize) -> String {
+        format!("{}_d{i}", self.alias)
+    }
+
+    fn column(&self, i: usize) -> Expr {
+        Expr::Column(Column::new(Some(self.alias.clone()), self.name(i)))
+    }
+
+    fn columns(&self) -> Vec<Expr> {
+        (0..self.outer_cols.len()).map(|i| self.column(i)).collect()
+    }
+
+    /// `e` with outer references (marked, or plain columns the inner
+    /// schema does not have: the lifted predicates lost their marking)
+    /// replaced by the domain's columns.
+    fn map(&self, e: Expr) -> Result<Expr> {
+        let position = |c: &Column| self.outer_cols.iter().position(|o| o == c);
+        e.transform_up(|e| match e {
+            Expr::OuterReferenceColumn(_, c) => match position(&c) {
+                Some(i) => Ok(Transformed::yes(self.column(i))),
+                None => Err(DataFusionError::Internal(format!(
+                    "outer column {c} is not in the subquery's list"
+                ))),
+            },
+            Expr::Column(c) if !self.inner_schema.has_column(&c) => match position(&c) {
+                Some(i) => Ok(Transformed::yes(self.column(i))),
+                None => Ok(Transformed::no(Expr::Column(c))),
+            },
+            other => Ok(Transformed::no(other)),
+        })
+        .data()
+    }
+
+    fn map_all(&self, es: Vec<Expr>) -> Result<Vec<Expr>> {
+        es.into_iter().map(|e| self.map(e)).collect()
+    }
+}
+
+/// `D ⟕[P(R, D)] (R + matched marker)` for the subquery's input `r`: the
+/// domain, and the join as a builder, with the marker's column.
+fn domain_join(
+    outer: &LogicalPlan,
+    sq: &Subquery,
+    r: &LogicalPlan,
+    config: &dyn OptimizerConfig,
+) -> Result<(Domain, LogicalPlanBuilder, Expr)> {
     // Lift the correlated predicates out of R.
     let mut pull = PullUpCorrelatedExpr::new();
-    let inner = aggregate.input.as_ref().clone().rewrite(&mut pull)?.data;
+    let inner = r.clone().rewrite(&mut pull)?.data;
     if !pull.can_pull_up || inner.contains_outer_reference() || plan_has_outer(&inner) {
         return Err(unsupported(
             "in this position (under LIMIT, ORDER BY, a window or an outer join)",
         ));
     }
-    let alias = config.alias_generator().next("__domain_sq");
-    // The outer columns the subquery reads. The lifted predicates hold them
-    // as plain columns (PullUpCorrelatedExpr strips the outer marking): a
-    // column there is outer when the subquery lists it and its own input
-    // does not have it.
     let mut outer_cols: BTreeSet<Column> = BTreeSet::new();
     for r in &sq.outer_ref_columns {
         if let Expr::OuterReferenceColumn(_, c) = r {
@@ -695,40 +790,22 @@ fn join_by_domain(
             "that refers to {c} of a query more than one level out"
         )));
     }
-    let inner_schema = Arc::clone(inner.schema());
-    let dom_name = |i: usize| format!("{alias}_d{i}");
-    let dom_col = |i: usize| Expr::Column(Column::new(Some(alias.clone()), dom_name(i)));
-    let position = |c: &Column| outer_cols.iter().position(|o| o == c);
-    // outer reference → domain column
-    let to_domain = |e: Expr| -> Result<Expr> {
-        e.transform_up(|e| match e {
-            Expr::OuterReferenceColumn(_, c) => match position(&c) {
-                Some(i) => Ok(Transformed::yes(dom_col(i))),
-                None => Err(DataFusionError::Internal(format!(
-                    "outer column {c} is not in the subquery's list"
-                ))),
-            },
-            Expr::Column(c) if !inner_schema.has_column(&c) => match position(&c) {
-                Some(i) => Ok(Transformed::yes(dom_col(i))),
-                None => Ok(Transformed::no(Expr::Column(c))),
-            },
-            other => Ok(Transformed::no(other)),
-        })
-        .data()
+    let d = Domain {
+        alias: config.alias_generator().next("__domain_sq"),
+        outer_cols,
+        inner_schema: Arc::clone(inner.schema()),
     };
-    // D = DISTINCT outer columns
     let domain = LogicalPlanBuilder::from(outer.clone())
         .project(
-            outer_cols
+            d.outer_cols
                 .iter()
                 .enumerate()
-                .map(|(i, c)| Expr::Column(c.clone()).alias(dom_name(i))),
+                .map(|(i, c)| Expr::Column(c.clone()).alias(d.name(i))),
         )?
         .distinct()?
-        .alias(alias.clone())?
+        .alias(d.alias.clone())?
         .build()?;
-    // D ⟕ (R + matched marker) ON P(R, D)
-    let mark = format!("{alias}_matched");
+    let mark = format!("{}_matched", d.alias);
     let mut inner_exprs: Vec<Expr> = inner
         .schema()
         .columns()
@@ -739,78 +816,84 @@ fn join_by_domain(
     let marked = LogicalPlanBuilder::from(inner)
         .project(inner_exprs)?
         .build()?;
-    let on = pull
-        .join_filters
-        .iter()
-        .cloned()
-        .map(to_domain)
-        .collect::<Result<Vec<_>>>()?;
+    let on = d.map_all(pull.join_filters.clone())?;
     // The lifted predicates lost their outer marking: never let an inner
     // column pass for an outer one (that would be a wrong answer).
-    let outer_refs = count_outer_refs(&aggregate.input);
-    let mapped: usize = on.iter().map(|e| count_columns_of(e, &alias)).sum();
-    if mapped > outer_refs {
+    let mapped: usize = on.iter().map(|e| count_columns_of(e, &d.alias)).sum();
+    if mapped > count_outer_refs(r) {
         return Err(unsupported("whose correlation is ambiguous"));
     }
     let joined = LogicalPlanBuilder::from(domain).join_on(marked, JoinType::Left, on)?;
-    // γ[D; agg FILTER (matched)]: unmatched domain values aggregate no rows
     let matched = Expr::Column(Column::from_name(mark)).is_not_null();
-    let mut aggs = Vec::with_capacity(aggregate.aggr_expr.len());
-    for e in &aggregate.aggr_expr {
-        let name = e.schema_name().to_string();
-        let (func, params) = match e {
-            Expr::AggregateFunction(f) => (f.func.clone(), f.params.clone()),
-            Expr::Alias(a) => match a.expr.as_ref() {
-                Expr::AggregateFunction(f) => (f.func.clone(), f.params.clone()),
-                other => {
-                    return Err(unsupported(&format!(
-                        "with the aggregate expression {other}"
-                    )))
-                }
-            },
-            other => {
-                return Err(unsupported(&format!(
-                    "with the aggregate expression {other}"
-                )))
+    Ok((d, joined, matched))
+}
+
+/// Builds `outer ⟕ A` for one correlated scalar subquery (module
+/// documentation) and returns it with the column that holds the value.
+fn join_by_domain(
+    outer: LogicalPlan,
+    sq: &Subquery,
+    config: &dyn OptimizerConfig,
+) -> Result<(LogicalPlan, Expr)> {
+    let (projections, shape, r) = shape_of(sq)?;
+    let (d, joined, matched) = domain_join(&outer, sq, r, config)?;
+    let groups = d.columns();
+    let mut b = match shape {
+        // γ[D; agg FILTER (matched)]: unmatched domain values aggregate no rows
+        Shape::Aggregate(aggregate) => {
+            let mut aggs = Vec::with_capacity(aggregate.aggr_expr.len());
+            for e in &aggregate.aggr_expr {
+                aggs.push(filtered_aggregate(e, &d, &matched)?);
             }
-        };
-        let filter = match params.filter {
-            Some(f) => to_domain(*f)?.and(matched.clone()),
-            None => matched.clone(),
-        };
-        let args = params
-            .args
-            .into_iter()
-            .map(to_domain)
-            .collect::<Result<Vec<_>>>()?;
-        let order_by = params
-            .order_by
-            .into_iter()
-            .map(|mut s| {
-                s.expr = to_domain(s.expr)?;
-                Ok(s)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let f = AggregateFunction::new_udf(
-            func,
-            args,
-            params.distinct,
-            Some(Box::new(filter)),
-            order_by,
-            params.null_treatment,
-        );
-        aggs.push(Expr::AggregateFunction(f).alias(name));
-    }
-    let groups: Vec<Expr> = (0..outer_cols.len()).map(dom_col).collect();
-    let mut b = joined.aggregate(groups.clone(), aggs)?;
-    // the subquery's own projections above its aggregate, keeping D
-    let value = format!("{alias}_value");
+            joined.aggregate(groups.clone(), aggs)?
+        }
+        // the first row of each domain value by the order; an unmatched
+        // value's one NULL-padded row is its first
+        Shape::First {
+            skip,
+            between,
+            sort,
+        } => {
+            use datafusion::logical_expr::ExprFunctionExt;
+            let rn = format!("{}_rn", d.alias);
+            let order = sort
+                .expr
+                .iter()
+                .map(|s| {
+                    Ok(datafusion::logical_expr::SortExpr {
+                        expr: d.map(s.expr.clone())?,
+                        asc: s.asc,
+                        nulls_first: s.nulls_first,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let number = datafusion::functions_window::expr_fn::row_number()
+                .partition_by(groups.clone())
+                .order_by(order)
+                .build()?
+                .alias(rn.clone());
+            let rn = Expr::Column(Column::from_name(rn));
+            let keep = if skip == 0 {
+                rn.lt_eq(lit(1u64))
+            } else {
+                rn.clone()
+                    .gt(lit(skip as u64))
+                    .and(rn.lt_eq(lit(skip as u64 + 1)))
+            };
+            let mut b = joined.window(vec![number])?.filter(keep)?;
+            for exprs in between.into_iter().rev() {
+                let mut exprs = d.map_all(exprs)?;
+                exprs.extend(groups.iter().cloned());
+                b = b.project(exprs)?;
+            }
+            b
+        }
+    };
+    // the subquery's own projections above, keeping D
+    let value = format!("{}_value", d.alias);
     let levels = projections.len();
     for (k, exprs) in projections.into_iter().rev().enumerate() {
-        let mut exprs = exprs
-            .into_iter()
-            .map(to_domain)
-            .collect::<Result<Vec<_>>>()?;
+        let mut exprs = d.map_all(exprs)?;
         if k + 1 == levels {
             exprs.truncate(1);
             exprs[0] = exprs[0].clone().alias(value.clone());
@@ -819,28 +902,77 @@ fn join_by_domain(
         b = b.project(exprs)?;
     }
     if levels == 0 {
-        let first = b.schema().qualified_field(groups.len());
-        let mut exprs = vec![Expr::Column(Column::from((first.0, first.1))).alias(value.clone())];
+        let first = b.schema().qualified_field(0);
+        let first = if first.0.is_some_and(|q| q.table() == d.alias) {
+            b.schema().qualified_field(groups.len())
+        } else {
+            first
+        };
+        let mut exprs = vec![Expr::Column(Column::from(first)).alias(value.clone())];
         exprs.extend(groups.iter().cloned());
         b = b.project(exprs)?;
     }
-    let result_alias = format!("{alias}_r");
+    let result_alias = format!("{}_r", d.alias);
     let result = b.alias(result_alias.clone())?.build()?;
     // O ⟕ A ON O.c IS NOT DISTINCT FROM A.c
-    let left_keys: Vec<Column> = outer_cols.clone();
-    let right_keys: Vec<Column> = (0..outer_cols.len())
-        .map(|i| Column::new(Some(result_alias.clone()), dom_name(i)))
+    let right_keys: Vec<Column> = (0..d.outer_cols.len())
+        .map(|i| Column::new(Some(result_alias.clone()), d.name(i)))
         .collect();
     let joined = LogicalPlanBuilder::from(outer)
         .join_detailed(
             result,
             JoinType::Left,
-            (left_keys, right_keys),
+            (d.outer_cols.clone(), right_keys),
             None,
             NullEquality::NullEqualsNull,
         )?
         .build()?;
     Ok((joined, Expr::Column(Column::new(Some(result_alias), value))))
+}
+
+/// One aggregate of the subquery, over the domain join: outer references
+/// mapped to the domain, and `FILTER (WHERE matched)` so that a domain value
+/// no inner row matches aggregates no rows.
+fn filtered_aggregate(e: &Expr, d: &Domain, matched: &Expr) -> Result<Expr> {
+    let name = e.schema_name().to_string();
+    let f = match e {
+        Expr::AggregateFunction(f) => f,
+        Expr::Alias(a) => match a.expr.as_ref() {
+            Expr::AggregateFunction(f) => f,
+            other => {
+                return Err(unsupported(&format!(
+                    "with the aggregate expression {other}"
+                )))
+            }
+        },
+        other => {
+            return Err(unsupported(&format!(
+                "with the aggregate expression {other}"
+            )))
+        }
+    };
+    let params = f.params.clone();
+    let filter = match params.filter {
+        Some(f) => d.map(*f)?.and(matched.clone()),
+        None => matched.clone(),
+    };
+    let order_by = params
+        .order_by
+        .into_iter()
+        .map(|mut s| {
+            s.expr = d.map(s.expr)?;
+            Ok(s)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let f = AggregateFunction::new_udf(
+        Arc::clone(&f.func),
+        d.map_all(params.args)?,
+        params.distinct,
+        Some(Box::new(filter)),
+        order_by,
+        params.null_treatment,
+    );
+    Ok(Expr::AggregateFunction(f).alias(name))
 }
 
 /// Outer references in the expressions of `plan`'s nodes (not inside

@@ -243,7 +243,9 @@ fn array_text(ty: &Type, b: &[u8]) -> String {
         }
         let v = decode_binary(elem, b.get(pos..pos + n as usize).unwrap_or_default());
         pos += n as usize;
-        let quote = v.is_empty() || v.contains([',', '{', '}', '"', ' ', '\\']);
+        let quote = v.is_empty()
+            || v.eq_ignore_ascii_case("null")
+            || v.contains([',', '{', '}', '"', ' ', '\\']);
         parts.push(if quote {
             format!("\"{}\"", v.replace('"', "\\\""))
         } else {

@@ -39,6 +39,11 @@ const QUERIES: &[&str] = &[
     "SELECT a, (SELECT x FROM t2 WHERE t2.y = t1.b) AS x FROM t1 WHERE b <> 2 ORDER BY a",
     "SELECT a, (SELECT x FROM t2) FROM t1 ORDER BY a",
     "SELECT a, (SELECT max(x) FROM t2) AS top, (SELECT x FROM t2 WHERE x > 10) AS big FROM t1 ORDER BY a",
+    // the first row by an order
+    "SELECT a, (SELECT x FROM t2 WHERE t2.y = t1.b ORDER BY x DESC LIMIT 1) AS v FROM t1 ORDER BY a",
+    "SELECT a, (SELECT x + 1 FROM t2 WHERE t2.y < t1.b ORDER BY y DESC, x LIMIT 1) AS v FROM t1 ORDER BY a",
+    "SELECT a, (SELECT x FROM t2 WHERE t2.y <= t1.b ORDER BY x NULLS FIRST LIMIT 1 OFFSET 1) AS v FROM t1 ORDER BY a",
+    "SELECT a FROM t1 WHERE a < (SELECT x FROM t2 WHERE t2.y = t1.b ORDER BY x LIMIT 1) ORDER BY a",
     // WHERE
     "SELECT a FROM t1 WHERE b < (SELECT max(y) FROM t2 WHERE t2.x <> t1.a) ORDER BY a",
     "SELECT a FROM t1 WHERE (SELECT count(*) FROM t2 WHERE t2.y = t1.b) = 0 ORDER BY a",
@@ -74,6 +79,7 @@ const VIEWS: &[(&str, &str)] = &[
     ("sq_lt_count", "SELECT a, (SELECT count(*) FROM t2 WHERE t2.y < t1.b) AS n FROM t1"),
     ("sq_ne_sum_min", "SELECT a, (SELECT sum(x) FROM t2 WHERE t2.y <> t1.b) AS s, (SELECT min(x) FROM t2 WHERE t2.y <> t1.b) AS lo FROM t1"),
     ("sq_uncorrelated", "SELECT a, (SELECT max(x) FROM t2) AS top, (SELECT count(*) FROM t2) AS n FROM t1"),
+    ("sq_first", "SELECT a, (SELECT x FROM t2 WHERE t2.y = t1.b ORDER BY x DESC NULLS LAST LIMIT 1) AS v, (SELECT x FROM t2 WHERE t2.y < t1.b ORDER BY y DESC, x LIMIT 1) AS w FROM t1"),
     ("sq_where_lt", "SELECT a FROM t1 WHERE b < (SELECT max(y) FROM t2 WHERE t2.x <> t1.a)"),
     ("sq_where_none", "SELECT a FROM t1 WHERE (SELECT count(*) FROM t2 WHERE t2.y = t1.b) = 0"),
     ("sq_exists", "SELECT a FROM t1 WHERE EXISTS (SELECT 1 FROM t2 WHERE t2.y = t1.b)"),
@@ -163,6 +169,10 @@ async fn unsupported_subqueries_fail_clearly() {
         (
             "SELECT a, (SELECT sum(x) FROM t2 WHERE t2.y < t1.b HAVING count(*) > 1) FROM t1",
             "HAVING",
+        ),
+        (
+            "SELECT a, (SELECT x FROM t2 WHERE t2.y < t1.b ORDER BY x LIMIT 2) FROM t1",
+            "LIMIT",
         ),
     ] {
         let e = c.simple_query(q).await.expect_err(q);
