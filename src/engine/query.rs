@@ -76,7 +76,7 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
     let state = datafusion::execution::SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
-        .with_optimizer_rules(crate::sql::subquery::optimizer_rules())
+        .with_optimizer_rules(crate::sql::optimizer::optimizer_rules())
         .build();
     let ctx = SessionContext::new_with_state(state);
     ctx.add_analyzer_rule(Arc::new(crate::sql::subquery::SubqueryForms));

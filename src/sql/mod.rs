@@ -6,6 +6,7 @@ pub mod asof;
 pub mod compat;
 pub mod ddl;
 pub mod lower;
+pub mod optimizer;
 pub mod parser;
 pub mod rewrite;
 pub mod subquery;

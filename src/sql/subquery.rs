@@ -43,7 +43,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, DFSchema, ExprSchema, NullEquality, Result, Spans};
+use datafusion::common::{Column, DFSchema, ExprSchema, Result, Spans};
 use datafusion::error::DataFusionError;
 use datafusion::functions_aggregate::expr_fn::{count, max};
 use datafusion::logical_expr::expr::{
@@ -216,7 +216,13 @@ fn forms_in_node(node: LogicalPlan, incremental: bool) -> Result<Transformed<Log
             for c in split_conjunction(&f.predicate) {
                 let t = match c {
                     Expr::Exists(_) => c.clone().transform_up(scalar_form)?,
-                    Expr::InSubquery(i) if !(incremental && i.negated) => {
+                    // DataFusion's null-aware anti join applies the NULL
+                    // rule to the whole subquery, not to the rows a
+                    // correlation selects: a correlated NOT IN is counted
+                    Expr::InSubquery(i)
+                        if !(i.negated
+                            && (incremental || !i.subquery.outer_ref_columns.is_empty())) =>
+                    {
                         c.clone().transform_up(scalar_form)?
                     }
                     Expr::SetComparison(s) => {
@@ -375,9 +381,10 @@ fn scalar_form(e: Expr) -> Result<Transformed<Expr>> {
     }
     let plan = sq.subquery.as_ref();
     let value = first_column(plan);
-    let name = plan.schema().field(0).name().clone();
+    // (an internal name: the subquery's own column name may clash with the
+    // correlated column a decorrelation adds to the grouping)
     let built = LogicalPlanBuilder::from(plan.clone())
-        .aggregate(Vec::<Expr>::new(), vec![max(value).alias(name)])
+        .aggregate(Vec::<Expr>::new(), vec![max(value).alias("__value")])
         .and_then(|b| b.build());
     match built {
         Ok(values) => {
@@ -513,21 +520,6 @@ fn quantified_as_counts(
 
 // ---------------------------------------------------------------------------
 // 2. DecorrelateByDomain
-
-/// DataFusion's optimizer rules with [`DecorrelateByDomain`] right after its
-/// own scalar-subquery decorrelation: it must see the subqueries as that
-/// rule does, before filters are pushed into them (a pushed filter can name
-/// an inner column by the outer relation's name, which the lifted,
-/// unmarked predicates could no longer tell apart).
-pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
-    let mut rules = datafusion::optimizer::Optimizer::new().rules;
-    let at = rules
-        .iter()
-        .position(|r| r.name() == "scalar_subquery_to_join")
-        .map_or(rules.len(), |i| i + 1);
-    rules.insert(at, Arc::new(DecorrelateByDomain));
-    rules
-}
 
 /// The optimizer rule of step 2 (module documentation).
 #[derive(Debug, Default)]
@@ -914,18 +906,25 @@ fn join_by_domain(
     }
     let result_alias = format!("{}_r", d.alias);
     let result = b.alias(result_alias.clone())?.build()?;
-    // O ⟕ A ON O.c IS NOT DISTINCT FROM A.c
-    let right_keys: Vec<Column> = (0..d.outer_cols.len())
-        .map(|i| Column::new(Some(result_alias.clone()), d.name(i)))
-        .collect();
+    // O ⟕ A ON O.c IS NOT DISTINCT FROM A.c — as a condition, not as
+    // null-equal keys: DataFusion adds equalities pushed into a join later
+    // to its keys with the join's null equality (`NULL = NULL` would hold);
+    // from a condition it makes null-equal keys only when nothing else is
+    // a key.
+    let on = d
+        .outer_cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            binary_expr(
+                Expr::Column(c.clone()),
+                Operator::IsNotDistinctFrom,
+                Expr::Column(Column::new(Some(result_alias.clone()), d.name(i))),
+            )
+        })
+        .collect::<Vec<_>>();
     let joined = LogicalPlanBuilder::from(outer)
-        .join_detailed(
-            result,
-            JoinType::Left,
-            (d.outer_cols.clone(), right_keys),
-            None,
-            NullEquality::NullEqualsNull,
-        )?
+        .join_on(result, JoinType::Left, on)?
         .build()?;
     Ok((joined, Expr::Column(Column::new(Some(result_alias), value))))
 }

@@ -1,0 +1,98 @@
+//! The logical optimizer's rules: DataFusion's, with ours put where they
+//! must run.
+//!
+//! * [`DecorrelateByDomain`](super::subquery::DecorrelateByDomain) right
+//!   after DataFusion's `scalar_subquery_to_join`: it must see subqueries as
+//!   that rule does, before filters are pushed into them (a pushed filter can
+//!   name an inner column by the outer relation's name, which the lifted,
+//!   unmarked predicates could no longer tell apart).
+//! * [`NullSafeKeys`] right after `extract_equijoin_predicate`, which turns
+//!   `a.k IS NOT DISTINCT FROM b.k` into a join key with "NULL equals NULL"
+//!   for the whole join. Later rules (`eliminate_cross_join`, that one again)
+//!   add other equalities to the same join's keys, and they then inherit
+//!   it: `SELECT … FROM a JOIN b ON a.k IS NOT DISTINCT FROM b.k WHERE a.x =
+//!   b.y` returned the rows whose `x` and `y` are both NULL. So a null-safe
+//!   key becomes two keys that are never NULL — `a.k IS NULL = b.k IS NULL`
+//!   and `coalesce(a.k, v) = coalesce(b.k, v)` for a fixed value `v` of the
+//!   type — which mean the same, and the join compares NULL as `=` does.
+
+use std::sync::Arc;
+
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{DFSchema, NullEquality, Result, ScalarValue};
+use datafusion::logical_expr::{Expr, ExprSchemable, Join, LogicalPlan};
+use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
+
+use super::subquery::DecorrelateByDomain;
+
+/// DataFusion's optimizer rules with ours in their places (module
+/// documentation).
+pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    let mut rules = datafusion::optimizer::Optimizer::new().rules;
+    let after = |rules: &[Arc<dyn OptimizerRule + Send + Sync>], name: &str| {
+        rules
+            .iter()
+            .position(|r| r.name() == name)
+            .map_or(rules.len(), |i| i + 1)
+    };
+    let at = after(&rules, "scalar_subquery_to_join");
+    rules.insert(at, Arc::new(DecorrelateByDomain));
+    let at = after(&rules, "extract_equijoin_predicate");
+    rules.insert(at, Arc::new(NullSafeKeys));
+    rules
+}
+
+/// Null-equal join keys as pairs of keys that are never NULL (module
+/// documentation).
+#[derive(Debug, Default)]
+pub struct NullSafeKeys;
+
+impl OptimizerRule for NullSafeKeys {
+    fn name(&self) -> &str {
+        "freshet_null_safe_keys"
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        Some(ApplyOrder::BottomUp)
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        let LogicalPlan::Join(join) = plan else {
+            return Ok(Transformed::no(plan));
+        };
+        if join.null_equality != NullEquality::NullEqualsNull || join.on.is_empty() {
+            return Ok(Transformed::no(LogicalPlan::Join(join)));
+        }
+        let (ls, rs) = (join.left.schema(), join.right.schema());
+        let mut on = Vec::with_capacity(join.on.len() * 2);
+        for (l, r) in &join.on {
+            match (fill(l, ls), fill(r, rs)) {
+                (Some(fl), Some(fr)) => {
+                    on.push((l.clone().is_null(), r.clone().is_null()));
+                    on.push((fl, fr));
+                }
+                // a type without a value to fill in: leave the join as it is
+                _ => return Ok(Transformed::no(LogicalPlan::Join(join))),
+            }
+        }
+        Ok(Transformed::yes(LogicalPlan::Join(Join {
+            on,
+            null_equality: NullEquality::NullEqualsNothing,
+            ..join
+        })))
+    }
+}
+
+/// `coalesce(e, v)` for a fixed non-NULL `v` of `e`'s type.
+fn fill(e: &Expr, schema: &DFSchema) -> Option<Expr> {
+    let t = e.get_type(schema).ok()?;
+    let v = ScalarValue::new_default(&t).ok().filter(|v| !v.is_null())?;
+    Some(datafusion::functions::core::expr_fn::coalesce(vec![
+        e.clone(),
+        Expr::Literal(v, None),
+    ]))
+}
