@@ -7,8 +7,9 @@
 //! u32     CRC-32 of everything after it
 //! u64     number of base relations, then (relation id u64, next offset u64)...
 //! u32     number of views, then per view:
-//!         u64 id, u8 has-error, bytes error, bytes circuit state,
-//!         bytes contents (Arrow IPC stream)
+//!         u64 id, u8 has-error, [bytes error], bytes circuit state,
+//!         bytes contents (Arrow IPC stream); a view in an error state has
+//!         an empty circuit state and no rows (a restart rebuilds it)
 //! ```
 //! (`bytes` = u32 length + data; integers little-endian.)
 
@@ -53,15 +54,21 @@ pub(crate) fn encode(c: &Committer) -> Result<Vec<u8>> {
     w.u32(c.views.len() as u32);
     for (id, v) in &c.views {
         w.u64(*id);
-        match &v.error {
+        let batches = match &v.error {
+            // A failed view's state is not kept: a restart rebuilds it from
+            // the log (or finds it failing again).
             Some(e) => {
                 w.u8(1);
-                w.bytes(e.as_bytes());
+                w.bytes(e.to_string().as_bytes());
+                w.bytes(&[]);
+                Vec::new()
             }
-            None => w.u8(0),
-        }
-        w.bytes(&v.circuit.checkpoint().map_err(super::view::dataflow)?);
-        let batches = v.state.contents()?;
+            None => {
+                w.u8(0);
+                w.bytes(&v.circuit.checkpoint().map_err(super::view::dataflow)?);
+                v.state.contents()?
+            }
+        };
         let schema = crate::dataflow::relax(&v.def.schema());
         let mut ipc = Vec::new();
         {

@@ -75,10 +75,17 @@ pub enum Op {
         def: Arc<RelationDef>,
         circuit: Box<Circuit>,
     },
-    /// At start-up: the views of the catalog, planned again; restored from
-    /// the last checkpoint and the log tail, or backfilled.
+    /// At start-up: the views of the catalog, planned again (or why they
+    /// could not be); restored from the last checkpoint and the log tail,
+    /// or backfilled.
     RestoreViews {
-        views: Vec<(Arc<RelationDef>, Box<Circuit>)>,
+        views: Vec<(Arc<RelationDef>, PlannedView)>,
+    },
+    /// `ALTER MATERIALIZED VIEW … RECOMPUTE`: these views (one and its
+    /// dependents, in id order), planned again, replace the ones there and
+    /// are backfilled from their inputs' current contents.
+    RebuildViews {
+        views: Vec<(Arc<RelationDef>, PlannedView)>,
     },
     /// Moves clock-driven views to the current time (after a manual clock
     /// was set).
@@ -87,6 +94,8 @@ pub enum Op {
     ViewStats {
         reply: oneshot::Sender<Vec<ViewStat>>,
     },
+    /// Write the views' checkpoint after this group.
+    Checkpoint,
     /// Flush and stop.
     Shutdown,
 }
@@ -120,6 +129,9 @@ pub struct Outcome {
     /// Offset of the first row written.
     pub first_offset: u64,
 }
+
+/// A view's circuit, or why its query could not be planned again.
+pub type PlannedView = std::result::Result<Box<Circuit>, EngineError>;
 
 pub struct Request {
     pub op: Op,
@@ -320,6 +332,12 @@ pub(crate) struct Committer {
     /// Set after a storage failure: the working state may be ahead of disk,
     /// so no further write is accepted.
     pub failed: Option<String>,
+    /// Views whose query could not be planned at start-up, with the reason:
+    /// they have no circuit; reading one reports the reason, `RECOMPUTE`
+    /// plans it again, `DROP` removes it.
+    pub broken: BTreeMap<u64, (Arc<RelationDef>, super::error::Failure)>,
+    /// `CHECKPOINT` asked for one after the current group.
+    pub checkpoint_now: bool,
 }
 
 impl Committer {
@@ -336,6 +354,9 @@ impl Committer {
             if let Some(e) = &v.error {
                 errors.insert(*id, e.clone());
             }
+        }
+        for (id, (_, e)) in &self.broken {
+            errors.insert(*id, e.clone());
         }
         let mut watermarks: Vec<_> = self
             .relations
@@ -411,14 +432,17 @@ impl Committer {
             match durable {
                 Ok(()) => {
                     self.publish();
+                    // `CHECKPOINT` answers once the checkpoint is written
+                    let asked = std::mem::take(&mut self.checkpoint_now);
+                    if asked {
+                        self.checkpoint_if_dirty();
+                    }
                     for (reply, r) in replies {
                         let _ = reply.send(r);
                     }
                     let due = self.last_checkpoint.elapsed() >= self.checkpoint_every;
-                    if self.dirty && !self.views.is_empty() && (due || shutdown) {
-                        if let Err(e) = self.checkpoint_views() {
-                            tracing::warn!(error = %e, "view checkpoint failed; restart will replay more of the log");
-                        }
+                    if due || shutdown {
+                        self.checkpoint_if_dirty();
                     }
                     for id in drops {
                         if let Err(e) = self.store.drop_log(id) {
@@ -451,15 +475,34 @@ impl Committer {
         let now = self.clock.now_us();
         let mut changed: HashMap<u64, RelDelta> = HashMap::new();
         changed.insert(rel, d);
+        let mut failed = self.failed_views();
         for (id, v) in self.views.iter_mut() {
             if v.circuit.uses_clock {
                 v.circuit.set_now(now);
             }
+            if fails_with_input(v, &failed) {
+                if let Some(e) = &v.error {
+                    failed.insert(*id, e.clone());
+                }
+                continue;
+            }
             if let Some(out) = v.step(&changed) {
                 changed.insert(*id, out);
             }
+            if let Some(e) = &v.error {
+                failed.insert(*id, e.clone());
+            }
         }
         self.dirty = true;
+    }
+
+    /// The views in an error state (or not planned).
+    fn failed_views(&self) -> HashMap<u64, super::error::Failure> {
+        self.views
+            .iter()
+            .filter_map(|(id, v)| v.error.clone().map(|e| (*id, e)))
+            .chain(self.broken.iter().map(|(id, (_, e))| (*id, e.clone())))
+            .collect()
     }
 
     /// Moves every clock-driven view to the current time, and their
@@ -471,7 +514,14 @@ impl Committer {
         }
         let now = self.clock.now_us();
         let mut changed: HashMap<u64, RelDelta> = HashMap::new();
+        let mut failed = self.failed_views();
         for (id, v) in self.views.iter_mut() {
+            if fails_with_input(v, &failed) {
+                if let Some(e) = &v.error {
+                    failed.insert(*id, e.clone());
+                }
+                continue;
+            }
             let mut out = v.tick(now);
             if !changed.is_empty() {
                 if let Some(d) = v.step(&changed) {
@@ -483,6 +533,9 @@ impl Committer {
             }
             if let Some(o) = out {
                 changed.insert(*id, o);
+            }
+            if let Some(e) = &v.error {
+                failed.insert(*id, e.clone());
             }
         }
         if changed.is_empty() {
@@ -503,15 +556,20 @@ impl Committer {
                 RelDelta::contents(&r.data)?
             } else if let Some(v) = self.views.get(&spec.relation) {
                 if let Some(e) = &v.error {
-                    return Err(EngineError::Internal(format!(
-                        "materialized view \"{}\" is in an error state: {e}",
-                        v.def.name
-                    )));
+                    return Err(EngineError::ViewFailed {
+                        view: v.def.name.clone(),
+                        cause: e.clone(),
+                    });
                 }
                 RelDelta::contents(&v.state.data)?.map(|mut d| {
                     d.offsets = None;
                     d
                 })
+            } else if let Some((def, e)) = self.broken.get(&spec.relation) {
+                return Err(EngineError::ViewFailed {
+                    view: def.name.clone(),
+                    cause: e.clone(),
+                });
             } else {
                 return Err(EngineError::Catalog(
                     crate::catalog::CatalogError::NotFound(spec.name.clone()),
@@ -522,6 +580,14 @@ impl Committer {
             }
         }
         Ok(out)
+    }
+
+    fn checkpoint_if_dirty(&mut self) {
+        if self.dirty && !self.views.is_empty() {
+            if let Err(e) = self.checkpoint_views() {
+                tracing::warn!(error = %e, "view checkpoint failed; restart will replay more of the log");
+            }
+        }
     }
 
     /// Writes every view's state with the log offsets it reflects, in one
@@ -538,26 +604,56 @@ impl Committer {
         Ok(())
     }
 
-    fn restore_views(&mut self, views: Vec<(Arc<RelationDef>, Box<Circuit>)>) -> Result<Outcome> {
-        let checkpoint = match self.store.checkpoint(super::checkpoint::KEY)? {
-            Some(b) => Some(super::checkpoint::decode(&b)?),
-            None => None,
+    /// Restores the views at start-up. A view that cannot be restored never
+    /// stops the start: it is rebuilt from the log, and if that fails too it
+    /// comes back in its error state (readers see the error; `RECOMPUTE`
+    /// and `DROP` work on it).
+    fn restore_views(&mut self, views: Vec<(Arc<RelationDef>, PlannedView)>) -> Result<Outcome> {
+        let checkpoint = match self.store.checkpoint(super::checkpoint::KEY) {
+            Ok(Some(b)) => match super::checkpoint::decode(&b) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the view checkpoint cannot be read: rebuilding every view from the log");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "the view checkpoint cannot be read: rebuilding every view from the log");
+                None
+            }
         };
+        // A view is rebuilt from the log when it has no usable checkpoint,
+        // or when a view it reads is rebuilt (its checkpointed state
+        // reflects that input's old output).
+        let mut rebuilt: HashSet<u64> = HashSet::new();
         let mut pending = Vec::new();
         let mut restored = 0;
-        for (def, circuit) in views {
-            let mut circuit = *circuit;
-            let saved = checkpoint.as_ref().and_then(|c| c.views.get(&def.id));
-            let saved = saved.filter(|s| {
-                let ok = Circuit::can_restore(&s.circuit);
-                if !ok {
-                    tracing::warn!(view = %def.name, "checkpoint in an older format: rebuilding the view from the log");
+        for (def, planned) in views {
+            let mut circuit = match planned {
+                Ok(c) => *c,
+                Err(e) => {
+                    tracing::error!(view = %def.name, error = %e, "materialized view cannot be planned again; it is in an error state until recomputed or dropped");
+                    rebuilt.insert(def.id);
+                    self.broken.insert(def.id, (def, Arc::new(e)));
+                    continue;
                 }
-                ok
-            });
-            match saved {
-                Some(saved) => {
-                    let mut state = ViewState::new(&def, circuit.append_only)?;
+            };
+            let reads_rebuilt = def.depends_on.iter().any(|d| rebuilt.contains(d));
+            let saved = checkpoint
+                .as_ref()
+                .and_then(|c| c.views.get(&def.id))
+                .filter(|s| s.error.is_none() && !reads_rebuilt)
+                .filter(|s| {
+                    let ok = Circuit::can_restore(&s.circuit);
+                    if !ok {
+                        tracing::warn!(view = %def.name, "checkpoint in an older format: rebuilding the view from the log");
+                    }
+                    ok
+                });
+            let restored_view = saved.and_then(|saved| {
+                let mut state = ViewState::new(&def, circuit.append_only).ok()?;
+                let r = (|| -> Result<()> {
                     circuit
                         .restore(&saved.circuit)
                         .map_err(super::view::dataflow)?;
@@ -568,18 +664,34 @@ impl Committer {
                         )?;
                         state.apply(&crate::dataflow::Delta::insert(b))?;
                     }
+                    Ok(())
+                })();
+                match r {
+                    Ok(()) => Some(state),
+                    Err(e) => {
+                        tracing::warn!(view = %def.name, error = %e, "view checkpoint cannot be restored: rebuilding the view from the log");
+                        None
+                    }
+                }
+            });
+            match restored_view {
+                Some(state) => {
                     self.views.insert(
                         def.id,
                         ViewWork {
                             def,
                             circuit,
                             state,
-                            error: saved.error.clone(),
+                            error: None,
                         },
                     );
                     restored += 1;
                 }
-                None => pending.push((def, circuit)),
+                None => {
+                    rebuilt.insert(def.id);
+                    // (a fresh circuit: a failed restore may have left state)
+                    pending.push((def, circuit));
+                }
             }
         }
         // Replay the log tail (what the checkpoint does not reflect) through
@@ -604,23 +716,47 @@ impl Committer {
                 }
             }
         }
-        for (def, circuit) in pending {
+        self.rebuild(pending);
+        self.dirty = true;
+        self.publish();
+        Ok(Outcome::default())
+    }
+
+    /// Backfills views (in id order) from their inputs' current contents,
+    /// replacing what was there; a view whose backfill fails is kept in an
+    /// error state.
+    fn rebuild(&mut self, views: Vec<(Arc<RelationDef>, Circuit)>) {
+        for (def, circuit) in views {
+            self.broken.remove(&def.id);
+            self.views.remove(&def.id);
+            let state = match ViewState::new(&def, circuit.append_only) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.broken.insert(def.id, (def, Arc::new(e)));
+                    continue;
+                }
+            };
             let mut view = ViewWork {
-                state: ViewState::new(&def, circuit.append_only)?,
+                state,
                 def,
                 circuit,
                 error: None,
             };
-            let contents = self.contents_of(&view.circuit)?;
-            view.circuit.set_now(self.clock.now_us());
-            if let Err(e) = view.backfill(&contents) {
-                view.error = Some(e.to_string());
+            match self.contents_of(&view.circuit) {
+                Ok(contents) => {
+                    view.circuit.set_now(self.clock.now_us());
+                    if let Err(e) = view.backfill(&contents) {
+                        view.error = Some(Arc::new(e));
+                    }
+                }
+                Err(e) => view.error = Some(Arc::new(e)),
+            }
+            if let Some(e) = &view.error {
+                tracing::error!(view = %view.def.name, error = %e, "materialized view is in an error state");
             }
             self.views.insert(view.def.id, view);
         }
         self.dirty = true;
-        self.publish();
-        Ok(Outcome::default())
     }
 
     fn rel(&mut self, id: u64) -> Result<&mut RelWork> {
@@ -710,6 +846,7 @@ impl Committer {
                 puts.push(Put::DeleteCatalog { id });
                 self.relations.remove(&id);
                 self.views.remove(&id);
+                self.broken.remove(&id);
                 self.dirty = true;
                 Ok(Outcome::default())
             }
@@ -742,7 +879,27 @@ impl Committer {
                 })
             }
             Op::RestoreViews { views } => self.restore_views(views),
+            Op::RebuildViews { views } => {
+                let mut planned = Vec::with_capacity(views.len());
+                for (def, p) in views {
+                    match p {
+                        Ok(c) => planned.push((def, *c)),
+                        Err(e) => {
+                            self.views.remove(&def.id);
+                            self.broken.insert(def.id, (def, Arc::new(e)));
+                        }
+                    }
+                }
+                self.rebuild(planned);
+                Ok(Outcome::default())
+            }
             Op::ViewStats { reply } => {
+                let broken = self.broken.values().map(|(def, e)| ViewStat {
+                    view: def.name.clone(),
+                    operators: vec![],
+                    watermark: None,
+                    error: Some(e.to_string()),
+                });
                 let stats = self
                     .views
                     .values()
@@ -755,14 +912,19 @@ impl Committer {
                             .map(|(op, s)| (op, s.rows, s.bytes))
                             .collect(),
                         watermark: v.view_watermarks(),
-                        error: v.error.clone(),
+                        error: v.error.as_ref().map(|e| e.to_string()),
                     })
+                    .chain(broken)
                     .collect();
                 let _ = reply.send(stats);
                 Ok(Outcome::default())
             }
             Op::Tick => {
                 self.tick();
+                Ok(Outcome::default())
+            }
+            Op::Checkpoint => {
+                self.checkpoint_now = true;
                 Ok(Outcome::default())
             }
             Op::Shutdown => Ok(Outcome::default()),
@@ -931,6 +1093,24 @@ impl Committer {
 
 /// For `ON CONFLICT DO UPDATE SET c = EXCLUDED.c`: rows that hit a live key
 /// take the existing row's values except for the updated columns.
+/// A view that reads a view in an error state goes into one too: its rows
+/// would no longer follow its input. True when `v` is (now) failed.
+fn fails_with_input(v: &mut ViewWork, failed: &HashMap<u64, super::error::Failure>) -> bool {
+    if v.error.is_some() {
+        return true;
+    }
+    let input = v
+        .circuit
+        .sources
+        .iter()
+        .find_map(|s| failed.get(&s.relation).map(|e| (s.name.clone(), e.clone())));
+    if let Some((view, cause)) = input {
+        v.fail(EngineError::ViewFailed { view, cause });
+        return true;
+    }
+    false
+}
+
 fn merge_updates(
     data: &RelationData,
     insert: &RecordBatch,

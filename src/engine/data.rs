@@ -299,7 +299,7 @@ pub struct DbSnapshot {
     pub version: u64,
     pub relations: HashMap<u64, Arc<RelationData>>,
     /// Views whose maintenance failed, with the error.
-    pub errors: HashMap<u64, String>,
+    pub errors: HashMap<u64, super::error::Failure>,
     /// Sources with a watermark, by name.
     pub watermarks: Arc<Vec<super::watermark::WatermarkStatus>>,
 }

@@ -53,6 +53,10 @@ pub enum EngineError {
     DependentObjects(String),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// Reading a materialized view in an error state; the SQLSTATE is the
+    /// cause's.
+    #[error("materialized view \"{view}\" is in an error state (ALTER MATERIALIZED VIEW … RECOMPUTE rebuilds it, DROP removes it): {cause}")]
+    ViewFailed { view: String, cause: Failure },
     #[error("{0}")]
     Internal(String),
 }
@@ -77,3 +81,6 @@ impl From<datafusion::arrow::error::ArrowError> for EngineError {
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Why a materialized view is in an error state, shared by its readers.
+pub type Failure = std::sync::Arc<EngineError>;

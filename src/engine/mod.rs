@@ -168,6 +168,8 @@ impl Engine {
             version: 0,
             failed: None,
             clock: clock.clone(),
+            broken: Default::default(),
+            checkpoint_now: false,
         };
         committer.publish();
         let (tx, rx) = mpsc::channel();
@@ -228,6 +230,11 @@ impl Engine {
         rx.await.map_err(|_| EngineError::ShuttingDown)
     }
 
+    /// Writes the views' checkpoint now (`CHECKPOINT`).
+    pub async fn checkpoint(&self) -> Result<()> {
+        self.commit(Op::Checkpoint).await.map(|_| ())
+    }
+
     /// Sends an op to the committer and waits until it is durable.
     pub(crate) async fn commit(&self, op: Op) -> Result<Outcome> {
         let (reply, rx) = oneshot::channel();
@@ -251,7 +258,9 @@ impl Engine {
     /// Plans every view of the catalog again (in id order, so a view's
     /// inputs are known before it) and hands them to the committer, which
     /// restores them from the last checkpoint plus the log tail, or
-    /// backfills them. Call once after `open`, before serving.
+    /// backfills them. A view that cannot be planned or restored comes back
+    /// in an error state; it never stops the start. Call once after `open`,
+    /// before serving.
     pub async fn recover_views(self: &Arc<Self>) -> Result<()> {
         let mut views: Vec<Arc<RelationDef>> = self
             .relations()
@@ -265,32 +274,72 @@ impl Engine {
         let session = session::Session::standalone(self.clone())?;
         let mut planned = Vec::with_capacity(views.len());
         for def in views {
-            let query = def.query.clone().unwrap_or_default();
-            let stmt = crate::sql::parser::parse_query(&query).map_err(|e| {
-                EngineError::Internal(format!(
-                    "stored query of view \"{}\" does not parse: {e}",
-                    def.name
-                ))
-            })?;
-            let emit_on_close = def.options.get(session::EMIT_OPTION).map(String::as_str)
-                == Some(session::EMIT_ON_CLOSE);
-            let (circuit, schema) = session
-                .plan_view_emitting(&stmt, emit_on_close)
-                .await
-                .map_err(|e| {
-                    EngineError::Internal(format!("cannot plan view \"{}\" again: {e}", def.name))
-                })?;
-            let mut d = (*def).clone();
-            d.view_schema = Some(schema);
-            let d = Arc::new(d);
-            {
-                let mut cat = self.catalog.write();
-                cat.remove(&d.name);
-                cat.insert((*d).clone())?;
+            match self.plan_stored_view(&session, &def).await {
+                Ok((d, circuit)) => planned.push((d, Ok(Box::new(circuit)))),
+                Err(e) => planned.push((def, Err(e))),
             }
-            planned.push((d, Box::new(circuit)));
         }
         self.commit(Op::RestoreViews { views: planned }).await?;
+        Ok(())
+    }
+
+    /// Plans a view from its stored query; the catalog entry gets the
+    /// planned schema.
+    async fn plan_stored_view(
+        &self,
+        session: &session::Session,
+        def: &Arc<RelationDef>,
+    ) -> Result<(Arc<RelationDef>, crate::dataflow::Circuit)> {
+        let query = def.query.clone().unwrap_or_default();
+        let stmt = crate::sql::parser::parse_query(&query).map_err(|e| {
+            EngineError::Internal(format!(
+                "stored query of view \"{}\" does not parse: {e}",
+                def.name
+            ))
+        })?;
+        let emit_on_close = def.options.get(session::EMIT_OPTION).map(String::as_str)
+            == Some(session::EMIT_ON_CLOSE);
+        let (circuit, schema) = session.plan_view_emitting(&stmt, emit_on_close).await?;
+        let mut d = (**def).clone();
+        d.view_schema = Some(schema);
+        let d = Arc::new(d);
+        {
+            let mut cat = self.catalog.write();
+            cat.remove(&d.name);
+            cat.insert((*d).clone())?;
+        }
+        Ok((d, circuit))
+    }
+
+    /// `ALTER MATERIALIZED VIEW name RECOMPUTE` (`REFRESH MATERIALIZED
+    /// VIEW`): plans the view and every view that reads it again and
+    /// rebuilds them from their inputs' current contents, clearing an error
+    /// state whose cause is gone.
+    pub async fn recompute_view(self: &Arc<Self>, name: &str) -> Result<()> {
+        let _ddl = self.ddl_lock.lock().await;
+        let def = self
+            .relation(name)
+            .ok_or_else(|| crate::catalog::CatalogError::NotFound(name.to_string()))?;
+        if def.is_base() {
+            return Err(EngineError::WrongObjectType(format!(
+                "\"{name}\" is not a materialized view"
+            )));
+        }
+        let mut defs = vec![def.clone()];
+        defs.extend(self.catalog.read().dependents(def.id));
+        defs.sort_by_key(|d| d.id);
+        let session = session::Session::standalone(self.clone())?;
+        let mut views = Vec::with_capacity(defs.len());
+        for d in &defs {
+            match self.plan_stored_view(&session, d).await {
+                Ok((d, circuit)) => views.push((d, Ok(Box::new(circuit)))),
+                // a dependent that no longer plans goes into an error state
+                // (its rows would no longer follow the view it reads)
+                Err(e) if d.id != def.id => views.push((d.clone(), Err(e))),
+                Err(e) => return Err(e),
+            }
+        }
+        self.commit(Op::RebuildViews { views }).await?;
         Ok(())
     }
 
@@ -380,8 +429,13 @@ impl Engine {
                         )));
                     }
                     let dependents = self.catalog.read().dependents(def.id);
-                    if !dependents.is_empty() && !d.cascade {
-                        let names: Vec<String> = dependents
+                    // (dependents dropped by the same statement are fine)
+                    let outside: Vec<&Arc<RelationDef>> = dependents
+                        .iter()
+                        .filter(|v| !d.names.contains(&v.name))
+                        .collect();
+                    if !outside.is_empty() && !d.cascade {
+                        let names: Vec<String> = outside
                             .iter()
                             .map(|v| format!("materialized view {}", v.name))
                             .collect();

@@ -76,10 +76,10 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
     let state = datafusion::execution::SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
+        .with_analyzer_rules(crate::sql::optimizer::analyzer_rules())
         .with_optimizer_rules(crate::sql::optimizer::optimizer_rules())
         .build();
     let ctx = SessionContext::new_with_state(state);
-    ctx.add_analyzer_rule(Arc::new(crate::sql::subquery::SubqueryForms));
     let catalog = Arc::new(FreshetCatalog {
         engine: Arc::downgrade(engine),
         extra: RwLock::new(HashMap::new()),
@@ -516,9 +516,11 @@ impl TableProvider for RelationTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let snapshot = statement_snapshot(state, &self.engine);
         if let Some(e) = snapshot.errors.get(&self.def.id) {
-            return Err(DataFusionError::Execution(format!(
-                "materialized view \"{}\" is in an error state and must be dropped and recreated: {e}",
-                self.def.name
+            return Err(DataFusionError::External(Box::new(
+                crate::engine::EngineError::ViewFailed {
+                    view: self.def.name.clone(),
+                    cause: e.clone(),
+                },
             )));
         }
         let data = snapshot.relation(self.def.id).ok_or_else(|| {

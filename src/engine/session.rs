@@ -260,7 +260,7 @@ impl Session {
                 _ => {
                     let plan = self.plan_query(ast).await?;
                     let params = param_types(&plan)?;
-                    let schema = Some(Arc::new(plan.schema().as_arrow().clone()));
+                    let schema = Some(self.result_schema(&plan));
                     (PreparedKind::Query(Box::new(plan)), params, schema)
                 }
             },
@@ -288,6 +288,22 @@ impl Session {
             param_types,
             schema,
         })
+    }
+
+    /// The columns a query returns as its execution will: the analyzer's
+    /// rules can change types (`sum(bigint)` is numeric), so a statement is
+    /// described by its analyzed plan. (A plan whose parameters are not
+    /// typed yet may not analyze; its columns are then the planned ones.)
+    fn result_schema(&self, plan: &LogicalPlan) -> SchemaRef {
+        let analyzed = self.state.analyzer().execute_and_check(
+            plan.clone(),
+            self.state.config_options(),
+            |_, _| {},
+        );
+        match analyzed {
+            Ok(p) => Arc::new(p.schema().as_arrow().clone()),
+            Err(_) => Arc::new(plan.schema().as_arrow().clone()),
+        }
     }
 
     /// Plans a query (SELECT, VALUES, EXPLAIN, ...) with DataFusion.
@@ -549,6 +565,17 @@ impl Session {
                 tag: "FLUSH",
                 rows: None,
             }),
+            Statement::Checkpoint => {
+                self.engine.checkpoint().await?;
+                Ok(Output::Command {
+                    tag: "CHECKPOINT",
+                    rows: None,
+                })
+            }
+            Statement::RecomputeView { name, tag } => {
+                self.engine.recompute_view(name).await?;
+                Ok(Output::Command { tag, rows: None })
+            }
             Statement::Discard(tag) => Ok(Output::Command {
                 tag: match tag.as_str() {
                     "DEALLOCATE" => "DEALLOCATE",

@@ -104,8 +104,18 @@ impl RelDelta {
     }
 }
 
+/// An operator's error as the engine reports it: evaluation errors keep
+/// what they are (an overflow stays an overflow), state corruption is
+/// internal.
 pub fn dataflow(e: crate::dataflow::DataflowError) -> EngineError {
-    EngineError::Internal(format!("view maintenance failed: {e}"))
+    use crate::dataflow::DataflowError as D;
+    use datafusion::error::DataFusionError;
+    match e {
+        D::DataFusion(d) => EngineError::DataFusion(d),
+        D::Arrow(a) => EngineError::DataFusion(DataFusionError::ArrowError(Box::new(a), None)),
+        D::Eval(m) => EngineError::DataFusion(DataFusionError::Execution(m)),
+        D::State(m) => EngineError::Internal(format!("corrupt operator state: {m}")),
+    }
 }
 
 /// The ids of a row's copies in a view (almost always one: no allocation
@@ -274,7 +284,7 @@ pub struct ViewWork {
     pub state: ViewState,
     /// Set when maintaining the view failed; the view is then frozen and
     /// reading it reports the error.
-    pub error: Option<String>,
+    pub error: Option<super::error::Failure>,
 }
 
 impl ViewWork {
@@ -313,7 +323,7 @@ impl ViewWork {
                         inputs.push(Some(x));
                     }
                     Err(e) => {
-                        self.fail(e.to_string());
+                        self.fail(e);
                         return None;
                     }
                 },
@@ -380,15 +390,15 @@ impl ViewWork {
             }),
             Ok(None) => None,
             Err(e) => {
-                self.fail(e.to_string());
+                self.fail(e);
                 None
             }
         }
     }
 
-    fn fail(&mut self, e: String) {
-        tracing::error!(view = %self.def.name, error = %e, "materialized view failed; it is frozen until dropped and recreated");
-        self.error = Some(e);
+    pub(crate) fn fail(&mut self, e: EngineError) {
+        tracing::error!(view = %self.def.name, error = %e, "materialized view failed; it is frozen until recomputed or dropped");
+        self.error = Some(Arc::new(e));
     }
 }
 

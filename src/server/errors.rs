@@ -46,6 +46,7 @@ pub fn sqlstate(e: &EngineError) -> &'static str {
         EngineError::SerializationFailure(_) => "40001",
         EngineError::DependentObjects(_) => "2BP01",
         EngineError::ShuttingDown => "57P01",
+        EngineError::ViewFailed { cause, .. } => sqlstate(cause),
         EngineError::Internal(_) => "XX000",
     }
 }
@@ -59,6 +60,7 @@ fn sql_state(s: &SqlError) -> &'static str {
         SqlError::UndefinedColumn(_) => "42703",
         SqlError::DatatypeMismatch(_) => "42804",
         SqlError::Cardinality(_) => "21000",
+        SqlError::OutOfRange(_) => "22003",
         SqlError::Plan(_) => "XX000",
     }
 }
@@ -94,13 +96,17 @@ fn datafusion_state(e: &DataFusionError) -> &'static str {
         DataFusionError::Diagnostic(_, inner) => datafusion_state(inner),
         DataFusionError::Shared(inner) => datafusion_state(inner),
         DataFusionError::Collection(v) => v.first().map(datafusion_state).unwrap_or("XX000"),
-        DataFusionError::External(inner) => match inner.downcast_ref::<SqlError>() {
-            Some(s) => sql_state(s),
-            None => match inner.downcast_ref::<DataFusionError>() {
-                Some(d) => datafusion_state(d),
-                None => "XX000",
-            },
-        },
+        DataFusionError::External(inner) => {
+            if let Some(s) = inner.downcast_ref::<SqlError>() {
+                sql_state(s)
+            } else if let Some(e) = inner.downcast_ref::<EngineError>() {
+                sqlstate(e)
+            } else if let Some(d) = inner.downcast_ref::<DataFusionError>() {
+                datafusion_state(d)
+            } else {
+                "XX000"
+            }
+        }
         _ => "XX000",
     }
 }
@@ -141,7 +147,23 @@ fn arrow_state(a: &ArrowError) -> &'static str {
 pub fn message(e: &EngineError) -> String {
     match e {
         EngineError::DataFusion(d) => datafusion_message(d),
+        EngineError::ViewFailed { view, cause } => format!(
+            "materialized view \"{view}\" is in an error state (ALTER MATERIALIZED VIEW … RECOMPUTE rebuilds it, DROP removes it): {}",
+            failure(cause)
+        ),
         other => other.to_string(),
+    }
+}
+
+/// Why a view failed; for a view that failed because a view it reads did,
+/// that view and its reason.
+fn failure(cause: &EngineError) -> String {
+    match cause {
+        EngineError::ViewFailed { view, cause } => format!(
+            "it reads materialized view \"{view}\", which failed: {}",
+            failure(cause)
+        ),
+        other => message(other),
     }
 }
 
@@ -168,10 +190,15 @@ fn datafusion_message(e: &DataFusionError) -> String {
             crate::sql::subquery::TOO_MANY_ROWS.to_string()
         }
         DataFusionError::Execution(m) | DataFusionError::NotImplemented(m) => m.clone(),
-        DataFusionError::External(inner) => match inner.downcast_ref::<DataFusionError>() {
-            Some(d) => datafusion_message(d),
-            None => inner.to_string(),
-        },
+        DataFusionError::External(inner) => {
+            if let Some(e) = inner.downcast_ref::<EngineError>() {
+                message(e)
+            } else if let Some(d) = inner.downcast_ref::<DataFusionError>() {
+                datafusion_message(d)
+            } else {
+                inner.to_string()
+            }
+        }
         other => other.to_string(),
     }
 }

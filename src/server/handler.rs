@@ -147,6 +147,8 @@ fn renders(schema: &SchemaRef, fields: &[FieldInfo]) -> Vec<(usize, text::Render
                     == &DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano)
             {
                 Some((i, text::Render::IntervalBinary))
+            } else if binary && matches!(f.data_type(), DataType::Decimal128(_, _)) {
+                Some((i, text::Render::NumericBinary))
             } else if !binary && text::needs_text(f.data_type()) {
                 Some((i, text::Render::PgText))
             } else {

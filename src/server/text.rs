@@ -36,6 +36,8 @@ pub enum Render {
     JsonbBinary,
     /// Binary interval: microseconds (i64), days (i32), months (i32).
     IntervalBinary,
+    /// Binary numeric from a Decimal128, exact at every precision.
+    NumericBinary,
 }
 
 /// Replaces the listed columns by their rendering.
@@ -65,6 +67,21 @@ pub fn render(
             }
             Render::IntervalBinary => {
                 columns[i] = interval_binary(columns[i].as_primitive::<IntervalMonthDayNanoType>());
+                fields[i] = fields[i].clone().with_data_type(DataType::Binary);
+            }
+            Render::NumericBinary => {
+                let scale = match columns[i].data_type() {
+                    DataType::Decimal128(_, s) => *s,
+                    other => {
+                        return Err(ArrowError::InvalidArgumentError(format!(
+                            "binary numeric from {other}"
+                        )))
+                    }
+                };
+                columns[i] = numeric_binary(
+                    columns[i].as_primitive::<datafusion::arrow::datatypes::Decimal128Type>(),
+                    scale,
+                );
                 fields[i] = fields[i].clone().with_data_type(DataType::Binary);
             }
         }
@@ -110,6 +127,83 @@ fn interval_binary(a: &datafusion::arrow::array::IntervalMonthDayNanoArray) -> A
         }
     }
     Arc::new(b.finish())
+}
+
+fn numeric_binary(a: &datafusion::arrow::array::Decimal128Array, scale: i8) -> ArrayRef {
+    let mut b = datafusion::arrow::array::BinaryBuilder::with_capacity(a.len(), a.len() * 16);
+    let mut buf = Vec::with_capacity(64);
+    for v in a.iter() {
+        match v {
+            None => b.append_null(),
+            Some(v) => {
+                buf.clear();
+                numeric_wire(v, scale, &mut buf);
+                b.append_value(&buf);
+            }
+        }
+    }
+    Arc::new(b.finish())
+}
+
+/// Postgres' binary numeric for `v × 10^-scale`: ndigits, weight, sign and
+/// dscale (each 16 bits), then the base-10000 digits, leading and trailing
+/// zero digits left out.
+pub fn numeric_wire(v: i128, scale: i8, out: &mut Vec<u8>) {
+    let negative = v < 0;
+    let abs = v.unsigned_abs();
+    // a negative scale (rare) multiplies: render as an integer
+    let (digits, scale) = if scale < 0 {
+        (
+            format!("{abs}{}", "0".repeat(scale.unsigned_abs() as usize)),
+            0usize,
+        )
+    } else {
+        (abs.to_string(), scale as usize)
+    };
+    let (int, frac) = if digits.len() > scale {
+        let cut = digits.len() - scale;
+        (digits[..cut].to_string(), digits[cut..].to_string())
+    } else {
+        (
+            "".to_string(),
+            format!("{}{digits}", "0".repeat(scale - digits.len())),
+        )
+    };
+    // integer part: groups of four from the right
+    let mut groups: Vec<i16> = Vec::new();
+    let pad = (4 - int.len() % 4) % 4;
+    let int = format!("{}{int}", "0".repeat(pad));
+    for c in int.as_bytes().chunks(4) {
+        groups.push(std::str::from_utf8(c).unwrap_or("0").parse().unwrap_or(0));
+    }
+    let int_groups = groups.len() as i16;
+    // fraction: groups of four from the left
+    let pad = (4 - frac.len() % 4) % 4;
+    let frac = format!("{frac}{}", "0".repeat(pad));
+    for c in frac.as_bytes().chunks(4) {
+        groups.push(std::str::from_utf8(c).unwrap_or("0").parse().unwrap_or(0));
+    }
+    let mut weight = int_groups - 1;
+    let lead = groups.iter().take_while(|g| **g == 0).count();
+    let groups = &groups[lead..];
+    weight -= lead as i16;
+    let trail = groups.iter().rev().take_while(|g| **g == 0).count();
+    let groups = &groups[..groups.len() - trail];
+    if groups.is_empty() {
+        weight = 0;
+    }
+    out.extend_from_slice(&(groups.len() as i16).to_be_bytes());
+    out.extend_from_slice(&weight.to_be_bytes());
+    let sign: u16 = if negative && !groups.is_empty() {
+        0x4000
+    } else {
+        0
+    };
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&(scale as u16).to_be_bytes());
+    for g in groups {
+        out.extend_from_slice(&g.to_be_bytes());
+    }
 }
 
 fn render_array(a: &ArrayRef) -> Result<ArrayRef, ArrowError> {
@@ -296,5 +390,41 @@ mod tests {
         );
         assert_eq!(interval_text(0, 1, 0), "1 day");
         assert_eq!(interval_text(0, 0, -4_000_000), "-00:00:04");
+    }
+}
+
+#[cfg(test)]
+mod numeric_tests {
+    use super::numeric_wire;
+
+    fn wire(v: i128, scale: i8) -> (i16, i16, u16, u16, Vec<i16>) {
+        let mut b = Vec::new();
+        numeric_wire(v, scale, &mut b);
+        let rd = |i: usize| i16::from_be_bytes([b[i], b[i + 1]]);
+        let n = rd(0) as usize;
+        (
+            rd(0),
+            rd(2),
+            rd(4) as u16,
+            rd(6) as u16,
+            (0..n).map(|k| rd(8 + 2 * k)).collect(),
+        )
+    }
+
+    #[test]
+    fn numeric_wire_matches_postgres() {
+        // (what Postgres sends for the same values)
+        assert_eq!(wire(15, 1), (2, 0, 0, 1, vec![1, 5000]));
+        assert_eq!(wire(1, 4), (1, -1, 0, 4, vec![1]));
+        assert_eq!(wire(1, 5), (1, -2, 0, 5, vec![1000]));
+        assert_eq!(wire(12345678, 0), (2, 1, 0, 0, vec![1234, 5678]));
+        assert_eq!(wire(10000, 0), (1, 1, 0, 0, vec![1]));
+        assert_eq!(wire(0, 2), (0, 0, 0, 2, vec![]));
+        assert_eq!(wire(-125, 2), (2, 0, 0x4000, 2, vec![1, 2500]));
+        assert_eq!(
+            wire(18446744073709551614, 0),
+            (5, 4, 0, 0, vec![1844, 6744, 737, 955, 1614])
+        );
+        assert_eq!(wire(i128::MAX, 0).4.len(), 10);
     }
 }

@@ -3,6 +3,7 @@
 //! statement. No I/O happens here.
 
 pub mod asof;
+pub mod checked;
 pub mod compat;
 pub mod ddl;
 pub mod lower;
@@ -33,6 +34,9 @@ pub enum SqlError {
     /// A scalar subquery returned more than one row.
     #[error("{0}")]
     Cardinality(String),
+    /// A value outside its type's range (integer overflow).
+    #[error("{0}")]
+    OutOfRange(String),
     /// An internal planning failure (not the user's SQL).
     #[error("{0}")]
     Plan(String),

@@ -1,5 +1,5 @@
-//! The logical optimizer's rules: DataFusion's, with ours put where they
-//! must run.
+//! The analyzer's and the logical optimizer's rules: DataFusion's, with
+//! ours put where they must run.
 //!
 //! * [`DecorrelateByDomain`](super::subquery::DecorrelateByDomain) right
 //!   after DataFusion's `scalar_subquery_to_join`: it must see subqueries as
@@ -21,9 +21,26 @@ use std::sync::Arc;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, NullEquality, Result, ScalarValue};
 use datafusion::logical_expr::{Expr, ExprSchemable, Join, LogicalPlan};
+use datafusion::optimizer::analyzer::AnalyzerRule;
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 use super::subquery::DecorrelateByDomain;
+
+/// DataFusion's analyzer rules with ours: `sum(bigint)` as numeric before
+/// type coercion (what uses the sum is then coerced to numeric); after it
+/// the subquery forms and checked integer arithmetic, which need the final
+/// types.
+pub fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
+    let mut rules = datafusion::optimizer::Analyzer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "type_coercion")
+        .unwrap_or(0);
+    rules.insert(at, Arc::new(super::checked::SumAsNumeric));
+    rules.push(Arc::new(super::subquery::SubqueryForms));
+    rules.push(Arc::new(super::checked::CheckedArithmetic));
+    rules
+}
 
 /// DataFusion's optimizer rules with ours in their places (module
 /// documentation).

@@ -41,6 +41,16 @@ pub enum Statement {
     /// `FLUSH`: accepted for compatibility; every acknowledged write is
     /// already visible.
     Flush,
+    /// `CHECKPOINT`: write the views' checkpoint now (a restart then
+    /// replays less of the log).
+    Checkpoint,
+    /// `ALTER MATERIALIZED VIEW name RECOMPUTE` / `REFRESH MATERIALIZED VIEW
+    /// name`: rebuild a view (and the views reading it) from its inputs.
+    RecomputeView {
+        name: String,
+        /// The command tag: `ALTER MATERIALIZED VIEW` or `REFRESH MATERIALIZED VIEW`.
+        tag: &'static str,
+    },
     /// `DISCARD ALL`, `DEALLOCATE ...`: accepted, nothing to do.
     Discard(String),
     /// Anything DataFusion plans: queries, INSERT, UPDATE, DELETE, EXPLAIN,
@@ -164,7 +174,11 @@ impl SqlParser {
             ["COMMIT", ..] | ["END", ..] => Ok(Statement::Commit),
             ["ROLLBACK", ..] | ["ABORT", ..] => Ok(Statement::Rollback),
             ["FLUSH"] => Ok(Statement::Flush),
+            ["CHECKPOINT"] => Ok(Statement::Checkpoint),
             ["DISCARD", ..] | ["DEALLOCATE", ..] => Ok(Statement::Discard(w[0].to_string())),
+            ["ALTER", "MATERIALIZED", "VIEW"] | ["REFRESH", "MATERIALIZED", "VIEW"] => {
+                parse_recompute(text)
+            }
             ["ALTER", ..] => Err(SqlError::Unsupported(format!(
                 "ALTER {} is not supported",
                 w.get(1).copied().unwrap_or_default()
@@ -623,6 +637,51 @@ fn parse_drop(text: &str) -> Result<Statement, SqlError> {
         if_exists,
         cascade,
     }))
+}
+
+/// `ALTER MATERIALIZED VIEW name RECOMPUTE` or `REFRESH MATERIALIZED VIEW
+/// [CONCURRENTLY] name [WITH DATA]`.
+fn parse_recompute(text: &str) -> Result<Statement, SqlError> {
+    let mut p = parser(text)?;
+    let refresh = if p.parse_keyword(Keyword::ALTER) {
+        false
+    } else {
+        p.expect_keyword_is(Keyword::REFRESH).map_err(syntax)?;
+        true
+    };
+    p.expect_keywords(&[Keyword::MATERIALIZED, Keyword::VIEW])
+        .map_err(syntax)?;
+    if refresh {
+        let _ = p.parse_keyword(Keyword::CONCURRENTLY);
+    }
+    let name = object_name(&p.parse_object_name(false).map_err(syntax)?)?;
+    if refresh {
+        if p.parse_keywords(&[Keyword::WITH, Keyword::NO, Keyword::DATA]) {
+            return Err(SqlError::Unsupported(
+                "REFRESH MATERIALIZED VIEW ... WITH NO DATA: a view always holds its rows".into(),
+            ));
+        }
+        let _ = p.parse_keywords(&[Keyword::WITH, Keyword::DATA]);
+    } else {
+        match p.next_token().token {
+            datafusion::sql::sqlparser::tokenizer::Token::Word(w)
+                if w.value.eq_ignore_ascii_case("recompute") => {}
+            t => {
+                return Err(SqlError::Unsupported(format!(
+                    "ALTER MATERIALIZED VIEW ... {t} is not supported (RECOMPUTE is)"
+                )))
+            }
+        }
+    }
+    expect_end(&mut p)?;
+    Ok(Statement::RecomputeView {
+        name,
+        tag: if refresh {
+            "REFRESH MATERIALIZED VIEW"
+        } else {
+            "ALTER MATERIALIZED VIEW"
+        },
+    })
 }
 
 fn parse_show(text: &str) -> Result<Statement, SqlError> {

@@ -13,4 +13,5 @@ mod protocol;
 mod psql;
 mod slt;
 mod subqueries;
+mod view_errors;
 mod windows;

@@ -1,0 +1,258 @@
+//! Integer arithmetic as in Postgres: `+`, `-`, `*` and unary minus on
+//! `smallint`, `integer` and `bigint` fail with 22003 (`bigint out of
+//! range`) instead of wrapping, and `sum(bigint)` is `numeric`
+//! ([`SumAsNumeric`]), so it does not overflow at all.
+//!
+//! DataFusion's physical planner builds its arithmetic wrapping, with no
+//! setting to change that, and folds constants with wrapping arithmetic
+//! too. [`CheckedArithmetic`], an analyzer rule that runs after type
+//! coercion (when both operands have their final, common type), replaces
+//! integer arithmetic by functions that check; the rest of DataFusion
+//! (constant folding included) then evaluates those, in ad-hoc queries and
+//! in views alike.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::{DFSchema, Result};
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::expr::{AggregateFunction, BinaryExpr, Cast};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::optimizer::analyzer::AnalyzerRule;
+
+use super::SqlError;
+
+/// The analyzer rule (module documentation).
+#[derive(Debug, Default)]
+pub struct CheckedArithmetic;
+
+impl AnalyzerRule for CheckedArithmetic {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let schema = datafusion::logical_expr::utils::merge_schema(&node.inputs());
+            let preserver = NamePreserver::new(&node);
+            let t = node.map_expressions(|e| {
+                let saved = preserver.save(&e);
+                Ok(e.transform_up(|e| checked(e, &schema))?
+                    .update_data(|e| saved.restore(e)))
+            })?;
+            if t.transformed {
+                // a changed aggregate type reaches the nodes above
+                Ok(Transformed::yes(t.data.recompute_schema()?))
+            } else {
+                Ok(Transformed::no(t.data.recompute_schema()?))
+            }
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "freshet_checked_arithmetic"
+    }
+}
+
+fn is_int(t: &DataType) -> bool {
+    matches!(t, DataType::Int16 | DataType::Int32 | DataType::Int64)
+}
+
+fn checked(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply) =>
+        {
+            let (lt, rt) = (left.get_type(schema), right.get_type(schema));
+            match (lt, rt) {
+                (Ok(lt), Ok(rt)) if lt == rt && is_int(&lt) => Ok(Transformed::yes(
+                    Arc::new(ScalarUDF::from(CheckedOp::new(op))).call(vec![*left, *right]),
+                )),
+                _ => Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+                    left,
+                    op,
+                    right,
+                }))),
+            }
+        }
+        Expr::Negative(inner) => match inner.get_type(schema) {
+            Ok(t) if is_int(&t) => Ok(Transformed::yes(
+                Arc::new(ScalarUDF::from(CheckedOp::negate())).call(vec![*inner]),
+            )),
+            _ => Ok(Transformed::no(Expr::Negative(inner))),
+        },
+        other => Ok(Transformed::no(other)),
+    }
+}
+
+/// `sum(bigint)` as `sum(CAST(x AS numeric))`, as Postgres types it (so it
+/// does not overflow). An analyzer rule that runs *before* type coercion,
+/// so that what uses the sum is coerced to its numeric type.
+#[derive(Debug, Default)]
+pub struct SumAsNumeric;
+
+impl AnalyzerRule for SumAsNumeric {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            let schema = datafusion::logical_expr::utils::merge_schema(&node.inputs());
+            let preserver = NamePreserver::new(&node);
+            let t = node.map_expressions(|e| {
+                let saved = preserver.save(&e);
+                Ok(e.transform_up(|e| numeric_sum(e, &schema))?
+                    .update_data(|e| saved.restore(e)))
+            })?;
+            let changed = t.transformed;
+            let node = t.data.recompute_schema()?;
+            Ok(if changed {
+                Transformed::yes(node)
+            } else {
+                Transformed::no(node)
+            })
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "freshet_sum_as_numeric"
+    }
+}
+
+fn is_bigint_sum(name: &str, args: &[Expr], schema: &DFSchema) -> bool {
+    name.eq_ignore_ascii_case("sum")
+        && args.len() == 1
+        && matches!(args[0].get_type(schema), Ok(DataType::Int64))
+}
+
+fn to_numeric(mut args: Vec<Expr>) -> Vec<Expr> {
+    let arg = args.remove(0);
+    vec![Expr::Cast(Cast::new(
+        Box::new(arg),
+        DataType::Decimal128(38, 0),
+    ))]
+}
+
+fn numeric_sum(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    use datafusion::logical_expr::expr::{WindowFunction, WindowFunctionDefinition};
+    match e {
+        Expr::AggregateFunction(f) if is_bigint_sum(f.func.name(), &f.params.args, schema) => {
+            let p = f.params;
+            Ok(Transformed::yes(Expr::AggregateFunction(
+                AggregateFunction::new_udf(
+                    f.func,
+                    to_numeric(p.args),
+                    p.distinct,
+                    p.filter,
+                    p.order_by,
+                    p.null_treatment,
+                ),
+            )))
+        }
+        Expr::WindowFunction(w)
+            if matches!(&w.fun, WindowFunctionDefinition::AggregateUDF(f)
+                if is_bigint_sum(f.name(), &w.params.args, schema)) =>
+        {
+            let WindowFunction { fun, mut params } = *w;
+            params.args = to_numeric(params.args);
+            Ok(Transformed::yes(Expr::WindowFunction(Box::new(
+                WindowFunction { fun, params },
+            ))))
+        }
+        other => Ok(Transformed::no(other)),
+    }
+}
+
+/// Checked `+`, `-`, `*` (two arguments) or negation (one) on one integer
+/// type.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct CheckedOp {
+    /// `None` for negation.
+    op: Option<Operator>,
+    name: &'static str,
+    signature: Signature,
+}
+
+impl CheckedOp {
+    fn new(op: Operator) -> CheckedOp {
+        CheckedOp {
+            name: match op {
+                Operator::Plus => "__checked_add",
+                Operator::Minus => "__checked_sub",
+                _ => "__checked_mul",
+            },
+            op: Some(op),
+            signature: Signature::any(2, Volatility::Immutable),
+        }
+    }
+
+    fn negate() -> CheckedOp {
+        CheckedOp {
+            op: None,
+            name: "__checked_neg",
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+/// Postgres' name for an integer type, for "… out of range".
+fn pg_name(t: &DataType) -> &'static str {
+    match t {
+        DataType::Int16 => "smallint",
+        DataType::Int32 => "integer",
+        _ => "bigint",
+    }
+}
+
+impl ScalarUDFImpl for CheckedOp {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        Ok(arg_types[0].clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::compute::kernels::numeric;
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let t = arrays[0].data_type().clone();
+        let out: std::result::Result<ArrayRef, ArrowError> = match (self.op, arrays.as_slice()) {
+            (Some(Operator::Plus), [a, b]) => numeric::add(a, b),
+            (Some(Operator::Minus), [a, b]) => numeric::sub(a, b),
+            (Some(Operator::Multiply), [a, b]) => numeric::mul(a, b),
+            (None, [a]) => numeric::neg(a),
+            _ => {
+                return Err(DataFusionError::Internal(format!(
+                    "{} called with {} arguments",
+                    self.name,
+                    arrays.len()
+                )))
+            }
+        };
+        let out = out.map_err(|e| match e {
+            ArrowError::ArithmeticOverflow(_) => DataFusionError::External(Box::new(
+                SqlError::OutOfRange(format!("{} out of range", pg_name(&t))),
+            )),
+            other => DataFusionError::ArrowError(Box::new(other), None),
+        })?;
+        if scalar {
+            Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
+            ))
+        } else {
+            Ok(ColumnarValue::Array(out))
+        }
+    }
+}
