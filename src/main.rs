@@ -49,6 +49,10 @@ struct ServeArgs {
     /// instead of the wall clock (for tests and replays).
     #[arg(long, env = "FRESHET_MANUAL_CLOCK")]
     manual_clock: bool,
+    /// The longest message a client may send, in bytes; a longer one is
+    /// refused with 54000 and closes that connection.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_MESSAGE_BYTES, env = "FRESHET_MAX_MESSAGE_BYTES")]
+    max_message_bytes: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -105,6 +109,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "listening");
     let options = ServerOptions {
         allow_remote: args.allow_remote,
+        max_message_bytes: args.max_message_bytes,
         ..ServerOptions::default()
     };
     server::serve(engine, listener, options, shutdown_signal()).await?;

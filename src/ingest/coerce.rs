@@ -40,6 +40,8 @@ pub enum CellErrorKind {
     TooLong,
     /// 23502
     NotNull,
+    /// 22021: text that is not UTF-8, or holds NUL
+    Encoding,
     /// 42804
     Datatype,
 }
@@ -514,6 +516,20 @@ pub fn to_column(arr: &ArrayRef, col: &ColumnDef) -> Result<ArrayRef, CellError>
             c
         }
     };
+    if let Some(texts) = out.as_string_opt::<i32>() {
+        // text holds no NUL, as in Postgres (a value can get one from an
+        // escape such as E'\x00')
+        if texts.value_data().contains(&0) {
+            let row = (0..texts.len())
+                .find(|&i| texts.is_valid(i) && texts.value(i).contains('\0'))
+                .unwrap_or(0);
+            return Err(err(
+                row,
+                CellErrorKind::Encoding,
+                "invalid byte sequence for encoding \"UTF8\": 0x00".into(),
+            ));
+        }
+    }
     if !col.nullable && out.null_count() > 0 {
         let row = (0..out.len()).find(|&i| out.is_null(i)).unwrap_or(0);
         return Err(err(

@@ -212,6 +212,12 @@ impl CopyDecoder {
             self.ended = true;
             return Ok(());
         }
+        if let Some(m) = super::invalid_text(rec) {
+            return Err(CopyError {
+                kind: CopyErrorKind::Encoding,
+                message: format!("{m} (COPY {}, line {line})", self.relation),
+            });
+        }
         let text = std::str::from_utf8(rec).map_err(|_| CopyError {
             kind: CopyErrorKind::Encoding,
             message: format!(

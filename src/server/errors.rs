@@ -31,6 +31,7 @@ pub fn sqlstate(e: &EngineError) -> &'static str {
             CellErrorKind::TooLong => "22001",
             CellErrorKind::NotNull => "23502",
             CellErrorKind::Datatype => "42804",
+            CellErrorKind::Encoding => "22021",
         },
         EngineError::UniqueViolation(_) => "23505",
         EngineError::CardinalityViolation(_) => "21000",

@@ -90,8 +90,21 @@ impl PgWireServerHandlers for Handlers {
     }
 }
 
-struct Startup {
+pub(super) struct Startup {
     manager: Arc<ConnectionManager>,
+}
+
+impl Conn {
+    /// The handlers of the connection's protocol loop, as concrete types.
+    pub(super) fn startup_handler(&self) -> Arc<Startup> {
+        Arc::new(Startup {
+            manager: self.manager.clone(),
+        })
+    }
+
+    pub(super) fn cancel_handler(&self) -> Arc<DefaultCancelHandler> {
+        Arc::new(DefaultCancelHandler::new(self.manager.clone()))
+    }
 }
 
 impl NoopStartupHandler for Startup {
@@ -100,7 +113,7 @@ impl NoopStartupHandler for Startup {
     }
 }
 
-struct LogErrors;
+pub(super) struct LogErrors;
 
 impl ErrorHandler for LogErrors {
     fn on_error<C>(&self, client: &C, error: &mut PgWireError)
@@ -248,6 +261,9 @@ impl SimpleQueryHandler for Conn {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        if let Some(e) = rejection(query) {
+            return Ok(vec![Response::Error(Box::new(error_info(&e)))]);
+        }
         let mut session = self.session.lock().await;
         let statements = session.parse(query).map_err(|e| to_pgwire(&e))?;
         let mut responses = Vec::with_capacity(statements.len());
@@ -272,6 +288,16 @@ impl SimpleQueryHandler for Conn {
         }
         Ok(responses)
     }
+}
+
+/// The error of a message the guard refused (see `guard`).
+fn rejection(text: &str) -> Option<EngineError> {
+    let (code, message) = super::guard::rejected(text)?;
+    let message = message.to_string();
+    Some(match code {
+        "22021" => EngineError::CharacterNotInRepertoire(message),
+        _ => EngineError::ProtocolViolation(message),
+    })
 }
 
 /// Parses and plans statements for the extended protocol.
@@ -301,6 +327,9 @@ impl QueryParser for Planner {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        if let Some(e) = rejection(sql) {
+            return Err(to_pgwire(&e));
+        }
         let conn = self.conn()?;
         let session = conn.session.lock().await;
         let mut stmts = session.parse(sql).map_err(|e| to_pgwire(&e))?;

@@ -5,6 +5,7 @@
 //! store or the dataflow: it only talks to the engine through sessions.
 
 pub mod errors;
+pub mod guard;
 pub mod handler;
 pub mod text;
 
@@ -22,7 +23,7 @@ use crate::engine::query::session_template;
 use crate::engine::session::Session;
 use crate::engine::{Engine, EngineError};
 use crate::sql::SqlParser;
-use handler::{Conn, Handlers};
+use handler::Conn;
 
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -31,13 +32,20 @@ pub struct ServerOptions {
     pub allow_remote: bool,
     /// How long shutdown waits for running statements.
     pub drain_timeout: Duration,
+    /// The longest frontend message accepted; a longer one closes its
+    /// connection with 54000.
+    pub max_message_bytes: usize,
 }
+
+/// The default `--max-message-bytes`: 256 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 << 20;
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             allow_remote: false,
             drain_timeout: Duration::from_secs(30),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }
@@ -75,7 +83,7 @@ pub async fn serve(
                 let session = Session::new(engine.clone(), &template, parser.clone());
                 let conn = Conn::new(session, engine.clone(), manager.clone());
                 let stop = stop_rx.clone();
-                connections.spawn(connection(conn, socket, peer, stop));
+                connections.spawn(connection(conn, socket, peer, stop, options.max_message_bytes));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
@@ -105,13 +113,10 @@ async fn connection(
     socket: tokio::net::TcpStream,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
+    max_message_bytes: usize,
 ) {
     tracing::debug!(%peer, "connection opened");
-    let mut task = tokio::spawn(pgwire::tokio::process_socket(
-        socket,
-        None,
-        Handlers(conn.clone()),
-    ));
+    let mut task = tokio::spawn(serve_socket(socket, conn.clone(), max_message_bytes));
     tokio::select! {
         r = &mut task => {
             if let Ok(Err(e)) = r {
@@ -130,4 +135,83 @@ async fn connection(
 
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// One connection's protocol loop: pgwire's, with the frontend messages
+/// passing through [`guard::Guard`] before they are decoded.
+async fn serve_socket(
+    socket: tokio::net::TcpStream,
+    conn: Arc<Conn>,
+    max_message_bytes: usize,
+) -> std::io::Result<()> {
+    use futures::StreamExt;
+    use pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState};
+    use pgwire::messages::PgWireFrontendMessage;
+    use pgwire::tokio::server::{negotiate_tls, process_error, process_message};
+    use tokio_util::codec::{Framed, FramedParts};
+
+    // a client that does not finish starting up in time is dropped
+    let startup_timeout = tokio::time::sleep(Duration::from_secs(60));
+    tokio::pin!(startup_timeout);
+    let negotiated = tokio::select! {
+        _ = &mut startup_timeout => return Ok(()),
+        s = negotiate_tls::<handler::Stmt>(socket, None) => s?,
+    };
+    let Some(framed) = negotiated else {
+        return Ok(());
+    };
+    let old = framed.into_parts();
+    let io = guard::Guard::new(
+        old.io,
+        guard::Phase::Startup,
+        max_message_bytes,
+        &old.read_buf,
+    );
+    let mut parts = FramedParts::new(io, old.codec);
+    parts.write_buf = old.write_buf;
+    let mut socket = Framed::from_parts(parts);
+
+    let startup = conn.startup_handler();
+    let cancel = conn.cancel_handler();
+    let errors = handler::LogErrors;
+    loop {
+        let starting = matches!(
+            socket.state(),
+            PgWireConnectionState::AwaitingStartup
+                | PgWireConnectionState::AuthenticationInProgress
+        );
+        let msg = if starting {
+            tokio::select! {
+                _ = &mut startup_timeout => None,
+                m = socket.next() => m,
+            }
+        } else {
+            socket.next().await
+        };
+        let Some(Ok(msg)) = msg else {
+            break;
+        };
+        if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
+            break;
+        }
+        let extended_query = match socket.state() {
+            PgWireConnectionState::CopyInProgress(e) => e,
+            _ => msg.is_extended_query(),
+        };
+        if let Err(mut e) = process_message(
+            msg,
+            &mut socket,
+            startup.clone(),
+            conn.clone(),
+            conn.clone(),
+            conn.clone(),
+            cancel.clone(),
+        )
+        .await
+        {
+            errors.on_error(&socket, &mut e);
+            process_error(&mut socket, e, extended_query).await?;
+        }
+    }
+    Ok(())
 }

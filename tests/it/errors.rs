@@ -236,3 +236,82 @@ async fn oversize_message_closes_only_that_connection() {
         .unwrap();
     assert_eq!(count(&c, "s").await, 1);
 }
+
+/// Text that is not UTF-8, or holds NUL, is refused with 22021 as in
+/// Postgres (it used to be stored with U+FFFD or NUL), and a Bind whose
+/// lengths point outside it answers 08P01: the connection goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_text_and_malformed_messages_are_refused() {
+    use crate::raw::{codes, extended, field, msg, Raw};
+    let (server, c) = setup().await;
+    let mut r = Raw::connect(server.port).await;
+    r.send(&msg(
+        b'Q',
+        b"INSERT INTO s VALUES (1, 'a\xff\xfeb', NULL)\0",
+    ))
+    .await;
+    let got = r.until_ready().await;
+    assert_eq!(codes(&got), vec!["22021"]);
+    let m = got.iter().find(|(t, _)| *t == b'E').unwrap();
+    assert_eq!(
+        field(&m.1, b'M'),
+        "invalid byte sequence for encoding \"UTF8\": 0xff"
+    );
+    // NUL in a text parameter
+    let mut p = 1i16.to_be_bytes().to_vec();
+    p.extend_from_slice(&3i32.to_be_bytes());
+    p.extend_from_slice(b"a\0b");
+    r.send(&extended("INSERT INTO s VALUES (2, $1, NULL)", &p))
+        .await;
+    assert_eq!(codes(&r.until_ready().await), vec!["22021"]);
+    // a parameter length far beyond the message
+    let mut p = 1i16.to_be_bytes().to_vec();
+    p.extend_from_slice(&0x7fff_ffffi32.to_be_bytes());
+    p.extend_from_slice(b"abc");
+    r.send(&extended("INSERT INTO s VALUES (3, $1, NULL)", &p))
+        .await;
+    assert_eq!(codes(&r.until_ready().await), vec!["08P01"]);
+    // counts that do not add up
+    let mut p = (-5i16).to_be_bytes().to_vec();
+    p.extend_from_slice(b"junk");
+    r.send(&extended("SELECT $1", &p)).await;
+    assert_eq!(codes(&r.until_ready().await), vec!["08P01"]);
+    // the same connection still works, and nothing was stored
+    r.send(&msg(b'Q', b"SELECT count(*) FROM s\0")).await;
+    let got = r.until_ready().await;
+    assert!(codes(&got).is_empty(), "{got:?}");
+    assert_eq!(count(&c, "s").await, 0);
+    // a driver's binary text parameter with NUL: 22021 too
+    let e = c
+        .execute("INSERT INTO s VALUES (4, $1, NULL)", &[&"x\0y"])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "22021");
+    assert_eq!(count(&c, "s").await, 0);
+}
+
+/// A message longer than --max-message-bytes is refused from its header:
+/// FATAL 54000 for that connection, everyone else goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_limit_gets_54000() {
+    use crate::raw::{codes, msg, Raw};
+    let server = TestServer::start_with_args(&["--max-message-bytes", "65536"]);
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE s (id INT, name TEXT, at TIMESTAMP)")
+        .await
+        .unwrap();
+    let mut r = Raw::connect(server.port).await;
+    let big = format!("SELECT '{}'\0", "x".repeat(70_000));
+    r.send(&msg(b'Q', big.as_bytes())).await;
+    let got = r.until_ready().await;
+    assert_eq!(codes(&got), vec!["54000"]);
+    // just under the limit is fine
+    let mut r = Raw::connect(server.port).await;
+    let ok = format!("SELECT '{}'\0", "x".repeat(60_000));
+    r.send(&msg(b'Q', ok.as_bytes())).await;
+    assert!(codes(&r.until_ready().await).is_empty());
+    c.batch_execute("INSERT INTO s VALUES (1, 'ok', NULL)")
+        .await
+        .unwrap();
+    assert_eq!(count(&c, "s").await, 1);
+}

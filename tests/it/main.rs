@@ -11,6 +11,7 @@ mod oracle;
 mod props;
 mod protocol;
 mod psql;
+mod raw;
 mod slt;
 mod subqueries;
 mod view_errors;
