@@ -32,3 +32,8 @@ pub mod store;
 pub mod types;
 
 pub use engine::{Engine, EngineConfig, EngineError};
+
+/// Stack size of the threads that parse, plan, evaluate and drop
+/// statements (the runtime's workers, the committer): enough for the
+/// deepest statement accepted (`sql::depth::MAX_DEPTH`).
+pub const STACK_BYTES: usize = 256 << 20;

@@ -68,6 +68,10 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("freshet-worker")
+        // statements nest up to sql::depth::MAX_DEPTH levels; parsing,
+        // planning and dropping them recurse on that depth (the memory is
+        // reserved, and only committed as a deep statement uses it)
+        .thread_stack_size(freshet::STACK_BYTES)
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(run(args))

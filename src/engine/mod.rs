@@ -175,6 +175,7 @@ impl Engine {
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("freshet-committer".into())
+            .stack_size(crate::STACK_BYTES)
             .spawn(move || committer.run(rx))
             .map_err(|e| EngineError::Internal(format!("cannot start committer: {e}")))?;
         report.millis = started.elapsed().as_millis();

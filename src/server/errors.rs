@@ -62,6 +62,7 @@ fn sql_state(s: &SqlError) -> &'static str {
         SqlError::DatatypeMismatch(_) => "42804",
         SqlError::Cardinality(_) => "21000",
         SqlError::OutOfRange(_) => "22003",
+        SqlError::TooComplex(_) => "54001",
         SqlError::Plan(_) => "XX000",
     }
 }

@@ -63,15 +63,27 @@ fn is_int(t: &DataType) -> bool {
     matches!(t, DataType::Int16 | DataType::Int32 | DataType::Int64)
 }
 
+/// The type of an expression whose integer arithmetic is already checked:
+/// a checked operation knows its type, so a chain of them costs one step
+/// per node, not its depth (`get_type` recurses into the whole subtree).
+fn type_of(e: &Expr, schema: &DFSchema) -> Result<DataType> {
+    if let Expr::ScalarFunction(f) = e {
+        if let Some(op) = f.func.inner().downcast_ref::<CheckedOp>() {
+            return Ok(op.ty.clone());
+        }
+    }
+    e.get_type(schema)
+}
+
 fn checked(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     match e {
         Expr::BinaryExpr(BinaryExpr { left, op, right })
             if matches!(op, Operator::Plus | Operator::Minus | Operator::Multiply) =>
         {
-            let (lt, rt) = (left.get_type(schema), right.get_type(schema));
+            let (lt, rt) = (type_of(&left, schema), type_of(&right, schema));
             match (lt, rt) {
                 (Ok(lt), Ok(rt)) if lt == rt && is_int(&lt) => Ok(Transformed::yes(
-                    Arc::new(ScalarUDF::from(CheckedOp::new(op))).call(vec![*left, *right]),
+                    Arc::new(ScalarUDF::from(CheckedOp::new(op, lt))).call(vec![*left, *right]),
                 )),
                 _ => Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
                     left,
@@ -80,9 +92,9 @@ fn checked(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 }))),
             }
         }
-        Expr::Negative(inner) => match inner.get_type(schema) {
+        Expr::Negative(inner) => match type_of(&inner, schema) {
             Ok(t) if is_int(&t) => Ok(Transformed::yes(
-                Arc::new(ScalarUDF::from(CheckedOp::negate())).call(vec![*inner]),
+                Arc::new(ScalarUDF::from(CheckedOp::negate(t))).call(vec![*inner]),
             )),
             _ => Ok(Transformed::no(Expr::Negative(inner))),
         },
@@ -172,13 +184,16 @@ fn numeric_sum(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
 pub struct CheckedOp {
     /// `None` for negation.
     op: Option<Operator>,
+    /// The integer type operated on (and returned).
+    ty: DataType,
     name: &'static str,
     signature: Signature,
 }
 
 impl CheckedOp {
-    fn new(op: Operator) -> CheckedOp {
+    fn new(op: Operator, ty: DataType) -> CheckedOp {
         CheckedOp {
+            ty,
             name: match op {
                 Operator::Plus => "__checked_add",
                 Operator::Minus => "__checked_sub",
@@ -189,8 +204,9 @@ impl CheckedOp {
         }
     }
 
-    fn negate() -> CheckedOp {
+    fn negate(ty: DataType) -> CheckedOp {
         CheckedOp {
+            ty,
             op: None,
             name: "__checked_neg",
             signature: Signature::any(1, Volatility::Immutable),

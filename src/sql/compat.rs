@@ -73,7 +73,10 @@ impl Compat {
 
     /// Parses one statement's text (it may hold several; the caller checks).
     pub fn parse(&self, text: &str) -> Result<Vec<Statement>, ParserError> {
-        let plain = Parser::parse_sql(&PostgreSqlDialect {}, text)?;
+        let plain = Parser::new(&PostgreSqlDialect {})
+            .with_recursion_limit(super::depth::MAX_DEPTH)
+            .try_with_sql(text)?
+            .parse_statements()?;
         if !plain.is_empty() && plain.iter().all(reads_only_catalog) {
             return self.client.parse(text);
         }

@@ -6,6 +6,7 @@ pub mod asof;
 pub mod checked;
 pub mod compat;
 pub mod ddl;
+pub mod depth;
 pub mod lower;
 pub mod optimizer;
 pub mod parser;
@@ -37,6 +38,9 @@ pub enum SqlError {
     /// A value outside its type's range (integer overflow).
     #[error("{0}")]
     OutOfRange(String),
+    /// A statement nested more deeply than the server handles (54001).
+    #[error("{0}")]
+    TooComplex(String),
     /// An internal planning failure (not the user's SQL).
     #[error("{0}")]
     Plan(String),

@@ -145,6 +145,7 @@ impl SqlParser {
 
     /// Parses exactly one statement.
     pub fn parse_one(&self, text: &str) -> Result<Statement, SqlError> {
+        super::depth::check(text)?;
         let text = &*super::asof::normalize_asof(text)?;
         let text = &*super::window::normalize_flink_windows(text)?;
         let words = leading_words(text, 3);
@@ -191,7 +192,12 @@ impl SqlParser {
                     )));
                 }
                 match stmts.len() {
-                    1 => Ok(Statement::Sql(Box::new(stmts.remove(0)))),
+                    1 => {
+                        let mut st = stmts.remove(0);
+                        super::depth::balance(&mut st);
+                        super::depth::check_planned(&st)?;
+                        Ok(Statement::Sql(Box::new(st)))
+                    }
                     0 => Err(SqlError::Syntax("empty statement".into())),
                     _ => Err(SqlError::Syntax(
                         "expected one statement, found several".into(),
@@ -363,6 +369,7 @@ fn prefix(s: &str, max: usize) -> &str {
 
 fn parser(text: &str) -> Result<Parser<'static>, SqlError> {
     Parser::new(&PostgreSqlDialect {})
+        .with_recursion_limit(super::depth::MAX_DEPTH)
         .try_with_sql(text)
         .map_err(syntax)
 }
@@ -541,7 +548,13 @@ pub fn parse_query(text: &str) -> Result<Box<ast::Query>, SqlError> {
     let mut p = parser(text)?;
     let q = p.parse_query().map_err(syntax)?;
     expect_end(&mut p)?;
-    Ok(q)
+    let mut st = ast::Statement::Query(q);
+    super::depth::balance(&mut st);
+    super::depth::check_planned(&st)?;
+    match st {
+        ast::Statement::Query(q) => Ok(q),
+        _ => Err(SqlError::Plan("a query stopped being a query".into())),
+    }
 }
 
 fn parse_create_view(text: &str, explain: bool) -> Result<Statement, SqlError> {
@@ -587,10 +600,16 @@ fn parse_create_view(text: &str, explain: bool) -> Result<Statement, SqlError> {
                         .into(),
                 ));
             }
+            let mut st = ast::Statement::Query(v.query);
+            super::depth::balance(&mut st);
+            super::depth::check_planned(&st)?;
+            let ast::Statement::Query(query) = st else {
+                return Err(SqlError::Plan("a query stopped being a query".into()));
+            };
             Ok(Statement::CreateView(CreateView {
                 name: object_name(&v.name)?,
                 if_not_exists: v.if_not_exists,
-                query: v.query,
+                query,
                 sql: full_text.to_string(),
                 explain,
                 emit_on_close,

@@ -6,6 +6,7 @@ mod crash;
 mod errors;
 mod harness;
 mod joins;
+mod limits;
 mod nexmark;
 mod oracle;
 mod props;
