@@ -53,6 +53,14 @@ struct ServeArgs {
     /// refused with 54000 and closes that connection.
     #[arg(long, default_value_t = server::DEFAULT_MAX_MESSAGE_BYTES, env = "FRESHET_MAX_MESSAGE_BYTES")]
     max_message_bytes: usize,
+    /// Memory one query may use (bytes, or with a unit: 512MB, 2GB); past
+    /// it, sorts and aggregations spill to disk where they can, or the
+    /// query fails with 53200. `0`: no limit.
+    #[arg(long, default_value = "2GB", value_parser = parse_bytes, env = "FRESHET_MAX_STATEMENT_MEMORY")]
+    max_statement_memory: u64,
+    /// Connections served at once; one more is refused with 53300.
+    #[arg(long, default_value_t = 100, env = "FRESHET_MAX_CONNECTIONS")]
+    max_connections: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -80,6 +88,8 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = EngineConfig::new(&args.data_dir);
     config.manual_clock = args.manual_clock;
+    config.max_statement_memory =
+        (args.max_statement_memory > 0).then_some(args.max_statement_memory as usize);
     config.checkpoint_every = std::time::Duration::try_from_secs_f64(args.checkpoint_interval)
         .ok()
         .filter(|d| !d.is_zero())
@@ -114,10 +124,30 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let options = ServerOptions {
         allow_remote: args.allow_remote,
         max_message_bytes: args.max_message_bytes,
+        max_connections: args.max_connections,
         ..ServerOptions::default()
     };
     server::serve(engine, listener, options, shutdown_signal()).await?;
     Ok(())
+}
+
+/// A size in bytes: a number, optionally with kB, MB, GB (powers of 1024,
+/// as Postgres counts them).
+fn parse_bytes(v: &str) -> Result<u64, String> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (n, unit) = v.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("invalid size {v:?}"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1 << 10,
+        "m" | "mb" => 1 << 20,
+        "g" | "gb" => 1 << 30,
+        "t" | "tb" => 1 << 40,
+        _ => return Err(format!("invalid size {v:?}: use B, kB, MB, GB or TB")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("size {v:?} is too large"))
 }
 
 async fn shutdown_signal() {

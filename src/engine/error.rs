@@ -53,6 +53,12 @@ pub enum EngineError {
     DependentObjects(String),
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// A statement needs more memory than its limit (53200).
+    #[error("{0}")]
+    OutOfMemory(String),
+    /// `statement_timeout` passed (57014).
+    #[error("canceling statement due to statement timeout")]
+    StatementTimeout,
     /// Reading a materialized view in an error state; the SQLSTATE is the
     /// cause's.
     #[error("materialized view \"{view}\" is in an error state (ALTER MATERIALIZED VIEW … RECOMPUTE rebuilds it, DROP removes it): {cause}")]
@@ -66,6 +72,7 @@ impl From<CopyError> for EngineError {
         match e.kind {
             CopyErrorKind::BadData => EngineError::BadCopyData(e.message),
             CopyErrorKind::Encoding => EngineError::CharacterNotInRepertoire(e.message),
+            CopyErrorKind::TooBig => EngineError::OutOfMemory(e.message),
             CopyErrorKind::Cell(kind) => EngineError::Value {
                 kind,
                 message: e.message,

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod commit;
 pub mod data;
 pub mod error;
+pub mod exec;
 pub mod query;
 pub mod session;
 pub mod view;
@@ -28,6 +29,21 @@ use commit::{Committer, Op, Outcome, RelWork, Request};
 use data::DbSnapshot;
 pub use error::{EngineError, Result};
 
+tokio::task_local! {
+    /// When the running statement's `statement_timeout` passes. A write
+    /// not yet handed to the committer by then is not sent (once sent, it
+    /// commits, and the statement reports it).
+    pub static DEADLINE: Option<std::time::Instant>;
+}
+
+/// Fails with 57014 if the running statement's deadline has passed.
+pub fn check_deadline() -> Result<()> {
+    match DEADLINE.try_with(|d| *d) {
+        Ok(Some(d)) if std::time::Instant::now() >= d => Err(EngineError::StatementTimeout),
+        _ => Ok(()),
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub data_dir: PathBuf,
@@ -38,6 +54,9 @@ pub struct EngineConfig {
     /// Views with `now()` follow a clock set with `SET freshet.clock`
     /// instead of the wall clock (for tests and replays).
     pub manual_clock: bool,
+    /// Memory one query may use (`--max-statement-memory`); `None`: no
+    /// limit.
+    pub max_statement_memory: Option<usize>,
 }
 
 /// The clock that views with `now()` follow.
@@ -68,6 +87,7 @@ impl EngineConfig {
             cache_bytes: 256 << 20,
             checkpoint_every: std::time::Duration::from_secs(30),
             manual_clock: false,
+            max_statement_memory: None,
         }
     }
 }
@@ -94,6 +114,8 @@ pub struct Engine {
     table_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     recovery: RecoveryReport,
     clock: Clock,
+    /// Where queries run (off the serving threads).
+    queries: exec::SharedRuntime,
 }
 
 impl Engine {
@@ -179,6 +201,7 @@ impl Engine {
             .spawn(move || committer.run(rx))
             .map_err(|e| EngineError::Internal(format!("cannot start committer: {e}")))?;
         report.millis = started.elapsed().as_millis();
+        let queries = Arc::new(exec::QueryRuntime::new(config.max_statement_memory)?);
         Ok(Arc::new(Engine {
             config,
             catalog: RwLock::new(catalog),
@@ -189,6 +212,7 @@ impl Engine {
             table_locks: Mutex::new(HashMap::new()),
             recovery: report,
             clock,
+            queries,
         }))
     }
 
@@ -198,6 +222,11 @@ impl Engine {
 
     pub fn recovery(&self) -> &RecoveryReport {
         &self.recovery
+    }
+
+    /// The runtime queries execute on.
+    pub fn queries(&self) -> &exec::SharedRuntime {
+        &self.queries
     }
 
     /// The latest published snapshot: every acknowledged write, nothing else.
@@ -238,6 +267,7 @@ impl Engine {
 
     /// Sends an op to the committer and waits until it is durable.
     pub(crate) async fn commit(&self, op: Op) -> Result<Outcome> {
+        check_deadline()?;
         let (reply, rx) = oneshot::channel();
         {
             let tx = self.commit_tx.lock();

@@ -99,6 +99,9 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
     )?;
     catalog.register_schema("pg_catalog", Arc::new(pg))?;
     ctx.register_udf(ScalarUDF::from(VersionUdf::new()));
+    for f in crate::sql::limits::bounded_functions() {
+        ctx.register_udf(f);
+    }
     ctx.register_udtf(
         "session_window",
         Arc::new(SessionWindowFn {

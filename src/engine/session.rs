@@ -9,7 +9,6 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::context::SessionState;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::execute_stream;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast;
 
@@ -163,6 +162,14 @@ impl Params {
                 self.values.insert(key.clone(), "UTF8".into());
                 return Ok((key, "UTF8".into()));
             }
+            "statement_timeout" => {
+                let ms = parse_duration_ms(&value).ok_or_else(|| {
+                    EngineError::InvalidParameterValue(format!(
+                        "invalid value for parameter \"statement_timeout\": \"{value}\""
+                    ))
+                })?;
+                self.values.insert(key.clone(), show_duration_ms(ms));
+            }
             "transaction_isolation" | "default_transaction_isolation" => {
                 // One isolation level exists; accept the names drivers send.
                 self.values.insert(key.clone(), value.to_ascii_lowercase());
@@ -187,6 +194,55 @@ impl Params {
     pub fn all(&self) -> impl Iterator<Item = (&String, &String)> {
         self.values.iter()
     }
+
+    /// `statement_timeout`, when one is set.
+    pub fn statement_timeout(&self) -> Option<std::time::Duration> {
+        let ms = parse_duration_ms(self.get("statement_timeout")?)?;
+        (ms > 0).then(|| std::time::Duration::from_millis(ms))
+    }
+}
+
+/// A Postgres time setting in milliseconds: a number (milliseconds) or a
+/// number with a unit (`us`, `ms`, `s`, `min`, `h`, `d`).
+fn parse_duration_ms(v: &str) -> Option<u64> {
+    let v = v.trim().trim_matches('\'');
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    if !n.is_finite() || n < 0.0 {
+        return None;
+    }
+    let factor = match unit.trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1_000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    let ms = (n * factor).round();
+    (ms <= i32::MAX as f64).then_some(ms as u64)
+}
+
+/// How Postgres shows a time setting: the largest unit that divides it.
+fn show_duration_ms(ms: u64) -> String {
+    if ms == 0 {
+        return "0".into();
+    }
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("min", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
 }
 
 pub struct Session {
@@ -247,6 +303,11 @@ impl Session {
     /// Plans a statement: parameter types, result columns.
     pub async fn prepare(&self, statement: Statement) -> Result<Prepared> {
         let (kind, param_types, schema) = match &statement {
+            Statement::InsertLiterals(lit) => {
+                let plan = write::plan_literals(self, lit)?;
+                let schema = plan.output_schema();
+                (PreparedKind::Write(Box::new(plan)), vec![], schema)
+            }
             Statement::Sql(ast) => match ast.as_ref() {
                 ast::Statement::Insert(_)
                 | ast::Statement::Update(_)
@@ -427,9 +488,11 @@ impl Session {
             PreparedKind::Query(plan) => {
                 let state = self.statement_state();
                 let plan = bind(plan, params)?;
-                let physical = state.create_physical_plan(&plan).await?;
-                let schema = physical.schema();
-                let stream = execute_stream(physical, state.task_ctx())?;
+                let (schema, stream) = self
+                    .engine
+                    .queries()
+                    .run(state, plan, super::exec::deadline())
+                    .await?;
                 Ok(Output::Rows { schema, stream })
             }
             PreparedKind::Write(plan) => write::execute(self, plan, params).await,
@@ -584,7 +647,7 @@ impl Session {
                 },
                 rows: None,
             }),
-            Statement::Sql(_) => Err(EngineError::Internal(
+            Statement::Sql(_) | Statement::InsertLiterals(_) => Err(EngineError::Internal(
                 "planned statement executed directly".into(),
             )),
         }

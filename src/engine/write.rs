@@ -65,6 +65,11 @@ pub struct InsertPlan {
 enum InsertSource {
     /// `VALUES` rows, converted cell by cell without planning.
     Values(Vec<Vec<Expr>>),
+    /// Literal `VALUES` rows read as text columns (`sql::values`).
+    Literals {
+        values: Vec<datafusion::arrow::array::StringArray>,
+        rows: usize,
+    },
     Query(LogicalPlan),
 }
 
@@ -104,7 +109,10 @@ fn unsupported(what: &str) -> EngineError {
 }
 
 fn column_position(rel: &RelationDef, id: &ast::Ident) -> Result<usize> {
-    let name = normalize_ident(id);
+    column_index(rel, normalize_ident(id))
+}
+
+fn column_index(rel: &RelationDef, name: String) -> Result<usize> {
     if name == OFFSET_COLUMN {
         return Err(EngineError::UndefinedColumn(format!(
             "cannot assign to system column \"{OFFSET_COLUMN}\""
@@ -130,6 +138,61 @@ fn quote(id: &str) -> String {
 }
 
 /// Plans a write statement.
+/// Plans an INSERT of literal rows (`sql::values`): the same checks as the
+/// general path, without a syntax tree.
+pub fn plan_literals(
+    session: &Session,
+    lit: &crate::sql::values::LiteralInsert,
+) -> Result<WritePlan> {
+    let engine = session.engine();
+    let rel = engine.relation(&lit.table).ok_or_else(|| {
+        EngineError::from(crate::catalog::CatalogError::NotFound(lit.table.clone()))
+    })?;
+    if !rel.is_base() {
+        return Err(EngineError::WrongObjectType(format!(
+            "cannot write to materialized view \"{}\"",
+            rel.name
+        )));
+    }
+    let positions: Vec<usize> = if lit.columns.is_empty() {
+        (0..rel.columns.len()).collect()
+    } else {
+        let mut p = Vec::with_capacity(lit.columns.len());
+        for c in &lit.columns {
+            let i = column_index(&rel, c.clone())?;
+            if p.contains(&i) {
+                return Err(EngineError::Sql(crate::sql::SqlError::DuplicateColumn(
+                    format!(
+                        "column \"{}\" specified more than once",
+                        rel.columns[i].name
+                    ),
+                )));
+            }
+            p.push(i);
+        }
+        p
+    };
+    if lit.values.len() != positions.len() {
+        return Err(EngineError::SyntaxError(
+            if lit.values.len() > positions.len() {
+                "INSERT has more expressions than target columns".into()
+            } else {
+                "INSERT has more target columns than expressions".into()
+            },
+        ));
+    }
+    Ok(WritePlan::Insert(InsertPlan {
+        rel,
+        positions,
+        source: InsertSource::Literals {
+            values: lit.values.clone(),
+            rows: lit.rows,
+        },
+        on_conflict: OnConflict::Error,
+        params: vec![],
+    }))
+}
+
 pub async fn plan(session: &Session, stmt: &ast::Statement) -> Result<WritePlan> {
     let engine = session.engine();
     match stmt {
@@ -723,6 +786,20 @@ pub async fn execute(
             };
             let batches = match &ins.source {
                 InsertSource::Values(rows) => vec![values_batch(session, ins, rows, params).await?],
+                InsertSource::Literals { values, rows } => {
+                    let provided = values
+                        .iter()
+                        .map(|a| Arc::new(a.clone()) as ArrayRef)
+                        .collect();
+                    vec![assemble(
+                        &ins.rel,
+                        &ins.positions,
+                        provided,
+                        *rows,
+                        0,
+                        "row",
+                    )?]
+                }
                 InsertSource::Query(q) => {
                     let q = bind(q, params)?;
                     let state = session.statement_state();
@@ -857,13 +934,16 @@ pub async fn execute(
         } => Ok(Output::CopyIn(Box::new(CopyIn {
             rel: rel.clone(),
             columns: positions.len(),
-            decoder: Some(CopyDecoder::new(
-                &rel.name,
-                format.clone(),
-                rel.columns.clone(),
-                positions.clone(),
-                rel.schema(),
-            )),
+            decoder: Some(
+                CopyDecoder::new(
+                    &rel.name,
+                    format.clone(),
+                    rel.columns.clone(),
+                    positions.clone(),
+                    rel.schema(),
+                )
+                .with_limit(session.engine().config().max_statement_memory),
+            ),
             error: None,
         }))),
     }

@@ -71,6 +71,8 @@ pub enum CopyErrorKind {
     Encoding,
     /// A value that does not fit its column.
     Cell(CellErrorKind),
+    /// 53200: the COPY holds more in memory than its limit
+    TooBig,
 }
 
 /// Incremental decoder for one COPY.
@@ -84,6 +86,14 @@ pub struct CopyDecoder {
     all_columns: Vec<ColumnDef>,
     schema: SchemaRef,
     pending: Vec<u8>,
+    /// How far `pending` has been scanned for the end of the line, and
+    /// whether that point is inside CSV quotes (a long line arriving in
+    /// many pieces is scanned once, not once per piece).
+    scanned: usize,
+    in_quotes: bool,
+    /// Bytes the decoded rows hold so far, and the most allowed.
+    held: usize,
+    limit: Option<usize>,
     /// Lines consumed so far (the number of the last complete line).
     line: u64,
     header_done: bool,
@@ -119,6 +129,10 @@ impl CopyDecoder {
             all_columns,
             schema,
             pending: Vec::new(),
+            scanned: 0,
+            in_quotes: false,
+            held: 0,
+            limit: None,
             line: 0,
             ended: false,
             builders,
@@ -129,18 +143,41 @@ impl CopyDecoder {
         }
     }
 
+    /// Limits the memory the COPY holds before it is committed (decoded
+    /// rows and an unfinished line): past it the COPY fails with 53200.
+    pub fn with_limit(mut self, limit: Option<usize>) -> CopyDecoder {
+        self.limit = limit;
+        self
+    }
+
+    fn too_big(&self) -> CopyError {
+        CopyError {
+            kind: CopyErrorKind::TooBig,
+            message: format!(
+                "COPY {} holds more than {} bytes before it ends (--max-statement-memory); load it in parts",
+                self.relation,
+                self.limit.unwrap_or(0)
+            ),
+        }
+    }
+
     /// Feeds a chunk of data.
     pub fn feed(&mut self, data: &[u8]) -> Result<(), CopyError> {
         if self.ended {
             return Ok(());
         }
         self.pending.extend_from_slice(data);
+        if let Some(limit) = self.limit {
+            if self.held + self.pending.len() > limit {
+                return Err(self.too_big());
+            }
+        }
         let mut start = 0;
         let buf = std::mem::take(&mut self.pending);
-        let mut in_quotes = false;
+        let mut in_quotes = self.in_quotes;
         let csv = self.format.kind == CopyFormatKind::Csv;
         let (quote, escape) = (self.format.quote, self.format.escape);
-        let mut i = 0;
+        let mut i = self.scanned;
         while i < buf.len() {
             let c = buf[i];
             if csv {
@@ -169,9 +206,20 @@ impl CopyDecoder {
             }
             i += 1;
         }
-        self.pending = buf[start..].to_vec();
+        let mut buf = buf;
+        if start > 0 {
+            buf.drain(..start);
+        }
+        self.scanned = buf.len();
+        // an escape at the very end is read again with what follows it
+        if csv && in_quotes && escape != quote && buf.last() == Some(&escape) {
+            self.scanned -= 1;
+        }
+        self.in_quotes = in_quotes;
+        self.pending = buf;
         if self.ended {
             self.pending.clear();
+            self.scanned = 0;
         }
         Ok(())
     }
@@ -304,8 +352,14 @@ impl CopyDecoder {
             message: e.to_string(),
         })?;
         self.rows += n;
+        self.held += batch.get_array_memory_size();
         self.batches.push(batch);
         self.batch_lines.clear();
+        if let Some(limit) = self.limit {
+            if self.held > limit {
+                return Err(self.too_big());
+            }
+        }
         Ok(())
     }
 }
@@ -531,6 +585,50 @@ mod tests {
         assert_eq!(names.value(0), "x, \"y\"\nz");
         assert!(batches[0].column(1).is_null(1));
         assert_eq!(names.value(2), "");
+    }
+
+    /// Any split of the input into chunks decodes the same rows (the scan
+    /// resumes where it stopped, quotes and escapes included).
+    #[test]
+    fn every_chunking_decodes_alike() {
+        let mut csv = CopyFormat::csv();
+        csv.escape = b'\\';
+        let inputs: [(&[u8], CopyFormat); 3] = [
+            (b"1\ta\\tb\n2\t\\N\n3\tlast\n", CopyFormat::text()),
+            (b"1,\"x, \"\"y\"\"\nz\"\n2,\n3,\"\"\n", CopyFormat::csv()),
+            (b"1,\"a\\\"b\"\n2,\"c\\\"\"\n", csv),
+        ];
+        for (input, format) in inputs {
+            let mut whole = decoder(format.clone());
+            whole.feed(input).unwrap();
+            let (want, n) = whole.finish().unwrap();
+            for step in 1..input.len() {
+                let mut d = decoder(format.clone());
+                for chunk in input.chunks(step) {
+                    d.feed(chunk).unwrap();
+                }
+                let (got, m) = d.finish().unwrap();
+                assert_eq!((m, &got), (n, &want), "chunks of {step}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_copy_over_its_limit_fails() {
+        let mut d = decoder(CopyFormat::text()).with_limit(Some(1 << 16));
+        let line = b"1\tsome text for the row\n";
+        let mut failed = None;
+        for _ in 0..100_000 {
+            if let Err(e) = d.feed(line) {
+                failed = Some(e);
+                break;
+            }
+        }
+        assert_eq!(failed.map(|e| e.kind), Some(CopyErrorKind::TooBig));
+        // one endless line too
+        let mut d = decoder(CopyFormat::text()).with_limit(Some(1 << 16));
+        let e = (0..1000).find_map(|_| d.feed(&[b'x'; 1024]).err());
+        assert_eq!(e.map(|e| e.kind), Some(CopyErrorKind::TooBig));
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub fn sqlstate(e: &EngineError) -> &'static str {
         EngineError::SerializationFailure(_) => "40001",
         EngineError::DependentObjects(_) => "2BP01",
         EngineError::ShuttingDown => "57P01",
+        EngineError::StatementTimeout => "57014",
+        EngineError::OutOfMemory(_) => "53200",
         EngineError::ViewFailed { cause, .. } => sqlstate(cause),
         EngineError::Internal(_) => "XX000",
     }
@@ -63,6 +65,7 @@ fn sql_state(s: &SqlError) -> &'static str {
         SqlError::Cardinality(_) => "21000",
         SqlError::OutOfRange(_) => "22003",
         SqlError::TooComplex(_) => "54001",
+        SqlError::LimitExceeded(_) => "54000",
         SqlError::Plan(_) => "XX000",
     }
 }

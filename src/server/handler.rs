@@ -268,10 +268,18 @@ impl SimpleQueryHandler for Conn {
         let statements = session.parse(query).map_err(|e| to_pgwire(&e))?;
         let mut responses = Vec::with_capacity(statements.len());
         for stmt in statements {
-            let result = match session.prepare(stmt).await {
-                Ok(p) => session.execute(&p, &[]).await,
-                Err(e) => Err(e),
-            };
+            let deadline = session
+                .params
+                .statement_timeout()
+                .map(|t| std::time::Instant::now() + t);
+            let result = crate::engine::DEADLINE
+                .scope(deadline, async {
+                    match session.prepare(stmt).await {
+                        Ok(p) => session.execute(&p, &[]).await,
+                        Err(e) => Err(e),
+                    }
+                })
+                .await;
             match result {
                 Ok(out) => {
                     let copy = matches!(out, Output::CopyIn(_));
@@ -441,7 +449,14 @@ impl ExtendedQueryHandler for Conn {
             }
         };
         let mut session = self.session.lock().await;
-        match session.execute(&prepared, &params).await {
+        let deadline = session
+            .params
+            .statement_timeout()
+            .map(|t| std::time::Instant::now() + t);
+        let result = crate::engine::DEADLINE
+            .scope(deadline, session.execute(&prepared, &params))
+            .await;
+        match result {
             Ok(out) => {
                 self.respond(client, out, &portal.result_column_format)
                     .await

@@ -35,6 +35,8 @@ pub struct ServerOptions {
     /// The longest frontend message accepted; a longer one closes its
     /// connection with 54000.
     pub max_message_bytes: usize,
+    /// Connections served at once; one more is refused with 53300.
+    pub max_connections: usize,
 }
 
 /// The default `--max-message-bytes`: 256 MiB.
@@ -46,6 +48,7 @@ impl Default for ServerOptions {
             allow_remote: false,
             drain_timeout: Duration::from_secs(30),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_connections: 100,
         }
     }
 }
@@ -77,6 +80,11 @@ pub async fn serve(
                 };
                 if !options.allow_remote && !peer.ip().is_loopback() {
                     tracing::warn!(%peer, "refusing a non-loopback connection (start with --allow-remote to accept it)");
+                    continue;
+                }
+                if connections.len() >= options.max_connections {
+                    tracing::warn!(%peer, max = options.max_connections, "refusing a connection: too many clients");
+                    tokio::spawn(refuse(socket, "53300", "sorry, too many clients already"));
                     continue;
                 }
                 let _ = socket.set_nodelay(true);
@@ -214,4 +222,12 @@ async fn serve_socket(
         }
     }
     Ok(())
+}
+
+/// Answers a connection with a FATAL error and closes it.
+async fn refuse(mut socket: tokio::net::TcpStream, code: &'static str, message: &'static str) {
+    use tokio::io::AsyncWriteExt;
+    let bytes = guard::fatal(code, message);
+    let _ = tokio::time::timeout(Duration::from_secs(5), socket.write_all(&bytes)).await;
+    let _ = socket.shutdown().await;
 }

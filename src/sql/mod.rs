@@ -7,12 +7,14 @@ pub mod checked;
 pub mod compat;
 pub mod ddl;
 pub mod depth;
+pub mod limits;
 pub mod lower;
 pub mod optimizer;
 pub mod parser;
 pub mod rewrite;
 pub mod subquery;
 pub mod temporal;
+pub mod values;
 
 pub use parser::{SqlParser, Statement};
 
@@ -41,6 +43,9 @@ pub enum SqlError {
     /// A statement nested more deeply than the server handles (54001).
     #[error("{0}")]
     TooComplex(String),
+    /// A value over a size limit (54000).
+    #[error("{0}")]
+    LimitExceeded(String),
     /// An internal planning failure (not the user's SQL).
     #[error("{0}")]
     Plan(String),

@@ -56,6 +56,8 @@ pub enum Statement {
     /// Anything DataFusion plans: queries, INSERT, UPDATE, DELETE, EXPLAIN,
     /// and COPY (handled by the engine).
     Sql(Box<ast::Statement>),
+    /// An INSERT of literal rows, read without a syntax tree.
+    InsertLiterals(Box<super::values::LiteralInsert>),
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +147,10 @@ impl SqlParser {
 
     /// Parses exactly one statement.
     pub fn parse_one(&self, text: &str) -> Result<Statement, SqlError> {
+        // (before anything tokenizes a possibly huge VALUES list)
+        if let Some(l) = super::values::literal_insert(text) {
+            return Ok(Statement::InsertLiterals(Box::new(l)));
+        }
         super::depth::check(text)?;
         let text = &*super::asof::normalize_asof(text)?;
         let text = &*super::window::normalize_flink_windows(text)?;

@@ -85,3 +85,123 @@ async fn deep_statements_are_answered_or_refused() {
     let got: Vec<i32> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(got, vec![400, 800, 1200]);
 }
+
+/// `statement_timeout` ends a long query with 57014 (and the query stops);
+/// the connection, and everyone else, go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_cancels_with_57014() {
+    let server = TestServer::start();
+    let c = server.connect().await;
+    c.batch_execute("CREATE SOURCE s (a BIGINT)").await.unwrap();
+    c.batch_execute("INSERT INTO s VALUES (1), (2), (3), (4), (5), (6), (7), (8), (9), (10)")
+        .await
+        .unwrap();
+    for k in 0..3 {
+        c.batch_execute(&format!("INSERT INTO s SELECT a + {} FROM s", 10 << k))
+            .await
+            .unwrap();
+    }
+    c.batch_execute("SET statement_timeout = '300ms'")
+        .await
+        .unwrap();
+    let show = c.query_one("SHOW statement_timeout", &[]).await.unwrap();
+    assert_eq!(show.get::<_, String>(0), "300ms");
+    let started = std::time::Instant::now();
+    let e = c
+        .query(
+            "SELECT sum(a.a + b.a + c.a + d.a) FROM s a, s b, s c, s d",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "57014");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    // the same connection, and the default of no timeout
+    c.batch_execute("RESET statement_timeout").await.unwrap();
+    assert_eq!(
+        c.query_one("SELECT count(*) FROM s", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        80
+    );
+    let e = c
+        .batch_execute("SET statement_timeout = 'soon'")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "22023");
+}
+
+/// Limits on what one statement may take: a `repeat` or pad result over
+/// 1 GB is refused (54000, as in Postgres) before it is allocated, and a
+/// COPY holding more than --max-statement-memory fails whole with 53200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn size_limits_refuse_before_allocating() {
+    use futures::SinkExt;
+    let server = TestServer::start_with_args(&["--max-statement-memory", "4MB"]);
+    let c = server.connect().await;
+    for q in [
+        "SELECT repeat('x', 2000000000)",
+        "SELECT lpad('x', 2000000000, 'y')",
+        "SELECT length(repeat('abc', 400000000))",
+    ] {
+        let e = c.simple_query(q).await.unwrap_err();
+        assert_eq!(code(&e), "54000", "{q}");
+    }
+    assert_eq!(
+        c.query_one("SELECT length(repeat('ab', 1000))", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        2000
+    );
+    c.batch_execute("CREATE TABLE t (id BIGINT, note TEXT)")
+        .await
+        .unwrap();
+    let sink = c.copy_in("COPY t FROM STDIN").await.unwrap();
+    let mut sink = Box::pin(sink);
+    for i in 0..200_000 {
+        let line = format!("{i}\tsome text that takes room in memory\n");
+        if sink.send(bytes::Bytes::from(line)).await.is_err() {
+            break;
+        }
+    }
+    let e = sink.as_mut().finish().await.unwrap_err();
+    assert_eq!(code(&e), "53200", "{e:?}");
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "a failed COPY stores nothing");
+    // a COPY under the limit works
+    let sink = c.copy_in("COPY t FROM STDIN").await.unwrap();
+    let mut sink = Box::pin(sink);
+    sink.send(bytes::Bytes::from_static(b"1\ta\n2\tb\n"))
+        .await
+        .unwrap();
+    assert_eq!(sink.as_mut().finish().await.unwrap(), 2);
+}
+
+/// One connection more than --max-connections is refused with 53300; the
+/// others go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_get_53300() {
+    let server = TestServer::start_with_args(&["--max-connections", "3"]);
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(server.connect().await);
+    }
+    let e = tokio_postgres::connect(&server.conn_string(), tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("a fourth connection is refused");
+    assert_eq!(code(&e), "53300", "{e:?}");
+    for c in &held {
+        c.simple_query("SELECT 1").await.unwrap();
+    }
+    drop(held.pop());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let c = server.connect().await;
+    c.simple_query("SELECT 1").await.unwrap();
+}
