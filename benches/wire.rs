@@ -10,53 +10,15 @@
 //! Prints the median of the runs. Data generation is not timed.
 
 use std::fmt::Write as _;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::SinkExt;
 use tokio_postgres::NoTls;
 
-struct Server {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server() -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
-    let child = Command::new(env!("CARGO_BIN_EXE_freshet"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--log-level")
-        .arg("warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start freshet");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Server {
-        child,
-        port,
-        _dir: dir,
-    }
-}
+#[path = "common/server.rs"]
+mod server;
+use server::start_server;
 
 /// Nexmark-shaped bids: hot auctions, four channels, increasing event time.
 fn bids_csv(rows: usize) -> Vec<Bytes> {

@@ -170,6 +170,23 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Statements longer than this are parsed (and their literal rows
+/// converted) as blocking work.
+pub const HEAVY_BYTES: usize = 1 << 20;
+
+/// Runs CPU-heavy synchronous work (parsing a huge statement, converting a
+/// million literal rows) on an async worker thread without holding up the
+/// other tasks there: on a multi-threaded runtime the worker hands its
+/// tasks to another first.
+pub fn heavy<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// The running statement's deadline, if it has one.
 pub fn deadline() -> Option<Instant> {
     super::DEADLINE.try_with(|d| *d).ok().flatten()

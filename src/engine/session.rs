@@ -289,6 +289,17 @@ impl Session {
         Ok(self.parser.parse(sql)?)
     }
 
+    /// Parses one statement's text (see `sql::parser::split_statements`);
+    /// a long one is parsed as blocking work, so the thread's other
+    /// connections move elsewhere meanwhile.
+    pub fn parse_one(&self, text: &str) -> Result<Statement> {
+        if text.len() > super::exec::HEAVY_BYTES {
+            super::exec::heavy(|| Ok(self.parser.parse_one(text)?))
+        } else {
+            Ok(self.parser.parse_one(text)?)
+        }
+    }
+
     /// Runs SQL text statement by statement, stopping at the first error
     /// (simple query protocol).
     pub async fn run(&mut self, sql: &str) -> Result<Vec<Output>> {

@@ -791,14 +791,13 @@ pub async fn execute(
                         .iter()
                         .map(|a| Arc::new(a.clone()) as ArrayRef)
                         .collect();
-                    vec![assemble(
-                        &ins.rel,
-                        &ins.positions,
-                        provided,
-                        *rows,
-                        0,
-                        "row",
-                    )?]
+                    let assembled =
+                        || assemble(&ins.rel, &ins.positions, provided, *rows, 0, "row");
+                    vec![if *rows > 10_000 {
+                        super::exec::heavy(assembled)?
+                    } else {
+                        assembled()?
+                    }]
                 }
                 InsertSource::Query(q) => {
                     let q = bind(q, params)?;

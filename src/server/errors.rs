@@ -190,7 +190,10 @@ fn datafusion_message(e: &DataFusionError) -> String {
             }
             m.clone()
         }
-        DataFusionError::ArrowError(a, _) => a.to_string(),
+        DataFusionError::ArrowError(a, _) => match a.as_ref() {
+            ArrowError::DivideByZero => "division by zero".into(),
+            other => other.to_string(),
+        },
         DataFusionError::Execution(m) if m.contains("subquery returned more than one row") => {
             crate::sql::subquery::TOO_MANY_ROWS.to_string()
         }

@@ -265,18 +265,39 @@ impl SimpleQueryHandler for Conn {
             return Ok(vec![Response::Error(Box::new(error_info(&e)))]);
         }
         let mut session = self.session.lock().await;
-        let statements = session.parse(query).map_err(|e| to_pgwire(&e))?;
-        let mut responses = Vec::with_capacity(statements.len());
-        for stmt in statements {
+        let texts = crate::sql::parser::split_statements(query);
+        let mut responses = Vec::with_capacity(texts.len());
+        for (i, text) in texts.iter().enumerate() {
+            let last = i + 1 == texts.len();
             let deadline = session
                 .params
                 .statement_timeout()
                 .map(|t| std::time::Instant::now() + t);
             let result = crate::engine::DEADLINE
                 .scope(deadline, async {
-                    match session.prepare(stmt).await {
-                        Ok(p) => session.execute(&p, &[]).await,
-                        Err(e) => Err(e),
+                    let stmt = session.parse_one(text)?;
+                    let out = match session.prepare(stmt).await {
+                        Ok(p) => session.execute(&p, &[]).await?,
+                        Err(e) => return Err(e),
+                    };
+                    // A statement's rows are taken before the next one
+                    // runs: an error while producing them must stop the
+                    // statements after it, as in Postgres.
+                    match out {
+                        Output::Rows { schema, stream } if !last => {
+                            let batches: Vec<_> =
+                                futures::TryStreamExt::try_collect(stream).await?;
+                            let stream =
+                                datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                                    schema.clone(),
+                                    stream::iter(batches.into_iter().map(Ok)),
+                                );
+                            Ok(Output::Rows {
+                                schema,
+                                stream: Box::pin(stream),
+                            })
+                        }
+                        other => Ok(other),
                     }
                 })
                 .await;
