@@ -262,6 +262,8 @@ fn bench_view_def() -> RelationDef {
         query: None,
         depends_on: vec![],
         view_schema: None,
+        owner: "freshet".into(),
+        acl: Default::default(),
     }
 }
 

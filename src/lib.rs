@@ -22,6 +22,7 @@
 //!    checking each entry's CRC, and restores views from their last
 //!    checkpoint plus the log tail.
 
+pub mod auth;
 pub mod catalog;
 pub mod dataflow;
 pub mod engine;

@@ -38,9 +38,28 @@ struct ServeArgs {
     /// Log filter: error, warn, info, debug, trace, or a tracing directive.
     #[arg(long, default_value = "info", env = "FRESHET_LOG")]
     log_level: String,
-    /// Accept connections from non-loopback addresses (there is no authentication yet).
+    /// Accept connections from non-loopback addresses (requires `--auth
+    /// scram`).
     #[arg(long, env = "FRESHET_ALLOW_REMOTE")]
     allow_remote: bool,
+    /// How clients authenticate: `trust` (any role that may log in, no
+    /// password; loopback clients only) or `scram` (SCRAM-SHA-256
+    /// passwords, set with CREATE/ALTER ROLE … PASSWORD).
+    #[arg(long, default_value = "trust", env = "FRESHET_AUTH")]
+    auth: server::startup::AuthMethod,
+    /// PEM certificate chain for TLS (with `--tls-key`); clients that ask
+    /// for TLS (`sslmode=require`) get it.
+    #[arg(long, env = "FRESHET_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, env = "FRESHET_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// A file holding the password of the bootstrap superuser `freshet`,
+    /// set at start-up when that role has none yet (the environment
+    /// variable FRESHET_SUPERUSER_PASSWORD works the same). Needed to log
+    /// in with `--auth scram` the first time.
+    #[arg(long, env = "FRESHET_SUPERUSER_PASSWORD_FILE")]
+    superuser_password_file: Option<PathBuf>,
     /// Seconds between checkpoints of materialized views (a restart replays
     /// the log written since the last one).
     #[arg(long, default_value_t = 30.0, env = "FRESHET_CHECKPOINT_INTERVAL")]
@@ -86,6 +105,28 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    if args.allow_remote && args.auth == server::startup::AuthMethod::Trust {
+        anyhow::bail!(
+            "--allow-remote needs --auth scram: trust authentication is for loopback clients only"
+        );
+    }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(freshet::auth::tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let superuser_password = match (
+        &args.superuser_password_file,
+        std::env::var("FRESHET_SUPERUSER_PASSWORD"),
+    ) {
+        (Some(f), _) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?
+                .trim_end_matches(['\n', '\r'])
+                .to_string(),
+        ),
+        (None, Ok(p)) if !p.is_empty() => Some(p),
+        _ => None,
+    };
     let mut config = EngineConfig::new(&args.data_dir);
     config.manual_clock = args.manual_clock;
     config.max_statement_memory =
@@ -107,6 +148,12 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .recover_views()
         .await
         .context("cannot restore materialized views")?;
+    if let Some(pw) = superuser_password {
+        engine
+            .set_bootstrap_password(&pw)
+            .await
+            .context("cannot set the superuser's password")?;
+    }
     let r = engine.recovery();
     tracing::info!(
         data_dir = %args.data_dir.display(),
@@ -117,18 +164,34 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         millis = r.millis,
         "recovered"
     );
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let listener =
+        listen(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     let options = ServerOptions {
         allow_remote: args.allow_remote,
+        auth: args.auth,
+        tls,
         max_message_bytes: args.max_message_bytes,
         max_connections: args.max_connections,
         ..ServerOptions::default()
     };
     server::serve(engine, listener, options, shutdown_signal()).await?;
     Ok(())
+}
+
+/// The listening socket. An IPv6 wildcard (`[::]`) takes IPv4 clients too
+/// (as IPv4-mapped addresses), whatever the host's default.
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    tokio::net::TcpListener::from_std(socket.into())
 }
 
 /// A size in bytes: a number, optionally with kB, MB, GB (powers of 1024,

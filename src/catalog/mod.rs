@@ -76,6 +76,16 @@ pub struct RelationDef {
     /// For views: the output schema, known once the query is planned.
     #[serde(skip)]
     pub view_schema: Option<SchemaRef>,
+    /// The role that created it (or was given it).
+    #[serde(default = "bootstrap_owner")]
+    pub owner: String,
+    /// Privileges granted to other roles.
+    #[serde(default)]
+    pub acl: crate::auth::Acl,
+}
+
+fn bootstrap_owner() -> String {
+    crate::auth::BOOTSTRAP_ROLE.to_string()
 }
 
 impl RelationDef {

@@ -94,6 +94,11 @@ pub enum Op {
     ViewStats {
         reply: oneshot::Sender<Vec<ViewStat>>,
     },
+    /// Catalog-level records to store atomically with nothing else to do:
+    /// roles, and relations' owners and grants.
+    Records {
+        puts: Vec<Put>,
+    },
     /// Write the views' checkpoint after this group.
     Checkpoint,
     /// Flush and stop.
@@ -925,6 +930,10 @@ impl Committer {
             }
             Op::Checkpoint => {
                 self.checkpoint_now = true;
+                Ok(Outcome::default())
+            }
+            Op::Records { puts: records } => {
+                puts.extend(records);
                 Ok(Outcome::default())
             }
             Op::Shutdown => Ok(Outcome::default()),

@@ -19,6 +19,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     /// A value that does not fit its column (row and column in the message).
     #[error("{message}")]
     Value {

@@ -8,6 +8,7 @@ pub mod data;
 pub mod error;
 pub mod exec;
 pub mod query;
+pub mod roles;
 pub mod session;
 pub mod view;
 pub mod watermark;
@@ -116,6 +117,8 @@ pub struct Engine {
     clock: Clock,
     /// Where queries run (off the serving threads).
     queries: exec::SharedRuntime,
+    /// Roles and the privileges on schema `public`.
+    access: RwLock<Arc<crate::auth::Access>>,
 }
 
 impl Engine {
@@ -130,6 +133,7 @@ impl Engine {
             ))
         })?;
         let store = Store::open(&config.data_dir, config.cache_bytes)?;
+        let access = roles::load(&store)?;
         let mut next_id = match store.meta(keys::META_NEXT_RELATION_ID)? {
             Some(b) if b.len() == 8 => {
                 u64::from_be_bytes(b.as_slice().try_into().unwrap_or([0; 8]))
@@ -213,6 +217,7 @@ impl Engine {
             recovery: report,
             clock,
             queries,
+            access: RwLock::new(Arc::new(access)),
         }))
     }
 
@@ -346,11 +351,12 @@ impl Engine {
     /// VIEW`): plans the view and every view that reads it again and
     /// rebuilds them from their inputs' current contents, clearing an error
     /// state whose cause is gone.
-    pub async fn recompute_view(self: &Arc<Self>, name: &str) -> Result<()> {
+    pub async fn recompute_view(self: &Arc<Self>, name: &str, actor: &str) -> Result<()> {
         let _ddl = self.ddl_lock.lock().await;
         let def = self
             .relation(name)
             .ok_or_else(|| crate::catalog::CatalogError::NotFound(name.to_string()))?;
+        crate::auth::check_owner(&self.access().roles, actor, &def)?;
         if def.is_base() {
             return Err(EngineError::WrongObjectType(format!(
                 "\"{name}\" is not a materialized view"
@@ -416,6 +422,7 @@ impl Engine {
     pub async fn create_relation(
         &self,
         create: &crate::sql::parser::CreateRelation,
+        owner: &str,
     ) -> Result<bool> {
         let _ddl = self.ddl_lock.lock().await;
         if self.catalog.read().get(&create.name).is_some() {
@@ -425,7 +432,7 @@ impl Engine {
             return Err(crate::catalog::CatalogError::AlreadyExists(create.name.clone()).into());
         }
         let id = self.catalog.read().next_id();
-        let def = crate::sql::ddl::relation_def(create, id)?;
+        let def = crate::sql::ddl::relation_def(create, id, owner)?;
         self.commit(Op::CreateRelation { def: def.clone() }).await?;
         let mut cat = self.catalog.write();
         cat.allocate_id();
@@ -434,7 +441,11 @@ impl Engine {
     }
 
     /// Drops relations. Missing ones are an error unless `if_exists`.
-    pub async fn drop_relations(&self, d: &crate::sql::parser::DropStatement) -> Result<()> {
+    pub async fn drop_relations(
+        &self,
+        d: &crate::sql::parser::DropStatement,
+        actor: &str,
+    ) -> Result<()> {
         use crate::catalog::RelationKind;
         use crate::sql::parser::DropKind;
         let _ddl = self.ddl_lock.lock().await;
@@ -459,6 +470,7 @@ impl Engine {
                             def.kind.as_str().to_ascii_uppercase()
                         )));
                     }
+                    crate::auth::check_owner(&self.access().roles, actor, &def)?;
                     let dependents = self.catalog.read().dependents(def.id);
                     // (dependents dropped by the same statement are fine)
                     let outside: Vec<&Arc<RelationDef>> = dependents

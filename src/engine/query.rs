@@ -97,7 +97,14 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
         Arc::new(PgCatalogStaticTables::try_new()?),
         EmptyContextProvider,
     )?;
-    catalog.register_schema("pg_catalog", Arc::new(pg))?;
+    // ... and answers the role tables from the roles that exist
+    catalog.register_schema(
+        "pg_catalog",
+        Arc::new(crate::auth::catalog::PgCatalogWithRoles {
+            inner: Arc::new(pg),
+            engine: Arc::downgrade(engine),
+        }),
+    )?;
     ctx.register_udf(ScalarUDF::from(VersionUdf::new()));
     for f in crate::sql::limits::bounded_functions() {
         ctx.register_udf(f);

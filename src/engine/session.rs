@@ -178,7 +178,9 @@ impl Params {
             | "server_version_num"
             | "server_encoding"
             | "integer_datetimes"
-            | "max_identifier_length" => {
+            | "max_identifier_length"
+            | "is_superuser"
+            | "session_authorization" => {
                 return Err(EngineError::InvalidParameterValue(format!(
                     "parameter \"{key}\" cannot be changed"
                 )));
@@ -250,16 +252,111 @@ pub struct Session {
     state: SessionState,
     parser: Arc<SqlParser>,
     pub params: Params,
+    /// The role that logged in (`session_user`).
+    session_user: String,
+    /// The role privileges are checked against (`current_user`; `SET
+    /// ROLE` changes it).
+    role: String,
 }
 
 impl Session {
+    /// A session of the bootstrap superuser; a connection calls
+    /// [`Session::login`] once its client is authenticated.
     pub fn new(engine: Arc<Engine>, template: &SessionState, parser: Arc<SqlParser>) -> Session {
-        Session {
+        let mut s = Session {
             engine,
             state: template.clone(),
             parser,
             params: Params::default(),
+            session_user: crate::auth::BOOTSTRAP_ROLE.to_string(),
+            role: crate::auth::BOOTSTRAP_ROLE.to_string(),
+        };
+        s.bind_role();
+        s
+    }
+
+    /// The session is `user`'s from now on.
+    pub fn login(&mut self, user: &str) {
+        self.session_user = user.to_string();
+        self.role = user.to_string();
+        self.bind_role();
+    }
+
+    /// The role privileges are checked against.
+    pub fn user(&self) -> &str {
+        &self.role
+    }
+
+    /// Binds `current_user`, `has_table_privilege`, … and the reported
+    /// `is_superuser` / `session_authorization` to the current role.
+    fn bind_role(&mut self) {
+        for f in crate::auth::catalog::session_functions(
+            &self.role,
+            &self.session_user,
+            Arc::downgrade(&self.engine),
+        ) {
+            let _ =
+                datafusion::execution::FunctionRegistry::register_udf(&mut self.state, Arc::new(f));
         }
+        let superuser = self.engine.access().roles.is_superuser(&self.role);
+        self.params.values.insert(
+            "is_superuser".into(),
+            if superuser { "on" } else { "off" }.into(),
+        );
+        self.params
+            .values
+            .insert("session_authorization".into(), self.session_user.clone());
+    }
+
+    /// Fails with 42501 unless the current role may read every relation
+    /// `plan` scans.
+    fn check_reads(&self, plan: &LogicalPlan, except: Option<&str>) -> Result<()> {
+        let names = crate::auth::enforce::relations_read(plan);
+        let access = self.engine.access();
+        crate::auth::enforce::check_reads(
+            &access.roles,
+            &self.role,
+            names.iter().filter(|n| Some(n.as_str()) != except),
+            |n| self.engine.relation(n),
+        )?;
+        Ok(())
+    }
+
+    /// Fails with 42501 unless the current role may run the write.
+    fn check_write(&self, statement: &Statement, plan: &WritePlan) -> Result<()> {
+        let (rel, privileges, reads) = plan.access();
+        let access = self.engine.access();
+        for p in privileges {
+            crate::auth::check(&access.roles, &self.role, rel, p)?;
+        }
+        if let Some(reads) = reads {
+            let target_read = match statement {
+                Statement::Sql(ast) => crate::auth::enforce::reads_target(ast),
+                _ => false,
+            };
+            let except = (!target_read).then_some(rel.name.as_str());
+            self.check_reads(reads, except)?;
+        }
+        Ok(())
+    }
+
+    /// Fails with 42501 unless the current role may create relations.
+    fn check_create(&self) -> Result<()> {
+        let access = self.engine.access();
+        if crate::auth::manage::may_create(&access.roles, &access.schema_acl, &self.role) {
+            Ok(())
+        } else {
+            Err(crate::auth::AuthError::PermissionDenied(
+                "permission denied for schema public".into(),
+            )
+            .into())
+        }
+    }
+
+    /// Fails with 42501 unless the current role is a superuser.
+    fn check_superuser(&self, what: &str) -> Result<()> {
+        crate::auth::check_superuser(&self.engine.access().roles, &self.role, what)?;
+        Ok(())
     }
 
     /// A stand-alone session (tests, tools): builds its own template.
@@ -497,6 +594,7 @@ impl Session {
     pub async fn execute(&mut self, p: &Prepared, params: &[ScalarValue]) -> Result<Output> {
         match &p.kind {
             PreparedKind::Query(plan) => {
+                self.check_reads(plan, None)?;
                 let state = self.statement_state();
                 let plan = bind(plan, params)?;
                 let (schema, stream) = self
@@ -506,7 +604,10 @@ impl Session {
                     .await?;
                 Ok(Output::Rows { schema, stream })
             }
-            PreparedKind::Write(plan) => write::execute(self, plan, params).await,
+            PreparedKind::Write(plan) => {
+                self.check_write(&p.statement, plan)?;
+                write::execute(self, plan, params).await
+            }
             PreparedKind::Direct => self.execute_direct(&p.statement).await,
         }
     }
@@ -520,7 +621,21 @@ impl Session {
                         circuit.explain().lines().map(str::to_string).collect();
                     return rows(text_batch("plan", lines)?);
                 }
-                let depends_on = circuit.sources.iter().map(|s| s.relation).collect();
+                self.check_create()?;
+                let depends_on: Vec<u64> = circuit.sources.iter().map(|s| s.relation).collect();
+                {
+                    let access = self.engine.access();
+                    for rel in self.engine.relations() {
+                        if depends_on.contains(&rel.id) {
+                            crate::auth::check(
+                                &access.roles,
+                                &self.role,
+                                &rel,
+                                crate::auth::Privilege::Select,
+                            )?;
+                        }
+                    }
+                }
                 let def = crate::catalog::RelationDef {
                     id: 0,
                     name: v.name.clone(),
@@ -537,6 +652,8 @@ impl Session {
                     query: Some(v.query.to_string()),
                     depends_on,
                     view_schema: Some(schema),
+                    owner: self.role.clone(),
+                    acl: Default::default(),
                 };
                 self.engine
                     .create_view(def, circuit, v.if_not_exists)
@@ -547,7 +664,8 @@ impl Session {
                 })
             }
             Statement::CreateRelation(c) => {
-                self.engine.create_relation(c).await?;
+                self.check_create()?;
+                self.engine.create_relation(c, &self.role).await?;
                 Ok(Output::Command {
                     tag: match c.kind {
                         RelationKind::Source => "CREATE SOURCE",
@@ -558,7 +676,7 @@ impl Session {
                 })
             }
             Statement::Drop(d) => {
-                self.engine.drop_relations(d).await?;
+                self.engine.drop_relations(d, &self.role).await?;
                 Ok(Output::Command {
                     tag: match d.kind {
                         DropKind::Source => "DROP SOURCE",
@@ -603,6 +721,7 @@ impl Session {
                 rows(batch)
             }
             Statement::Set { name, value } if name.eq_ignore_ascii_case("freshet.clock") => {
+                self.check_superuser("set freshet.clock")?;
                 let text = value.as_deref().unwrap_or_default();
                 let t = parse_clock(text).ok_or_else(|| {
                     EngineError::InvalidParameterValue(format!(
@@ -626,6 +745,7 @@ impl Session {
                 }
                 None => {
                     self.params = Params::default();
+                    self.bind_role();
                     Ok(Output::Command {
                         tag: "RESET",
                         rows: None,
@@ -640,6 +760,7 @@ impl Session {
                 rows: None,
             }),
             Statement::Checkpoint => {
+                self.check_superuser("do CHECKPOINT")?;
                 self.engine.checkpoint().await?;
                 Ok(Output::Command {
                     tag: "CHECKPOINT",
@@ -647,7 +768,7 @@ impl Session {
                 })
             }
             Statement::RecomputeView { name, tag } => {
-                self.engine.recompute_view(name).await?;
+                self.engine.recompute_view(name, &self.role).await?;
                 Ok(Output::Command { tag, rows: None })
             }
             Statement::Discard(tag) => Ok(Output::Command {
@@ -658,6 +779,40 @@ impl Session {
                 },
                 rows: None,
             }),
+            Statement::Access(a) => {
+                let tag = a.tag();
+                let mut a = a.clone();
+                a.resolve_current_user(&self.role);
+                self.engine.run_access(&self.role, &a).await?;
+                // the current role's own attributes may have changed
+                self.bind_role();
+                Ok(Output::Command { tag, rows: None })
+            }
+            Statement::SetRole(target) => {
+                let target = match target.as_deref() {
+                    None => self.session_user.clone(),
+                    Some(crate::sql::access::CURRENT_USER) => self.role.clone(),
+                    Some(t) => t.to_string(),
+                };
+                let access = self.engine.access();
+                if access.roles.get(&target).is_none() {
+                    return Err(crate::auth::AuthError::UndefinedRole(target).into());
+                }
+                // without role membership, only a superuser session may
+                // act as another role
+                if target != self.session_user && !access.roles.is_superuser(&self.session_user) {
+                    return Err(crate::auth::AuthError::PermissionDenied(format!(
+                        "permission denied to set role \"{target}\""
+                    ))
+                    .into());
+                }
+                self.role = target;
+                self.bind_role();
+                Ok(Output::Command {
+                    tag: "SET",
+                    rows: None,
+                })
+            }
             Statement::Sql(_) | Statement::InsertLiterals(_) => Err(EngineError::Internal(
                 "planned statement executed directly".into(),
             )),

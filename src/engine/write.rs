@@ -27,6 +27,7 @@ use super::commit::{OnConflict, Op, Outcome};
 use super::error::{EngineError, Result};
 use super::session::{bind, param_types, Output, Session};
 use super::Engine;
+use crate::auth::Privilege;
 use crate::catalog::{ColumnDef, RelationDef, RelationKind, OFFSET_COLUMN};
 use crate::ingest::coerce::{self, CellError};
 use crate::ingest::copy::{CopyDecoder, CopyFormat, CopyFormatKind};
@@ -86,6 +87,28 @@ impl WritePlan {
 
     pub fn output_schema(&self) -> Option<SchemaRef> {
         None
+    }
+
+    /// The relation written, the privileges the write needs on it, and
+    /// the plan whose relations it reads (for UPDATE and DELETE that plan
+    /// scans the target too).
+    pub fn access(&self) -> (&Arc<RelationDef>, Vec<Privilege>, Option<&LogicalPlan>) {
+        match self {
+            WritePlan::Insert(i) => {
+                let mut p = vec![Privilege::Insert];
+                if matches!(i.on_conflict, OnConflict::Update(_)) {
+                    p.push(Privilege::Update);
+                }
+                let reads = match &i.source {
+                    InsertSource::Query(q) => Some(q),
+                    _ => None,
+                };
+                (&i.rel, p, reads)
+            }
+            WritePlan::Update { rel, select } => (rel, vec![Privilege::Update], Some(select)),
+            WritePlan::Delete { rel, select } => (rel, vec![Privilege::Delete], Some(select)),
+            WritePlan::CopyFrom { rel, .. } => (rel, vec![Privilege::Insert], None),
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use pgwire::error::{ErrorInfo, PgWireError};
 
+use crate::auth::AuthError;
 use crate::catalog::CatalogError;
 use crate::engine::EngineError;
 use crate::ingest::coerce::CellErrorKind;
@@ -25,6 +26,7 @@ pub fn sqlstate(e: &EngineError) -> &'static str {
             _ => "58030",
         },
         EngineError::DataFusion(d) => datafusion_state(d),
+        EngineError::Auth(a) => auth_state(a),
         EngineError::Value { kind, .. } => match kind {
             CellErrorKind::InvalidText => "22P02",
             CellErrorKind::OutOfRange => "22003",
@@ -66,7 +68,24 @@ fn sql_state(s: &SqlError) -> &'static str {
         SqlError::OutOfRange(_) => "22003",
         SqlError::TooComplex(_) => "54001",
         SqlError::LimitExceeded(_) => "54000",
+        SqlError::InvalidGrant(_) => "0LP01",
+        SqlError::UndefinedSchema(_) => "3F000",
         SqlError::Plan(_) => "XX000",
+    }
+}
+
+fn auth_state(a: &AuthError) -> &'static str {
+    match a {
+        AuthError::Corrupt(_) => "XX001",
+        AuthError::Tls(_) => "08P01",
+        AuthError::PermissionDenied(_) => "42501",
+        AuthError::UndefinedRole(_) => "42704",
+        AuthError::DuplicateRole(_) => "42710",
+        AuthError::RoleInUse { .. } => "2BP01",
+        AuthError::ObjectInUse(_) => "55006",
+        AuthError::InvalidParameter(_) => "22023",
+        AuthError::UndefinedSchema(_) => "3F000",
+        AuthError::Unsupported(_) => "0A000",
     }
 }
 
@@ -233,7 +252,11 @@ pub fn error_info(e: &EngineError) -> ErrorInfo {
         EngineError::ShuttingDown => "FATAL",
         _ => "ERROR",
     };
-    ErrorInfo::new(severity.to_string(), sqlstate(e).to_string(), message(e))
+    let mut info = ErrorInfo::new(severity.to_string(), sqlstate(e).to_string(), message(e));
+    if let EngineError::Auth(AuthError::RoleInUse { detail, .. }) = e {
+        info.detail = Some(detail.clone());
+    }
+    info
 }
 
 pub fn to_pgwire(e: &EngineError) -> PgWireError {

@@ -8,18 +8,14 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
 use futures::{stream, Sink, SinkExt, StreamExt};
-use pgwire::api::auth::noop::NoopStartupHandler;
-use pgwire::api::auth::StartupHandler;
-use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{
-    ClientInfo, ClientPortalStore, ConnectionManager, ErrorHandler, PgWireServerHandlers, Type,
-};
+use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionManager, ErrorHandler, Type};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::response::CommandComplete;
@@ -59,57 +55,26 @@ impl Conn {
     }
 }
 
-/// The handler set pgwire asks for; one per connection.
-pub struct Handlers(pub Arc<Conn>);
-
-impl PgWireServerHandlers for Handlers {
-    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        self.0.clone()
-    }
-
-    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        self.0.clone()
-    }
-
-    fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        Arc::new(Startup {
-            manager: self.0.manager.clone(),
-        })
-    }
-
-    fn copy_handler(&self) -> Arc<impl CopyHandler> {
-        self.0.clone()
-    }
-
-    fn error_handler(&self) -> Arc<impl ErrorHandler> {
-        Arc::new(LogErrors)
-    }
-
-    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
-        Arc::new(DefaultCancelHandler::new(self.0.manager.clone()))
-    }
-}
-
-pub(super) struct Startup {
-    manager: Arc<ConnectionManager>,
-}
-
 impl Conn {
-    /// The handlers of the connection's protocol loop, as concrete types.
-    pub(super) fn startup_handler(&self) -> Arc<Startup> {
-        Arc::new(Startup {
-            manager: self.manager.clone(),
-        })
+    /// The engine this connection's statements run on.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The start-up handler of this connection.
+    pub(super) fn startup_handler(
+        self: &Arc<Self>,
+        method: super::startup::AuthMethod,
+    ) -> Arc<super::startup::Login> {
+        Arc::new(super::startup::Login::new(
+            self,
+            method,
+            self.manager.clone(),
+        ))
     }
 
     pub(super) fn cancel_handler(&self) -> Arc<DefaultCancelHandler> {
         Arc::new(DefaultCancelHandler::new(self.manager.clone()))
-    }
-}
-
-impl NoopStartupHandler for Startup {
-    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
-        Some(self.manager.clone())
     }
 }
 

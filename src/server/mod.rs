@@ -7,6 +7,7 @@
 pub mod errors;
 pub mod guard;
 pub mod handler;
+pub mod startup;
 pub mod text;
 
 use std::future::Future;
@@ -25,11 +26,15 @@ use crate::engine::{Engine, EngineError};
 use crate::sql::SqlParser;
 use handler::Conn;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerOptions {
-    /// Accept connections from addresses other than loopback. There is no
-    /// authentication yet, so this is off by default.
+    /// Accept connections from addresses other than loopback (only with
+    /// password authentication).
     pub allow_remote: bool,
+    /// How clients authenticate.
+    pub auth: startup::AuthMethod,
+    /// TLS for clients that ask for it (`--tls-cert`, `--tls-key`).
+    pub tls: Option<pgwire::tokio::TlsAcceptor>,
     /// How long shutdown waits for running statements.
     pub drain_timeout: Duration,
     /// The longest frontend message accepted; a longer one closes its
@@ -46,6 +51,8 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             allow_remote: false,
+            auth: startup::AuthMethod::Trust,
+            tls: None,
             drain_timeout: Duration::from_secs(30),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             max_connections: 100,
@@ -78,20 +85,25 @@ pub async fn serve(
                         continue;
                     }
                 };
-                if !options.allow_remote && !peer.ip().is_loopback() {
-                    tracing::warn!(%peer, "refusing a non-loopback connection (start with --allow-remote to accept it)");
+                // (an IPv4 client of a `[::]` listener arrives as ::ffff:a.b.c.d)
+                let ip = peer.ip().to_canonical();
+                if !options.allow_remote && !ip.is_loopback() {
+                    tracing::warn!(%peer, "refusing a non-loopback connection (start with --allow-remote and --auth scram to accept it)");
+                    tokio::spawn(refuse(socket, "28000", format!(
+                        "connection from host \"{ip}\" refused: this server accepts loopback clients only (it was started without --allow-remote)"
+                    )));
                     continue;
                 }
                 if connections.len() >= options.max_connections {
                     tracing::warn!(%peer, max = options.max_connections, "refusing a connection: too many clients");
-                    tokio::spawn(refuse(socket, "53300", "sorry, too many clients already"));
+                    tokio::spawn(refuse(socket, "53300", "sorry, too many clients already".into()));
                     continue;
                 }
                 let _ = socket.set_nodelay(true);
                 let session = Session::new(engine.clone(), &template, parser.clone());
                 let conn = Conn::new(session, engine.clone(), manager.clone());
                 let stop = stop_rx.clone();
-                connections.spawn(connection(conn, socket, peer, stop, options.max_message_bytes));
+                connections.spawn(connection(conn, socket, peer, stop, options.clone()));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
@@ -121,10 +133,10 @@ async fn connection(
     socket: tokio::net::TcpStream,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
-    max_message_bytes: usize,
+    options: ServerOptions,
 ) {
     tracing::debug!(%peer, "connection opened");
-    let mut task = tokio::spawn(serve_socket(socket, conn.clone(), max_message_bytes));
+    let mut task = tokio::spawn(serve_socket(socket, conn.clone(), options));
     tokio::select! {
         r = &mut task => {
             if let Ok(Err(e)) = r {
@@ -150,8 +162,9 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 async fn serve_socket(
     socket: tokio::net::TcpStream,
     conn: Arc<Conn>,
-    max_message_bytes: usize,
+    options: ServerOptions,
 ) -> std::io::Result<()> {
+    use futures::SinkExt;
     use futures::StreamExt;
     use pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState};
     use pgwire::messages::PgWireFrontendMessage;
@@ -163,7 +176,7 @@ async fn serve_socket(
     tokio::pin!(startup_timeout);
     let negotiated = tokio::select! {
         _ = &mut startup_timeout => return Ok(()),
-        s = negotiate_tls::<handler::Stmt>(socket, None) => s?,
+        s = negotiate_tls::<handler::Stmt>(socket, options.tls.clone()) => s?,
     };
     let Some(framed) = negotiated else {
         return Ok(());
@@ -172,14 +185,14 @@ async fn serve_socket(
     let io = guard::Guard::new(
         old.io,
         guard::Phase::Startup,
-        max_message_bytes,
+        options.max_message_bytes,
         &old.read_buf,
     );
     let mut parts = FramedParts::new(io, old.codec);
     parts.write_buf = old.write_buf;
     let mut socket = Framed::from_parts(parts);
 
-    let startup = conn.startup_handler();
+    let startup = conn.startup_handler(options.auth);
     let cancel = conn.cancel_handler();
     let errors = handler::LogErrors;
     loop {
@@ -218,6 +231,17 @@ async fn serve_socket(
         .await
         {
             errors.on_error(&socket, &mut e);
+            if starting {
+                // start-up failed (no such role, wrong password, …): the
+                // ErrorResponse is the last message of the connection
+                let info: pgwire::error::ErrorInfo = e.into();
+                let _ = socket
+                    .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(
+                        info.into(),
+                    ))
+                    .await;
+                break;
+            }
             process_error(&mut socket, e, extended_query).await?;
         }
     }
@@ -225,9 +249,9 @@ async fn serve_socket(
 }
 
 /// Answers a connection with a FATAL error and closes it.
-async fn refuse(mut socket: tokio::net::TcpStream, code: &'static str, message: &'static str) {
+async fn refuse(mut socket: tokio::net::TcpStream, code: &'static str, message: String) {
     use tokio::io::AsyncWriteExt;
-    let bytes = guard::fatal(code, message);
+    let bytes = guard::fatal(code, &message);
     let _ = tokio::time::timeout(Duration::from_secs(5), socket.write_all(&bytes)).await;
     let _ = socket.shutdown().await;
 }

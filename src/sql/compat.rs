@@ -32,9 +32,8 @@ use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion_pg_catalog::pg_catalog::PG_CATALOG_TABLES;
 use datafusion_pg_catalog::sql::rules::{
-    CurrentUserVariableToSessionUserFunctionCall, FixVersionColumnName,
-    PrependUnqualifiedPgTableName, RewritePgCatalogOperator, RewriteRegCastToSubquery,
-    SqlStatementRewriteRule, StripCallableQualifier,
+    FixVersionColumnName, PrependUnqualifiedPgTableName, RewritePgCatalogOperator,
+    RewriteRegCastToSubquery, SqlStatementRewriteRule, StripCallableQualifier,
 };
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
@@ -62,7 +61,7 @@ impl Compat {
                 // DataFusion has one flat function namespace.
                 Arc::new(StripCallableQualifier),
                 Arc::new(ExactArrayLiteral),
-                Arc::new(CurrentUserVariableToSessionUserFunctionCall),
+                Arc::new(SpecialRegisters),
                 Arc::new(StripByteOrderCollate),
                 Arc::new(RewritePgCatalogOperator),
                 Arc::new(RewriteRegCastToSubquery::new()),
@@ -156,6 +155,60 @@ pub fn reads_only_catalog(s: &Statement) -> bool {
 /// `COLLATE "C"` (and its synonyms): the byte order every comparison here
 /// already uses, so the clause can go. Any other collation is left for
 /// DataFusion to refuse: dropping it would change an ORDER BY's answer.
+/// `current_catalog` → `current_database()`, a bare `current_schema` →
+/// `current_schema()`. (`current_user` stays itself: it differs from
+/// `session_user` after `SET ROLE`; both are functions of the session.)
+#[derive(Debug)]
+struct SpecialRegisters;
+
+impl SqlStatementRewriteRule for SpecialRegisters {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        use datafusion::sql::sqlparser::ast::{
+            Function, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
+        };
+        fn call(name: &str) -> Expr {
+            Expr::Function(Function {
+                name: ObjectName::from(vec![Ident::new(name)]),
+                args: FunctionArguments::List(FunctionArgumentList {
+                    args: vec![],
+                    duplicate_treatment: None,
+                    clauses: vec![],
+                }),
+                uses_odbc_syntax: false,
+                parameters: FunctionArguments::None,
+                filter: None,
+                null_treatment: None,
+                over: None,
+                within_group: vec![],
+            })
+        }
+        struct V;
+        impl VisitorMut for V {
+            type Break = ();
+            fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+                match e {
+                    Expr::Identifier(id)
+                        if id.quote_style.is_none()
+                            && id.value.eq_ignore_ascii_case("current_schema") =>
+                    {
+                        *e = call("current_schema");
+                    }
+                    Expr::Function(f)
+                        if matches!(f.args, FunctionArguments::None)
+                            && f.name.to_string().eq_ignore_ascii_case("current_catalog") =>
+                    {
+                        *e = call("current_database");
+                    }
+                    _ => {}
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = VisitMut::visit(&mut s, &mut V);
+        s
+    }
+}
+
 #[derive(Debug)]
 struct StripByteOrderCollate;
 

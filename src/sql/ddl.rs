@@ -8,7 +8,7 @@ use crate::catalog::{ColumnDef, RelationDef, WatermarkDef, OFFSET_COLUMN};
 use crate::types::SqlType;
 
 /// Validates the statement and builds the definition for relation `id`.
-pub fn relation_def(c: &CreateRelation, id: u64) -> Result<RelationDef, SqlError> {
+pub fn relation_def(c: &CreateRelation, id: u64, owner: &str) -> Result<RelationDef, SqlError> {
     if c.columns.is_empty() {
         return Err(SqlError::InvalidDefinition(format!(
             "\"{}\" must have at least one column",
@@ -87,6 +87,8 @@ pub fn relation_def(c: &CreateRelation, id: u64) -> Result<RelationDef, SqlError
         query: None,
         depends_on: vec![],
         view_schema: None,
+        owner: owner.to_string(),
+        acl: Default::default(),
     })
 }
 
@@ -123,7 +125,7 @@ mod tests {
 
     fn def(sql: &str) -> Result<RelationDef, SqlError> {
         match SqlParser::new().parse_one(sql).unwrap() {
-            Statement::CreateRelation(c) => relation_def(&c, 1),
+            Statement::CreateRelation(c) => relation_def(&c, 1, "freshet"),
             other => panic!("{other:?}"),
         }
     }

@@ -2,6 +2,7 @@
 //! validation, and the AST rewrites that run before DataFusion plans a
 //! statement. No I/O happens here.
 
+pub mod access;
 pub mod asof;
 pub mod checked;
 pub mod compat;
@@ -46,6 +47,12 @@ pub enum SqlError {
     /// A value over a size limit (54000).
     #[error("{0}")]
     LimitExceeded(String),
+    /// A privilege that does not apply to the object (0LP01).
+    #[error("{0}")]
+    InvalidGrant(String),
+    /// A schema other than `public` (3F000).
+    #[error("schema \"{0}\" does not exist")]
+    UndefinedSchema(String),
     /// An internal planning failure (not the user's SQL).
     #[error("{0}")]
     Plan(String),

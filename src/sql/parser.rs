@@ -15,6 +15,7 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 
 use super::compat::Compat;
 use super::SqlError;
+use crate::auth::AccessStatement;
 use crate::catalog::RelationKind;
 
 /// One parsed statement.
@@ -58,6 +59,11 @@ pub enum Statement {
     Sql(Box<ast::Statement>),
     /// An INSERT of literal rows, read without a syntax tree.
     InsertLiterals(Box<super::values::LiteralInsert>),
+    /// Roles, privileges and ownership (`CREATE ROLE`, `GRANT`, …).
+    Access(crate::auth::AccessStatement),
+    /// `SET ROLE name | NONE` / `SET SESSION AUTHORIZATION name | DEFAULT`
+    /// (`None`: back to the role that logged in).
+    SetRole(Option<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -156,7 +162,30 @@ impl SqlParser {
         let text = &*super::window::normalize_flink_windows(text)?;
         let words = leading_words(text, 3);
         let w: Vec<&str> = words.iter().map(String::as_str).collect();
+        use super::access;
+        let access = |s: AccessStatement| Ok(Statement::Access(s));
         match w.as_slice() {
+            ["CREATE", "ROLE" | "USER", ..] => access(access::parse_create_role(text)?),
+            ["ALTER", "ROLE" | "USER", ..] => access(access::parse_alter_role(text)?),
+            ["DROP", "ROLE" | "USER", ..] => access(access::parse_drop_role(text)?),
+            ["GRANT", ..] | ["REVOKE", ..] => access(access::parse_grant(text)?),
+            ["REASSIGN", ..] => access(access::parse_reassign(text)?),
+            ["ALTER", "TABLE" | "SOURCE", ..] | ["ALTER", "MATERIALIZED", "VIEW"]
+                if access::parse_alter_owner(text)?.is_some() =>
+            {
+                access(
+                    access::parse_alter_owner(text)?
+                        .ok_or_else(|| SqlError::Syntax("expected ALTER … OWNER TO".into()))?,
+                )
+            }
+            ["SET", "ROLE", ..]
+            | ["SET", "SESSION" | "LOCAL", "ROLE"]
+            | ["SET", "SESSION", "AUTHORIZATION"] => {
+                Ok(Statement::SetRole(access::parse_set_role(text)?))
+            }
+            ["RESET", "ROLE"] | ["RESET", "SESSION", "AUTHORIZATION"] => {
+                Ok(Statement::SetRole(None))
+            }
             ["CREATE", "SOURCE", ..] => parse_create(text, RelationKind::Source),
             ["CREATE", "TABLE", ..] => parse_create(text, RelationKind::Table),
             ["CREATE", "MATERIALIZED", "VIEW"] => parse_create_view(text, false),
@@ -220,7 +249,7 @@ impl SqlParser {
     }
 }
 
-fn syntax(e: ParserError) -> SqlError {
+pub(crate) fn syntax(e: ParserError) -> SqlError {
     match e {
         ParserError::TokenizerError(m) | ParserError::ParserError(m) => SqlError::Syntax(m),
         ParserError::RecursionLimitExceeded => {
@@ -373,7 +402,7 @@ fn prefix(s: &str, max: usize) -> &str {
     }
 }
 
-fn parser(text: &str) -> Result<Parser<'static>, SqlError> {
+pub(crate) fn parser(text: &str) -> Result<Parser<'static>, SqlError> {
     Parser::new(&PostgreSqlDialect {})
         .with_recursion_limit(super::depth::MAX_DEPTH)
         .try_with_sql(text)
@@ -408,7 +437,7 @@ pub fn object_name(name: &ObjectName) -> Result<String, SqlError> {
     }
 }
 
-fn expect_end(p: &mut Parser) -> Result<(), SqlError> {
+pub(crate) fn expect_end(p: &mut Parser) -> Result<(), SqlError> {
     while p.consume_token(&Token::SemiColon) {}
     match p.peek_token().token {
         Token::EOF => Ok(()),

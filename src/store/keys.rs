@@ -12,21 +12,33 @@
 //! 'l'  relation id (u64 BE) offset (u64 BE) log entry (see `entry.rs`), keyed by
 //!                                          the offset of its first row
 //! 'k'  name (ASCII)                        checkpoint record
+//! 'r'  role name (UTF-8)                   role record (JSON: attributes and
+//!                                          SCRAM verifier)
 //! ```
 
 pub const TAG_META: u8 = b'm';
 pub const TAG_CATALOG: u8 = b'c';
 pub const TAG_LOG: u8 = b'l';
 pub const TAG_CHECKPOINT: u8 = b'k';
+pub const TAG_ROLE: u8 = b'r';
 
 /// Bumped whenever the layout or the entry format changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
 pub const META_FORMAT_VERSION: &str = "format_version";
 pub const META_NEXT_RELATION_ID: &str = "next_relation_id";
+/// The privileges granted on schema `public` (JSON).
+pub const META_SCHEMA_ACL: &str = "schema_acl";
 
 pub fn meta(name: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + name.len());
     k.push(TAG_META);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+pub fn role(name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + name.len());
+    k.push(TAG_ROLE);
     k.extend_from_slice(name.as_bytes());
     k
 }

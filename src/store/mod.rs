@@ -54,6 +54,13 @@ pub enum Put {
         name: String,
         bytes: Vec<u8>,
     },
+    Role {
+        name: String,
+        bytes: Vec<u8>,
+    },
+    DeleteRole {
+        name: String,
+    },
 }
 
 #[derive(Clone)]
@@ -118,6 +125,8 @@ impl Store {
                 Put::DeleteCatalog { id } => batch.remove(&keys::catalog(id)),
                 Put::Meta { name, bytes } => batch.insert(keys::meta(name), bytes),
                 Put::Checkpoint { name, bytes } => batch.insert(keys::checkpoint(&name), bytes),
+                Put::Role { name, bytes } => batch.insert(keys::role(&name), bytes),
+                Put::DeleteRole { name } => batch.remove(keys::role(&name)),
             }
         }
         self.db.apply_batch(batch)?;
@@ -146,6 +155,16 @@ impl Store {
             let id = keys::parse_catalog(&k)
                 .ok_or_else(|| StoreError::Corrupt(format!("bad catalog key {k:?}")))?;
             out.push((id, v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// All role records, in name order.
+    pub fn roles(&self) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        for kv in self.db.scan_prefix([keys::TAG_ROLE]) {
+            let (_, v) = kv?;
+            out.push(v.to_vec());
         }
         Ok(out)
     }

@@ -1,0 +1,147 @@
+//! Roles, privileges and ownership, as the engine stores them: the
+//! decisions are `auth::manage`'s; here they are made durable (one sled
+//! batch per statement, through the committer) and then published.
+
+use std::sync::Arc;
+
+use super::commit::Op;
+use super::error::{EngineError, Result};
+use super::Engine;
+use crate::auth::manage::{self, Refusal};
+use crate::auth::{Access, AccessStatement, Acl, AuthError, RoleDef, Roles};
+use crate::catalog::CatalogError;
+use crate::store::{keys, Put, Store};
+
+/// The roles and the privileges on schema `public` as stored; a data
+/// directory without roles gets the bootstrap superuser (written now).
+pub(super) fn load(store: &Store) -> Result<Access> {
+    let mut roles = Vec::new();
+    for bytes in store.roles()? {
+        roles.push(RoleDef::from_bytes(&bytes)?);
+    }
+    if roles.is_empty() {
+        let boot = RoleDef::bootstrap();
+        store.apply(vec![Put::Role {
+            name: boot.name.clone(),
+            bytes: boot.to_bytes(),
+        }])?;
+        store.flush()?;
+        roles.push(boot);
+    }
+    let schema_acl = match store.meta(keys::META_SCHEMA_ACL)? {
+        Some(b) => serde_json::from_slice::<Acl>(&b)
+            .map_err(|e| AuthError::Corrupt(format!("schema privileges: {e}")))?,
+        None => Acl::default(),
+    };
+    Ok(Access {
+        roles: Roles::new(roles),
+        schema_acl,
+    })
+}
+
+fn refusal(r: Refusal) -> EngineError {
+    match r {
+        Refusal::Auth(a) => EngineError::Auth(a),
+        Refusal::NoRelation(n) => CatalogError::NotFound(n).into(),
+        Refusal::WrongKind(m) => EngineError::WrongObjectType(m),
+    }
+}
+
+impl Engine {
+    /// The roles and schema privileges as of the last statement that
+    /// changed them.
+    pub fn access(&self) -> Arc<Access> {
+        self.access.read().clone()
+    }
+
+    /// Runs a statement about roles or privileges for role `actor`.
+    pub async fn run_access(&self, actor: &str, stmt: &AccessStatement) -> Result<()> {
+        let mut stmt = stmt.clone();
+        if let AccessStatement::CreateRole { options, .. }
+        | AccessStatement::AlterRole { options, .. } = &mut stmt
+        {
+            // hashing takes a few milliseconds of CPU: not on a serving thread
+            let mut o = options.clone();
+            let o =
+                tokio::task::spawn_blocking(move || manage::prepare_password(&mut o).map(|_| o))
+                    .await
+                    .map_err(|e| {
+                        EngineError::Internal(format!("password hashing failed: {e}"))
+                    })??;
+            *options = o;
+        }
+        let _ddl = self.ddl_lock.lock().await;
+        let access = self.access();
+        let relations = self.relations();
+        let change = manage::plan(&access.roles, &relations, &access.schema_acl, actor, &stmt)
+            .map_err(refusal)?;
+        let mut puts = Vec::new();
+        for name in &change.dropped_roles {
+            puts.push(Put::DeleteRole { name: name.clone() });
+        }
+        for r in &change.roles {
+            puts.push(Put::Role {
+                name: r.name.clone(),
+                bytes: r.to_bytes(),
+            });
+        }
+        for d in &change.relations {
+            puts.push(Put::Catalog {
+                id: d.id,
+                bytes: d.to_bytes(),
+            });
+        }
+        if let Some(acl) = &change.schema_acl {
+            puts.push(Put::Meta {
+                name: keys::META_SCHEMA_ACL,
+                bytes: serde_json::to_vec(acl).unwrap_or_default(),
+            });
+        }
+        if puts.is_empty() {
+            return Ok(());
+        }
+        self.commit(Op::Records { puts }).await?;
+        let mut next = (*access).clone();
+        for name in &change.dropped_roles {
+            next.roles.remove(name);
+        }
+        for r in change.roles {
+            next.roles.put(r);
+        }
+        if let Some(acl) = change.schema_acl {
+            next.schema_acl = acl;
+        }
+        *self.access.write() = Arc::new(next);
+        let mut cat = self.catalog.write();
+        for d in change.relations {
+            cat.remove(&d.name);
+            cat.insert(d)?;
+        }
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Gives the bootstrap superuser `password` if it has none yet (the
+    /// first start with `--auth scram`); a password set since by ALTER
+    /// ROLE is kept.
+    pub async fn set_bootstrap_password(&self, password: &str) -> Result<()> {
+        let boot = crate::auth::BOOTSTRAP_ROLE;
+        if self
+            .access()
+            .roles
+            .get(boot)
+            .is_some_and(|r| r.password.is_some())
+        {
+            return Ok(());
+        }
+        let stmt = AccessStatement::AlterRole {
+            name: boot.to_string(),
+            options: crate::auth::RoleOptions {
+                password: Some(Some(password.to_string())),
+                ..Default::default()
+            },
+        };
+        self.run_access(boot, &stmt).await
+    }
+}
