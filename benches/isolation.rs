@@ -24,7 +24,7 @@ use tokio_postgres::{Client, NoTls};
 
 async fn connect(port: u16) -> Client {
     let (c, conn) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={port} user=bench dbname=bench"),
+        &format!("host=127.0.0.1 port={port} user=freshet dbname=freshet"),
         NoTls,
     )
     .await

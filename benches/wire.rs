@@ -63,7 +63,7 @@ const BIDS: &str = "(auction BIGINT, bidder BIGINT, price BIGINT, channel TEXT, 
 
 async fn connect(port: u16) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={port} user=bench dbname=bench"),
+        &format!("host=127.0.0.1 port={port} user=freshet dbname=freshet"),
         NoTls,
     )
     .await

@@ -77,6 +77,11 @@ struct ServeArgs {
     /// query fails with 53200. `0`: no limit.
     #[arg(long, default_value = "2GB", value_parser = parse_bytes, env = "FRESHET_MAX_STATEMENT_MEMORY")]
     max_statement_memory: u64,
+    /// Free space a write must leave on the data directory's disk (bytes,
+    /// or with a unit: 64MB, 1GB); a write that would leave less is
+    /// refused with 53100 and nothing of it is stored.
+    #[arg(long, default_value = "64MB", value_parser = parse_bytes, env = "FRESHET_MIN_FREE_DISK")]
+    min_free_disk: u64,
     /// Connections served at once; one more is refused with 53300.
     #[arg(long, default_value_t = 100, env = "FRESHET_MAX_CONNECTIONS")]
     max_connections: usize,
@@ -129,6 +134,7 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let mut config = EngineConfig::new(&args.data_dir);
     config.manual_clock = args.manual_clock;
+    config.min_free_disk = args.min_free_disk;
     config.max_statement_memory =
         (args.max_statement_memory > 0).then_some(args.max_statement_memory as usize);
     config.checkpoint_every = std::time::Duration::try_from_secs_f64(args.checkpoint_interval)

@@ -18,10 +18,18 @@ use crate::catalog::RelationDef;
 use crate::engine::query::{SessionWindowTable, PUBLIC_SCHEMA};
 use crate::sql::rewrite::OFFSETS_SCHEMA;
 
-/// The names of the relations of ours that `plan` scans, subqueries
-/// included.
-pub fn relations_read(plan: &LogicalPlan) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
+/// What a plan reads, for the privilege check.
+#[derive(Debug, Default)]
+pub struct Reads {
+    /// The sources, tables and views of ours it scans, by name.
+    pub relations: BTreeSet<String>,
+    /// The catalog tables only a superuser may read (`pg_authid`, …).
+    pub superuser_only: BTreeSet<String>,
+}
+
+/// What `plan` scans, subqueries included.
+pub fn relations_read(plan: &LogicalPlan) -> Reads {
+    let mut out = Reads::default();
     let _ = plan.apply_with_subqueries(|p| {
         if let LogicalPlan::TableScan(t) = p {
             let session_window = datafusion::datasource::source_as_provider(&t.source)
@@ -30,13 +38,18 @@ pub fn relations_read(plan: &LogicalPlan) -> BTreeSet<String> {
                     p.downcast_ref::<SessionWindowTable>()
                         .map(|s| s.def.name.clone())
                 });
+            let table = t.table_name.table();
             if let Some(name) = session_window {
-                out.insert(name);
+                out.relations.insert(name);
             } else if matches!(
                 t.table_name.schema(),
                 None | Some(PUBLIC_SCHEMA) | Some(OFFSETS_SCHEMA)
             ) {
-                out.insert(t.table_name.table().to_string());
+                out.relations.insert(table.to_string());
+            } else if t.table_name.schema() == Some("pg_catalog")
+                && super::catalog::SUPERUSER_TABLES.contains(&table)
+            {
+                out.superuser_only.insert(table.to_string());
             }
         }
         Ok(TreeNodeRecursion::Continue)

@@ -101,6 +101,9 @@ pub enum Op {
     },
     /// Write the views' checkpoint after this group.
     Checkpoint,
+    /// After a storage failure: reopen the data directory and reload the
+    /// relations (a `RestoreViews` follows).
+    Reopen,
     /// Flush and stop.
     Shutdown,
 }
@@ -205,6 +208,21 @@ fn describe_key(def: &RelationDef, batch: &RecordBatch, row: usize) -> String {
 }
 
 impl RelWork {
+    /// A base relation as its log on disk has it; with the number of log
+    /// entries and rows read.
+    pub fn load(def: Arc<RelationDef>, store: &Store) -> Result<(RelWork, usize, u64)> {
+        let id = def.id;
+        let mut work = RelWork::new(def, 0)?;
+        let (mut entries, mut rows) = (0, 0);
+        for item in store.scan_log(id, 0) {
+            let (first, entry) = item?;
+            work.replay(first, &entry)?;
+            entries += 1;
+            rows += entry.batch.num_rows() as u64;
+        }
+        Ok((work, entries, rows))
+    }
+
     pub fn new(def: Arc<RelationDef>, next_offset: u64) -> Result<RelWork> {
         Ok(RelWork {
             data: Arc::new(RelationData::new(def.schema_with_offset())),
@@ -335,8 +353,15 @@ pub(crate) struct Committer {
     /// The clock views with `now()` follow.
     pub clock: super::Clock,
     /// Set after a storage failure: the working state may be ahead of disk,
-    /// so no further write is accepted.
-    pub failed: Option<String>,
+    /// so no further write is accepted until the store is reopened.
+    pub failed: Option<super::storage::StorageFault>,
+    /// Shared with the engine's storage watcher: set while `failed` is.
+    pub storage_failed: Arc<std::sync::atomic::AtomicBool>,
+    /// The store was reopened after a failure; the next `RestoreViews`
+    /// ends the failure.
+    pub recovering: bool,
+    /// Free bytes a write must leave on the data directory's disk.
+    pub min_free_disk: u64,
     /// Views whose query could not be planned at start-up, with the reason:
     /// they have no circuit; reading one reports the reason, `RECOMPUTE`
     /// plans it again, `DROP` removes it.
@@ -404,6 +429,10 @@ impl Committer {
             let mut puts = Vec::new();
             let mut replies = Vec::with_capacity(group.len());
             let mut drops = Vec::new();
+            let mut budget = group
+                .iter()
+                .any(|r| super::storage::write_estimate(&r.op).is_some())
+                .then(|| super::storage::SpaceBudget::new(&self));
             for req in group {
                 if matches!(req.op, Op::Shutdown) {
                     shutdown = true;
@@ -411,10 +440,23 @@ impl Committer {
                     continue;
                 }
                 if let Some(f) = &self.failed {
-                    let _ = req.reply.send(Err(EngineError::Internal(format!(
-                        "writes are disabled after a storage failure: {f}"
-                    ))));
+                    let r = match req.op {
+                        Op::Reopen => self.reopen().map(|_| Outcome::default()),
+                        Op::RestoreViews { .. } | Op::ViewStats { .. } => {
+                            self.stage(req.op, &mut puts)
+                        }
+                        _ => Err(f.refusal()),
+                    };
+                    let _ = req.reply.send(r);
                     continue;
+                }
+                if let (Some(b), Some(bytes)) =
+                    (budget.as_mut(), super::storage::write_estimate(&req.op))
+                {
+                    if let Err(e) = b.take(bytes) {
+                        let _ = req.reply.send(Err(e));
+                        continue;
+                    }
                 }
                 if let Op::DropRelation { id } = &req.op {
                     drops.push(*id);
@@ -423,20 +465,21 @@ impl Committer {
                 replies.push((req.reply, r));
             }
             let durable = if puts.is_empty() {
-                if shutdown {
-                    self.store.flush().map_err(|e| e.to_string())
+                if shutdown && self.failed.is_none() {
+                    self.store.flush()
                 } else {
                     Ok(())
                 }
             } else {
-                self.store
-                    .apply(puts)
-                    .and_then(|_| self.store.flush())
-                    .map_err(|e| e.to_string())
+                self.store.apply(puts).and_then(|_| self.store.flush())
             };
             match durable {
                 Ok(()) => {
-                    self.publish();
+                    // (while a storage failure lasts the working state may
+                    // hold writes that are not durable: nothing is published)
+                    if self.failed.is_none() {
+                        self.publish();
+                    }
                     // `CHECKPOINT` answers once the checkpoint is written
                     let asked = std::mem::take(&mut self.checkpoint_now);
                     if asked {
@@ -456,12 +499,18 @@ impl Committer {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "storage failure while committing; refusing further writes");
-                    self.failed = Some(e.clone());
+                    self.fail(&e);
+                    let fault = super::storage::StorageFault::from_store(&e);
                     for (reply, r) in replies {
-                        let _ = reply.send(r.and(Err(EngineError::Internal(format!(
-                            "could not make the write durable: {e}"
-                        )))));
+                        let _ = reply.send(r.and(Err(if fault.disk_full {
+                            EngineError::Store(crate::store::StoreError::DiskFull(
+                                "no space left on device: the write was not made durable; writes resume by themselves once space is freed".into(),
+                            ))
+                        } else {
+                            EngineError::Internal(format!(
+                                "could not make the write durable: {e}"
+                            ))
+                        })));
                     }
                 }
             }
@@ -588,9 +637,21 @@ impl Committer {
     }
 
     fn checkpoint_if_dirty(&mut self) {
-        if self.dirty && !self.views.is_empty() {
+        if self.dirty && !self.views.is_empty() && self.failed.is_none() {
+            let room = self
+                .store
+                .available_bytes()
+                .is_none_or(|a| a >= self.min_free_disk.saturating_mul(2));
+            if !room {
+                tracing::warn!("little free disk space: view checkpoint skipped; restart will replay more of the log");
+                return;
+            }
             if let Err(e) = self.checkpoint_views() {
                 tracing::warn!(error = %e, "view checkpoint failed; restart will replay more of the log");
+                // a failed write leaves sled unusable
+                if let EngineError::Store(s) = &e {
+                    self.fail(s);
+                }
             }
         }
     }
@@ -883,7 +944,12 @@ impl Committer {
                     first_offset: 0,
                 })
             }
-            Op::RestoreViews { views } => self.restore_views(views),
+            Op::RestoreViews { views } => {
+                let r = self.restore_views(views);
+                self.recovered();
+                r
+            }
+            Op::Reopen => Ok(Outcome::default()),
             Op::RebuildViews { views } => {
                 let mut planned = Vec::with_capacity(views.len());
                 for (def, p) in views {

@@ -10,6 +10,7 @@ pub mod exec;
 pub mod query;
 pub mod roles;
 pub mod session;
+pub mod storage;
 pub mod view;
 pub mod watermark;
 pub mod write;
@@ -58,6 +59,9 @@ pub struct EngineConfig {
     /// Memory one query may use (`--max-statement-memory`); `None`: no
     /// limit.
     pub max_statement_memory: Option<usize>,
+    /// Free bytes a write must leave on the data directory's file system
+    /// (`--min-free-disk`); a write that would not is refused with 53100.
+    pub min_free_disk: u64,
 }
 
 /// The clock that views with `now()` follow.
@@ -81,6 +85,9 @@ impl Clock {
     }
 }
 
+/// The default `--min-free-disk`: 64 MiB.
+pub const DEFAULT_MIN_FREE_DISK: u64 = 64 << 20;
+
 impl EngineConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> EngineConfig {
         EngineConfig {
@@ -89,6 +96,7 @@ impl EngineConfig {
             checkpoint_every: std::time::Duration::from_secs(30),
             manual_clock: false,
             max_statement_memory: None,
+            min_free_disk: DEFAULT_MIN_FREE_DISK,
         }
     }
 }
@@ -119,6 +127,10 @@ pub struct Engine {
     queries: exec::SharedRuntime,
     /// Roles and the privileges on schema `public`.
     access: RwLock<Arc<crate::auth::Access>>,
+    /// Set by the committer while a storage failure lasts.
+    storage_failed: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether the storage watcher runs.
+    watching: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
@@ -157,13 +169,9 @@ impl Engine {
                 // Views are planned again and restored by `recover_views`.
                 continue;
             }
-            let mut work = RelWork::new(def.clone(), 0)?;
-            for item in store.scan_log(id, 0) {
-                let (first, entry) = item?;
-                work.replay(first, &entry)?;
-                report.log_entries += 1;
-                report.rows += entry.batch.num_rows() as u64;
-            }
+            let (work, entries, rows) = RelWork::load(def.clone(), &store)?;
+            report.log_entries += entries;
+            report.rows += rows;
             relations.insert(id, work);
         }
         // Logs whose catalog record is gone (a drop interrupted by a crash).
@@ -183,6 +191,17 @@ impl Engine {
         } else {
             Clock::Wall
         };
+        if store
+            .available_bytes()
+            .is_some_and(|a| a < config.min_free_disk)
+        {
+            tracing::warn!(
+                data_dir = %config.data_dir.display(),
+                min_free_bytes = config.min_free_disk,
+                "the disk is full: writes are refused (53100) until space is freed"
+            );
+        }
+        let storage_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut committer = Committer {
             store,
             relations,
@@ -193,6 +212,9 @@ impl Engine {
             snapshot: snapshot.clone(),
             version: 0,
             failed: None,
+            storage_failed: storage_failed.clone(),
+            recovering: false,
+            min_free_disk: config.min_free_disk,
             clock: clock.clone(),
             broken: Default::default(),
             checkpoint_now: false,
@@ -218,6 +240,8 @@ impl Engine {
             clock,
             queries,
             access: RwLock::new(Arc::new(access)),
+            storage_failed,
+            watching: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -298,14 +322,17 @@ impl Engine {
     /// in an error state; it never stops the start. Call once after `open`,
     /// before serving.
     pub async fn recover_views(self: &Arc<Self>) -> Result<()> {
+        if !self
+            .watching
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            storage::watch(Arc::downgrade(self), self.storage_failed.clone());
+        }
         let mut views: Vec<Arc<RelationDef>> = self
             .relations()
             .into_iter()
             .filter(|r| !r.is_base())
             .collect();
-        if views.is_empty() {
-            return Ok(());
-        }
         views.sort_by_key(|v| v.id);
         let session = session::Session::standalone(self.clone())?;
         let mut planned = Vec::with_capacity(views.len());

@@ -311,12 +311,23 @@ impl Session {
     /// Fails with 42501 unless the current role may read every relation
     /// `plan` scans.
     fn check_reads(&self, plan: &LogicalPlan, except: Option<&str>) -> Result<()> {
-        let names = crate::auth::enforce::relations_read(plan);
+        let reads = crate::auth::enforce::relations_read(plan);
         let access = self.engine.access();
+        if let Some(t) = reads.superuser_only.iter().next() {
+            if !access.roles.is_superuser(&self.role) {
+                return Err(crate::auth::AuthError::PermissionDenied(format!(
+                    "permission denied for table {t}"
+                ))
+                .into());
+            }
+        }
         crate::auth::enforce::check_reads(
             &access.roles,
             &self.role,
-            names.iter().filter(|n| Some(n.as_str()) != except),
+            reads
+                .relations
+                .iter()
+                .filter(|n| Some(n.as_str()) != except),
             |n| self.engine.relation(n),
         )?;
         Ok(())

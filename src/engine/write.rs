@@ -338,6 +338,18 @@ pub async fn plan(session: &Session, stmt: &ast::Statement) -> Result<WritePlan>
                                     params.resize(n, None);
                                 }
                                 params[n - 1] = Some(rel.columns[positions[k]].ty.to_arrow());
+                            } else if nested_placeholder(cell) {
+                                // typed as the expression's planning types it
+                                let plan =
+                                    plan_internal(session, &format!("SELECT {cell}")).await?;
+                                for (i, t) in param_types(&plan)?.into_iter().enumerate() {
+                                    if params.len() <= i {
+                                        params.resize(i + 1, None);
+                                    }
+                                    if params[i].is_none() {
+                                        params[i] = t;
+                                    }
+                                }
                             }
                         }
                     }
@@ -620,6 +632,19 @@ fn placeholder(e: &Expr) -> Option<usize> {
         },
         _ => None,
     }
+}
+
+/// Whether `e` holds a parameter without being one.
+fn nested_placeholder(e: &Expr) -> bool {
+    placeholder(e).is_none()
+        && ast::visit_expressions(e, |x| {
+            if placeholder(x).is_some() {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        })
+        .is_break()
 }
 
 /// A VALUES cell: text to parse with the column's input rules, or a value

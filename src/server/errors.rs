@@ -23,6 +23,7 @@ pub fn sqlstate(e: &EngineError) -> &'static str {
         },
         EngineError::Store(s) => match s {
             StoreError::Corrupt(_) => "XX001",
+            StoreError::DiskFull(_) => "53100",
             _ => "58030",
         },
         EngineError::DataFusion(d) => datafusion_state(d),

@@ -398,10 +398,7 @@ pub fn parse_alter_owner(text: &str) -> Result<Option<AccessStatement>, SqlError
     let kind = match word(&mut p).as_deref() {
         Some("TABLE") => RelationKind::Table,
         Some("SOURCE") => RelationKind::Source,
-        Some("MATERIALIZED") => {
-            let _ = p.next_token();
-            RelationKind::View
-        }
+        Some("MATERIALIZED") => RelationKind::View,
         _ => return Ok(None),
     };
     let _ = p.next_token();

@@ -15,8 +15,13 @@ pub use entry::{EncodedEntry, Entry, EntryKind};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage I/O error: {0}")]
-    Io(#[from] sled::Error),
-    #[error("data directory {path} is in use by another process or cannot be opened: {source}")]
+    Io(sled::Error),
+    /// The disk holding the data directory is full (53100).
+    #[error("could not write to the data directory: {0}")]
+    DiskFull(String),
+    #[error("data directory {path} is in use by another process (a running freshet server?)")]
+    InUse { path: String },
+    #[error("data directory {path} cannot be opened: {source}")]
     Open { path: String, source: sled::Error },
     #[error("corrupt log entry: {0}")]
     Corrupt(String),
@@ -27,6 +32,29 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Whether an I/O error means the disk is full.
+fn is_disk_full(e: &sled::Error) -> bool {
+    match e {
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::StorageFull
+                || io.raw_os_error() == Some(28) // ENOSPC
+                || io.raw_os_error() == Some(122) // EDQUOT
+                || io.to_string().contains("No space left on device")
+        }
+        _ => false,
+    }
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        if is_disk_full(&e) {
+            StoreError::DiskFull("no space left on device".into())
+        } else {
+            StoreError::Io(e)
+        }
+    }
+}
 
 /// sled's segment size; fixed when a data directory is created.
 pub const SEGMENT_SIZE: usize = 8 << 20;
@@ -66,6 +94,8 @@ pub enum Put {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    dir: std::path::PathBuf,
+    cache_bytes: u64,
 }
 
 impl Store {
@@ -80,13 +110,54 @@ impl Store {
             .segment_size(SEGMENT_SIZE)
             .mode(sled::Mode::HighThroughput)
             .open()
-            .map_err(|source| StoreError::Open {
-                path: dir.display().to_string(),
-                source,
+            .map_err(|source| {
+                let path = dir.display().to_string();
+                if is_disk_full(&source) {
+                    StoreError::DiskFull(format!(
+                        "no space left on device for data directory {path}: free space there, then start again"
+                    ))
+                } else if source.to_string().contains("could not acquire lock") {
+                    StoreError::InUse { path }
+                } else {
+                    StoreError::Open { path, source }
+                }
             })?;
-        let store = Store { db };
+        let store = Store {
+            db,
+            dir: dir.to_path_buf(),
+            cache_bytes,
+        };
         store.check_version()?;
         Ok(store)
+    }
+
+    /// Closes the database and opens it again: after a failed write sled
+    /// refuses every operation of the handle that saw it; a new handle
+    /// reads what was durable.
+    pub fn reopen(&mut self) -> Result<()> {
+        let cache_bytes = self.cache_bytes;
+        // sled closes its files when the last handle goes; hold a small
+        // in-memory database meanwhile
+        let placeholder = sled::Config::new().temporary(true).open()?;
+        drop(std::mem::replace(&mut self.db, placeholder));
+        // its flusher thread may hold the directory lock for a moment
+        let mut last = None;
+        for _ in 0..250 {
+            match Store::open(&self.dir, cache_bytes) {
+                Ok(s) => {
+                    *self = s;
+                    return Ok(());
+                }
+                Err(e @ StoreError::InUse { .. }) => {
+                    last = Some(e);
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| StoreError::InUse {
+            path: self.dir.display().to_string(),
+        }))
     }
 
     fn check_version(&self) -> Result<()> {
@@ -250,6 +321,13 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Bytes free for this process on the data directory's file system
+    /// (`None` if the file system cannot tell).
+    pub fn available_bytes(&self) -> Option<u64> {
+        let st = rustix::fs::statvfs(&self.dir).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
     }
 
     /// Bytes on disk, as sled reports them.

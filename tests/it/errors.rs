@@ -212,10 +212,10 @@ async fn oversize_message_closes_only_that_connection() {
     let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
         .await
         .unwrap();
-    // StartupMessage: length, protocol 3.0, user=x, database=x
+    // StartupMessage: length, protocol 3.0, user=freshet, database=freshet
     let mut body = Vec::new();
     body.extend_from_slice(&196608i32.to_be_bytes());
-    body.extend_from_slice(b"user\0x\0database\0x\0\0");
+    body.extend_from_slice(b"user\0freshet\0database\0freshet\0\0");
     let mut msg = ((body.len() + 4) as i32).to_be_bytes().to_vec();
     msg.extend_from_slice(&body);
     raw.write_all(&msg).await.unwrap();

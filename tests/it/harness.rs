@@ -13,6 +13,8 @@ pub struct TestServer {
     pub dir: PathBuf,
     /// Extra command-line arguments, kept for restarts.
     args: Vec<String>,
+    /// Extra environment variables, kept for restarts.
+    env: Vec<(String, String)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -32,13 +34,24 @@ impl TestServer {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().to_path_buf();
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let mut s = TestServer::start_in_with(&dir, &args);
+        let mut s = TestServer::start_in_with(&dir, &args, &[]);
         s._tmp = Some(tmp);
         s
     }
 
+    /// A server on `dir` (which the caller keeps), with extra arguments
+    /// and environment variables.
+    pub fn start_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> TestServer {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        TestServer::start_in_with(dir, &args, &env)
+    }
+
     /// A server on an existing data directory, with extra arguments.
-    fn start_in_with(dir: &Path, args: &[String]) -> TestServer {
+    fn start_in_with(dir: &Path, args: &[String], env: &[(String, String)]) -> TestServer {
         for _attempt in 0..5 {
             let port = free_port();
             let mut child = Command::new(env!("CARGO_BIN_EXE_freshet"))
@@ -49,6 +62,7 @@ impl TestServer {
                 .arg("--log-level")
                 .arg("warn")
                 .args(args)
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
                 .spawn()
@@ -61,6 +75,7 @@ impl TestServer {
                         port,
                         dir: dir.to_path_buf(),
                         args: args.to_vec(),
+                        env: env.to_vec(),
                         _tmp: None,
                     };
                 }
@@ -136,7 +151,7 @@ impl TestServer {
         } else {
             assert!(self.stop(), "server did not shut down cleanly");
         }
-        let fresh = TestServer::start_in_with(&self.dir, &self.args);
+        let fresh = TestServer::start_in_with(&self.dir, &self.args, &self.env);
         self.port = fresh.port;
         self.child = fresh.child_take();
     }

@@ -2,6 +2,8 @@
 //! `freshet` server process over the Postgres wire protocol, except the
 //! property tests, which drive the engine in process.
 
+mod auth;
+mod chaos;
 mod crash;
 mod errors;
 mod harness;
@@ -14,6 +16,7 @@ mod protocol;
 mod psql;
 mod raw;
 mod slt;
+mod storage;
 mod subqueries;
 mod view_errors;
 mod windows;
