@@ -237,12 +237,106 @@ impl SchemaProvider for PgCatalogWithRoles {
             let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
             return Ok(Some(Arc::new(table)));
         }
+        if name == "pg_class" {
+            return self.pg_class().await;
+        }
         self.inner.table(name).await
     }
 
     fn table_exist(&self, name: &str) -> bool {
         TABLES.contains(&name) || self.inner.table_exist(name)
     }
+}
+
+impl PgCatalogWithRoles {
+    /// The generic `pg_class`, with each relation's real owner in
+    /// `relowner` (psql's `\dt` shows it through `pg_get_userbyid`).
+    async fn pg_class(&self) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(inner) = self.inner.table("pg_class").await? else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(OwnedPgClass {
+            inner,
+            engine: self.engine.clone(),
+        })))
+    }
+}
+
+/// `pg_class` whose `relowner` is filled in at scan time (building the
+/// generic table reads the catalog, which holds this table too: the
+/// patch must not run when only the schema is asked for).
+struct OwnedPgClass {
+    inner: Arc<dyn TableProvider>,
+    engine: Weak<Engine>,
+}
+
+impl fmt::Debug for OwnedPgClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OwnedPgClass")
+    }
+}
+
+#[async_trait]
+impl TableProvider for OwnedPgClass {
+    fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        self.inner.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::logical_expr::Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        let plan = self.inner.scan(state, None, &[], None).await?;
+        let batches = datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
+        let patched = match self.engine.upgrade() {
+            Some(engine) => batches
+                .into_iter()
+                .map(|b| with_owners(b, &engine))
+                .collect::<DfResult<Vec<_>>>()?,
+            None => batches,
+        };
+        MemTable::try_new(self.inner.schema(), vec![patched])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+/// `relowner` of our relations set to their owner's oid; the catalog's own
+/// relations belong to the bootstrap superuser (oid 10), as in Postgres.
+fn with_owners(b: RecordBatch, engine: &Engine) -> DfResult<RecordBatch> {
+    let schema = b.schema();
+    let (Ok(name_i), Ok(owner_i)) = (schema.index_of("relname"), schema.index_of("relowner"))
+    else {
+        return Ok(b);
+    };
+    let names = b.column(name_i).as_any().downcast_ref::<StringArray>();
+    let owners = b.column(owner_i).as_any().downcast_ref::<Int32Array>();
+    let (Some(names), Some(owners)) = (names, owners) else {
+        return Ok(b);
+    };
+    let access = engine.access();
+    let patched: Int32Array = (0..b.num_rows())
+        .map(|i| {
+            let ours = (!names.is_null(i))
+                .then(|| engine.relation(names.value(i)))
+                .flatten()
+                .and_then(|d| access.roles.get(&d.owner).map(|r| r.oid as i32));
+            let given = (!owners.is_null(i))
+                .then(|| owners.value(i))
+                .filter(|o| *o != 0);
+            Some(ours.or(given).unwrap_or(10))
+        })
+        .collect();
+    let mut cols = b.columns().to_vec();
+    cols[owner_i] = Arc::new(patched);
+    Ok(RecordBatch::try_new(schema, cols)?)
 }
 
 /// `current_user` and its synonyms: the session's role.

@@ -403,6 +403,17 @@ async fn privileges_are_enforced_and_survive_a_crash() {
             .as_deref(),
         Some("42501")
     );
+    // pg_class names the owner (psql's \dt shows it)
+    let owner: String = admin
+        .query_one(
+            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'bobs'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(owner, "bob");
+
     // revoking and handing over
     admin
         .batch_execute("REVOKE ALL ON accounts FROM bob")

@@ -16,7 +16,7 @@
 //! `CHAOS_SEED=<seed> cargo test --test it chaos -- --nocapture` replays
 //! it. The threads still race, so a replay follows the same schedule, not
 //! the same interleaving. The CI run is small; the long run is
-//! `CHAOS_KILLS=300 cargo test --release --test it chaos_long -- --ignored
+//! `CHAOS_KILLS=300 cargo test --test it chaos_long -- --ignored
 //! --nocapture` (docs/reliability.md).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -391,6 +391,14 @@ async fn run(seed: u64, kills: usize) {
             .unwrap();
         server.restart(true);
         validate(&server, &mut ledger, seed, round).await;
+        if (round + 1) % 25 == 0 {
+            eprintln!(
+                "chaos: seed {seed}: {} kills in {:.0} s, {} source statements stored",
+                round + 1,
+                started.elapsed().as_secs_f64(),
+                ledger.acked.len()
+            );
+        }
     }
     eprintln!(
         "chaos: seed {seed}: {kills} kills in {:.1} s; {} source statements and {} table keys checked, {} relations created or dropped",
@@ -423,7 +431,7 @@ async fn chaos() {
     run(seed(), kills).await;
 }
 
-/// The long run, by hand: `CHAOS_KILLS=300 cargo test --release --test it
+/// The long run, by hand: `CHAOS_KILLS=300 cargo test --test it
 /// chaos_long -- --ignored --nocapture`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
