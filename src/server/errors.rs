@@ -70,6 +70,7 @@ fn sql_state(s: &SqlError) -> &'static str {
         SqlError::TooComplex(_) => "54001",
         SqlError::LimitExceeded(_) => "54000",
         SqlError::InvalidGrant(_) => "0LP01",
+        SqlError::InvalidEncoding(_) => "22021",
         SqlError::UndefinedSchema(_) => "3F000",
         SqlError::Plan(_) => "XX000",
     }

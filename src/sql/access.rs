@@ -7,7 +7,7 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
-use super::parser::{expect_end, normalize_ident, object_name, parser, syntax};
+use super::parser::{expect_end, normalize_ident, object_name, object_names, parser, syntax};
 use super::SqlError;
 use crate::auth::{AccessStatement, GrantTarget, Privilege, RoleOptions};
 use crate::catalog::RelationKind;
@@ -284,12 +284,7 @@ fn grant_on(p: &mut Parser) -> Result<On, SqlError> {
         }
         _ => {}
     }
-    let names = p
-        .parse_comma_separated(|p| p.parse_object_name(false))
-        .map_err(syntax)?
-        .iter()
-        .map(object_name)
-        .collect::<Result<Vec<_>, _>>()?;
+    let names = object_names(p)?;
     Ok(On::Relations(GrantTarget::Relations(names)))
 }
 

@@ -47,6 +47,9 @@ pub enum SqlError {
     /// A value over a size limit (54000).
     #[error("{0}")]
     LimitExceeded(String),
+    /// Text that is not valid UTF-8 or holds NUL (22021).
+    #[error("{0}")]
+    InvalidEncoding(String),
     /// A privilege that does not apply to the object (0LP01).
     #[error("{0}")]
     InvalidGrant(String),

@@ -153,6 +153,21 @@ impl SqlParser {
 
     /// Parses exactly one statement.
     pub fn parse_one(&self, text: &str) -> Result<Statement, SqlError> {
+        self.parse_one_inner(text).map_err(|e| match e {
+            // the tokenizer refuses an escape that makes a NUL character
+            // (E'\000', E'\x00', …), as Postgres does, in its own words
+            SqlError::Syntax(m)
+                if m.starts_with("Unterminated encoded string literal") && has_nul_escape(text) =>
+            {
+                SqlError::InvalidEncoding(
+                    "invalid byte sequence for encoding \"UTF8\": 0x00".into(),
+                )
+            }
+            other => other,
+        })
+    }
+
+    fn parse_one_inner(&self, text: &str) -> Result<Statement, SqlError> {
         // (before anything tokenizes a possibly huge VALUES list)
         if let Some(l) = super::values::literal_insert(text) {
             return Ok(Statement::InsertLiterals(Box::new(l)));
@@ -437,6 +452,42 @@ pub fn object_name(name: &ObjectName) -> Result<String, SqlError> {
     }
 }
 
+/// Whether `text` holds a backslash escape whose value is NUL (`\0`,
+/// `\000`, `\x00`, `\u0000`, `\U00000000`).
+fn has_nul_escape(text: &str) -> bool {
+    let b = text.as_bytes();
+    (0..b.len()).any(|i| {
+        if b[i] != b'\\' || i + 1 >= b.len() {
+            return false;
+        }
+        let rest = &text[i + 1..];
+        let digits = |prefix: usize, radix: u32, max: usize| {
+            let d: String = rest[prefix..]
+                .chars()
+                .take(max)
+                .take_while(|c| c.is_digit(radix))
+                .collect();
+            !d.is_empty() && u32::from_str_radix(&d, radix) == Ok(0)
+        };
+        match b[i + 1] {
+            b'0'..=b'7' => digits(0, 8, 3),
+            b'x' => digits(1, 16, 2),
+            b'u' => rest.len() >= 5 && digits(1, 16, 4),
+            b'U' => rest.len() >= 9 && digits(1, 16, 8),
+            _ => false,
+        }
+    })
+}
+
+/// A comma-separated list of relation names (`a, public.b`).
+pub(crate) fn object_names(p: &mut Parser) -> Result<Vec<String>, SqlError> {
+    p.parse_comma_separated(|p| p.parse_object_name(false))
+        .map_err(syntax)?
+        .iter()
+        .map(object_name)
+        .collect()
+}
+
 pub(crate) fn expect_end(p: &mut Parser) -> Result<(), SqlError> {
     while p.consume_token(&Token::SemiColon) {}
     match p.peek_token().token {
@@ -672,12 +723,7 @@ fn parse_drop(text: &str) -> Result<Statement, SqlError> {
         return Err(SqlError::Unsupported(format!("DROP {t} is not supported")));
     };
     let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
-    let names = p
-        .parse_comma_separated(|p| p.parse_object_name(false))
-        .map_err(syntax)?
-        .iter()
-        .map(object_name)
-        .collect::<Result<Vec<_>, _>>()?;
+    let names = object_names(&mut p)?;
     let cascade = if p.parse_keyword(Keyword::CASCADE) {
         true
     } else {
@@ -887,6 +933,22 @@ pub(crate) fn tokens_with_ranges(text: &str) -> Option<Vec<(Token, std::ops::Ran
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nul_escapes() {
+        for t in [
+            r"E'\0'",
+            r"E'a\000b'",
+            r"E'\x00'",
+            r"E'\u0000'",
+            r"E'\U00000000'",
+        ] {
+            assert!(super::has_nul_escape(t), "{t}");
+        }
+        for t in [r"E'\t'", r"E'\101'", r"E'\x41'", r"E'\u0041'", r"'a'"] {
+            assert!(!super::has_nul_escape(t), "{t}");
+        }
+    }
+
     use super::*;
 
     #[test]

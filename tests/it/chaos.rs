@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, NoTls};
 
-use crate::harness::TestServer;
+use crate::harness::{sorted_rows, TestServer};
 
 const ROWS: i64 = 4;
 
@@ -214,26 +214,6 @@ async fn ddl_writer(port: u16, seed: u64, round: u64, ledger: Arc<Mutex<Ledger>>
     }
 }
 
-async fn rows(c: &Client, sql: &str) -> Vec<String> {
-    let mut out: Vec<String> = c
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            ),
-            _ => None,
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 /// Checks everything the ledger promises; the in-flight operations of the
 /// killed server may have happened or not, but wholly.
 async fn validate(server: &TestServer, ledger: &mut Ledger, seed: u64, round: usize) {
@@ -328,8 +308,8 @@ async fn validate(server: &TestServer, ledger: &mut Ledger, seed: u64, round: us
             .get(name)
             .unwrap_or_else(|| panic!("{ctx}: view {name} was never created"))
             .clone();
-        let view = rows(&c, &format!("SELECT * FROM {name}")).await;
-        let batch = rows(&c, &q).await;
+        let view = sorted_rows(&c, &format!("SELECT * FROM {name}")).await;
+        let batch = sorted_rows(&c, &q).await;
         assert_eq!(view, batch, "{ctx}: view {name} differs from its query");
     }
 }

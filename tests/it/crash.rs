@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::harness::TestServer;
+use crate::harness::{sorted_rows, TestServer};
 
 const ROWS_PER_STATEMENT: i64 = 5;
 
@@ -201,26 +201,6 @@ async fn views_equal_their_query_after_sigkill() {
     }
     drop(c);
 
-    async fn rows(c: &tokio_postgres::Client, sql: &str) -> Vec<String> {
-        let mut out: Vec<String> = c
-            .simple_query(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .into_iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                    (0..r.len())
-                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                        .collect::<Vec<_>>()
-                        .join("|"),
-                ),
-                _ => None,
-            })
-            .collect();
-        out.sort();
-        out
-    }
-
     for round in 0..3i64 {
         let mut handles = Vec::new();
         for w in 0..2 {
@@ -261,15 +241,15 @@ async fn views_equal_their_query_after_sigkill() {
         }
         server.restart(true);
         let c = server.connect().await;
-        let n = rows(&c, "SELECT count(*) FROM events").await;
+        let n = sorted_rows(&c, "SELECT count(*) FROM events").await;
         assert_ne!(
             n,
             vec!["0".to_string()],
             "round {round}: nothing was written"
         );
         for (name, q) in VIEWS {
-            let view = rows(&c, &format!("SELECT * FROM {name}")).await;
-            let batch = rows(&c, q).await;
+            let view = sorted_rows(&c, &format!("SELECT * FROM {name}")).await;
+            let batch = sorted_rows(&c, q).await;
             assert_eq!(
                 view, batch,
                 "round {round}: view {name} differs from its query after a crash"

@@ -166,3 +166,25 @@ impl Drop for TestServer {
         self.kill();
     }
 }
+
+/// The rows of `sql` (simple protocol), each as its text fields joined by
+/// `|` (NULL as `NULL`), sorted: for comparing results whatever their order.
+pub async fn sorted_rows(c: &Client, sql: &str) -> Vec<String> {
+    let mut out: Vec<String> = c
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
