@@ -106,6 +106,9 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
         }),
     )?;
     ctx.register_udf(ScalarUDF::from(VersionUdf::new()));
+    for f in crate::sql::functions::all() {
+        ctx.register_udf(f);
+    }
     for f in crate::sql::limits::bounded_functions() {
         ctx.register_udf(f);
     }

@@ -257,6 +257,10 @@ pub struct Session {
     /// The role privileges are checked against (`current_user`; `SET
     /// ROLE` changes it).
     role: String,
+    /// When the open transaction block began (`BEGIN`): `now()` and
+    /// `current_timestamp` answer this time until it ends, as in Postgres.
+    /// Outside a block each statement is its own transaction.
+    tx_start: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Session {
@@ -270,6 +274,7 @@ impl Session {
             params: Params::default(),
             session_user: crate::auth::BOOTSTRAP_ROLE.to_string(),
             role: crate::auth::BOOTSTRAP_ROLE.to_string(),
+            tx_start: None,
         };
         s.bind_role();
         s
@@ -389,6 +394,12 @@ impl Session {
     pub(crate) fn statement_state(&self) -> SessionState {
         let mut state = self.state.clone();
         state.config_mut().set_extension(self.engine.snapshot());
+        // `now()` is the start of the transaction: of the open block, or
+        // of this statement
+        state.mark_start_execution();
+        if let Some(t) = self.tx_start {
+            state.execution_props_mut().query_execution_start_time = Some(t);
+        }
         state
     }
 
@@ -591,10 +602,13 @@ impl Session {
         let schema = crate::dataflow::relax(&Arc::new(optimized.schema().as_arrow().clone()));
         // a view is a relation: its columns need distinct names (as in Postgres)
         let mut seen = std::collections::HashSet::new();
-        if let Some(f) = schema.fields().iter().find(|f| !seen.insert(f.name())) {
+        if let Some(f) = schema.fields().iter().find(|f| {
+            let name = crate::sql::rewrite::display_name(f.name());
+            name.len() != f.name().len() || !seen.insert(name)
+        }) {
             return Err(crate::sql::SqlError::DuplicateColumn(format!(
                 "column \"{}\" specified more than once; give the view's columns distinct names",
-                f.name()
+                crate::sql::rewrite::display_name(f.name())
             ))
             .into());
         }
@@ -763,9 +777,20 @@ impl Session {
                     })
                 }
             },
-            Statement::Begin => Ok(Output::Begin),
-            Statement::Commit => Ok(Output::Commit),
-            Statement::Rollback => Ok(Output::Rollback),
+            Statement::Begin => {
+                if self.tx_start.is_none() {
+                    self.tx_start = Some(chrono::Utc::now());
+                }
+                Ok(Output::Begin)
+            }
+            Statement::Commit => {
+                self.tx_start = None;
+                Ok(Output::Commit)
+            }
+            Statement::Rollback => {
+                self.tx_start = None;
+                Ok(Output::Rollback)
+            }
             Statement::Flush => Ok(Output::Command {
                 tag: "FLUSH",
                 rows: None,

@@ -97,9 +97,22 @@ fn fields(
 ) -> PgWireResult<Vec<FieldInfo>> {
     let mut out = arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, Some(opts))?;
     for (i, f) in schema.fields().iter().enumerate() {
-        if is_jsonb(f) {
+        let name = crate::sql::rewrite::display_name(f.name());
+        if is_jsonb(f) || name.len() != f.name().len() {
             let fi = &out[i];
-            out[i] = FieldInfo::new(fi.name().to_string(), None, None, Type::JSONB, fi.format());
+            let ty = if is_jsonb(f) {
+                Type::JSONB
+            } else {
+                fi.datatype().clone()
+            };
+            out[i] = FieldInfo::new(
+                name.to_string(),
+                fi.table_id(),
+                fi.column_id(),
+                ty,
+                fi.format(),
+            )
+            .with_format_options(fi.format_options().clone());
         }
     }
     Ok(out)

@@ -8,6 +8,7 @@ pub mod checked;
 pub mod compat;
 pub mod ddl;
 pub mod depth;
+pub mod functions;
 pub mod limits;
 pub mod lower;
 pub mod optimizer;

@@ -255,15 +255,31 @@ impl OffsetVisitor<'_> {
     }
 }
 
+/// Marks a result column whose name repeats an earlier one (Postgres
+/// allows that; DataFusion needs unique names): the column is named
+/// `name` + this + its position, and the wire shows `name` only.
+pub const REPEATED_NAME: char = '\u{E000}';
+
+/// A result column's name as the client sees it.
+pub fn display_name(name: &str) -> &str {
+    name.split(REPEATED_NAME).next().unwrap_or(name)
+}
+
 /// Names result columns as Postgres does: an unaliased function call is
 /// named after the function (`count`, not `count(*)`), a cast after what it
-/// casts, `CASE` as `case`, any other expression `?column?`. A name is only
-/// given where it is unique in the select list (DataFusion requires unique
-/// names; Postgres does not). Only the statement's own result is renamed.
+/// casts, `CASE` as `case`, any other expression `?column?`. Repeated names
+/// (`SELECT 1, 2`, `SELECT a, a`) are kept for the client through
+/// [`REPEATED_NAME`]. Only the statement's own result is renamed.
 pub fn postgres_output_names(stmt: &mut Statement) {
     let Statement::Query(q) = stmt else {
         return;
     };
+    output_names(q);
+}
+
+/// [`postgres_output_names`] for a query (also the query of an `INSERT …
+/// SELECT`, whose names only need to be unique).
+pub fn output_names(q: &mut Query) {
     let mut body = q.body.as_mut();
     loop {
         match body {
@@ -275,41 +291,58 @@ pub fn postgres_output_names(stmt: &mut Statement) {
     let SetExpr::Select(select) = body else {
         return;
     };
-    let proposed: Vec<Option<String>> = select
-        .projection
-        .iter()
-        .map(|item| match item {
-            SelectItem::UnnamedExpr(e) => pg_name(e),
-            _ => None,
-        })
-        .collect();
-    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for (item, p) in select.projection.iter().zip(&proposed) {
-        let name = match (item, p) {
-            (_, Some(p)) => Some(p.clone()),
-            (SelectItem::ExprWithAlias { alias, .. }, _) => Some(normalize_ident(alias)),
-            (SelectItem::UnnamedExpr(Expr::Identifier(id)), _) => Some(normalize_ident(id)),
-            (SelectItem::UnnamedExpr(Expr::CompoundIdentifier(ids)), _) => {
-                ids.last().map(normalize_ident)
-            }
-            _ => None,
-        };
-        if let Some(n) = name {
-            *counts.entry(n).or_default() += 1;
-        }
+    // a wildcard's columns are not seen here: a column named next to one
+    // is kept apart from them
+    let wildcard = select.projection.iter().any(|i| {
+        matches!(
+            i,
+            SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..)
+        )
+    });
+    enum Named {
+        Alias(Ident),
+        Ours,
+        Column,
     }
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let items = std::mem::take(&mut select.projection);
     select.projection = items
         .into_iter()
-        .zip(proposed)
-        .map(|(item, p)| match (item, p) {
-            (SelectItem::UnnamedExpr(expr), Some(name)) if counts.get(&name) == Some(&1) => {
-                SelectItem::ExprWithAlias {
+        .enumerate()
+        .map(|(i, item)| {
+            let (expr, name, how) = match item {
+                SelectItem::ExprWithAlias { expr, alias } => {
+                    (expr, normalize_ident(&alias), Named::Alias(alias))
+                }
+                SelectItem::UnnamedExpr(e) => match (pg_name(&e), &e) {
+                    (Some(n), _) => (e, n, Named::Ours),
+                    (None, Expr::Identifier(id)) => {
+                        let n = normalize_ident(id);
+                        (e, n, Named::Column)
+                    }
+                    (None, Expr::CompoundIdentifier(ids)) => {
+                        let n = ids.last().map(normalize_ident).unwrap_or_default();
+                        (e, n, Named::Column)
+                    }
+                    (None, _) => return SelectItem::UnnamedExpr(e),
+                },
+                other => return other,
+            };
+            let count = seen.entry(name.clone()).or_default();
+            *count += 1;
+            let repeated = *count > 1 || (wildcard && matches!(how, Named::Column));
+            match how {
+                _ if repeated => SelectItem::ExprWithAlias {
+                    expr,
+                    alias: Ident::with_quote('"', format!("{name}{REPEATED_NAME}{}", i + 1)),
+                },
+                Named::Alias(alias) => SelectItem::ExprWithAlias { expr, alias },
+                Named::Ours => SelectItem::ExprWithAlias {
                     expr,
                     alias: Ident::with_quote('"', name),
-                }
+                },
+                Named::Column => SelectItem::UnnamedExpr(expr),
             }
-            (item, _) => item,
         })
         .collect();
 }
@@ -430,14 +463,16 @@ mod tests {
             name("SELECT a, count(*), max(b.price), 1 + 2, CAST(x AS INT) FROM t"),
             "SELECT a, count(*) AS \"count\", max(b.price) AS \"max\", 1 + 2 AS \"?column?\", CAST(x AS INT) AS \"x\" FROM t"
         );
-        // duplicates keep DataFusion's names
+        // repeated names stay repeated for the client, unique inside
         assert_eq!(
-            name("SELECT count(a), count(b) FROM t"),
-            "SELECT count(a), count(b) FROM t"
+            name("SELECT count(a), count(b), a, a FROM t"),
+            "SELECT count(a) AS \"count\", count(b) AS \"count\u{e000}2\", a, a AS \"a\u{e000}4\" FROM t"
         );
+        assert_eq!(display_name("count\u{e000}2"), "count");
+        // a column next to a wildcard is kept apart from the wildcard's
         assert_eq!(
             name("SELECT _offset, * FROM bids"),
-            "SELECT _offset, * FROM bids"
+            "SELECT _offset AS \"_offset\u{e000}1\", * FROM bids"
         );
     }
 

@@ -1,0 +1,114 @@
+//! Postgres functions DataFusion does not have.
+
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::common::ScalarValue;
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
+use crate::types::SQL_TYPE_KEY;
+
+/// The functions of this module, to register in a session.
+pub fn all() -> Vec<ScalarUDF> {
+    vec![ScalarUDF::new_from_impl(PgTypeof {
+        signature: Signature::any(1, Volatility::Immutable),
+    })]
+}
+
+/// The name Postgres gives the type a value of this field has.
+pub fn pg_type_name(f: &Field) -> String {
+    if f.metadata().get(SQL_TYPE_KEY).map(String::as_str) == Some("jsonb") {
+        return "jsonb".into();
+    }
+    type_name(f.data_type())
+}
+
+fn type_name(t: &DataType) -> String {
+    match t {
+        DataType::Null => "unknown".into(),
+        DataType::Boolean => "boolean".into(),
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => "smallint".into(),
+        DataType::Int32 | DataType::UInt16 => "integer".into(),
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => "bigint".into(),
+        DataType::Float16 | DataType::Float32 => "real".into(),
+        DataType::Float64 => "double precision".into(),
+        DataType::Decimal32(..)
+        | DataType::Decimal64(..)
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => "numeric".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "bytea".into(),
+        DataType::FixedSizeBinary(_) => "bytea".into(),
+        DataType::Date32 | DataType::Date64 => "date".into(),
+        DataType::Time32(_) | DataType::Time64(_) => "time without time zone".into(),
+        DataType::Timestamp(_, None) => "timestamp without time zone".into(),
+        DataType::Timestamp(_, Some(_)) => "timestamp with time zone".into(),
+        DataType::Interval(_) | DataType::Duration(_) => "interval".into(),
+        DataType::List(f)
+        | DataType::LargeList(f)
+        | DataType::ListView(f)
+        | DataType::LargeListView(f)
+        | DataType::FixedSizeList(f, _) => format!("{}[]", pg_type_name(f)),
+        DataType::Struct(_) => "record".into(),
+        DataType::Dictionary(_, v) => type_name(v),
+        other => other.to_string(),
+    }
+}
+
+/// `pg_typeof(any)`: the name of its argument's type.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgTypeof {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for PgTypeof {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let name = match args.arg_fields.first() {
+            Some(f) => pg_type_name(f),
+            None => "unknown".into(),
+        };
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        use datafusion::arrow::datatypes::TimeUnit;
+        let n = |t: DataType| pg_type_name(&Field::new("x", t, true));
+        assert_eq!(n(DataType::Int32), "integer");
+        assert_eq!(n(DataType::Float64), "double precision");
+        assert_eq!(n(DataType::Decimal128(38, 10)), "numeric");
+        assert_eq!(
+            n(DataType::Timestamp(
+                TimeUnit::Microsecond,
+                Some("+00".into())
+            )),
+            "timestamp with time zone"
+        );
+        assert_eq!(
+            n(DataType::List(std::sync::Arc::new(Field::new(
+                "item",
+                DataType::Int64,
+                true
+            )))),
+            "bigint[]"
+        );
+    }
+}
