@@ -219,7 +219,7 @@ fn looks_numeric(s: &str) -> bool {
 
 /// A timestamp whose time of day has no seconds (`2026-01-01 10:00`,
 /// `2026-01-01T10:00+02`), with `:00` seconds added; `None` otherwise.
-fn with_seconds(v: &str) -> Option<String> {
+pub fn with_seconds(v: &str) -> Option<String> {
     let v = v.trim();
     let b = v.as_bytes();
     // the date, then ' ' or 'T'

@@ -322,7 +322,7 @@ pub fn float4_text(v: f32) -> String {
 }
 
 fn plural(n: i64, unit: &str) -> String {
-    format!("{n} {unit}{}", if n.abs() == 1 { "" } else { "s" })
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// An interval in Postgres' default (`postgres`) IntervalStyle.

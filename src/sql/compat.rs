@@ -62,6 +62,7 @@ impl Compat {
                 Arc::new(StripCallableQualifier),
                 Arc::new(ExactArrayLiteral),
                 Arc::new(SpecialRegisters),
+                Arc::new(PostgresLiterals),
                 Arc::new(StripByteOrderCollate),
                 Arc::new(RewritePgCatalogOperator),
                 Arc::new(RewriteRegCastToSubquery::new()),
@@ -200,6 +201,128 @@ impl SqlStatementRewriteRule for SpecialRegisters {
                         *e = call("current_database");
                     }
                     _ => {}
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = VisitMut::visit(&mut s, &mut V);
+        s
+    }
+}
+
+/// String literals of timestamps, dates, intervals and bytea read with
+/// Postgres' input rules where DataFusion's differ: a time without seconds
+/// (`'2020-04-15 12:02'`), intervals in every Postgres form (`'21 days
+/// 23:59:59'`, `'1 year 2 mons'`, `'@ 1 day ago'`), and bytea's `\x` hex
+/// and escape formats (DataFusion would take the text's own bytes). A
+/// literal that does not read is left for DataFusion to refuse.
+#[derive(Debug)]
+struct PostgresLiterals;
+
+impl SqlStatementRewriteRule for PostgresLiterals {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        use datafusion::sql::sqlparser::ast::DataType as T;
+        fn text(e: &Expr) -> Option<&str> {
+            match e {
+                Expr::Value(ValueWithSpan {
+                    value: Value::SingleQuotedString(s),
+                    ..
+                }) => Some(s),
+                _ => None,
+            }
+        }
+        fn string(s: String) -> Expr {
+            Expr::Value(Value::SingleQuotedString(s).into())
+        }
+        /// The canonical form of a literal of type `t`, if it needs one.
+        fn canonical(t: &T, v: &str) -> Option<Expr> {
+            match t {
+                T::Timestamp(..) | T::Datetime(_) => {
+                    crate::ingest::coerce::with_seconds(v).map(string)
+                }
+                T::Interval { .. } => interval(v).map(string),
+                T::Bytea => crate::ingest::coerce::parse_bytea(v).map(|b| {
+                    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                    Expr::Value(Value::HexStringLiteral(hex).into())
+                }),
+                _ => None,
+            }
+        }
+        /// An interval as DataFusion reads it, exactly.
+        fn interval(v: &str) -> Option<String> {
+            // (in units both DataFusion and Postgres read, zero parts left
+            // out; an interval's resolution is the microsecond)
+            let lower = v.to_ascii_lowercase();
+            let plain = !lower.contains([':', '@'])
+                && !lower.contains("ago")
+                && !lower.split_whitespace().any(|w| w == "mon" || w == "mons");
+            if plain {
+                // DataFusion reads `2 hours`, `1 day 3 minutes` as Postgres does
+                return None;
+            }
+            let iv = crate::ingest::coerce::parse_interval(v)?;
+            let us = iv.nanoseconds / 1000;
+            let mut parts = Vec::new();
+            if iv.months != 0 {
+                parts.push(format!("{} months", iv.months));
+            }
+            if iv.days != 0 {
+                parts.push(format!("{} days", iv.days));
+            }
+            if us != 0 || parts.is_empty() {
+                parts.push(format!("{us} microseconds"));
+            }
+            Some(parts.join(" "))
+        }
+        struct V;
+        impl VisitorMut for V {
+            type Break = ();
+            fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+                let replacement = match e {
+                    Expr::Cast {
+                        expr, data_type, ..
+                    } => text(expr)
+                        .and_then(|v| canonical(data_type, v))
+                        .map(|lit| Expr::Cast {
+                            kind: datafusion::sql::sqlparser::ast::CastKind::DoubleColon,
+                            expr: Box::new(lit),
+                            data_type: data_type.clone(),
+                            array: false,
+                            format: None,
+                        }),
+                    Expr::TypedString(ts) => match &ts.value.value {
+                        Value::SingleQuotedString(v) => {
+                            canonical(&ts.data_type, v).map(|lit| match lit {
+                                Expr::Value(v) if !matches!(ts.data_type, T::Bytea) => {
+                                    Expr::TypedString(
+                                        datafusion::sql::sqlparser::ast::TypedString {
+                                            value: v,
+                                            ..ts.clone()
+                                        },
+                                    )
+                                }
+                                other => Expr::Cast {
+                                    kind: datafusion::sql::sqlparser::ast::CastKind::DoubleColon,
+                                    expr: Box::new(other),
+                                    data_type: ts.data_type.clone(),
+                                    array: false,
+                                    format: None,
+                                },
+                            })
+                        }
+                        _ => None,
+                    },
+                    Expr::Interval(iv) if iv.leading_field.is_none() && iv.last_field.is_none() => {
+                        text(&iv.value).and_then(interval).map(|canon| {
+                            let mut iv = iv.clone();
+                            iv.value = Box::new(string(canon));
+                            Expr::Interval(iv)
+                        })
+                    }
+                    _ => None,
+                };
+                if let Some(r) = replacement {
+                    *e = r;
                 }
                 ControlFlow::Continue(())
             }

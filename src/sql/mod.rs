@@ -6,6 +6,7 @@ pub mod access;
 pub mod asof;
 pub mod checked;
 pub mod compat;
+pub mod datetime;
 pub mod ddl;
 pub mod depth;
 pub mod functions;

@@ -39,6 +39,7 @@ pub fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
     rules.insert(at, Arc::new(super::checked::SumAsNumeric));
     rules.push(Arc::new(super::subquery::SubqueryForms));
     rules.push(Arc::new(super::checked::CheckedArithmetic));
+    rules.push(Arc::new(super::datetime::PostgresDatetime));
     rules
 }
 

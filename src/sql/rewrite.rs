@@ -358,7 +358,20 @@ fn pg_name(e: &Expr) -> Option<String> {
             .last()
             .and_then(|p| p.as_ident())
             .map(|id| id.value.to_ascii_lowercase()),
-        Expr::Cast { expr, .. } | Expr::Nested(expr) => match expr.as_ref() {
+        Expr::Cast {
+            expr, data_type, ..
+        } => match expr.as_ref() {
+            Expr::Identifier(id) => Some(normalize_ident(id)),
+            Expr::CompoundIdentifier(ids) => ids.last().map(normalize_ident),
+            inner => match pg_name(inner) {
+                // a constant has no name of its own: the type's
+                Some(n) if n == "?column?" => Some(type_column_name(data_type)),
+                other => other,
+            },
+        },
+        Expr::TypedString(ts) => Some(type_column_name(&ts.data_type)),
+        Expr::Interval(_) => Some("interval".to_string()),
+        Expr::Nested(expr) => match expr.as_ref() {
             Expr::Identifier(id) => Some(normalize_ident(id)),
             Expr::CompoundIdentifier(ids) => ids.last().map(normalize_ident),
             inner => pg_name(inner),
@@ -368,6 +381,31 @@ fn pg_name(e: &Expr) -> Option<String> {
         Expr::Subquery(q) => Some(subquery_name(q).unwrap_or_else(|| "?column?".to_string())),
         Expr::Exists { .. } => Some("exists".to_string()),
         _ => Some("?column?".to_string()),
+    }
+}
+
+/// The name Postgres gives a cast of a constant: its type's internal name
+/// (`'1'::int` is `int4`, `'x'::timestamp` is `timestamp`).
+fn type_column_name(t: &datafusion::sql::sqlparser::ast::DataType) -> String {
+    use datafusion::sql::sqlparser::ast::DataType as T;
+    match t {
+        T::Int(_) | T::Integer(_) | T::Int4(_) => "int4".into(),
+        T::BigInt(_) | T::Int8(_) => "int8".into(),
+        T::SmallInt(_) | T::Int2(_) => "int2".into(),
+        T::Real | T::Float4 => "float4".into(),
+        T::DoublePrecision | T::Float8 | T::Double(_) => "float8".into(),
+        T::Float(_) => "float8".into(),
+        T::Bool | T::Boolean => "bool".into(),
+        T::Numeric(_) | T::Decimal(_) | T::Dec(_) => "numeric".into(),
+        T::Varchar(_) | T::CharacterVarying(_) => "varchar".into(),
+        T::Char(_) | T::Character(_) => "bpchar".into(),
+        T::Timestamp(_, tz) => match tz {
+            datafusion::sql::sqlparser::ast::TimezoneInfo::WithTimeZone
+            | datafusion::sql::sqlparser::ast::TimezoneInfo::Tz => "timestamptz".into(),
+            _ => "timestamp".into(),
+        },
+        T::Interval { .. } => "interval".into(),
+        other => other.to_string().to_ascii_lowercase(),
     }
 }
 

@@ -5,6 +5,7 @@
 mod auth;
 mod chaos;
 mod crash;
+mod differential;
 mod errors;
 mod harness;
 mod joins;

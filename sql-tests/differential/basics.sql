@@ -1,0 +1,85 @@
+-- Ordinary statements and the cases of the PostgreSQL-compatibility
+-- issue, run on Freshet and PostgreSQL by tests/it/differential.rs.
+
+CREATE TABLE t1 (a INT, b INT);
+CREATE TABLE t2 (x INT, y INT);
+INSERT INTO t1 VALUES (1, 0), (2, 2), (3, 5), (4, NULL);
+INSERT INTO t2 VALUES (14, 0), (3, 2), (4, 2), (NULL, 5);
+
+-- column names
+SELECT a, b FROM t1 ORDER BY a;
+SELECT a AS first, b AS "Second" FROM t1 ORDER BY 1;
+SELECT a, a FROM t1 ORDER BY 1;
+SELECT count(*), max(a), min(b) FROM t1;
+SELECT a + 1, b * 2 FROM t1 ORDER BY 1;
+SELECT CASE WHEN a > 2 THEN 'big' ELSE 'small' END FROM t1 ORDER BY 1;
+SELECT CAST(a AS BIGINT) FROM t1 ORDER BY 1;
+SELECT 1, 2.5, 'a';
+SELECT 'a' || 'b' AS s, upper('x'), lower('Y'), length('abc');
+
+-- subqueries
+SELECT a, b, (SELECT max(x) FROM t2 WHERE t2.y = t1.b) AS m FROM t1 ORDER BY a;
+SELECT a, (SELECT count(*) FROM t2 WHERE t2.y < t1.b) AS c FROM t1 ORDER BY a;
+SELECT a FROM t1 WHERE EXISTS (SELECT 1 FROM t2 WHERE t2.y = t1.b) ORDER BY a;
+SELECT a FROM t1 WHERE b IN (SELECT y FROM t2) ORDER BY a;
+SELECT a FROM t1 WHERE b NOT IN (SELECT y FROM t2 WHERE y IS NOT NULL) ORDER BY a;
+SELECT a FROM t1 WHERE b NOT IN (SELECT x FROM t2) ORDER BY a;
+
+-- joins and aggregates
+SELECT t1.a, t2.x FROM t1 JOIN t2 ON t1.b = t2.y ORDER BY 1, 2;
+SELECT t1.a, t2.x FROM t1 LEFT JOIN t2 ON t1.b = t2.y ORDER BY 1, 2;
+SELECT t1.a, t2.x FROM t1 FULL JOIN t2 ON t1.b = t2.y ORDER BY 1, 2;
+SELECT y, count(*), sum(x), count(x) FROM t2 GROUP BY y ORDER BY y;
+SELECT b, count(*) FROM t1 GROUP BY b HAVING count(*) > 0 ORDER BY b NULLS FIRST;
+SELECT count(DISTINCT y) FROM t2;
+
+-- integer overflow
+SELECT 9223372036854775807 + 1;
+SELECT 2147483647::int + 1::int;
+
+-- division
+SELECT 7 / 2, 7 % 3, -7 / 2;
+SELECT 1 / 0;
+
+-- writes
+INSERT INTO t1 SELECT v, v FROM (VALUES (9)) s(v);
+SELECT a, b FROM t1 WHERE a = 9;
+UPDATE t1 SET b = b + 1 WHERE a = 9;
+SELECT a, b FROM t1 WHERE a = 9;
+DELETE FROM t1 WHERE a = 9;
+SELECT count(*) FROM t1;
+
+-- errors
+SELECT nope FROM t1;
+SELECT * FROM nowhere;
+SELEC 1;
+INSERT INTO t1 VALUES ('x', 1);
+
+-- types and values the issue lists
+SELECT avg(a) FROM t1;
+SELECT sum(a) FROM t1;
+SELECT pg_typeof(1);
+SELECT length('\x0102'::bytea);
+SELECT interval '21 days 23:59:59';
+SELECT '2020-04-15 12:02'::timestamp;
+SELECT 'NaN'::numeric;
+SELECT current_user;
+SELECT session_user;
+
+-- dates, times and intervals
+SELECT timestamp '2020-04-15 12:02';
+SELECT '\x0102'::bytea, length('\x0102'::bytea);
+SELECT interval '1 year 2 mons -3 days', interval '@ 1 day ago', interval '-00:00:04.5';
+SELECT '1.5 hours'::interval, interval '-1 year';
+SELECT date '2020-01-01' + interval '1 day 2 hours';
+SELECT interval '3 hours' + date '2020-01-01';
+SELECT date '2020-01-01' - interval '1 hour';
+SELECT '2020-01-01 10:00'::timestamp - '2019-12-10 10:00:01'::timestamp;
+SELECT '2019-12-10 10:00:01'::timestamp - '2020-01-01 10:00'::timestamp;
+SELECT ('2020-01-01 10:00'::timestamp - '2019-12-10 10:00:01'::timestamp) > interval '7 days';
+SELECT interval '2 hours' > interval '90 minutes';
+SELECT interval '1 day' < interval '25 hours';
+CREATE TABLE ev (id INT, ts TIMESTAMP);
+INSERT INTO ev VALUES (1, '2020-01-01 00:00'), (2, '2020-01-22 23:59:59'), (3, '2020-01-23 00:00:00');
+SELECT b.id, b.ts - a.ts AS gap FROM ev a JOIN ev b ON b.id = a.id + 1 ORDER BY b.id;
+SELECT b.id FROM ev a JOIN ev b ON b.id = a.id + 1 WHERE b.ts - a.ts > interval '7 days' ORDER BY b.id;
