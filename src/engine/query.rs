@@ -66,12 +66,14 @@ fn statement_snapshot(state: &dyn Session, engine: &Weak<Engine>) -> Arc<DbSnaps
 
 /// Builds the session state every connection clones.
 pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusionError> {
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG_NAME, PUBLIC_SCHEMA)
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(true)
         .with_target_partitions(2)
         .with_option_extension(crate::sql::subquery::PlannerOptions::default());
+    // `2.5` is numeric, as in Postgres (not double precision)
+    config.options_mut().sql_parser.parse_float_as_decimal = true;
     // subqueries in every form Postgres answers (sql/subquery.rs)
     let state = datafusion::execution::SessionStateBuilder::new()
         .with_config(config)

@@ -178,6 +178,52 @@ fn numeric_sum(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     }
 }
 
+/// Integer literals typed as Postgres types them: `integer` when the value
+/// fits, `bigint` otherwise (DataFusion makes every one `bigint`). Runs
+/// before type coercion, which then widens them as Postgres does
+/// (`int_col + 1` stays `integer`, `bigint_col + 1` is `bigint`, `2147483647
+/// + 1` overflows). `LIMIT`/`OFFSET` keep their `bigint`, and so do the
+/// rows of a `VALUES` list (its column types are fixed when it is planned).
+#[derive(Debug, Default)]
+pub struct IntegerLiterals;
+
+impl AnalyzerRule for IntegerLiterals {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|node| {
+            // (a VALUES list keeps the column types it was planned with)
+            if matches!(node, LogicalPlan::Limit(_) | LogicalPlan::Values(_)) {
+                return Ok(Transformed::no(node));
+            }
+            let preserver = NamePreserver::new(&node);
+            let t = node.map_expressions(|e| {
+                let saved = preserver.save(&e);
+                Ok(e.transform_up(|e| match e {
+                    Expr::Literal(datafusion::common::ScalarValue::Int64(Some(v)), meta)
+                        if i32::try_from(v).is_ok() =>
+                    {
+                        Ok(Transformed::yes(Expr::Literal(
+                            datafusion::common::ScalarValue::Int32(Some(v as i32)),
+                            meta,
+                        )))
+                    }
+                    other => Ok(Transformed::no(other)),
+                })?
+                .update_data(|e| saved.restore(e)))
+            })?;
+            if t.transformed {
+                Ok(Transformed::yes(t.data.recompute_schema()?))
+            } else {
+                Ok(Transformed::no(t.data))
+            }
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "freshet_integer_literals"
+    }
+}
+
 /// Checked `+`, `-`, `*` (two arguments) or negation (one) on one integer
 /// type.
 #[derive(Debug, PartialEq, Eq, Hash)]
