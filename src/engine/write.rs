@@ -535,11 +535,9 @@ fn select_sql(
 
 /// Plans SQL that Freshet generated (already referring to `__offsets`).
 async fn plan_internal(session: &Session, sql: &str) -> Result<LogicalPlan> {
-    let mut stmts = datafusion::sql::sqlparser::parser::Parser::parse_sql(
-        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-        sql,
-    )
-    .map_err(|e| EngineError::SyntaxError(e.to_string()))?;
+    let mut stmts =
+        datafusion::sql::sqlparser::parser::Parser::parse_sql(&crate::sql::dialect::Postgres, sql)
+            .map_err(|e| EngineError::SyntaxError(e.to_string()))?;
     let stmt = stmts
         .pop()
         .ok_or_else(|| EngineError::Internal("empty generated statement".into()))?;

@@ -149,7 +149,11 @@ fn plan_state(m: &str) -> &'static str {
         || l.contains("type coercion")
     {
         "42804"
-    } else if l.contains("unsupported") || l.contains("not supported") {
+    } else if l.contains("unsupported")
+        || l.contains("not supported")
+        || l.contains("can only be used in")
+    {
+        // ("Correlated scalar subquery can only be used in Projection, …")
         "0A000"
     } else if l.contains("placeholder") {
         "42P18"

@@ -28,7 +28,6 @@ use datafusion::sql::sqlparser::ast::{
     ObjectName, Query, Select, SelectItem, SelectItemQualifiedWildcardKind, Statement, TableFactor,
     VisitMut, VisitorMut,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
@@ -366,7 +365,7 @@ impl Condition {
         ));
         let on = on.join(" AND ");
         let parse = |sql: &str| {
-            Parser::new(&PostgreSqlDialect {})
+            Parser::new(&crate::sql::dialect::Postgres)
                 .try_with_sql(sql)
                 .map_err(|e| SqlError::Plan(format!("ASOF JOIN rewrite: {e}")))
         };
@@ -433,7 +432,7 @@ mod tests {
 
     fn expand(sql: &str) -> String {
         let text = normalize_asof(sql).unwrap();
-        let mut stmt = Parser::new(&PostgreSqlDialect {})
+        let mut stmt = Parser::new(&crate::sql::dialect::Postgres)
             .try_with_sql(&text)
             .unwrap()
             .parse_statement()
@@ -484,7 +483,7 @@ mod tests {
                 Ok(t) => t.into_owned(),
                 Err(e) => return e.to_string(),
             };
-            let mut stmt = Parser::new(&PostgreSqlDialect {})
+            let mut stmt = Parser::new(&crate::sql::dialect::Postgres)
                 .try_with_sql(&text)
                 .unwrap()
                 .parse_statement()

@@ -194,6 +194,14 @@ impl AnalyzerRule for IntegerLiterals {
             if matches!(node, LogicalPlan::Limit(_) | LogicalPlan::Values(_)) {
                 return Ok(Transformed::no(node));
             }
+            // a set operation's column types were fixed from its inputs'
+            // literals when it was planned: derive them again (type
+            // coercion then widens them as Postgres does)
+            if let LogicalPlan::Union(u) = node {
+                return Ok(Transformed::yes(LogicalPlan::Union(
+                    datafusion::logical_expr::Union::try_new_with_loose_types(u.inputs)?,
+                )));
+            }
             let preserver = NamePreserver::new(&node);
             let t = node.map_expressions(|e| {
                 let saved = preserver.save(&e);
@@ -210,11 +218,12 @@ impl AnalyzerRule for IntegerLiterals {
                 })?
                 .update_data(|e| saved.restore(e)))
             })?;
-            if t.transformed {
-                Ok(Transformed::yes(t.data.recompute_schema()?))
-            } else {
-                Ok(Transformed::no(t.data))
-            }
+            // (also where only an input changed: a set operation or join
+            // above a rewritten projection takes its new types)
+            Ok(Transformed::new_transformed(
+                t.data.recompute_schema()?,
+                t.transformed,
+            ))
         })
         .data()
     }
@@ -280,6 +289,24 @@ impl ScalarUDFImpl for CheckedOp {
 
     fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
         Ok(arg_types[0].clone())
+    }
+
+    /// Strict, as Postgres folds it: a NULL argument makes the result NULL
+    /// without evaluating the other one (`NULL * (b * b)` never overflows).
+    fn simplify(
+        &self,
+        args: Vec<Expr>,
+        _info: &datafusion::logical_expr::simplify::SimplifyContext,
+    ) -> Result<datafusion::logical_expr::simplify::ExprSimplifyResult> {
+        use datafusion::logical_expr::simplify::ExprSimplifyResult;
+        if args
+            .iter()
+            .any(|a| matches!(a, Expr::Literal(v, _) if v.is_null()))
+        {
+            let null = datafusion::common::ScalarValue::try_from(&self.ty)?;
+            return Ok(ExprSimplifyResult::Simplified(Expr::Literal(null, None)));
+        }
+        Ok(ExprSimplifyResult::Original(args))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {

@@ -28,7 +28,6 @@ use datafusion::sql::sqlparser::ast::{
     Array, DataType, Expr, ObjectNamePart, Query, Statement, TableFactor, Value, ValueWithSpan,
     Visit, VisitMut, Visitor, VisitorMut,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion_pg_catalog::pg_catalog::PG_CATALOG_TABLES;
 use datafusion_pg_catalog::sql::rules::{
@@ -73,7 +72,7 @@ impl Compat {
 
     /// Parses one statement's text (it may hold several; the caller checks).
     pub fn parse(&self, text: &str) -> Result<Vec<Statement>, ParserError> {
-        let plain = Parser::new(&PostgreSqlDialect {})
+        let plain = Parser::new(&crate::sql::dialect::Postgres)
             .with_recursion_limit(super::depth::MAX_DEPTH)
             .try_with_sql(text)?
             .parse_statements()?;

@@ -49,11 +49,12 @@ impl AnalyzerRule for PostgresDatetime {
                 Ok(e.transform_up(|e| rewrite(e, &schema))?
                     .update_data(|e| saved.restore(e)))
             })?;
-            if t.transformed {
-                Ok(Transformed::yes(t.data.recompute_schema()?))
-            } else {
-                Ok(Transformed::no(t.data))
-            }
+            // (also where only an input changed: a set operation or join
+            // above a rewritten projection takes its new types)
+            Ok(Transformed::new_transformed(
+                t.data.recompute_schema()?,
+                t.transformed,
+            ))
         })
         .data()
     }
@@ -75,6 +76,18 @@ fn as_timestamp(e: Expr) -> Expr {
 }
 
 fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    // type coercion cast a `timestamp − timestamp` to another duration unit
+    // before it became an interval (`ts_us + (ts_us - ts_ns)`): the
+    // interval needs no cast, and cannot take one
+    let e = match e {
+        Expr::Cast(Cast { expr, field })
+            if matches!(field.data_type(), DataType::Duration(_))
+                && matches!(expr.get_type(schema), Ok(DataType::Interval(_))) =>
+        {
+            return Ok(Transformed::yes(*expr))
+        }
+        other => other,
+    };
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
         return Ok(Transformed::no(e));
     };

@@ -97,9 +97,8 @@ pub fn relation_def(c: &CreateRelation, id: u64, owner: &str) -> Result<Relation
 /// time seen minus this delay, so it never moves backwards.
 pub fn watermark_delay(column: &str, expr: &str) -> Result<i64, SqlError> {
     use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr};
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
-    let parsed = Parser::new(&PostgreSqlDialect {})
+    let parsed = Parser::new(&crate::sql::dialect::Postgres)
         .try_with_sql(expr)
         .and_then(|mut p| p.parse_expr())
         .map_err(|e| SqlError::Syntax(format!("invalid WATERMARK expression {expr}: {e}")))?;

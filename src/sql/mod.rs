@@ -9,6 +9,7 @@ pub mod compat;
 pub mod datetime;
 pub mod ddl;
 pub mod depth;
+pub mod dialect;
 pub mod functions;
 pub mod limits;
 pub mod lower;
@@ -17,6 +18,7 @@ pub mod parser;
 pub mod rewrite;
 pub mod subquery;
 pub mod temporal;
+pub mod unsupported;
 pub mod values;
 
 pub use parser::{SqlParser, Statement};

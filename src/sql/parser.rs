@@ -246,6 +246,7 @@ impl SqlParser {
                         let mut st = stmts.remove(0);
                         super::depth::balance(&mut st);
                         super::depth::check_planned(&st)?;
+                        super::unsupported::check(&st)?;
                         Ok(Statement::Sql(Box::new(st)))
                     }
                     0 => Err(SqlError::Syntax("empty statement".into())),
@@ -418,7 +419,7 @@ fn prefix(s: &str, max: usize) -> &str {
 }
 
 pub(crate) fn parser(text: &str) -> Result<Parser<'static>, SqlError> {
-    Parser::new(&PostgreSqlDialect {})
+    Parser::new(&crate::sql::dialect::Postgres)
         .with_recursion_limit(super::depth::MAX_DEPTH)
         .try_with_sql(text)
         .map_err(syntax)
@@ -637,6 +638,7 @@ pub fn parse_query(text: &str) -> Result<Box<ast::Query>, SqlError> {
     let mut st = ast::Statement::Query(q);
     super::depth::balance(&mut st);
     super::depth::check_planned(&st)?;
+    super::unsupported::check(&st)?;
     match st {
         ast::Statement::Query(q) => Ok(q),
         _ => Err(SqlError::Plan("a query stopped being a query".into())),
@@ -689,6 +691,7 @@ fn parse_create_view(text: &str, explain: bool) -> Result<Statement, SqlError> {
             let mut st = ast::Statement::Query(v.query);
             super::depth::balance(&mut st);
             super::depth::check_planned(&st)?;
+            super::unsupported::check(&st)?;
             let ast::Statement::Query(query) = st else {
                 return Err(SqlError::Plan("a query stopped being a query".into()));
             };

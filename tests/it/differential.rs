@@ -25,6 +25,7 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::harness::TestServer;
 use crate::oracle::postgres;
+use crate::querygen;
 
 /// What one side answered.
 #[derive(Debug, PartialEq)]
@@ -124,9 +125,23 @@ enum Verdict {
     Different,
 }
 
+/// Whether one side failed with a data exception (class 22: division by
+/// zero, overflow) where the other answered: which subexpressions run is
+/// not defined in PostgreSQL either ("Expression Evaluation Rules" in its
+/// manual), so a plan that never evaluates the failing expression on the
+/// failing row, or evaluates it earlier, is not a wrong answer.
+fn evaluation_order(pg: &Answer, fr: &Answer) -> bool {
+    let data_exception =
+        |a: &Answer| matches!(a, Answer::Error { code, .. } if code.starts_with("22"));
+    (data_exception(pg) && matches!(fr, Answer::Rows { .. }))
+        || (data_exception(fr) && matches!(pg, Answer::Rows { .. }))
+}
+
 fn judge(pg: &Answer, fr: &Answer) -> Verdict {
     match (pg, fr) {
         (a, b) if a == b => Verdict::Equal,
+        // refused, whether PostgreSQL answered or failed at run time
+        (_, Answer::Error { code, .. }) if code == "0A000" => Verdict::Refused,
         (Answer::Error { code: a, .. }, Answer::Error { code: b, .. }) if a[..2] == b[..2] => {
             Verdict::Equal
         }
@@ -283,4 +298,205 @@ fn corpus_parsing() {
     assert!(!ordered("SELECT (SELECT a FROM t ORDER BY a LIMIT 1)"));
     assert!(is_query("  (SELECT 1) UNION (SELECT 2)"));
     assert!(!is_query("INSERT INTO t VALUES (1)"));
+}
+
+/// A `numeric` text as (digits, scale): `-1.50` → (-150, 2).
+fn decimal(v: &str) -> Option<(i128, u32)> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    let digits: i128 = format!("{int}{frac}").parse().ok()?;
+    Some((digits, frac.len() as u32))
+}
+
+/// `d` at `scale` digits (fewer than it has), rounded half away from zero.
+fn round_to(d: i128, from: u32, scale: u32) -> i128 {
+    let f = 10i128.pow(from - scale);
+    let (q, r) = (d / f, d % f);
+    if 2 * r.abs() >= f {
+        q + d.signum()
+    } else {
+        q
+    }
+}
+
+/// Whether two `numeric` texts are the same value at the scale of the one
+/// that shows fewer digits, give or take its last digit (a quotient
+/// Freshet truncated at its fixed scale where PostgreSQL rounded at its
+/// own).
+fn same_numeric(a: &str, b: &str) -> bool {
+    let (Some((da, sa)), Some((db, sb))) = (decimal(a), decimal(b)) else {
+        return a == b;
+    };
+    let s = sa.min(sb);
+    let (ra, rb) = (
+        if sa > s { round_to(da, sa, s) } else { da },
+        if sb > s { round_to(db, sb, s) } else { db },
+    );
+    (ra - rb).abs() <= 1
+}
+
+/// Whether two answers differ only in the scale of their `numeric`
+/// values (PostgreSQL's numeric carries a display scale per value,
+/// Freshet's one scale per column, so quotients and averages show other
+/// digits — docs/sql.md, "Differences from PostgreSQL"): same columns and
+/// rows, every other value equal, numeric values equal by [`same_numeric`].
+fn differs_only_in_numeric_scale(pg: &Answer, fr: &Answer) -> bool {
+    const NUMERIC: u32 = 1700;
+    let (
+        Answer::Rows {
+            columns: c1,
+            rows: r1,
+        },
+        Answer::Rows {
+            columns: c2,
+            rows: r2,
+        },
+    ) = (pg, fr)
+    else {
+        return false;
+    };
+    if c1 != c2 || r1.len() != r2.len() || !c1.iter().any(|(_, t)| *t == NUMERIC) {
+        return false;
+    }
+    // rows in the same order once numeric values are compared by value:
+    // by their non-numeric columns, then by numeric value
+    let cmp = |x: &&Vec<Option<String>>, y: &&Vec<Option<String>>| {
+        let mut o = std::cmp::Ordering::Equal;
+        for ((u, v), (_, t)) in x.iter().zip(y.iter()).zip(c1) {
+            o = o.then_with(|| match (u, v) {
+                (Some(u), Some(v)) if *t == NUMERIC => {
+                    let f = |s: &str| s.parse::<f64>().unwrap_or(f64::NAN);
+                    f(u).total_cmp(&f(v))
+                }
+                _ => u.cmp(v),
+            });
+        }
+        o
+    };
+    let mut a: Vec<&Vec<Option<String>>> = r1.iter().collect();
+    let mut b: Vec<&Vec<Option<String>>> = r2.iter().collect();
+    a.sort_by(cmp);
+    b.sort_by(cmp);
+    a.iter().zip(&b).all(|(x, y)| {
+        x.iter()
+            .zip(y.iter())
+            .zip(c1)
+            .all(|((u, v), (_, t))| match (u, v) {
+                (Some(u), Some(v)) if *t == NUMERIC => same_numeric(u, v),
+                _ => u == v,
+            })
+    })
+}
+
+/// Where two answers part: the columns, or the first rows that differ.
+fn first_difference(pg: &Answer, fr: &Answer) -> String {
+    if let (
+        Answer::Rows {
+            columns: c1,
+            rows: r1,
+        },
+        Answer::Rows {
+            columns: c2,
+            rows: r2,
+        },
+    ) = (pg, fr)
+    {
+        if c1 == c2 {
+            let row = |r: Option<&Vec<Option<String>>>| match r {
+                None => "(no row)".to_string(),
+                Some(r) => r
+                    .iter()
+                    .map(|v| v.clone().unwrap_or_else(|| "NULL".into()))
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            };
+            let i = (0..r1.len().max(r2.len()))
+                .find(|&i| r1.get(i) != r2.get(i))
+                .unwrap_or(0);
+            return format!(
+                "    columns {c1:?}, {} vs {} rows; row {i}:\n    postgres: {}\n    freshet:  {}",
+                r1.len(),
+                r2.len(),
+                row(r1.get(i)),
+                row(r2.get(i))
+            );
+        }
+    }
+    format!("    postgres: {}\n    freshet:  {}", show(pg), show(fr))
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// Random queries from `querygen` over its fixed schema, on both sides.
+/// `FRESHET_DIFF_QUERIES` (default 500) and `FRESHET_DIFF_SEED` choose how
+/// many and which; a difference is reported with its seed and number, so
+/// `FRESHET_DIFF_SEED=s FRESHET_DIFF_QUERIES=n` reproduces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_queries_match_postgres() {
+    let Some(pg) = postgres("generated_queries_match_postgres").await else {
+        return;
+    };
+    let n = env_number("FRESHET_DIFF_QUERIES").unwrap_or(500) as usize;
+    let seed = env_number("FRESHET_DIFF_SEED").unwrap_or(20_261_206);
+    let schema = format!("differential_generated_{}", std::process::id());
+    pg.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path = {schema}"
+    ))
+    .await
+    .unwrap();
+    let server = TestServer::start();
+    let fr = server.connect().await;
+    pg.batch_execute(querygen::SCHEMA).await.unwrap();
+    fr.batch_execute(querygen::SCHEMA).await.unwrap();
+    let mut gen = querygen::Gen::new(seed);
+    let (mut e, mut r, mut d, mut scale, mut order) = (0, 0, 0, 0, 0);
+    let mut different = Vec::new();
+    let mut refused = std::collections::BTreeMap::<String, usize>::new();
+    for i in 0..n {
+        let sql = gen.query();
+        let want = answer(&pg, &sql).await;
+        let got = answer(&fr, &sql).await;
+        match judge(&want, &got) {
+            Verdict::Equal => e += 1,
+            Verdict::Refused => {
+                r += 1;
+                if let Answer::Error { message, .. } = &got {
+                    *refused.entry(message.clone()).or_default() += 1;
+                }
+            }
+            Verdict::Different if differs_only_in_numeric_scale(&want, &got) => {
+                d += 1;
+                scale += 1;
+            }
+            Verdict::Different if evaluation_order(&want, &got) => {
+                d += 1;
+                order += 1;
+            }
+            Verdict::Different => {
+                d += 1;
+                different.push(format!(
+                    "#{i} (seed {seed}): {sql}\n{}",
+                    first_difference(&want, &got)
+                ));
+            }
+        }
+    }
+    pg.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+    eprintln!(
+        "differential generated: {e} equal, {r} refused, {d} different \
+         ({scale} of them only in the scale numeric values show, {order} a data \
+         error on one side only, which depends on evaluation order)"
+    );
+    for (message, count) in &refused {
+        eprintln!("refused ×{count}: {message}");
+    }
+    assert!(
+        different.is_empty(),
+        "{} generated queries answer differently from PostgreSQL:\n{}",
+        different.len(),
+        different.join("\n")
+    );
 }

@@ -15,6 +15,7 @@ mod oracle;
 mod props;
 mod protocol;
 mod psql;
+mod querygen;
 mod raw;
 mod slt;
 mod storage;
