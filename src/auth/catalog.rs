@@ -569,17 +569,7 @@ impl ScalarUDFImpl for HasPrivilege {
                 _ => out.append_null(),
             }
         }
-        let array = out.finish();
-        if args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)))
-        {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-                &array, 0,
-            )?));
-        }
-        Ok(ColumnarValue::Array(Arc::new(array)))
+        crate::sql::functions::same_shape(&args.args, Arc::new(out.finish()))
     }
 }
 
@@ -643,13 +633,7 @@ impl ScalarUDFImpl for UserById {
             });
             out.append_value(name.unwrap_or_else(|| format!("unknown (OID={oid})")));
         }
-        let array = out.finish();
-        if matches!(args.args[0], ColumnarValue::Scalar(_)) {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-                &array, 0,
-            )?));
-        }
-        Ok(ColumnarValue::Array(Arc::new(array)))
+        crate::sql::functions::same_shape(&args.args, Arc::new(out.finish()))
     }
 }
 

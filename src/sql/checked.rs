@@ -17,11 +17,10 @@ use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::tree_node::{Transformed, TransformedResult};
 use datafusion::common::{DFSchema, Result};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::expr::{AggregateFunction, BinaryExpr, Cast};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility,
@@ -36,22 +35,8 @@ pub struct CheckedArithmetic;
 
 impl AnalyzerRule for CheckedArithmetic {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let schema = datafusion::logical_expr::utils::merge_schema(&node.inputs());
-            let preserver = NamePreserver::new(&node);
-            let t = node.map_expressions(|e| {
-                let saved = preserver.save(&e);
-                Ok(e.transform_up(|e| checked(e, &schema))?
-                    .update_data(|e| saved.restore(e)))
-            })?;
-            if t.transformed {
-                // a changed aggregate type reaches the nodes above
-                Ok(Transformed::yes(t.data.recompute_schema()?))
-            } else {
-                Ok(Transformed::no(t.data.recompute_schema()?))
-            }
-        })
-        .data()
+        // (a changed aggregate type reaches the nodes above)
+        super::optimizer::rewrite_expressions(plan, checked)
     }
 
     fn name(&self) -> &str {
@@ -110,23 +95,7 @@ pub struct SumAsNumeric;
 
 impl AnalyzerRule for SumAsNumeric {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let schema = datafusion::logical_expr::utils::merge_schema(&node.inputs());
-            let preserver = NamePreserver::new(&node);
-            let t = node.map_expressions(|e| {
-                let saved = preserver.save(&e);
-                Ok(e.transform_up(|e| numeric_sum(e, &schema))?
-                    .update_data(|e| saved.restore(e)))
-            })?;
-            let changed = t.transformed;
-            let node = t.data.recompute_schema()?;
-            Ok(if changed {
-                Transformed::yes(node)
-            } else {
-                Transformed::no(node)
-            })
-        })
-        .data()
+        super::optimizer::rewrite_expressions(plan, numeric_sum)
     }
 
     fn name(&self) -> &str {
@@ -202,28 +171,17 @@ impl AnalyzerRule for IntegerLiterals {
                     datafusion::logical_expr::Union::try_new_with_loose_types(u.inputs)?,
                 )));
             }
-            let preserver = NamePreserver::new(&node);
-            let t = node.map_expressions(|e| {
-                let saved = preserver.save(&e);
-                Ok(e.transform_up(|e| match e {
-                    Expr::Literal(datafusion::common::ScalarValue::Int64(Some(v)), meta)
-                        if i32::try_from(v).is_ok() =>
-                    {
-                        Ok(Transformed::yes(Expr::Literal(
-                            datafusion::common::ScalarValue::Int32(Some(v as i32)),
-                            meta,
-                        )))
-                    }
-                    other => Ok(Transformed::no(other)),
-                })?
-                .update_data(|e| saved.restore(e)))
-            })?;
-            // (also where only an input changed: a set operation or join
-            // above a rewritten projection takes its new types)
-            Ok(Transformed::new_transformed(
-                t.data.recompute_schema()?,
-                t.transformed,
-            ))
+            super::optimizer::rewrite_node_expressions(node, |e, _| match e {
+                Expr::Literal(datafusion::common::ScalarValue::Int64(Some(v)), meta)
+                    if i32::try_from(v).is_ok() =>
+                {
+                    Ok(Transformed::yes(Expr::Literal(
+                        datafusion::common::ScalarValue::Int32(Some(v as i32)),
+                        meta,
+                    )))
+                }
+                other => Ok(Transformed::no(other)),
+            })
         })
         .data()
     }
@@ -311,10 +269,6 @@ impl ScalarUDFImpl for CheckedOp {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         use datafusion::arrow::compute::kernels::numeric;
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let t = arrays[0].data_type().clone();
         let out: std::result::Result<ArrayRef, ArrowError> = match (self.op, arrays.as_slice()) {
@@ -336,12 +290,6 @@ impl ScalarUDFImpl for CheckedOp {
             )),
             other => DataFusionError::ArrowError(Box::new(other), None),
         })?;
-        if scalar {
-            Ok(ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
-            ))
-        } else {
-            Ok(ColumnarValue::Array(out))
-        }
+        super::functions::same_shape(&args.args, out)
     }
 }

@@ -20,15 +20,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, DurationMicrosecondArray, IntervalMonthDayNanoArray,
-};
+use datafusion::arrow::array::{Array, DurationMicrosecondArray, IntervalMonthDayNanoArray};
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit, TimeUnit};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::{BinaryExpr, Cast};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility,
@@ -41,22 +38,7 @@ pub struct PostgresDatetime;
 
 impl AnalyzerRule for PostgresDatetime {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|node| {
-            let schema = datafusion::logical_expr::utils::merge_schema(&node.inputs());
-            let preserver = NamePreserver::new(&node);
-            let t = node.map_expressions(|e| {
-                let saved = preserver.save(&e);
-                Ok(e.transform_up(|e| rewrite(e, &schema))?
-                    .update_data(|e| saved.restore(e)))
-            })?;
-            // (also where only an input changed: a set operation or join
-            // above a rewritten projection takes its new types)
-            Ok(Transformed::new_transformed(
-                t.data.recompute_schema()?,
-                t.transformed,
-            ))
-        })
-        .data()
+        super::optimizer::rewrite_expressions(plan, rewrite)
     }
 
     fn name(&self) -> &str {
@@ -209,17 +191,7 @@ impl ScalarUDFImpl for IntervalKey {
             })?;
         let out: datafusion::arrow::array::Decimal128Array =
             iv.iter().map(|v| v.map(interval_key)).collect();
-        let out: ArrayRef = Arc::new(out.with_precision_and_scale(38, 0)?);
-        if args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)))
-        {
-            return Ok(ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
-            ));
-        }
-        Ok(ColumnarValue::Array(out))
+        super::functions::same_shape(&args.args, Arc::new(out.with_precision_and_scale(38, 0)?))
     }
 }
 
@@ -273,17 +245,7 @@ impl ScalarUDFImpl for DaysAndTime {
                 )
             })?;
         let out: IntervalMonthDayNanoArray = us.iter().map(|v| v.map(days_and_time)).collect();
-        let out: ArrayRef = Arc::new(out);
-        if args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)))
-        {
-            return Ok(ColumnarValue::Scalar(
-                datafusion::common::ScalarValue::try_from_array(&out, 0)?,
-            ));
-        }
-        Ok(ColumnarValue::Array(out))
+        super::functions::same_shape(&args.args, Arc::new(out))
     }
 }
 

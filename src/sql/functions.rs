@@ -1,5 +1,6 @@
 //! Postgres functions DataFusion does not have.
 
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::ScalarValue;
 use datafusion::error::Result as DfResult;
@@ -14,6 +15,17 @@ pub fn all() -> Vec<ScalarUDF> {
     vec![ScalarUDF::new_from_impl(PgTypeof {
         signature: Signature::any(1, Volatility::Immutable),
     })]
+}
+
+/// A function's result in the shape of its arguments: a scalar when every
+/// argument was one (so a call on constants folds to a constant), else the
+/// array.
+pub fn same_shape(args: &[ColumnarValue], out: ArrayRef) -> DfResult<ColumnarValue> {
+    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
+    } else {
+        Ok(ColumnarValue::Array(out))
+    }
 }
 
 /// The name Postgres gives the type a value of this field has.

@@ -18,13 +18,46 @@
 
 use std::sync::Arc;
 
-use datafusion::common::tree_node::Transformed;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
 use datafusion::common::{DFSchema, NullEquality, Result, ScalarValue};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, ExprSchemable, Join, LogicalPlan};
 use datafusion::optimizer::analyzer::AnalyzerRule;
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 use super::subquery::DecorrelateByDomain;
+
+/// One node's step of a rule that rewrites expressions: every expression
+/// of `node` rewritten bottom-up by `rewrite` (which sees the schema of the
+/// node's inputs), each keeping its output name; then the node's schema is
+/// recomputed, also where only an input changed (a set operation or join
+/// above a rewritten projection takes its new types).
+pub fn rewrite_node_expressions(
+    node: LogicalPlan,
+    rewrite: impl Fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
+) -> Result<Transformed<LogicalPlan>> {
+    let schema = datafusion::logical_expr::utils::merge_schema(&node.inputs());
+    let preserver = NamePreserver::new(&node);
+    let t = node.map_expressions(|e| {
+        let saved = preserver.save(&e);
+        Ok(e.transform_up(|e| rewrite(e, &schema))?
+            .update_data(|e| saved.restore(e)))
+    })?;
+    Ok(Transformed::new_transformed(
+        t.data.recompute_schema()?,
+        t.transformed,
+    ))
+}
+
+/// [`rewrite_node_expressions`] on every node of `plan`, subqueries
+/// included, from the leaves up: the whole pass of such a rule.
+pub fn rewrite_expressions(
+    plan: LogicalPlan,
+    rewrite: impl Fn(Expr, &DFSchema) -> Result<Transformed<Expr>>,
+) -> Result<LogicalPlan> {
+    plan.transform_up_with_subqueries(|node| rewrite_node_expressions(node, &rewrite))
+        .data()
+}
 
 /// DataFusion's analyzer rules with ours: `sum(bigint)` as numeric before
 /// type coercion (what uses the sum is then coerced to numeric); after it

@@ -244,9 +244,7 @@ impl SqlParser {
                 match stmts.len() {
                     1 => {
                         let mut st = stmts.remove(0);
-                        super::depth::balance(&mut st);
-                        super::depth::check_planned(&st)?;
-                        super::unsupported::check(&st)?;
+                        ready_to_plan(&mut st)?;
                         Ok(Statement::Sql(Box::new(st)))
                     }
                     0 => Err(SqlError::Syntax("empty statement".into())),
@@ -453,6 +451,15 @@ pub fn object_name(name: &ObjectName) -> Result<String, SqlError> {
     }
 }
 
+/// What every statement goes through before DataFusion plans it: long
+/// chains balanced, then refused if still too deep or if it holds a
+/// construct DataFusion would answer differently from Postgres.
+fn ready_to_plan(st: &mut ast::Statement) -> Result<(), SqlError> {
+    super::depth::balance(st);
+    super::depth::check_planned(st)?;
+    super::unsupported::check(st)
+}
+
 /// Whether `text` holds a backslash escape whose value is NUL (`\0`,
 /// `\000`, `\x00`, `\u0000`, `\U00000000`).
 fn has_nul_escape(text: &str) -> bool {
@@ -636,9 +643,7 @@ pub fn parse_query(text: &str) -> Result<Box<ast::Query>, SqlError> {
     let q = p.parse_query().map_err(syntax)?;
     expect_end(&mut p)?;
     let mut st = ast::Statement::Query(q);
-    super::depth::balance(&mut st);
-    super::depth::check_planned(&st)?;
-    super::unsupported::check(&st)?;
+    ready_to_plan(&mut st)?;
     match st {
         ast::Statement::Query(q) => Ok(q),
         _ => Err(SqlError::Plan("a query stopped being a query".into())),
@@ -689,9 +694,7 @@ fn parse_create_view(text: &str, explain: bool) -> Result<Statement, SqlError> {
                 ));
             }
             let mut st = ast::Statement::Query(v.query);
-            super::depth::balance(&mut st);
-            super::depth::check_planned(&st)?;
-            super::unsupported::check(&st)?;
+            ready_to_plan(&mut st)?;
             let ast::Statement::Query(query) = st else {
                 return Err(SqlError::Plan("a query stopped being a query".into()));
             };

@@ -241,15 +241,7 @@ fn forms_in_node(node: LogicalPlan, incremental: bool) -> Result<Transformed<Log
                 predicate, f.input,
             )?)))
         }
-        other => {
-            let schema = datafusion::logical_expr::utils::merge_schema(&other.inputs());
-            let preserver = NamePreserver::new(&other);
-            other.map_expressions(|e| {
-                let saved = preserver.save(&e);
-                Ok(e.transform_up(|e| any_form(e, &schema))?
-                    .update_data(|e| saved.restore(e)))
-            })
-        }
+        other => super::optimizer::rewrite_node_expressions(other, any_form),
     }
 }
 

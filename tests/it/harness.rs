@@ -167,13 +167,10 @@ impl Drop for TestServer {
     }
 }
 
-/// The rows of `sql` (simple protocol), each as its text fields joined by
-/// `|` (NULL as `NULL`), sorted: for comparing results whatever their order.
-pub async fn sorted_rows(c: &Client, sql: &str) -> Vec<String> {
-    let mut out: Vec<String> = c
-        .simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+/// The rows of a simple-protocol answer, each as its text fields joined by
+/// `|` (NULL as `NULL`).
+pub fn row_texts(messages: Vec<tokio_postgres::SimpleQueryMessage>) -> Vec<String> {
+    messages
         .into_iter()
         .filter_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(r) => Some(
@@ -184,7 +181,17 @@ pub async fn sorted_rows(c: &Client, sql: &str) -> Vec<String> {
             ),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// The rows of `sql` (simple protocol) as [`row_texts`], sorted: for
+/// comparing results whatever their order.
+pub async fn sorted_rows(c: &Client, sql: &str) -> Vec<String> {
+    let mut out = row_texts(
+        c.simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}")),
+    );
     out.sort();
     out
 }

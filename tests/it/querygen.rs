@@ -195,14 +195,14 @@ impl Gen {
                 7 => format!("COALESCE({}, {})", self.expr(ty, d), self.expr(ty, d)),
                 8 => format!("NULLIF({}, {})", self.expr(ty, d), self.expr(ty, d)),
                 9 => format!("length({})", self.expr(Ty::Text, d)),
-                _ => self.scalar_subquery(ty, d).unwrap_or_else(|| self.leaf(ty)),
+                _ => self.scalar_subquery(ty).unwrap_or_else(|| self.leaf(ty)),
             },
             Ty::Big => match self.rng.random_range(0..5) {
                 0 => format!("({} + {})", self.expr(ty, d), self.expr(ty, d)),
                 1 => format!("CAST({} AS BIGINT)", self.expr(Ty::Int, d)),
                 2 => self.case(ty, d),
                 3 => format!("({} * {})", self.expr(ty, d), self.expr(Ty::Big, d)),
-                _ => self.count_subquery(d),
+                _ => self.count_subquery(),
             },
             Ty::Num => match self.rng.random_range(0..8) {
                 0 => format!("({} + {})", self.expr(ty, d), self.expr(ty, d)),
@@ -322,7 +322,7 @@ impl Gen {
                 let not = if self.chance(0.3) { "NOT " } else { "" };
                 format!("{} {not}LIKE {pat}", self.expr(Ty::Text, d))
             }
-            10 => self.exists_subquery(d),
+            10 => self.exists_subquery(),
             11 => self.in_subquery(d),
             _ => {
                 let t = self.comparable();
@@ -437,57 +437,60 @@ impl Gen {
         }
     }
 
-    fn scalar_subquery(&mut self, ty: Ty, d: usize) -> Option<String> {
+    /// A subquery over a table picked at random, its text built by `body`
+    /// in the subquery's scope (alias, table); `None` at the nesting limit.
+    fn subquery(
+        &mut self,
+        body: impl FnOnce(&mut Gen, &str, &'static str) -> String,
+    ) -> Option<String> {
         if self.subquery_depth >= MAX_SUBQUERY_DEPTH {
             return None;
         }
         let table = self.sub_table();
-        Some(self.inner(table, |g, alias| {
+        Some(self.inner(table, |g, alias| body(g, alias, table)))
+    }
+
+    fn scalar_subquery(&mut self, ty: Ty) -> Option<String> {
+        self.subquery(|g, alias, table| {
             let f = *g.pick(&["max", "min"]);
             let arg = g
                 .column_of(alias, table, ty)
                 .unwrap_or_else(|| g.literal(ty));
             let w = g.sub_where(alias, table);
-            let _ = d;
             format!("(SELECT {f}({arg}) FROM {table} {alias}{w})")
-        }))
+        })
     }
 
-    fn count_subquery(&mut self, _d: usize) -> String {
-        if self.subquery_depth >= MAX_SUBQUERY_DEPTH {
-            return self.literal(Ty::Big);
-        }
-        let table = self.sub_table();
-        self.inner(table, |g, alias| {
+    fn count_subquery(&mut self) -> String {
+        self.subquery(|g, alias, table| {
             let w = g.sub_where(alias, table);
             format!("(SELECT count(*) FROM {table} {alias}{w})")
         })
+        .unwrap_or_else(|| self.literal(Ty::Big))
     }
 
-    fn exists_subquery(&mut self, _d: usize) -> String {
-        if self.subquery_depth >= MAX_SUBQUERY_DEPTH {
-            return self.literal(Ty::Bool);
-        }
-        let table = self.sub_table();
-        let not = if self.chance(0.3) { "NOT " } else { "" };
-        self.inner(table, |g, alias| {
+    fn exists_subquery(&mut self) -> String {
+        self.subquery(|g, alias, table| {
+            let not = if g.chance(0.3) { "NOT " } else { "" };
             let w = g.sub_where(alias, table);
             format!("{not}EXISTS (SELECT 1 FROM {table} {alias}{w})")
         })
+        .unwrap_or_else(|| self.literal(Ty::Bool))
     }
 
     fn in_subquery(&mut self, d: usize) -> String {
         if self.subquery_depth >= MAX_SUBQUERY_DEPTH {
             return self.literal(Ty::Bool);
         }
+        // (the left side is in the outer scope)
         let lhs = self.expr(Ty::Int, d);
-        let table = self.sub_table();
-        let not = if self.chance(0.3) { "NOT " } else { "" };
-        self.inner(table, |g, alias| {
+        self.subquery(|g, alias, table| {
+            let not = if g.chance(0.3) { "NOT " } else { "" };
             let col = if table == "g1" { "a" } else { "x" };
             let w = g.sub_where(alias, table);
             format!("{lhs} {not}IN (SELECT {alias}.{col} FROM {table} {alias}{w})")
         })
+        .unwrap_or_else(|| self.literal(Ty::Bool))
     }
 
     fn column_of(&mut self, alias: &str, table: &str, ty: Ty) -> Option<String> {

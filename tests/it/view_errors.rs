@@ -51,18 +51,7 @@ async fn break_views(c: &Client) {
 
 async fn one(c: &Client, sql: &str) -> Result<Vec<String>, String> {
     match c.simple_query(sql).await {
-        Ok(msgs) => Ok(msgs
-            .into_iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
-                    (0..r.len())
-                        .map(|i| r.get(i).unwrap_or("NULL").to_string())
-                        .collect::<Vec<_>>()
-                        .join("|"),
-                ),
-                _ => None,
-            })
-            .collect()),
+        Ok(msgs) => Ok(crate::harness::row_texts(msgs)),
         Err(e) => Err(e
             .code()
             .map(|c| c.code().to_string())
