@@ -83,3 +83,17 @@ CREATE TABLE ev (id INT, ts TIMESTAMP);
 INSERT INTO ev VALUES (1, '2020-01-01 00:00'), (2, '2020-01-22 23:59:59'), (3, '2020-01-23 00:00:00');
 SELECT b.id, b.ts - a.ts AS gap FROM ev a JOIN ev b ON b.id = a.id + 1 ORDER BY b.id;
 SELECT b.id FROM ev a JOIN ev b ON b.id = a.id + 1 WHERE b.ts - a.ts > interval '7 days' ORDER BY b.id;
+
+-- literal types, precedence and folding
+SELECT * FROM (VALUES (1, 2.5)) v(a, b);
+VALUES (1), (2147483648);
+VALUES (1), (NULL);
+SELECT sum(x) OVER (ORDER BY x ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING) FROM (VALUES (1), (2), (3)) t(x) ORDER BY 1;
+SELECT x + 2147483647 FROM (VALUES (1)) t(x);
+SELECT 1 AS c UNION SELECT NULL::int + a FROM t1 ORDER BY 1;
+SELECT a IS DISTINCT FROM b AND a > 1 AS x FROM t1 ORDER BY a;
+SELECT a FROM t1 WHERE a IS NOT DISTINCT FROM b OR a = 4 ORDER BY a;
+SELECT b + (NULL::int * (a * 2147483647)) AS x FROM t1 ORDER BY a;
+SELECT b.ts + (b.ts - a.ts) FROM ev a JOIN ev b ON b.id = a.id + 1 ORDER BY 1;
+SELECT 1 INTERSECT ALL SELECT 1;
+SELECT 2 EXCEPT ALL SELECT 1;

@@ -150,18 +150,27 @@ fn numeric_sum(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
 /// Integer literals typed as Postgres types them: `integer` when the value
 /// fits, `bigint` otherwise (DataFusion makes every one `bigint`). Runs
 /// before type coercion, which then widens them as Postgres does
-/// (`int_col + 1` stays `integer`, `bigint_col + 1` is `bigint`, `2147483647
-/// + 1` overflows). `LIMIT`/`OFFSET` keep their `bigint`, and so do the
-/// rows of a `VALUES` list (its column types are fixed when it is planned).
+/// (`int_col + 1` stays `integer`, `bigint_col + 1` is `bigint`,
+/// `2147483647 + 1` overflows). `LIMIT`/`OFFSET` keep their `bigint`. A
+/// `VALUES` column whose entries are all such literals (or NULL) is
+/// `integer`, as in Postgres, except under an `INSERT`, whose `VALUES` the
+/// target table types.
 #[derive(Debug, Default)]
 pub struct IntegerLiterals;
 
 impl AnalyzerRule for IntegerLiterals {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        let insert = matches!(plan, LogicalPlan::Dml(_));
         plan.transform_up_with_subqueries(|node| {
-            // (a VALUES list keeps the column types it was planned with)
-            if matches!(node, LogicalPlan::Limit(_) | LogicalPlan::Values(_)) {
+            if matches!(node, LogicalPlan::Limit(_)) {
                 return Ok(Transformed::no(node));
+            }
+            if let LogicalPlan::Values(v) = node {
+                return if insert {
+                    Ok(Transformed::no(LogicalPlan::Values(v)))
+                } else {
+                    integer_values(v)
+                };
             }
             // a set operation's column types were fixed from its inputs'
             // literals when it was planned: derive them again (type
@@ -189,6 +198,61 @@ impl AnalyzerRule for IntegerLiterals {
     fn name(&self) -> &str {
         "freshet_integer_literals"
     }
+}
+
+/// The `bigint` columns of a `VALUES` list whose entries are all integer
+/// literals that fit an `integer` (or NULL) made `integer`.
+fn integer_values(v: datafusion::logical_expr::Values) -> Result<Transformed<LogicalPlan>> {
+    use datafusion::common::ScalarValue;
+    let fits = |e: &Expr| matches!(e, Expr::Literal(ScalarValue::Int64(Some(x)), _) if i32::try_from(*x).is_ok());
+    let null = |e: &Expr| matches!(e, Expr::Literal(x, _) if x.is_null());
+    let narrow: Vec<bool> = (0..v.schema.fields().len())
+        .map(|c| {
+            v.schema.field(c).data_type() == &DataType::Int64
+                && v.values.iter().any(|r| fits(&r[c]))
+                && v.values.iter().all(|r| fits(&r[c]) || null(&r[c]))
+        })
+        .collect();
+    if !narrow.contains(&true) {
+        return Ok(Transformed::no(LogicalPlan::Values(v)));
+    }
+    let values = v
+        .values
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .zip(&narrow)
+                .map(|(e, n)| match e {
+                    Expr::Literal(ScalarValue::Int64(x), meta) if *n => Expr::Literal(
+                        ScalarValue::Int32(x.and_then(|x| i32::try_from(x).ok())),
+                        meta,
+                    ),
+                    Expr::Literal(_, meta) if *n => Expr::Literal(ScalarValue::Int32(None), meta),
+                    other => other,
+                })
+                .collect()
+        })
+        .collect();
+    let fields = v
+        .schema
+        .iter()
+        .zip(&narrow)
+        .map(|((q, f), n)| {
+            let f = if *n {
+                Arc::new(f.as_ref().clone().with_data_type(DataType::Int32))
+            } else {
+                Arc::clone(f)
+            };
+            (q.cloned(), f)
+        })
+        .collect();
+    let schema = DFSchema::new_with_metadata(fields, v.schema.metadata().clone())?;
+    Ok(Transformed::yes(LogicalPlan::Values(
+        datafusion::logical_expr::Values {
+            schema: Arc::new(schema),
+            values,
+        },
+    )))
 }
 
 /// Checked `+`, `-`, `*` (two arguments) or negation (one) on one integer
