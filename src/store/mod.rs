@@ -91,6 +91,9 @@ pub enum Put {
     },
 }
 
+/// How long [`Store::open`] waits for the directory's lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
@@ -101,16 +104,30 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
             // Large segments: log entries of up to segment_size/4 stay in the
             // log instead of becoming one blob file each, and the periodic
             // page-table snapshot has fewer segments to describe.
             .segment_size(SEGMENT_SIZE)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|source| {
+            .mode(sled::Mode::HighThroughput);
+        // The directory's lock outlives a closing handle for a moment (a
+        // restart in the same process, a reopen after a failed write): wait
+        // a little for it before saying another process holds it.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let opened = loop {
+            match config.open() {
+                Err(e)
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => break other,
+            }
+        };
+        let db = opened.map_err(|source| {
                 let path = dir.display().to_string();
                 if is_disk_full(&source) {
                     StoreError::DiskFull(format!(
