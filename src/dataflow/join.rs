@@ -598,7 +598,7 @@ impl Join {
             Side::Left => (&self.left_keys, &self.left_rows),
             Side::Right => (&self.right_keys, &self.right_rows),
         };
-        let rows = conv.convert_columns(d.batch.columns())?;
+        let rows = super::EncodedRows::new(conv, &d.batch)?;
         let keys = match &self.key_converter {
             None => None,
             Some(kc) => {
@@ -635,7 +635,7 @@ impl Join {
             return Ok((0..n)
                 .map(|i| Change {
                     key: key_of(i).map(Into::into),
-                    row: rows.row(i).data().into(),
+                    row: rows.row(i).into(),
                     w: d.weights.value(i),
                     at: i,
                 })
@@ -650,7 +650,7 @@ impl Join {
             if w == 0 {
                 continue;
             }
-            let id = (key_of(i), rows.row(i).data());
+            let id = (key_of(i), rows.row(i));
             let e = net.entry(id).or_insert_with(|| {
                 order.push((id, i));
                 0

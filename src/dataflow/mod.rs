@@ -68,6 +68,33 @@ pub fn row_converter(
     )
 }
 
+/// A batch's rows in a converter's row encoding: a batch of no columns
+/// (a join side none of whose columns the query uses: `CROSS JOIN`, an
+/// uncorrelated `EXISTS`) has rows too, each the empty encoding, where
+/// Arrow's converter would give none.
+pub struct EncodedRows(Option<datafusion::arrow::row::Rows>);
+
+impl EncodedRows {
+    pub fn new(
+        converter: &datafusion::arrow::row::RowConverter,
+        batch: &RecordBatch,
+    ) -> std::result::Result<EncodedRows, ArrowError> {
+        Ok(EncodedRows(if batch.num_columns() == 0 {
+            None
+        } else {
+            Some(converter.convert_columns(batch.columns())?)
+        }))
+    }
+
+    /// Row `i`'s encoding.
+    pub fn row(&self, i: usize) -> &[u8] {
+        match &self.0 {
+            Some(rows) => rows.row(i).data(),
+            None => &[],
+        }
+    }
+}
+
 /// Encoded rows back to columns.
 pub fn decode_rows<R: AsRef<[u8]>>(
     converter: &datafusion::arrow::row::RowConverter,

@@ -311,7 +311,7 @@ impl Over {
             Ok(e.evaluate(batch)?.into_array(n)?)
         };
         let (parts, keys) = self.keys.keys(batch)?;
-        let rows = self.row_converter.convert_columns(batch.columns())?;
+        let rows = super::EncodedRows::new(&self.row_converter, batch)?;
         let mut args: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(self.args.len()); n];
         for (e, t) in &self.args {
             let a = eval(e)?;

@@ -230,7 +230,7 @@ impl Operator for TopN {
             return Ok(None);
         };
         let (parts, keys) = self.keys.keys(&d.batch)?;
-        let rows = self.row_converter.convert_columns(d.batch.columns())?;
+        let rows = super::EncodedRows::new(&self.row_converter, &d.batch)?;
         let mut touched: Vec<Box<[u8]>> = Vec::new();
         for (i, &w) in d.weights.values().iter().enumerate() {
             if w == 0 {
