@@ -124,12 +124,20 @@ impl PartialEq for Out {
 }
 
 impl Out {
+    /// The value as a scalar of the output type `t` (so a column of
+    /// values and NULLs is of one type: `string_agg` computes `Utf8`, its
+    /// column is `LargeUtf8`).
     fn into_scalar(self, t: &DataType) -> Result<ScalarValue> {
-        Ok(match self {
-            Out::Null => ScalarValue::try_from(t)?,
+        let v = match self {
+            Out::Null => return Ok(ScalarValue::try_from(t)?),
             Out::I(v) => ScalarValue::Int64(Some(v)),
             Out::F(v) => ScalarValue::Float64(Some(v)),
             Out::S(v) => v,
+        };
+        Ok(if v.data_type() == *t {
+            v
+        } else {
+            v.cast_to(t)?
         })
     }
 }
