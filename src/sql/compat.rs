@@ -40,8 +40,6 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 pub struct Compat {
     /// The whole client-compatibility parser (canned answers, lossy rules).
     client: PostgresCompatibilityParser,
-    /// Rules that change spelling only.
-    faithful: Vec<Arc<dyn SqlStatementRewriteRule>>,
 }
 
 impl Default for Compat {
@@ -50,23 +48,37 @@ impl Default for Compat {
     }
 }
 
+/// Rules that change spelling only, so a statement means what it means in
+/// Postgres: applied to every statement, and to a view's stored query.
+static FAITHFUL: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
+    std::sync::LazyLock::new(|| {
+        vec![
+            // Postgres resolves these names in pg_catalog first too.
+            Arc::new(PrependUnqualifiedPgTableName),
+            // DataFusion has one flat function namespace.
+            Arc::new(StripCallableQualifier),
+            Arc::new(ExactArrayLiteral),
+            Arc::new(SpecialRegisters),
+            Arc::new(PostgresLiterals),
+            Arc::new(StripByteOrderCollate),
+            Arc::new(RewritePgCatalogOperator),
+            Arc::new(RewriteRegCastToSubquery::new()),
+            Arc::new(FixVersionColumnName),
+        ]
+    });
+
+/// The faithful rewrites ([`FAITHFUL`]) of one statement.
+pub fn faithful(mut s: Statement) -> Statement {
+    for rule in FAITHFUL.iter() {
+        s = rule.rewrite(s);
+    }
+    s
+}
+
 impl Compat {
     pub fn new() -> Compat {
         Compat {
             client: PostgresCompatibilityParser::new(),
-            faithful: vec![
-                // Postgres resolves these names in pg_catalog first too.
-                Arc::new(PrependUnqualifiedPgTableName),
-                // DataFusion has one flat function namespace.
-                Arc::new(StripCallableQualifier),
-                Arc::new(ExactArrayLiteral),
-                Arc::new(SpecialRegisters),
-                Arc::new(PostgresLiterals),
-                Arc::new(StripByteOrderCollate),
-                Arc::new(RewritePgCatalogOperator),
-                Arc::new(RewriteRegCastToSubquery::new()),
-                Arc::new(FixVersionColumnName),
-            ],
         }
     }
 
@@ -83,11 +95,8 @@ impl Compat {
     }
 
     /// The faithful rewrites, for a statement built elsewhere.
-    pub fn rewrite(&self, mut s: Statement) -> Statement {
-        for rule in &self.faithful {
-            s = rule.rewrite(s);
-        }
-        s
+    pub fn rewrite(&self, s: Statement) -> Statement {
+        faithful(s)
     }
 }
 

@@ -236,10 +236,8 @@ impl SqlParser {
             ))),
             _ => {
                 let mut stmts = self.compat.parse(text).map_err(syntax)?;
-                if let Some(c) = stmts.iter().find_map(super::compat::remaining_collation) {
-                    return Err(SqlError::Unsupported(format!(
-                        "COLLATE {c} is not supported: text compares by bytes, as in COLLATE \"C\""
-                    )));
+                for st in &stmts {
+                    refuse_collation(st)?;
                 }
                 match stmts.len() {
                     1 => {
@@ -635,6 +633,16 @@ fn parse_create(text: &str, kind: RelationKind) -> Result<Statement, SqlError> {
     }))
 }
 
+/// 0A000 for a `COLLATE` other than the byte order.
+fn refuse_collation(st: &ast::Statement) -> Result<(), SqlError> {
+    match super::compat::remaining_collation(st) {
+        Some(c) => Err(SqlError::Unsupported(format!(
+            "COLLATE {c} is not supported: text compares by bytes, as in COLLATE \"C\""
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Parses a stored view query.
 pub fn parse_query(text: &str) -> Result<Box<ast::Query>, SqlError> {
     let text = &*super::asof::normalize_asof(text)?;
@@ -642,7 +650,14 @@ pub fn parse_query(text: &str) -> Result<Box<ast::Query>, SqlError> {
     let mut p = parser(text)?;
     let q = p.parse_query().map_err(syntax)?;
     expect_end(&mut p)?;
-    let mut st = ast::Statement::Query(q);
+    view_query(q)
+}
+
+/// A view's query as it is planned: Postgres' spellings
+/// ([`super::compat::faithful`]), checked like any statement.
+fn view_query(q: Box<ast::Query>) -> Result<Box<ast::Query>, SqlError> {
+    let mut st = super::compat::faithful(ast::Statement::Query(q));
+    refuse_collation(&st)?;
     ready_to_plan(&mut st)?;
     match st {
         ast::Statement::Query(q) => Ok(q),
@@ -693,15 +708,10 @@ fn parse_create_view(text: &str, explain: bool) -> Result<Statement, SqlError> {
                         .into(),
                 ));
             }
-            let mut st = ast::Statement::Query(v.query);
-            ready_to_plan(&mut st)?;
-            let ast::Statement::Query(query) = st else {
-                return Err(SqlError::Plan("a query stopped being a query".into()));
-            };
             Ok(Statement::CreateView(CreateView {
                 name: object_name(&v.name)?,
                 if_not_exists: v.if_not_exists,
-                query,
+                query: view_query(v.query)?,
                 sql: full_text.to_string(),
                 explain,
                 emit_on_close,
