@@ -1,5 +1,6 @@
 //! ⊎: UNION ALL, the sum of its inputs. Linear, stateless. (`UNION` is a
-//! distinct over this.)
+//! distinct over this; with no inputs it is the relation that is always
+//! empty, which a query with `WHERE false` plans to.)
 
 use datafusion::arrow::datatypes::SchemaRef;
 
@@ -43,6 +44,10 @@ impl Operator for Union {
     }
 
     fn explain(&self) -> String {
-        format!("Union: {} inputs", self.inputs)
+        match self.inputs {
+            // (a relation that is always empty: `WHERE false`)
+            0 => "Empty".to_string(),
+            n => format!("Union: {n} inputs"),
+        }
     }
 }

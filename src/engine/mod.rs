@@ -362,7 +362,7 @@ impl Engine {
         })?;
         let emit_on_close = def.options.get(session::EMIT_OPTION).map(String::as_str)
             == Some(session::EMIT_ON_CLOSE);
-        let (circuit, schema) = session.plan_view_emitting(&stmt, emit_on_close).await?;
+        let (circuit, schema, _) = session.plan_view_emitting(&stmt, emit_on_close).await?;
         let mut d = (**def).clone();
         d.view_schema = Some(schema);
         let d = Arc::new(d);

@@ -531,10 +531,14 @@ impl Session {
         crate::dataflow::Circuit,
         datafusion::arrow::datatypes::SchemaRef,
     )> {
-        self.plan_view_emitting(query, false).await
+        let (circuit, schema, _) = self.plan_view_emitting(query, false).await?;
+        Ok((circuit, schema))
     }
 
     /// Plans a view; `emit_on_close` asks for EMIT ON WINDOW CLOSE.
+    /// Also returns the ids of every relation the query reads, including
+    /// those the optimizer found it need not scan (`WHERE false`): the view
+    /// depends on them all.
     pub async fn plan_view_emitting(
         &self,
         query: &ast::Query,
@@ -542,6 +546,7 @@ impl Session {
     ) -> Result<(
         crate::dataflow::Circuit,
         datafusion::arrow::datatypes::SchemaRef,
+        Vec<u64>,
     )> {
         let mut stmt = ast::Statement::Query(Box::new(query.clone()));
         crate::sql::expand_relations(&mut stmt)?;
@@ -599,6 +604,17 @@ impl Session {
                 })
         };
         let circuit = crate::sql::lower::lower(&optimized, &resolve, emit_on_close, &temporal)?;
+        let mut reads: Vec<u64> = circuit.sources.iter().map(|s| s.relation).collect();
+        plan.apply_with_subqueries(|p| {
+            if let LogicalPlan::TableScan(t) = p {
+                if let Some(target) = resolve(&t.table_name, &t.source) {
+                    if !reads.contains(&target.id) {
+                        reads.push(target.id);
+                    }
+                }
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        })?;
         let schema = crate::dataflow::relax(&Arc::new(optimized.schema().as_arrow().clone()));
         // a view is a relation: its columns need distinct names (as in Postgres)
         let mut seen = std::collections::HashSet::new();
@@ -612,7 +628,7 @@ impl Session {
             ))
             .into());
         }
-        Ok((circuit, schema))
+        Ok((circuit, schema, reads))
     }
 
     /// Runs a prepared statement with parameter values.
@@ -640,14 +656,14 @@ impl Session {
     async fn execute_direct(&mut self, stmt: &Statement) -> Result<Output> {
         match stmt {
             Statement::CreateView(v) => {
-                let (circuit, schema) = self.plan_view_emitting(&v.query, v.emit_on_close).await?;
+                let (circuit, schema, depends_on) =
+                    self.plan_view_emitting(&v.query, v.emit_on_close).await?;
                 if v.explain {
                     let lines: Vec<String> =
                         circuit.explain().lines().map(str::to_string).collect();
                     return rows(text_batch("plan", lines)?);
                 }
                 self.check_create()?;
-                let depends_on: Vec<u64> = circuit.sources.iter().map(|s| s.relation).collect();
                 {
                     let access = self.engine.access();
                     for rel in self.engine.relations() {

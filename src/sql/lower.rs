@@ -506,6 +506,13 @@ impl Lowerer<'_> {
             }
             LogicalPlan::Window(w) => Ok((self.lower_window(w)?, false)),
             LogicalPlan::Values(_) => Err(unsupported("VALUES")),
+            // a relation that never has a row (a WHERE the optimizer found
+            // always false): the sum of no inputs
+            LogicalPlan::EmptyRelation(e) if !e.produce_one_row => {
+                let schema = Arc::new(e.schema.as_arrow().clone());
+                let op = crate::dataflow::union::Union::new(0, schema);
+                Ok((self.push(Box::new(op), vec![]), true))
+            }
             LogicalPlan::EmptyRelation(_) => Err(unsupported("a SELECT without FROM")),
             LogicalPlan::Unnest(_) => Err(unsupported("UNNEST")),
             LogicalPlan::RecursiveQuery(_) => Err(unsupported("WITH RECURSIVE")),

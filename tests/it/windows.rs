@@ -180,7 +180,7 @@ async fn state_over_time(emit_on_close: bool, windows: i64) -> Vec<u64> {
          FROM TUMBLE(bids, date_time, INTERVAL '1 second') GROUP BY auction, window_start",
     )
     .unwrap();
-    let (mut circuit, _) = s.plan_view_emitting(&q, emit_on_close).await.unwrap();
+    let (mut circuit, _, _) = s.plan_view_emitting(&q, emit_on_close).await.unwrap();
     let schema = circuit.sources[0].schema.clone();
     let base = 1_767_225_600_000_000i64;
     let mut sizes = Vec::new();
