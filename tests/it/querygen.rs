@@ -13,35 +13,55 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// The schema and rows both sides are loaded with.
-pub const SCHEMA: &str = "
+/// The tables both sides are created with.
+pub const TABLES: &str = "
 CREATE TABLE g1 (id INT, a INT, b BIGINT, c TEXT, d NUMERIC(10,2), ts TIMESTAMP, f BOOLEAN);
 CREATE TABLE g2 (id INT, x INT, y INT, s TEXT, ts TIMESTAMP);
-INSERT INTO g1 VALUES
-  (1, 0, 10, 'abc', 1.50, '2020-01-01 00:00:00', true),
-  (2, 1, -5, '', -2.25, '2020-02-29 12:30:00', false),
-  (3, -1, NULL, 'Hello World', 0.00, '2021-12-31 23:59:59.5', NULL),
-  (4, 2, 5000000000, NULL, 99999999.99, NULL, true),
-  (5, NULL, 0, 'x%y', NULL, '2019-06-15 08:00:00', false),
-  (6, 5, 7, 'abc', 3.33, '2020-01-01 00:00:00', true),
-  (7, 2147483647, -9223372036854775807, 'zz', -0.01, '1999-12-31 23:59:59', NULL),
-  (8, -7, 3, 'A', 12.50, '2020-03-01 00:00:00', false),
-  (9, 3, NULL, 'e\u{e9}t\u{e9}', 2.00, '2020-01-02 00:00:00', true),
-  (10, NULL, NULL, NULL, NULL, NULL, NULL),
-  (11, 1, 10, 'hello world', 1.50, '2020-01-01 00:00:00.25', true),
-  (12, 100, 2, ' pad ', -100.75, '2024-02-29 00:00:00', false);
-INSERT INTO g2 VALUES
-  (1, 0, 1, 'abc', '2020-01-01 00:00:00'),
-  (2, 1, 1, 'A', '2020-01-15 06:00:00'),
-  (3, 2, NULL, 'zz', NULL),
-  (4, NULL, 3, NULL, '2019-06-15 08:00:00'),
-  (5, 5, 5, 'x%y', '2020-03-01 00:00:00'),
-  (6, 3, -7, '', '2021-01-01 00:00:00'),
-  (7, 100, 2, 'hello world', '2020-02-29 12:30:00'),
-  (8, -1, 0, 'abc', '2020-01-01 00:00:00'),
-  (9, 7, NULL, 'Hello World', '2022-07-04 12:00:00'),
-  (10, NULL, NULL, NULL, NULL);
 ";
+
+/// The rows of `g1`, as `VALUES` tuples.
+pub const G1_ROWS: &[&str] = &[
+    "(1, 0, 10, 'abc', 1.50, '2020-01-01 00:00:00', true)",
+    "(2, 1, -5, '', -2.25, '2020-02-29 12:30:00', false)",
+    "(3, -1, NULL, 'Hello World', 0.00, '2021-12-31 23:59:59.5', NULL)",
+    "(4, 2, 5000000000, NULL, 99999999.99, NULL, true)",
+    "(5, NULL, 0, 'x%y', NULL, '2019-06-15 08:00:00', false)",
+    "(6, 5, 7, 'abc', 3.33, '2020-01-01 00:00:00', true)",
+    "(7, 2147483647, -9223372036854775807, 'zz', -0.01, '1999-12-31 23:59:59', NULL)",
+    "(8, -7, 3, 'A', 12.50, '2020-03-01 00:00:00', false)",
+    "(9, 3, NULL, 'e\u{e9}t\u{e9}', 2.00, '2020-01-02 00:00:00', true)",
+    "(10, NULL, NULL, NULL, NULL, NULL, NULL)",
+    "(11, 1, 10, 'hello world', 1.50, '2020-01-01 00:00:00.25', true)",
+    "(12, 100, 2, ' pad ', -100.75, '2024-02-29 00:00:00', false)",
+];
+
+/// The rows of `g2`, as `VALUES` tuples.
+pub const G2_ROWS: &[&str] = &[
+    "(1, 0, 1, 'abc', '2020-01-01 00:00:00')",
+    "(2, 1, 1, 'A', '2020-01-15 06:00:00')",
+    "(3, 2, NULL, 'zz', NULL)",
+    "(4, NULL, 3, NULL, '2019-06-15 08:00:00')",
+    "(5, 5, 5, 'x%y', '2020-03-01 00:00:00')",
+    "(6, 3, -7, '', '2021-01-01 00:00:00')",
+    "(7, 100, 2, 'hello world', '2020-02-29 12:30:00')",
+    "(8, -1, 0, 'abc', '2020-01-01 00:00:00')",
+    "(9, 7, NULL, 'Hello World', '2022-07-04 12:00:00')",
+    "(10, NULL, NULL, NULL, NULL)",
+];
+
+/// `INSERT` statements for some rows of a table.
+pub fn insert(table: &str, rows: &[&str]) -> String {
+    format!("INSERT INTO {table} VALUES {};", rows.join(", "))
+}
+
+/// The tables and all their rows.
+pub fn schema() -> String {
+    format!(
+        "{TABLES}{}\n{}",
+        insert("g1", G1_ROWS),
+        insert("g2", G2_ROWS)
+    )
+}
 
 /// Subqueries are not nested in subqueries: a subquery in a subquery's
 /// WHERE that refers to the outer query can fail to plan (42703, listed in
