@@ -40,6 +40,11 @@ pub enum AggKind {
     BoolOr,
     StringAgg,
     ArrayAgg,
+    /// The value of the first row in the aggregate's order (`DISTINCT ON`
+    /// plans to this).
+    FirstValue,
+    /// The value of the last row in the aggregate's order.
+    LastValue,
 }
 
 impl AggKind {
@@ -56,6 +61,8 @@ impl AggKind {
             AggKind::BoolOr => "bool_or",
             AggKind::StringAgg => "string_agg",
             AggKind::ArrayAgg => "array_agg",
+            AggKind::FirstValue => "first_value",
+            AggKind::LastValue => "last_value",
         }
     }
 }
@@ -67,6 +74,10 @@ pub struct AggSpec {
     pub arg: Option<Arc<dyn PhysicalExpr>>,
     /// `string_agg`'s delimiter.
     pub delimiter: Option<String>,
+    /// The aggregate's `ORDER BY` (`string_agg`, `array_agg`,
+    /// `first_value`, `last_value`); values that tie on it are ordered by
+    /// the value itself.
+    pub order: Vec<super::topn::SortKey>,
     /// `FILTER (WHERE ...)`.
     pub filter: Option<Arc<dyn PhysicalExpr>>,
     /// The output column (type as the batch plan computes it).
@@ -89,7 +100,9 @@ enum Acc {
         sum: SumVal,
         n: i64,
     },
-    /// Multiset of encoded values (min, max, string_agg, array_agg).
+    /// Multiset of encoded values (min, max, string_agg, array_agg,
+    /// first_value, last_value); with an `ORDER BY`, each entry encodes
+    /// the order keys before the value, so the map is in that order.
     Values(BTreeMap<Box<[u8]>, i64>),
     /// Append-only min/max: the extreme so far.
     Extreme(Option<Box<[u8]>>),
@@ -190,7 +203,10 @@ enum ArgCol {
     Int(Int64Array),
     Float(Float64Array),
     Dec(Decimal128Array),
-    Encoded(Rows, ArrayRef),
+    /// Encoded (order keys and) values; the argument itself when its NULLs
+    /// are not values (`min`, `string_agg`, `count(DISTINCT)`), none when
+    /// they are (`array_agg`, `first_value`).
+    Encoded(Rows, Option<ArrayRef>),
     Bool(BooleanArray),
 }
 
@@ -224,6 +240,12 @@ pub struct Aggregate {
     late_rows: u64,
 }
 
+/// Whether row `row` of an encoded argument is a value of the aggregate
+/// (not a NULL it skips).
+fn counts(skip_nulls_of: &Option<ArrayRef>, row: usize) -> bool {
+    skip_nulls_of.as_ref().is_none_or(|a| a.is_valid(row))
+}
+
 fn is_int(t: &DataType) -> bool {
     matches!(
         t,
@@ -245,6 +267,7 @@ impl Aggregate {
         group_exprs: Vec<Arc<dyn PhysicalExpr>>,
         group_types: Vec<DataType>,
         aggs: Vec<AggSpec>,
+        input_schema: &datafusion::arrow::datatypes::Schema,
         schema: SchemaRef,
         append_only: bool,
     ) -> Result<Aggregate> {
@@ -259,9 +282,18 @@ impl Aggregate {
                     | AggKind::CountDistinct
                     | AggKind::StringAgg
                     | AggKind::ArrayAgg
+                    | AggKind::FirstValue
+                    | AggKind::LastValue
             );
             value_converters.push(if needs {
-                Some(RowConverter::new(vec![SortField::new(a.arg_type.clone())])?)
+                // the order keys, then the value (the last column)
+                let mut fields = Vec::with_capacity(a.order.len() + 1);
+                for (e, opts) in &a.order {
+                    let t = e.data_type(input_schema)?;
+                    fields.push(SortField::new_with_options(t, *opts));
+                }
+                fields.push(SortField::new(a.arg_type.clone()));
+                Some(RowConverter::new(fields)?)
             } else {
                 None
             });
@@ -361,10 +393,17 @@ impl Aggregate {
                     },
                     n: 0,
                 },
-                AggKind::Min | AggKind::Max if self.append_only => Acc::Extreme(None),
-                AggKind::Min | AggKind::Max | AggKind::StringAgg | AggKind::ArrayAgg => {
-                    Acc::Values(BTreeMap::new())
+                AggKind::Min | AggKind::Max | AggKind::FirstValue | AggKind::LastValue
+                    if self.append_only =>
+                {
+                    Acc::Extreme(None)
                 }
+                AggKind::Min
+                | AggKind::Max
+                | AggKind::StringAgg
+                | AggKind::ArrayAgg
+                | AggKind::FirstValue
+                | AggKind::LastValue => Acc::Values(BTreeMap::new()),
                 AggKind::CountDistinct => Acc::Distinct(HashMap::new()),
                 AggKind::BoolAnd | AggKind::BoolOr => Acc::Bools { t: 0, f: 0 },
             }
@@ -460,7 +499,17 @@ impl Aggregate {
                 let conv = self.value_converters[i]
                     .as_ref()
                     .ok_or_else(|| DataflowError::Eval("missing value encoder".into()))?;
-                ArgCol::Encoded(conv.convert_columns(std::slice::from_ref(&v))?, v)
+                let mut cols = Vec::with_capacity(a.order.len() + 1);
+                for (e, _) in &a.order {
+                    cols.push(e.evaluate(batch)?.into_array(batch.num_rows())?);
+                }
+                cols.push(v.clone());
+                let rows = conv.convert_columns(&cols)?;
+                let nulls_are_values = matches!(
+                    a.kind,
+                    AggKind::ArrayAgg | AggKind::FirstValue | AggKind::LastValue
+                );
+                ArgCol::Encoded(rows, (!nulls_are_values).then_some(v))
             }
         })
     }
@@ -519,15 +568,18 @@ impl Aggregate {
                         }
                     }
                 }
-                (AggKind::Min | AggKind::Max, Acc::Extreme(v)) => match v {
+                (
+                    AggKind::Min | AggKind::Max | AggKind::FirstValue | AggKind::LastValue,
+                    Acc::Extreme(v),
+                ) => match v {
                     None => Out::Null,
                     Some(b) => self.decode_one(i, b)?,
                 },
-                (AggKind::Min, Acc::Values(m)) => match m.keys().next() {
+                (AggKind::Min | AggKind::FirstValue, Acc::Values(m)) => match m.keys().next() {
                     None => Out::Null,
                     Some(b) => self.decode_one(i, b)?,
                 },
-                (AggKind::Max, Acc::Values(m)) => match m.keys().next_back() {
+                (AggKind::Max | AggKind::LastValue, Acc::Values(m)) => match m.keys().next_back() {
                     None => Out::Null,
                     Some(b) => self.decode_one(i, b)?,
                 },
@@ -589,7 +641,9 @@ impl Aggregate {
             .ok_or_else(|| DataflowError::Eval("missing value encoder".into()))?;
         let parser = conv.parser();
         let cols = conv.convert_rows(std::iter::once(parser.parse(bytes)))?;
-        let col = &cols[0];
+        let col = cols
+            .last()
+            .ok_or_else(|| DataflowError::Eval("empty value encoding".into()))?;
         Ok(match col.data_type() {
             _ if col.is_null(0) => Out::Null,
             DataType::Int64 => Out::I(col.as_primitive::<Int64Type>().value(0)),
@@ -608,7 +662,8 @@ impl Aggregate {
             .flat_map(|(k, n)| std::iter::repeat_n(k, (*n).max(0) as usize))
             .map(|k| parser.parse(k));
         let mut cols = conv.convert_rows(rows)?;
-        Ok(cols.remove(0))
+        cols.pop()
+            .ok_or_else(|| DataflowError::Eval("empty value encoding".into()))
     }
 
     fn update(acc: &mut Acc, col: &ArgCol, row: usize, w: i64, filtered: bool) -> Result<()> {
@@ -645,7 +700,7 @@ impl Aggregate {
                 }
             }
             (Acc::Values(m), ArgCol::Encoded(rows, arr)) => {
-                if arr.is_valid(row) {
+                if counts(arr, row) {
                     let k = rows.row(row);
                     let e = m.entry(k.as_ref().into()).or_insert(0);
                     *e += w;
@@ -655,7 +710,7 @@ impl Aggregate {
                 }
             }
             (Acc::Distinct(m), ArgCol::Encoded(rows, arr)) => {
-                if arr.is_valid(row) {
+                if counts(arr, row) {
                     let k = rows.row(row);
                     let e = m.entry(k.as_ref().into()).or_insert(0);
                     *e += w;
@@ -853,7 +908,7 @@ impl Operator for Aggregate {
                 {
                     let filtered = filters[k].as_ref().is_some_and(|f| !f.value(row));
                     if let (Acc::Extreme(cur), ArgCol::Encoded(rows, arr)) = (&mut *acc, &args[k]) {
-                        if filtered || !arr.is_valid(row) {
+                        if filtered || !counts(arr, row) {
                             continue;
                         }
                         if w < 0 {
@@ -865,7 +920,7 @@ impl Operator for Aggregate {
                         let better = match cur {
                             None => true,
                             Some(c) => match kinds[k] {
-                                AggKind::Min => v.as_ref() < c.as_ref(),
+                                AggKind::Min | AggKind::FirstValue => v.as_ref() < c.as_ref(),
                                 _ => v.as_ref() > c.as_ref(),
                             },
                         };

@@ -455,7 +455,7 @@ impl Lowerer<'_> {
                     aggs.push(self.agg_spec(e, in_schema, output)?);
                 }
                 let schema = Arc::new(a.schema.as_arrow().clone());
-                let op = Aggregate::new(group_exprs, group_types, aggs, schema, ao)
+                let op = Aggregate::new(group_exprs, group_types, aggs, arrow_in, schema, ao)
                     .map_err(|e| SqlError::Plan(e.to_string()))?;
                 Ok((self.push(Box::new(op), vec![input]), false))
             }
@@ -475,7 +475,7 @@ impl Lowerer<'_> {
                     .iter()
                     .map(|f| f.data_type().clone())
                     .collect();
-                let op = Aggregate::new(group_exprs, types, vec![], schema, ao)
+                let op = Aggregate::new(group_exprs, types, vec![], &schema, schema.clone(), ao)
                     .map_err(|e| SqlError::Plan(e.to_string()))?;
                 Ok((self.push(Box::new(op), vec![node]), false))
             }
@@ -1125,21 +1125,34 @@ impl Lowerer<'_> {
             ("bool_or", _) => AggKind::BoolOr,
             ("string_agg", false) => AggKind::StringAgg,
             ("array_agg", false) => AggKind::ArrayAgg,
+            ("first_value", false) => AggKind::FirstValue,
+            ("last_value", false) => AggKind::LastValue,
             (n, true) => return Err(unsupported(format!("{n}(DISTINCT ...)"))),
             (n, false) => return Err(unsupported(format!("the aggregate function {n}"))),
         };
         if kind == AggKind::CountDistinct && p.args.len() != 1 {
             return Err(unsupported("count(DISTINCT) over several columns"));
         }
-        // Freshet orders string_agg/array_agg by value; accept an ORDER BY
-        // that asks for exactly that.
-        if !p.order_by.is_empty() {
-            let same =
-                p.order_by.len() == 1 && p.order_by[0].asc && Some(&p.order_by[0].expr) == arg0;
-            if !same {
-                return Err(unsupported(format!(
-                    "{name}(... ORDER BY ...) other than by the value itself"
-                )));
+        if p.null_treatment == Some(datafusion::logical_expr::expr::NullTreatment::IgnoreNulls) {
+            return Err(unsupported(format!("{name}(...) IGNORE NULLS")));
+        }
+        // Values are kept in the aggregate's ORDER BY (then by value, which
+        // is also the order without one: PostgreSQL leaves it unspecified).
+        let mut order = match kind {
+            AggKind::StringAgg | AggKind::ArrayAgg | AggKind::FirstValue | AggKind::LastValue => {
+                self.sort_keys(&p.order_by, input)?
+            }
+            // the order does not change the others' results
+            _ => vec![],
+        };
+        if matches!(kind, AggKind::FirstValue | AggKind::LastValue) {
+            // Rows that tie on the ORDER BY are ordered by the whole row, so
+            // every first_value of one DISTINCT ON takes the same row.
+            for (i, f) in input.fields().iter().enumerate() {
+                let col: Arc<dyn PhysicalExpr> = Arc::new(
+                    datafusion::physical_expr::expressions::Column::new(f.name(), i),
+                );
+                order.push((col, datafusion::arrow::compute::SortOptions::default()));
             }
         }
         let arg = match kind {
@@ -1172,6 +1185,7 @@ impl Lowerer<'_> {
             kind,
             arg,
             delimiter,
+            order,
             filter,
             output,
             arg_type,
