@@ -432,6 +432,13 @@ impl Lowerer<'_> {
                     ao,
                 ))
             }
+            LogicalPlan::Aggregate(a)
+                if a.group_expr
+                    .iter()
+                    .any(|g| matches!(g, Expr::GroupingSet(_))) =>
+            {
+                self.lower_grouping_sets(a)
+            }
             LogicalPlan::Aggregate(a) => {
                 let (input, ao) = self.lower(&a.input)?;
                 let in_schema = a.input.schema();
@@ -439,9 +446,6 @@ impl Lowerer<'_> {
                 let mut group_exprs = Vec::with_capacity(a.group_expr.len());
                 let mut group_types = Vec::with_capacity(a.group_expr.len());
                 for g in &a.group_expr {
-                    if matches!(g, Expr::GroupingSet(_)) {
-                        return Err(unsupported("GROUPING SETS, CUBE and ROLLUP"));
-                    }
                     let pe = self.physical(g, in_schema)?;
                     group_types.push(
                         pe.data_type(arrow_in)
@@ -782,6 +786,112 @@ impl Lowerer<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         let schema = Arc::new(p.schema.as_arrow().clone());
         Ok(self.push(Box::new(Project::new(exprs, schema)), vec![input]))
+    }
+
+    /// `GROUP BY GROUPING SETS / ROLLUP / CUBE` as the union of one
+    /// grouping per set over the same input, each padded to the full
+    /// output: NULL for the columns its set leaves out and the set's
+    /// `__grouping_id` (the value DataFusion gives it: a bit per grouping
+    /// column, set where the column is left out, the last column in the
+    /// lowest bit; a repeated set's ordinal above those bits).
+    fn lower_grouping_sets(
+        &mut self,
+        a: &datafusion::logical_expr::Aggregate,
+    ) -> Result<(Input, bool), SqlError> {
+        use datafusion::logical_expr::GroupingSet;
+        use datafusion::physical_expr::expressions::{Column, Literal};
+        let [Expr::GroupingSet(gs)] = a.group_expr.as_slice() else {
+            return Err(unsupported(
+                "GROUPING SETS together with other GROUP BY keys",
+            ));
+        };
+        let all = gs.distinct_expr();
+        let n = all.len();
+        let sets: Vec<Vec<&Expr>> = match gs {
+            GroupingSet::GroupingSets(sets) => sets.iter().map(|s| s.iter().collect()).collect(),
+            GroupingSet::Rollup(exprs) => (0..=exprs.len())
+                .rev()
+                .map(|i| exprs[..i].iter().collect())
+                .collect(),
+            GroupingSet::Cube(exprs) => (0..1usize << exprs.len())
+                .map(|m| {
+                    exprs
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| m & (1 << i) != 0)
+                        .map(|(_, e)| e)
+                        .collect()
+                })
+                .collect(),
+        };
+        if n > 63 {
+            return Err(unsupported("GROUPING SETS over more than 63 columns"));
+        }
+        let (input, ao) = self.lower(&a.input)?;
+        let in_schema = a.input.schema();
+        let arrow_in = in_schema.as_arrow();
+        let out_schema = a.schema.as_arrow();
+        let id_type = out_schema.field(n).data_type().clone();
+        let mut seen: HashMap<u64, u64> = HashMap::new();
+        let mut branches = Vec::with_capacity(sets.len());
+        for set in &sets {
+            // the set's columns, in the order of all grouping columns
+            let members: Vec<usize> = (0..n).filter(|&i| set.contains(&all[i])).collect();
+            let mut group_exprs = Vec::with_capacity(members.len());
+            let mut group_types = Vec::with_capacity(members.len());
+            let mut fields = Vec::with_capacity(members.len() + a.aggr_expr.len());
+            for &i in &members {
+                let pe = self.physical(all[i], in_schema)?;
+                group_types.push(
+                    pe.data_type(arrow_in)
+                        .map_err(|e| SqlError::Plan(e.to_string()))?,
+                );
+                group_exprs.push(pe);
+                fields.push(out_schema.field(i).clone());
+            }
+            let mut aggs = Vec::with_capacity(a.aggr_expr.len());
+            for (j, e) in a.aggr_expr.iter().enumerate() {
+                let output = out_schema.field(n + 1 + j).clone();
+                fields.push(output.clone());
+                aggs.push(self.agg_spec(e, in_schema, output)?);
+            }
+            let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+            let op = Aggregate::new(group_exprs, group_types, aggs, arrow_in, schema.clone(), ao)
+                .map_err(|e| SqlError::Plan(e.to_string()))?;
+            let grouped = self.push(Box::new(op), vec![input]);
+            let left_out =
+                (0..n).fold(0u64, |acc, i| (acc << 1) | u64::from(!members.contains(&i)));
+            let ordinal = seen.entry(left_out).or_insert(0);
+            let id = left_out | (*ordinal << n);
+            *ordinal += 1;
+            let mut exprs: Vec<Arc<dyn PhysicalExpr>> =
+                Vec::with_capacity(out_schema.fields().len());
+            for i in 0..n {
+                let f = out_schema.field(i);
+                exprs.push(match members.iter().position(|&m| m == i) {
+                    Some(k) => Arc::new(Column::new(f.name(), k)),
+                    None => Arc::new(Literal::new(
+                        ScalarValue::try_from(f.data_type())
+                            .map_err(|e| SqlError::Plan(e.to_string()))?,
+                    )),
+                });
+            }
+            let id = ScalarValue::UInt64(Some(id))
+                .cast_to(&id_type)
+                .map_err(|e| SqlError::Plan(e.to_string()))?;
+            exprs.push(Arc::new(Literal::new(id)));
+            for j in 0..a.aggr_expr.len() {
+                let f = out_schema.field(n + 1 + j);
+                exprs.push(Arc::new(Column::new(f.name(), members.len() + j)));
+            }
+            let out = Arc::new(out_schema.clone());
+            branches.push(self.push(Box::new(Project::new(exprs, out)), vec![grouped]));
+        }
+        let out = Arc::new(out_schema.clone());
+        Ok((
+            self.push(Box::new(Union::new(branches.len(), out)), branches),
+            false,
+        ))
     }
 
     /// A window's PARTITION BY and ORDER BY as physical expressions.
