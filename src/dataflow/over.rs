@@ -1,6 +1,7 @@
 //! OVER window functions (`lag`, `lead`, `row_number`, `rank`,
-//! `dense_rank`, and `sum`/`count`/`min`/`max`/`avg` over running or whole
-//! partition frames), maintained per partition.
+//! `dense_rank`, `ntile`, `sum`/`count`/`min`/`max`/`avg` and
+//! `first_value`/`last_value`/`nth_value` over running, whole-partition
+//! or sliding `ROWS` frames), maintained per partition.
 //!
 //! Every row is kept in its partition in order (sort key in Arrow's
 //! order-preserving row encoding, then the row itself, so ties are broken
@@ -15,6 +16,12 @@
 //! - forward to the end of the partition when a function is cumulative
 //!   (row numbers, ranks and running aggregates of every later row move),
 //!   or only past the last change by the largest `lag` offset otherwise.
+//!
+//! A sliding frame `ROWS BETWEEN a PRECEDING AND b FOLLOWING` reads `a`
+//! copies behind and `b` ahead, as a `lag` and a `lead` by those offsets
+//! do, and is computed over them: O(a + b) per recomputed row. A function
+//! of the whole partition (`ntile`, a value of a frame that ends with the
+//! partition) recomputes the whole partition a change touches.
 //!
 //! Rows whose values did not change emit nothing. Appending in order (the
 //! common case of a stream ordered by event time) therefore costs
@@ -55,6 +62,18 @@ pub enum Frame {
     Rows,
     /// The whole partition.
     Whole,
+    /// `ROWS BETWEEN` two offsets from the current row (negative:
+    /// preceding): the rows from `start` to `end`, none when `start > end`.
+    Sliding { start: i64, end: i64 },
+}
+
+/// Which row of its frame a value function reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    First,
+    Last,
+    /// The n-th row (from 1); NULL when the frame is shorter.
+    Nth(usize),
 }
 
 /// One window function. `arg` indexes the operator's argument expressions.
@@ -74,6 +93,14 @@ pub enum WinFn {
         arg: usize,
         frame: Frame,
     },
+    /// `first_value`, `last_value`, `nth_value`.
+    Value {
+        pick: Pick,
+        arg: usize,
+        frame: Frame,
+    },
+    /// `ntile(n)`: the bucket, 1 to n, of n as equal as can be.
+    Ntile(u64),
 }
 
 /// A running accumulator: a sum / extreme and a count of non-NULL values.
@@ -118,8 +145,10 @@ pub struct Over {
     cumulative: bool,
     /// some aggregate includes peers
     peers: bool,
-    /// some aggregate sees the whole partition
+    /// some function sees the whole partition
     whole: bool,
+    /// copies from the start of the partition a value function reads
+    head: usize,
     /// the type of each function's accumulator value (Int64 where there
     /// is none), and a converter over output values then accumulator
     /// values, for checkpoints
@@ -185,7 +214,26 @@ impl Over {
         let keys = PartitionOrder::new(partition, order, input_schema.as_ref())?;
         let (mut max_lag, mut max_lead) = (0usize, 0usize);
         let (mut cumulative, mut peers, mut whole) = (false, false, false);
+        let mut head = 0usize;
+        let offset = |n: i64| usize::try_from(n.max(0)).unwrap_or(usize::MAX);
         for f in &funcs {
+            let frame = match f {
+                WinFn::Agg { frame, .. } | WinFn::Value { frame, .. } => Some(*frame),
+                _ => None,
+            };
+            match frame {
+                Some(Frame::Sliding { start, end }) => {
+                    max_lag = max_lag.max(offset(start.saturating_neg()));
+                    max_lead = max_lead.max(offset(end));
+                    continue;
+                }
+                Some(frame) => {
+                    cumulative = true;
+                    peers |= frame == Frame::Peers;
+                    whole |= frame == Frame::Whole;
+                }
+                None => {}
+            }
             match f {
                 WinFn::Lag { offset, .. } => {
                     let o = usize::try_from(offset.unsigned_abs()).unwrap_or(usize::MAX);
@@ -196,10 +244,17 @@ impl Over {
                     }
                 }
                 WinFn::RowNumber | WinFn::Rank | WinFn::DenseRank => cumulative = true,
-                WinFn::Agg { frame, .. } => {
+                WinFn::Agg { .. } => {}
+                WinFn::Value { pick, .. } => {
+                    head = head.max(match pick {
+                        Pick::First => 1,
+                        Pick::Nth(n) => *n,
+                        Pick::Last => 0,
+                    })
+                }
+                WinFn::Ntile(_) => {
                     cumulative = true;
-                    peers |= *frame == Frame::Peers;
-                    whole |= *frame == Frame::Whole;
+                    whole = true;
                 }
             }
         }
@@ -238,7 +293,9 @@ impl Over {
             keys,
             acc_types,
             cell_converter,
-            prune: prune.filter(|_| !whole).map(|p| Prune { keep, ..p }),
+            prune: prune
+                .filter(|_| !whole && head == 0)
+                .map(|p| Prune { keep, ..p }),
             args,
             funcs,
             row_converter: super::row_converter(&input_schema)?,
@@ -250,6 +307,7 @@ impl Over {
             cumulative,
             peers,
             whole,
+            head,
         })
     }
 
@@ -418,6 +476,21 @@ impl Over {
             }
         }
         seq.extend(ahead);
+        // the partition's first copies, size and last copy, for functions
+        // that read them
+        let head: Vec<&[ScalarValue]> = part
+            .values()
+            .flat_map(|s| std::iter::repeat_n(&s.args[..], usize::try_from(s.count).unwrap_or(0)))
+            .take(self.head)
+            .collect();
+        let (total, tail) = if self.whole {
+            (
+                part.values().map(|s| s.count).sum::<i64>(),
+                part.values().next_back().map(|s| &s.args[..]),
+            )
+        } else {
+            (0, None)
+        };
         // whole-partition totals
         let totals = if self.whole {
             let mut t = self.empty_accs();
@@ -440,6 +513,9 @@ impl Over {
                 end += 1;
             }
             let new_group = prev_key != Some(key);
+            // the position of the group's last copy and its index in `seq`
+            let group_end_pos = pos + (end - j) as i64;
+            let group_last = first_new + end - 1;
             // peer aggregates see the whole group
             let mut group_accs = accs.clone();
             if self.peers {
@@ -490,6 +566,54 @@ impl Over {
                                     default.clone()
                                 }
                             }
+                            WinFn::Agg {
+                                kind,
+                                arg,
+                                frame: Frame::Sliding { start, end },
+                            } => {
+                                let mut a = self.empty_acc(fi);
+                                if let Some((lo, hi)) = window(i, *start, *end, seq.len()) {
+                                    for row in &seq[lo..=hi] {
+                                        fold_value(*kind, &mut a, &row[*arg])?;
+                                    }
+                                }
+                                finish(*kind, &a)?
+                            }
+                            WinFn::Value {
+                                pick,
+                                arg,
+                                frame: Frame::Sliding { start, end },
+                            } => match window(i, *start, *end, seq.len()) {
+                                None => ScalarValue::Null,
+                                Some((lo, hi)) => {
+                                    let at = match pick {
+                                        Pick::First => Some(lo),
+                                        Pick::Last => Some(hi),
+                                        Pick::Nth(n) => Some(lo + n - 1).filter(|&at| at <= hi),
+                                    };
+                                    at.map_or(ScalarValue::Null, |at| seq[at][*arg].clone())
+                                }
+                            },
+                            WinFn::Value { pick, arg, frame } => {
+                                // a frame from the start of the partition
+                                let len = match frame {
+                                    Frame::Rows => pos,
+                                    Frame::Peers => group_end_pos,
+                                    _ => total,
+                                };
+                                let row = match pick {
+                                    Pick::First => head.first().copied(),
+                                    Pick::Nth(n) if (*n as i64) <= len => head.get(n - 1).copied(),
+                                    Pick::Nth(_) => None,
+                                    Pick::Last => match frame {
+                                        Frame::Rows => Some(args),
+                                        Frame::Peers => Some(seq[group_last]),
+                                        _ => tail,
+                                    },
+                                };
+                                row.map_or(ScalarValue::Null, |r| r[*arg].clone())
+                            }
+                            WinFn::Ntile(n) => ScalarValue::UInt64(Some(ntile(pos, total, *n))),
                             WinFn::Agg { kind, frame, .. } => {
                                 let a = match frame {
                                     Frame::Whole => totals.as_ref().map(|t| &t[fi]),
@@ -554,6 +678,18 @@ impl Over {
         Ok(Some(Delta::from_columns(&self.schema, cols, weights)?))
     }
 
+    /// A fresh accumulator of function `i`.
+    fn empty_acc(&self, i: usize) -> Acc {
+        Acc {
+            value: self
+                .acc_types
+                .get(i)
+                .and_then(|t| ScalarValue::try_from(t).ok())
+                .unwrap_or(ScalarValue::Null),
+            count: 0,
+        }
+    }
+
     /// No accumulators without aggregates (then nothing allocates).
     fn empty_accs(&self) -> Vec<Acc> {
         if !self.funcs.iter().any(|f| matches!(f, WinFn::Agg { .. })) {
@@ -583,32 +719,56 @@ impl Over {
             if !which(*frame) {
                 continue;
             }
-            let v = &args[*arg];
-            if v.is_null() {
-                continue;
-            }
-            a.count += 1;
-            a.value = match kind {
-                AggKind::Count => continue,
-                _ if a.value.is_null() => v.clone(),
-                AggKind::Sum | AggKind::Avg => add(&a.value, v)?,
-                AggKind::Min => {
-                    if v < &a.value {
-                        v.clone()
-                    } else {
-                        continue;
-                    }
-                }
-                AggKind::Max => {
-                    if v > &a.value {
-                        v.clone()
-                    } else {
-                        continue;
-                    }
-                }
-            };
+            fold_value(*kind, a, &args[*arg])?;
         }
         Ok(())
+    }
+}
+
+/// Adds one value to an accumulator (NULLs are skipped).
+fn fold_value(kind: AggKind, a: &mut Acc, v: &ScalarValue) -> Result<()> {
+    if v.is_null() {
+        return Ok(());
+    }
+    a.count += 1;
+    let better = match kind {
+        AggKind::Count => return Ok(()),
+        _ if a.value.is_null() => true,
+        AggKind::Sum | AggKind::Avg => {
+            a.value = add(&a.value, v)?;
+            return Ok(());
+        }
+        AggKind::Min => v < &a.value,
+        AggKind::Max => v > &a.value,
+    };
+    if better {
+        a.value = v.clone();
+    }
+    Ok(())
+}
+
+/// The indexes in `0..len` of the frame `start..=end` around index `i`,
+/// none when it is empty.
+fn window(i: usize, start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let i = i as i64;
+    let lo = i.saturating_add(start).max(0);
+    let hi = i.saturating_add(end).min(len as i64 - 1);
+    (lo <= hi).then(|| (lo as usize, hi as usize))
+}
+
+/// The `ntile(n)` bucket of the `pos`-th of `total` rows: the first
+/// `total % n` buckets hold one row more than the others.
+fn ntile(pos: i64, total: i64, n: u64) -> u64 {
+    let (pos, total) = (pos.max(1) as u64, total.max(1) as u64);
+    let (q, r) = (total / n, total % n);
+    if q == 0 {
+        return pos;
+    }
+    let big = r * (q + 1);
+    if pos <= big {
+        (pos - 1) / (q + 1) + 1
+    } else {
+        r + (pos - 1 - big) / q + 1
     }
 }
 

@@ -609,8 +609,7 @@ impl Lowerer<'_> {
 
     /// A window node: its functions share one PARTITION BY / ORDER BY.
     fn lower_window(&mut self, w: &datafusion::logical_expr::Window) -> Result<Input, SqlError> {
-        use crate::dataflow::over::{AggKind as WinAgg, Frame, Over, WinFn};
-        use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
+        use crate::dataflow::over::{AggKind as WinAgg, Over, Pick, WinFn};
         let in_schema = w.input.schema();
         let n_in = in_schema.fields().len();
         let mut spec: Option<(&[Expr], &[datafusion::logical_expr::SortExpr])> = None;
@@ -719,20 +718,7 @@ impl Lowerer<'_> {
                         "max" => WinAgg::Max,
                         _ => WinAgg::Avg,
                     };
-                    let frame = &p.window_frame;
-                    let frame = match (&frame.units, &frame.start_bound, &frame.end_bound) {
-                        (_, s, WindowFrameBound::Following(e)) if s.is_unbounded() && e.is_null() => Frame::Whole,
-                        (_, _, _) if p.order_by.is_empty() => Frame::Whole,
-                        (WindowFrameUnits::Rows, s, WindowFrameBound::CurrentRow) if s.is_unbounded() => Frame::Rows,
-                        (WindowFrameUnits::Range | WindowFrameUnits::Groups, s, WindowFrameBound::CurrentRow)
-                            if s.is_unbounded() =>
-                        {
-                            Frame::Peers
-                        }
-                        _ => return Err(unsupported(format!(
-                            "the window frame {frame} (running frames from UNBOUNDED PRECEDING to CURRENT ROW, or the whole partition, are supported)"
-                        ))),
-                    };
+                    let frame = frame_of(p)?;
                     let value = match p.args.as_slice() {
                         [] => Expr::Literal(ScalarValue::Int64(Some(1)), None),
                         [v] => v.clone(),
@@ -754,6 +740,48 @@ impl Lowerer<'_> {
                         frame,
                     }
                 }
+                "first_value" | "last_value" | "nth_value" => {
+                    let pick = match name.as_str() {
+                        "first_value" => Pick::First,
+                        "last_value" => Pick::Last,
+                        _ => match p
+                            .args
+                            .get(1)
+                            .and_then(literal)
+                            .and_then(|v| v.cast_to(&DataType::Int64).ok())
+                        {
+                            Some(ScalarValue::Int64(Some(n))) if n > 0 => {
+                                Pick::Nth(usize::try_from(n).unwrap_or(usize::MAX))
+                            }
+                            _ => {
+                                return Err(unsupported(
+                                    "an nth_value position that is not a positive constant",
+                                ))
+                            }
+                        },
+                    };
+                    let Some(value) = p.args.first() else {
+                        return Err(unsupported(format!("{name}() without an argument")));
+                    };
+                    WinFn::Value {
+                        pick,
+                        arg: arg(value, out_type.clone())?,
+                        frame: frame_of(p)?,
+                    }
+                }
+                "ntile" => match p
+                    .args
+                    .first()
+                    .and_then(literal)
+                    .and_then(|v| v.cast_to(&DataType::Int64).ok())
+                {
+                    Some(ScalarValue::Int64(Some(n))) if n > 0 => WinFn::Ntile(n as u64),
+                    _ => {
+                        return Err(unsupported(
+                            "an ntile bucket count that is not a positive constant",
+                        ))
+                    }
+                },
                 other => return Err(unsupported(format!("the window function {other}"))),
             };
             funcs.push(f);
@@ -1301,4 +1329,44 @@ impl Lowerer<'_> {
             arg_type,
         })
     }
+}
+
+/// The frame of a window function, where Freshet maintains it: from the
+/// partition's start to the current row (with or without its peers), the
+/// whole partition, or `ROWS BETWEEN` two offsets from the current row.
+fn frame_of(
+    p: &datafusion::logical_expr::expr::WindowFunctionParams,
+) -> Result<crate::dataflow::over::Frame, SqlError> {
+    use crate::dataflow::over::Frame;
+    use datafusion::logical_expr::{WindowFrameBound as B, WindowFrameUnits as U};
+    let frame = &p.window_frame;
+    // a bound as an offset from the current row (None: unbounded)
+    let offset = |b: &B| -> Option<i64> {
+        let n = |v: &ScalarValue| match v.cast_to(&DataType::Int64) {
+            Ok(ScalarValue::Int64(Some(n))) => Some(n),
+            _ => None,
+        };
+        match b {
+            B::CurrentRow => Some(0),
+            B::Preceding(v) => n(v).map(|n| -n),
+            B::Following(v) => n(v),
+        }
+    };
+    Ok(match (&frame.units, &frame.start_bound, &frame.end_bound) {
+        (_, s, B::Following(e)) if s.is_unbounded() && e.is_null() => Frame::Whole,
+        (U::Range | U::Groups, _, _) if p.order_by.is_empty() => Frame::Whole,
+        (U::Rows, s, B::CurrentRow) if s.is_unbounded() => Frame::Rows,
+        (U::Range | U::Groups, s, B::CurrentRow) if s.is_unbounded() => Frame::Peers,
+        (U::Rows, s, e) if !s.is_unbounded() && !e.is_unbounded() && !p.order_by.is_empty() => {
+            match (offset(s), offset(e)) {
+                (Some(start), Some(end)) => Frame::Sliding { start, end },
+                _ => return Err(unsupported(format!("the window frame {frame}"))),
+            }
+        }
+        _ => {
+            return Err(unsupported(format!(
+                "the window frame {frame} (frames from UNBOUNDED PRECEDING to CURRENT ROW, the whole partition, and ROWS BETWEEN offsets from the current row with an ORDER BY are supported)"
+            )))
+        }
+    })
 }
