@@ -753,7 +753,7 @@ fn window(i: usize, start: i64, end: i64, len: usize) -> Option<(usize, usize)> 
     let i = i as i64;
     let lo = i.saturating_add(start).max(0);
     let hi = i.saturating_add(end).min(len as i64 - 1);
-    (lo <= hi).then(|| (lo as usize, hi as usize))
+    (lo <= hi).then_some((lo as usize, hi as usize))
 }
 
 /// The `ntile(n)` bucket of the `pos`-th of `total` rows: the first
