@@ -19,6 +19,10 @@
 //!      counts (see [`quantified_as_counts`]); in a materialized view also
 //!      `NOT IN` in `WHERE`, whose null-aware anti join has no incremental
 //!      form;
+//!    * a subquery in an aggregate's argument, `FILTER` or `ORDER BY`
+//!      (`sum((SELECT …))`, `count(*) FILTER (WHERE x IN (SELECT …))`) is
+//!      computed by a projection under the aggregate, where the forms above
+//!      and the decorrelation apply, and the aggregate reads its column;
 //!    * a subquery that reads a query more than one level out is refused
 //!      (`0A000`).
 //! 2. [`DecorrelateByDomain`] (an optimizer rule, right after DataFusion's own)
@@ -205,6 +209,9 @@ fn forms_in_node(node: LogicalPlan, incremental: bool) -> Result<Transformed<Log
     }
     check_one_level(&node)?;
     match node {
+        LogicalPlan::Aggregate(a) if a.aggr_expr.iter().any(has_subquery) => {
+            aggregate_arguments_below(a, incremental)
+        }
         // EXISTS / IN as a conjunct of WHERE: DataFusion's semi and anti
         // joins take those (but NOT IN in a view: its null-aware anti join
         // has no incremental form, the counts do); anything else is
@@ -272,6 +279,80 @@ fn check_one_level(node: &LogicalPlan) -> Result<()> {
         })
     })
     .map(|_| ())
+}
+
+fn has_subquery(e: &Expr) -> bool {
+    e.exists(|e| {
+        Ok(matches!(
+            e,
+            Expr::ScalarSubquery(_)
+                | Expr::Exists(_)
+                | Expr::InSubquery(_)
+                | Expr::SetComparison(_)
+        ))
+    })
+    .unwrap_or(false)
+}
+
+/// An aggregate whose arguments, `FILTER`s or `ORDER BY`s hold subqueries:
+/// each such expression becomes a column of a projection under it (which
+/// keeps every input column), in the forms of this rule, and the aggregate
+/// reads that column; the aggregate's output names stay as they were.
+fn aggregate_arguments_below(
+    a: datafusion::logical_expr::Aggregate,
+    incremental: bool,
+) -> Result<Transformed<LogicalPlan>> {
+    let input_schema = Arc::clone(a.input.schema());
+    let mut exprs: Vec<Expr> = input_schema
+        .iter()
+        .map(|(q, f)| Expr::Column(Column::new(q.cloned(), f.name())))
+        .collect();
+    let mut n = 0usize;
+    let mut column_for = |e: Expr, exprs: &mut Vec<Expr>| -> Expr {
+        if !has_subquery(&e) {
+            return e;
+        }
+        n += 1;
+        let name = format!("__freshet_aggregate_input_{n}");
+        exprs.push(e.alias(name.clone()));
+        Expr::Column(Column::new_unqualified(name))
+    };
+    let preserver = NamePreserver::new_for_projection();
+    let mut aggr_expr = Vec::with_capacity(a.aggr_expr.len());
+    for e in a.aggr_expr {
+        let saved = preserver.save(&e);
+        let e = e
+            .transform_up(|e| match e {
+                Expr::AggregateFunction(mut f) => {
+                    let p = &mut f.params;
+                    p.args = std::mem::take(&mut p.args)
+                        .into_iter()
+                        .map(|x| column_for(x, &mut exprs))
+                        .collect();
+                    p.filter = p
+                        .filter
+                        .take()
+                        .map(|x| Box::new(column_for(*x, &mut exprs)));
+                    for o in p.order_by.iter_mut() {
+                        let x = std::mem::replace(&mut o.expr, lit(true));
+                        o.expr = column_for(x, &mut exprs);
+                    }
+                    Ok(Transformed::yes(Expr::AggregateFunction(f)))
+                }
+                other => Ok(Transformed::no(other)),
+            })?
+            .data;
+        aggr_expr.push(saved.restore(e));
+    }
+    let projection = datafusion::logical_expr::Projection::try_new(exprs, a.input)?;
+    let projection = forms_in_node(LogicalPlan::Projection(projection), incremental)?.data;
+    Ok(Transformed::yes(LogicalPlan::Aggregate(
+        datafusion::logical_expr::Aggregate::try_new(
+            Arc::new(projection),
+            a.group_expr,
+            aggr_expr,
+        )?,
+    )))
 }
 
 fn node_has_subquery(node: &LogicalPlan) -> bool {

@@ -65,6 +65,7 @@ const VIEWS: &[(&str, &str)] = &[
     ("p_not_in", "SELECT w FROM u WHERE w NOT IN (SELECT k FROM t)"),
     ("p_in_flag", "SELECT w, w IN (SELECT k FROM t WHERE v > 20) AS i, h = ANY (SELECT g FROM t) AS a FROM u"),
     ("p_first", "SELECT w, (SELECT v FROM t WHERE t.k = u.w ORDER BY v DESC LIMIT 1) AS top, (SELECT g FROM t WHERE t.k < u.w ORDER BY g LIMIT 1) AS g1 FROM u"),
+    ("p_agg_subquery", "SELECT g, sum((SELECT count(*) FROM u WHERE u.h = t.g)) AS n, count(*) FILTER (WHERE k IN (SELECT w FROM u)) AS nk, max(v) FILTER (WHERE EXISTS (SELECT 1 FROM u WHERE u.w > t.k)) AS mv FROM t GROUP BY g"),
     ("p_uncorrelated", "SELECT w, (SELECT max(v) FROM t) AS mx FROM u"),
     ("p_tumble", "SELECT window_start, window_end, count(*) AS n, sum(x) AS s, max(x) AS m FROM TUMBLE(e, ts, INTERVAL '10 seconds') GROUP BY window_start, window_end"),
     ("p_hop", "SELECT id, window_start, count(*) AS n FROM HOP(e, ts, INTERVAL '5 seconds', INTERVAL '15 seconds') WHERE x > 3 GROUP BY id, window_start"),
