@@ -16,9 +16,9 @@ pub mod lower;
 pub mod optimizer;
 pub mod parser;
 pub mod rewrite;
+pub mod setops;
 pub mod subquery;
 pub mod temporal;
-pub mod unsupported;
 pub mod values;
 
 pub use parser::{SqlParser, Statement};

@@ -70,6 +70,7 @@ pub fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
         .position(|r| r.name() == "type_coercion")
         .unwrap_or(0);
     rules.insert(at, Arc::new(super::checked::SumAsNumeric));
+    rules.insert(0, Arc::new(super::setops::SetOperationsAll));
     rules.insert(at, Arc::new(super::checked::IntegerLiterals));
     rules.push(Arc::new(super::subquery::SubqueryForms));
     rules.push(Arc::new(super::checked::CheckedArithmetic));

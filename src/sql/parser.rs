@@ -450,12 +450,10 @@ pub fn object_name(name: &ObjectName) -> Result<String, SqlError> {
 }
 
 /// What every statement goes through before DataFusion plans it: long
-/// chains balanced, then refused if still too deep or if it holds a
-/// construct DataFusion would answer differently from Postgres.
+/// chains balanced, then refused if still too deep.
 fn ready_to_plan(st: &mut ast::Statement) -> Result<(), SqlError> {
     super::depth::balance(st);
-    super::depth::check_planned(st)?;
-    super::unsupported::check(st)
+    super::depth::check_planned(st)
 }
 
 /// Whether `text` holds a backslash escape whose value is NUL (`\0`,

@@ -31,6 +31,8 @@ const VIEWS: &[(&str, &str)] = &[
     ("p_distinct", "SELECT DISTINCT g, b FROM t"),
     ("p_union_all", "SELECT k, v FROM t WHERE v < 30 UNION ALL SELECT w, w + 100 FROM u"),
     ("p_union", "SELECT g FROM t UNION SELECT h FROM u"),
+    ("p_intersect_all", "SELECT g FROM t INTERSECT ALL SELECT h FROM u"),
+    ("p_except_all", "SELECT k, g FROM t EXCEPT ALL SELECT w, h FROM u"),
     ("p_subquery", "SELECT g, n FROM (SELECT g, count(*) AS n FROM t GROUP BY g) x WHERE n >= 2"),
     ("p_cte", "WITH big AS (SELECT k, v FROM t WHERE v >= 10) SELECT k, max(v) AS m FROM big GROUP BY k"),
     ("p_filter_agg", "SELECT k, count(*) FILTER (WHERE b) AS nb FROM t GROUP BY k"),
