@@ -10,6 +10,8 @@
 //!   becomes an interval of days and time of day, as Postgres' `timestamp_mi`
 //!   computes it.
 //!
+//! * A `date` compared with a `timestamp` is the timestamp of its midnight
+//!   (`d < date '1994-01-01' + interval '1' year`); DataFusion fails.
 //! * Intervals compare by their length as Postgres counts it (a month is 30
 //!   days, a day 24 hours: `interval '1 day' < interval '25 hours'`);
 //!   DataFusion compares months, then days, then nanoseconds.
@@ -108,6 +110,25 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 Box::new(key(*left)),
                 op,
                 Box::new(key(*right)),
+            ))))
+        }
+        // a date compared with a timestamp (`d < date '…' + interval '3'
+        // month`, which became a timestamp above) is the timestamp at its
+        // midnight, as Postgres compares them
+        (DataType::Date32, t @ DataType::Timestamp(..)) if comparison => {
+            let left = Expr::Cast(Cast::new(left, t.clone()));
+            Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(left),
+                op,
+                right,
+            ))))
+        }
+        (t @ DataType::Timestamp(..), DataType::Date32) if comparison => {
+            let right = Expr::Cast(Cast::new(right, t.clone()));
+            Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                left,
+                op,
+                Box::new(right),
             ))))
         }
         _ if comparison => Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
