@@ -29,7 +29,7 @@ use crate::querygen;
 
 /// What one side answered.
 #[derive(Debug, PartialEq)]
-enum Answer {
+pub(crate) enum Answer {
     Rows {
         columns: Vec<(String, u32)>,
         rows: Vec<Vec<Option<String>>>,
@@ -84,7 +84,7 @@ fn ordered(sql: &str) -> bool {
     last_top.is_some()
 }
 
-async fn answer(c: &Client, sql: &str) -> Answer {
+pub(crate) async fn answer(c: &Client, sql: &str) -> Answer {
     if !is_query(sql) {
         return match c.batch_execute(sql).await {
             Ok(()) => Answer::Done,
@@ -119,7 +119,7 @@ async fn answer(c: &Client, sql: &str) -> Answer {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
+pub(crate) enum Verdict {
     Equal,
     Refused,
     Different,
@@ -137,7 +137,7 @@ fn evaluation_order(pg: &Answer, fr: &Answer) -> bool {
         || (data_exception(fr) && matches!(pg, Answer::Rows { .. }))
 }
 
-fn judge(pg: &Answer, fr: &Answer) -> Verdict {
+pub(crate) fn judge(pg: &Answer, fr: &Answer) -> Verdict {
     match (pg, fr) {
         (a, b) if a == b => Verdict::Equal,
         // refused, whether PostgreSQL answered or failed at run time
@@ -339,7 +339,7 @@ fn same_numeric(a: &str, b: &str) -> bool {
 /// Freshet's one scale per column, so quotients and averages show other
 /// digits — docs/sql.md, "Differences from PostgreSQL"): same columns and
 /// rows, every other value equal, numeric values equal by [`same_numeric`].
-fn differs_only_in_numeric_scale(pg: &Answer, fr: &Answer) -> bool {
+pub(crate) fn differs_only_in_numeric_scale(pg: &Answer, fr: &Answer) -> bool {
     const NUMERIC: u32 = 1700;
     let (
         Answer::Rows {
@@ -388,7 +388,7 @@ fn differs_only_in_numeric_scale(pg: &Answer, fr: &Answer) -> bool {
 }
 
 /// Where two answers part: the columns, or the first rows that differ.
-fn first_difference(pg: &Answer, fr: &Answer) -> String {
+pub(crate) fn first_difference(pg: &Answer, fr: &Answer) -> String {
     if let (
         Answer::Rows {
             columns: c1,
@@ -502,7 +502,7 @@ async fn generated_queries_match_postgres() {
 }
 
 /// An answer with its rows sorted.
-fn unordered(mut a: Answer) -> Answer {
+pub(crate) fn unordered(mut a: Answer) -> Answer {
     if let Answer::Rows { rows, .. } = &mut a {
         rows.sort();
     }

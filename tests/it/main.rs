@@ -20,5 +20,6 @@ mod raw;
 mod slt;
 mod storage;
 mod subqueries;
+mod tpch;
 mod view_errors;
 mod windows;
