@@ -6,6 +6,7 @@ mod auth;
 mod chaos;
 mod crash;
 mod differential;
+mod docs;
 mod errors;
 mod harness;
 mod joins;
