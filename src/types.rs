@@ -133,6 +133,11 @@ impl SqlType {
                 SQL_TYPE_KEY.to_string(),
                 "jsonb".to_string(),
             )])),
+            // reported as varchar (not text) wherever the column is read
+            SqlType::Varchar { .. } => f.with_metadata(HashMap::from([(
+                SQL_TYPE_KEY.to_string(),
+                "varchar".to_string(),
+            )])),
             _ => f,
         }
     }

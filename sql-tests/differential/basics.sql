@@ -97,3 +97,17 @@ SELECT b + (NULL::int * (a * 2147483647)) AS x FROM t1 ORDER BY a;
 SELECT b.ts + (b.ts - a.ts) FROM ev a JOIN ev b ON b.id = a.id + 1 ORDER BY 1;
 SELECT 1 INTERSECT ALL SELECT 1;
 SELECT 2 EXCEPT ALL SELECT 1;
+
+-- varchar columns are varchar, through joins, groupings and subqueries
+CREATE TABLE vc (id INT, name VARCHAR(10), code VARCHAR);
+INSERT INTO vc VALUES (1, 'ab', 'x'), (2, NULL, 'y');
+SELECT name, code FROM vc ORDER BY id;
+SELECT name, count(*) FROM vc GROUP BY name ORDER BY 1;
+SELECT v.name, t1.a FROM vc v JOIN t1 ON v.id = t1.a ORDER BY 2;
+SELECT * FROM (SELECT name AS n FROM vc) s ORDER BY 1;
+SELECT DISTINCT code FROM vc ORDER BY 1;
+SELECT name || 'x' FROM vc ORDER BY 1;
+SELECT upper(name) FROM vc ORDER BY 1;
+SELECT COALESCE(name, code) FROM vc ORDER BY 1;
+SELECT max(name) FROM vc;
+SELECT name FROM vc UNION SELECT code FROM vc ORDER BY 1;

@@ -89,7 +89,8 @@ impl ErrorHandler for LogErrors {
     }
 }
 
-/// Field descriptions for a result schema; jsonb columns are reported as jsonb.
+/// Field descriptions for a result schema; jsonb and varchar columns are
+/// reported as such (their values are Arrow strings, as text's are).
 fn fields(
     schema: &SchemaRef,
     format: &Format,
@@ -98,13 +99,10 @@ fn fields(
     let mut out = arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, Some(opts))?;
     for (i, f) in schema.fields().iter().enumerate() {
         let name = crate::sql::rewrite::display_name(f.name());
-        if is_jsonb(f) || name.len() != f.name().len() {
+        let declared = declared_type(f);
+        if declared.is_some() || name.len() != f.name().len() {
             let fi = &out[i];
-            let ty = if is_jsonb(f) {
-                Type::JSONB
-            } else {
-                fi.datatype().clone()
-            };
+            let ty = declared.unwrap_or_else(|| fi.datatype().clone());
             out[i] = FieldInfo::new(
                 name.to_string(),
                 fi.table_id(),
@@ -116,6 +114,18 @@ fn fields(
         }
     }
     Ok(out)
+}
+
+/// The type a string column was declared with, where it is not text.
+fn declared_type(f: &datafusion::arrow::datatypes::Field) -> Option<Type> {
+    if f.data_type() != &DataType::Utf8 {
+        return None;
+    }
+    match f.metadata().get(SQL_TYPE_KEY).map(String::as_str) {
+        Some("jsonb") => Some(Type::JSONB),
+        Some("varchar") => Some(Type::VARCHAR),
+        _ => None,
+    }
 }
 
 fn is_jsonb(f: &datafusion::arrow::datatypes::Field) -> bool {

@@ -30,8 +30,10 @@ pub fn same_shape(args: &[ColumnarValue], out: ArrayRef) -> DfResult<ColumnarVal
 
 /// The name Postgres gives the type a value of this field has.
 pub fn pg_type_name(f: &Field) -> String {
-    if f.metadata().get(SQL_TYPE_KEY).map(String::as_str) == Some("jsonb") {
-        return "jsonb".into();
+    match f.metadata().get(SQL_TYPE_KEY).map(String::as_str) {
+        Some("jsonb") => return "jsonb".into(),
+        Some("varchar") if f.data_type() == &DataType::Utf8 => return "character varying".into(),
+        _ => {}
     }
     type_name(f.data_type())
 }
