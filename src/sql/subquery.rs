@@ -225,10 +225,14 @@ fn forms_in_node(node: LogicalPlan, incremental: bool) -> Result<Transformed<Log
                     Expr::Exists(_) => c.clone().transform_up(scalar_form)?,
                     // DataFusion's null-aware anti join applies the NULL
                     // rule to the whole subquery, not to the rows a
-                    // correlation selects: a correlated NOT IN is counted
+                    // correlation selects: a correlated NOT IN is counted;
+                    // so is one of a value without columns (`NULL NOT IN
+                    // (…)` lost its filter, answering every row)
                     Expr::InSubquery(i)
                         if !(i.negated
-                            && (incremental || !i.subquery.outer_ref_columns.is_empty())) =>
+                            && (incremental
+                                || !i.subquery.outer_ref_columns.is_empty()
+                                || i.expr.column_refs().is_empty())) =>
                     {
                         c.clone().transform_up(scalar_form)?
                     }
