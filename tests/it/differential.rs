@@ -229,12 +229,7 @@ async fn differential_against_postgres() {
     let mut refused = Vec::new();
     for file in files {
         let name = file.file_stem().unwrap().to_string_lossy().to_string();
-        let schema = format!("differential_{name}_{}", std::process::id());
-        pg.batch_execute(&format!(
-            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path = {schema}"
-        ))
-        .await
-        .unwrap();
+        let schema = fresh_schema(&pg, &format!("differential_{name}")).await;
         let server = TestServer::start();
         let fr = server.connect().await;
         let (mut e, mut r, mut d) = (0, 0, 0);
@@ -424,7 +419,19 @@ pub(crate) fn first_difference(pg: &Answer, fr: &Answer) -> String {
     format!("    postgres: {}\n    freshet:  {}", show(pg), show(fr))
 }
 
-fn env_number(name: &str) -> Option<u64> {
+/// A new empty schema of PostgreSQL for one test (its name ends with this
+/// process's id), made the session's `search_path`; returns its name.
+pub(crate) async fn fresh_schema(pg: &Client, prefix: &str) -> String {
+    let schema = format!("{prefix}_{}", std::process::id());
+    pg.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path = {schema}"
+    ))
+    .await
+    .unwrap();
+    schema
+}
+
+pub(crate) fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
@@ -439,12 +446,7 @@ async fn generated_queries_match_postgres() {
     };
     let n = env_number("FRESHET_DIFF_QUERIES").unwrap_or(500) as usize;
     let seed = env_number("FRESHET_DIFF_SEED").unwrap_or(20_261_206);
-    let schema = format!("differential_generated_{}", std::process::id());
-    pg.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path = {schema}"
-    ))
-    .await
-    .unwrap();
+    let schema = fresh_schema(&pg, "differential_generated").await;
     let server = TestServer::start();
     let fr = server.connect().await;
     pg.batch_execute(&querygen::schema()).await.unwrap();
@@ -567,12 +569,7 @@ async fn generated_views_match_postgres() {
     };
     let n = env_number("FRESHET_DIFF_VIEWS").unwrap_or(200) as usize;
     let seed = env_number("FRESHET_DIFF_SEED").unwrap_or(20_261_206);
-    let schema = format!("differential_views_{}", std::process::id());
-    pg.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path = {schema}"
-    ))
-    .await
-    .unwrap();
+    let schema = fresh_schema(&pg, "differential_views").await;
     let server = TestServer::start();
     let fr = server.connect().await;
     pg.batch_execute(querygen::TABLES).await.unwrap();

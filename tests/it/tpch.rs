@@ -23,7 +23,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::differential::{
-    answer, differs_only_in_numeric_scale, first_difference, judge, unordered, Answer, Verdict,
+    answer, differs_only_in_numeric_scale, env_number, first_difference, fresh_schema, judge,
+    unordered, Answer, Verdict,
 };
 use super::harness::TestServer;
 use super::oracle::postgres;
@@ -406,16 +407,8 @@ async fn tpch_views_match_postgres() {
     let Some(pg) = postgres("tpch_views_match_postgres").await else {
         return;
     };
-    let seed = std::env::var("FRESHET_TPCH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(22);
-    let schema = format!("tpch_{}", std::process::id());
-    pg.batch_execute(&format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path = {schema}"
-    ))
-    .await
-    .unwrap();
+    let seed = env_number("FRESHET_TPCH_SEED").unwrap_or(22);
+    let schema = fresh_schema(&pg, "tpch").await;
     let server = TestServer::start();
     let fr = server.connect().await;
     pg.batch_execute(TABLES).await.unwrap();
