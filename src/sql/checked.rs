@@ -200,6 +200,98 @@ impl AnalyzerRule for IntegerLiterals {
     }
 }
 
+/// The operand types PostgreSQL's operator resolution picks where
+/// DataFusion's coercion picks others, before type coercion (which then
+/// casts the other side):
+///
+/// * `real` mixed with another number is widened to `double precision`:
+///   `1 + 2.5::real`, `2.5::real * 1.5::float8` and `nullif(1, 2.5::real)`
+///   are `double precision` there (it has no operators between `real` and
+///   integer or numeric types and picks the `float8` ones), where
+///   DataFusion would compute in `real`;
+/// * `nullif` of two integer types has the first one's type.
+#[derive(Debug, Default)]
+pub struct OperandTypes;
+
+impl AnalyzerRule for OperandTypes {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        super::optimizer::rewrite_expressions(plan, |e, schema| {
+            let real = |e: &Expr| matches!(e.get_type(schema), Ok(DataType::Float32));
+            let other_number = |e: &Expr| {
+                e.get_type(schema).is_ok_and(|t| {
+                    t != DataType::Float32
+                        && (t.is_numeric() || matches!(t, DataType::Decimal128(..)))
+                })
+            };
+            let widen = |e: Expr| {
+                if real(&e) {
+                    Expr::Cast(datafusion::logical_expr::Cast::new(
+                        Box::new(e),
+                        DataType::Float64,
+                    ))
+                } else {
+                    e
+                }
+            };
+            match e {
+                Expr::BinaryExpr(b)
+                    if matches!(
+                        b.op,
+                        Operator::Plus
+                            | Operator::Minus
+                            | Operator::Multiply
+                            | Operator::Divide
+                            | Operator::Modulo
+                    ) && ((real(&b.left) && other_number(&b.right))
+                        || (real(&b.right) && other_number(&b.left))) =>
+                {
+                    Ok(Transformed::yes(Expr::BinaryExpr(
+                        datafusion::logical_expr::BinaryExpr::new(
+                            Box::new(widen(*b.left)),
+                            b.op,
+                            Box::new(widen(*b.right)),
+                        ),
+                    )))
+                }
+                // `nullif(integer, bigint)` is `integer`: PostgreSQL has `=`
+                // between integer types, so the first argument keeps its type
+                Expr::ScalarFunction(f)
+                    if f.name() == "nullif"
+                        && f.args.len() == 2
+                        && f.args
+                            .iter()
+                            .all(|a| a.get_type(schema).is_ok_and(|t| t.is_integer()))
+                        && f.args[0].get_type(schema).ok() != f.args[1].get_type(schema).ok() =>
+                {
+                    let first = f.args[0].get_type(schema)?;
+                    Ok(Transformed::yes(Expr::Cast(
+                        datafusion::logical_expr::Cast::new(
+                            Box::new(Expr::ScalarFunction(f)),
+                            first,
+                        ),
+                    )))
+                }
+                Expr::ScalarFunction(f)
+                    if f.name() == "nullif"
+                        && f.args.len() == 2
+                        && ((real(&f.args[0]) && other_number(&f.args[1]))
+                            || (real(&f.args[1]) && other_number(&f.args[0]))) =>
+                {
+                    let args = f.args.into_iter().map(widen).collect();
+                    Ok(Transformed::yes(Expr::ScalarFunction(
+                        datafusion::logical_expr::expr::ScalarFunction::new_udf(f.func, args),
+                    )))
+                }
+                other => Ok(Transformed::no(other)),
+            }
+        })
+    }
+
+    fn name(&self) -> &str {
+        "freshet_operand_types"
+    }
+}
+
 /// The `bigint` columns of a `VALUES` list whose entries are all integer
 /// literals that fit an `integer` (or NULL) made `integer`.
 fn integer_values(v: datafusion::logical_expr::Values) -> Result<Transformed<LogicalPlan>> {

@@ -72,6 +72,11 @@ pub fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
     rules.insert(at, Arc::new(super::checked::SumAsNumeric));
     rules.insert(0, Arc::new(super::setops::SetOperationsAll));
     rules.insert(at, Arc::new(super::checked::IntegerLiterals));
+    let coercion = rules
+        .iter()
+        .position(|r| r.name() == "type_coercion")
+        .unwrap_or(0);
+    rules.insert(coercion, Arc::new(super::checked::OperandTypes));
     rules.push(Arc::new(super::subquery::SubqueryForms));
     rules.push(Arc::new(super::checked::CheckedArithmetic));
     rules.push(Arc::new(super::datetime::PostgresDatetime));

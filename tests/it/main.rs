@@ -19,6 +19,7 @@ mod psql;
 mod querygen;
 mod raw;
 mod slt;
+mod sqlite_corpus;
 mod storage;
 mod subqueries;
 mod tpch;
