@@ -208,7 +208,8 @@ impl AnalyzerRule for IntegerLiterals {
 ///   `1 + 2.5::real`, `2.5::real * 1.5::float8` and `nullif(1, 2.5::real)`
 ///   are `double precision` there (it has no operators between `real` and
 ///   integer or numeric types and picks the `float8` ones), where
-///   DataFusion would compute in `real`;
+///   DataFusion would compute in `real`; but `nullif(2.5::real, 1)` stays
+///   `real`;
 /// * `nullif` of two integer types has the first one's type.
 #[derive(Debug, Default)]
 pub struct OperandTypes;
@@ -271,11 +272,26 @@ impl AnalyzerRule for OperandTypes {
                         ),
                     )))
                 }
+                // `nullif(real, x)` is `real` (`=` between `real` and
+                // the other type keeps the left side)
                 Expr::ScalarFunction(f)
                     if f.name() == "nullif"
                         && f.args.len() == 2
-                        && ((real(&f.args[0]) && other_number(&f.args[1]))
-                            || (real(&f.args[1]) && other_number(&f.args[0]))) =>
+                        && real(&f.args[0])
+                        && other_number(&f.args[1]) =>
+                {
+                    Ok(Transformed::yes(Expr::Cast(
+                        datafusion::logical_expr::Cast::new(
+                            Box::new(Expr::ScalarFunction(f)),
+                            DataType::Float32,
+                        ),
+                    )))
+                }
+                Expr::ScalarFunction(f)
+                    if f.name() == "nullif"
+                        && f.args.len() == 2
+                        && real(&f.args[1])
+                        && other_number(&f.args[0]) =>
                 {
                     let args = f.args.into_iter().map(widen).collect();
                     Ok(Transformed::yes(Expr::ScalarFunction(

@@ -376,11 +376,33 @@ fn pg_name(e: &Expr) -> Option<String> {
             Expr::CompoundIdentifier(ids) => ids.last().map(normalize_ident),
             inner => pg_name(inner),
         },
-        Expr::Case { .. } => Some("case".to_string()),
+        // named after its ELSE when that has a name of its own (a column,
+        // a function), as Postgres' FigureColname does
+        Expr::Case { else_result, .. } => Some(
+            else_result
+                .as_deref()
+                .and_then(strong_name)
+                .unwrap_or_else(|| "case".to_string()),
+        ),
         // a scalar subquery is named after its one output column
         Expr::Subquery(q) => Some(subquery_name(q).unwrap_or_else(|| "?column?".to_string())),
         Expr::Exists { .. } => Some("exists".to_string()),
         _ => Some("?column?".to_string()),
+    }
+}
+
+/// The name an expression gives a CASE whose ELSE it is: only a name of
+/// its own (Postgres' "strong" names), not `?column?` or a type's name.
+fn strong_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Identifier(id) => Some(normalize_ident(id)),
+        Expr::CompoundIdentifier(ids) => ids.last().map(normalize_ident),
+        Expr::Nested(inner) => strong_name(inner),
+        Expr::Cast { expr, .. } => strong_name(expr),
+        Expr::Case { else_result, .. } => else_result.as_deref().and_then(strong_name),
+        Expr::Function(_) | Expr::Exists { .. } => pg_name(e),
+        Expr::Subquery(q) => subquery_name(q),
+        _ => None,
     }
 }
 
