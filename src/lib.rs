@@ -30,6 +30,7 @@ pub mod ingest;
 pub mod server;
 pub mod sql;
 pub mod store;
+pub mod txn;
 pub mod types;
 
 pub use engine::{Engine, EngineConfig, EngineError};

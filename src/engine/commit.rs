@@ -99,6 +99,13 @@ pub enum Op {
     Records {
         puts: Vec<Put>,
     },
+    /// A transaction block's writes, committed as one unit: validated
+    /// together before any is applied (every retracted row still live, no
+    /// inserted key live unless its row is retracted too), then staged into
+    /// the group's one batch.
+    Transaction {
+        changes: Vec<TxChange>,
+    },
     /// Write the views' checkpoint after this group.
     Checkpoint,
     /// After a storage failure: reopen the data directory and reload the
@@ -106,6 +113,17 @@ pub enum Op {
     Reopen,
     /// Flush and stop.
     Shutdown,
+}
+
+/// A transaction's net change to one relation: committed rows it
+/// retracts (by offset) and the rows it adds, in order. For a source only
+/// `insert`, as encoded log entries.
+#[derive(Debug)]
+pub struct TxChange {
+    pub rel: u64,
+    pub retract: Vec<u64>,
+    pub insert: Vec<RecordBatch>,
+    pub entries: Vec<EncodedEntry>,
 }
 
 /// One view's maintenance state, for `freshet_catalog`.
@@ -842,21 +860,8 @@ impl Committer {
                 entries,
             } => {
                 let r = self.rel(rel)?;
-                if let Some(k) = &r.keys {
-                    // Uniqueness against live rows and within the statement.
-                    let mut seen: HashSet<Box<[u8]>> = HashSet::new();
-                    for b in &batches {
-                        for (i, key) in k.keys(&r.def, b)?.into_iter().enumerate() {
-                            if k.map.contains_key(&key) || !seen.insert(key) {
-                                return Err(EngineError::UniqueViolation(format!(
-                                    "duplicate key value violates unique constraint \"{}_pkey\": {} already exists",
-                                    r.def.name,
-                                    describe_key(&r.def, b, i)
-                                )));
-                            }
-                        }
-                    }
-                }
+                // Uniqueness against live rows and within the statement.
+                r.check_append(&batches)?;
                 let first = r.next_offset;
                 let mut offset = first;
                 let mut rows = 0;
@@ -895,6 +900,31 @@ impl Committer {
                 insert,
                 on_conflict,
             } => self.stage_change(rel, retract, insert, on_conflict, puts),
+            Op::Transaction { changes } => {
+                for c in &changes {
+                    self.rel(c.rel)?.check_net(&c.retract, &c.insert)?;
+                }
+                let mut out = Outcome::default();
+                for c in changes {
+                    let o = if self.rel(c.rel)?.def.kind == RelationKind::Source {
+                        self.stage(
+                            Op::Append {
+                                rel: c.rel,
+                                batches: c.insert,
+                                entries: c.entries,
+                            },
+                            puts,
+                        )?
+                    } else {
+                        let schema = self.rel(c.rel)?.def.schema();
+                        let insert = concat_batches(&schema, &c.insert)?;
+                        self.stage_change(c.rel, c.retract, Some(insert), OnConflict::Error, puts)?
+                    };
+                    out.inserted += o.inserted;
+                    out.retracted += o.retracted;
+                }
+                Ok(out)
+            }
             Op::CreateRelation { def } => {
                 let id = def.id;
                 let bytes = def.to_bytes();
@@ -1009,12 +1039,100 @@ impl Committer {
     fn stage_change(
         &mut self,
         rel: u64,
-        mut retract: Vec<u64>,
+        retract: Vec<u64>,
         insert: Option<RecordBatch>,
         on_conflict: OnConflict,
         puts: &mut Vec<Put>,
     ) -> Result<Outcome> {
         let r = self.rel(rel)?;
+        let user_schema = r.def.schema();
+        let Applied {
+            old_rows,
+            retract,
+            insert,
+            first,
+        } = r.change(retract, insert, &on_conflict)?;
+        let (n_retract, n_insert) = (old_rows.num_rows(), insert.num_rows());
+        if n_retract + n_insert == 0 {
+            return Ok(Outcome {
+                inserted: 0,
+                retracted: 0,
+                first_offset: first,
+            });
+        }
+        // Retractions, then insertions, in entries of bounded size.
+        let mut at = first;
+        let empty = RecordBatch::new_empty(user_schema.clone());
+        let log = |batch: &RecordBatch, at: &mut u64, puts: &mut Vec<Put>| -> Result<()> {
+            puts.push(Put::Log {
+                rel,
+                first_offset: *at,
+                entry: entry::encode(EntryKind::Change, batch)?,
+            });
+            *at += batch.num_rows() as u64;
+            Ok(())
+        };
+        for (rows, refs) in entry::chunks(&old_rows).into_iter().scan(0usize, |k, b| {
+            let start = *k;
+            *k += b.num_rows();
+            Some((b, &retract[start..*k]))
+        }) {
+            if rows.num_rows() > 0 {
+                let batch = change_batch(&user_schema, &rows, refs, &empty)?;
+                log(&batch, &mut at, puts)?;
+            }
+        }
+        for rows in entry::chunks(&insert) {
+            if rows.num_rows() > 0 {
+                let batch = change_batch(&user_schema, &empty, &[], &rows)?;
+                log(&batch, &mut at, puts)?;
+            }
+        }
+        let delta = RelDelta {
+            rows: concat_batches(&user_schema, [&old_rows, &insert])?,
+            offsets: Some(
+                retract
+                    .iter()
+                    .map(|o| *o as i64)
+                    .chain((0..n_insert).map(|i| (first + (n_retract + i) as u64) as i64))
+                    .collect(),
+            ),
+            weights: Int64Array::from_iter_values(
+                std::iter::repeat_n(-1, n_retract).chain(std::iter::repeat_n(1, n_insert)),
+            ),
+        };
+        self.propagate(rel, delta);
+        Ok(Outcome {
+            inserted: n_insert,
+            retracted: n_retract,
+            first_offset: first,
+        })
+    }
+}
+
+/// What [`RelWork::change`] did: the retracted rows and their offsets (in
+/// the same order), the inserted rows, and the offset the change starts at
+/// (retractions first, then insertions).
+pub(crate) struct Applied {
+    pub old_rows: RecordBatch,
+    pub retract: Vec<u64>,
+    pub insert: RecordBatch,
+    pub first: u64,
+}
+
+impl RelWork {
+    /// Validates a table change against this working state and applies it:
+    /// inserted rows whose key is live conflict (an error, skipped, or
+    /// merged into an update of the live row, as `on_conflict` says); the
+    /// retracted offsets must be live rows (else a concurrent change took
+    /// them: a serialization failure). Nothing changes when it fails.
+    pub(crate) fn change(
+        &mut self,
+        mut retract: Vec<u64>,
+        insert: Option<RecordBatch>,
+        on_conflict: &OnConflict,
+    ) -> Result<Applied> {
+        let r = self;
         if r.def.kind != RelationKind::Table {
             return Err(EngineError::WrongObjectType(format!(
                 "\"{}\" is a source; sources are append-only",
@@ -1053,7 +1171,7 @@ impl Committer {
                     }
                 }
                 match k.map.get(key) {
-                    Some(&live) if !retracting.contains(&live) => match &on_conflict {
+                    Some(&live) if !retracting.contains(&live) => match on_conflict {
                         OnConflict::Error => {
                             return Err(EngineError::UniqueViolation(format!(
                                 "duplicate key value violates unique constraint \"{}_pkey\": {} already exists",
@@ -1070,7 +1188,7 @@ impl Committer {
                     _ => keep.push(true),
                 }
             }
-            if let OnConflict::Update(cols) = &on_conflict {
+            if let OnConflict::Update(cols) = on_conflict {
                 if !merges.is_empty() {
                     insert = merge_updates(&r.data, &insert, &merges, cols)?;
                     retract.extend(merges.iter().map(|(_, live)| *live));
@@ -1099,44 +1217,8 @@ impl Committer {
                 }
             }
         };
-        let n_retract = old_rows.num_rows();
-        let n_insert = insert.num_rows();
-        if n_retract + n_insert == 0 {
-            return Ok(Outcome {
-                inserted: 0,
-                retracted: 0,
-                first_offset: r.next_offset,
-            });
-        }
+        let (n_retract, n_insert) = (old_rows.num_rows(), insert.num_rows());
         let first = r.next_offset;
-        // Retractions, then insertions, in entries of bounded size.
-        let mut at = first;
-        let empty = RecordBatch::new_empty(user_schema.clone());
-        let log = |batch: &RecordBatch, at: &mut u64, puts: &mut Vec<Put>| -> Result<()> {
-            puts.push(Put::Log {
-                rel,
-                first_offset: *at,
-                entry: entry::encode(EntryKind::Change, batch)?,
-            });
-            *at += batch.num_rows() as u64;
-            Ok(())
-        };
-        for (rows, refs) in entry::chunks(&old_rows).into_iter().scan(0usize, |k, b| {
-            let start = *k;
-            *k += b.num_rows();
-            Some((b, &retract[start..*k]))
-        }) {
-            if rows.num_rows() > 0 {
-                let batch = change_batch(&user_schema, &rows, refs, &empty)?;
-                log(&batch, &mut at, puts)?;
-            }
-        }
-        for rows in entry::chunks(&insert) {
-            if rows.num_rows() > 0 {
-                let batch = change_batch(&user_schema, &empty, &[], &rows)?;
-                log(&batch, &mut at, puts)?;
-            }
-        }
         if n_retract > 0 {
             r.apply_retract(&retract, &old_rows)?;
         }
@@ -1144,25 +1226,131 @@ impl Committer {
             r.apply_insert(&insert, first + n_retract as u64)?;
         }
         r.next_offset = first + (n_retract + n_insert) as u64;
-        let delta = RelDelta {
-            rows: concat_batches(&user_schema, [&old_rows, &insert])?,
-            offsets: Some(
-                retract
-                    .iter()
-                    .map(|o| *o as i64)
-                    .chain((0..n_insert).map(|i| (first + (n_retract + i) as u64) as i64))
-                    .collect(),
-            ),
-            weights: Int64Array::from_iter_values(
-                std::iter::repeat_n(-1, n_retract).chain(std::iter::repeat_n(1, n_insert)),
-            ),
-        };
-        self.propagate(rel, delta);
-        Ok(Outcome {
-            inserted: n_insert,
-            retracted: n_retract,
-            first_offset: first,
+        Ok(Applied {
+            old_rows,
+            retract,
+            insert,
+            first,
         })
+    }
+
+    /// Whether a transaction's net change still applies here, without
+    /// changing anything: every retracted offset a live row (else another
+    /// transaction changed it since: a serialization failure), and no
+    /// inserted key live unless the row holding it is retracted too.
+    pub(crate) fn check_net(&self, retract: &[u64], insert: &[RecordBatch]) -> Result<()> {
+        if retract.iter().any(|o| self.data.locate(*o).is_none()) {
+            return Err(EngineError::SerializationFailure(
+                "could not serialize access due to concurrent update".into(),
+            ));
+        }
+        let Some(k) = &self.keys else {
+            return Ok(());
+        };
+        let retracting: HashSet<u64> = retract.iter().copied().collect();
+        let mut seen: HashSet<Box<[u8]>> = HashSet::new();
+        for b in insert {
+            for (i, key) in k.keys(&self.def, b)?.into_iter().enumerate() {
+                let live = k.map.get(&key).is_some_and(|o| !retracting.contains(o));
+                if live || !seen.insert(key) {
+                    return Err(EngineError::UniqueViolation(format!(
+                        "duplicate key value violates unique constraint \"{}_pkey\": {} already exists",
+                        self.def.name,
+                        describe_key(&self.def, b, i)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A private working copy of a relation's rows as `data` has them,
+    /// for a transaction block: offsets of new rows start at
+    /// `next_offset`; no key index until [`RelWork::index_keys`].
+    pub(crate) fn private(
+        def: Arc<RelationDef>,
+        data: Arc<RelationData>,
+        next_offset: u64,
+    ) -> RelWork {
+        RelWork {
+            def,
+            data,
+            next_offset,
+            keys: None,
+            watermark: None,
+        }
+    }
+
+    /// Builds the key index from the live rows (for a private copy).
+    pub(crate) fn index_keys(&mut self) -> Result<()> {
+        if self.keys.is_some() {
+            return Ok(());
+        }
+        let Some(mut k) = KeyIndex::new(&self.def)? else {
+            return Ok(());
+        };
+        let user = self.def.columns.len();
+        for seg in self.data.segments() {
+            let b = seg.visible()?;
+            let offsets = b.column(user).as_primitive::<Int64Type>();
+            for (i, key) in k.keys(&self.def, b)?.into_iter().enumerate() {
+                k.map.insert(key, offsets.value(i) as u64);
+            }
+        }
+        self.keys = Some(k);
+        Ok(())
+    }
+
+    /// Whether the relation has a primary key.
+    pub(crate) fn keyed(&self) -> bool {
+        !self.def.primary_key.is_empty()
+    }
+
+    /// A copy of this private working state (a savepoint).
+    pub(crate) fn try_clone(&self) -> Result<RelWork> {
+        let keys = match &self.keys {
+            None => None,
+            Some(k) => KeyIndex::new(&self.def)?.map(|mut c| {
+                c.map = k.map.clone();
+                c
+            }),
+        };
+        Ok(RelWork {
+            def: self.def.clone(),
+            data: self.data.clone(),
+            next_offset: self.next_offset,
+            keys,
+            watermark: None,
+        })
+    }
+
+    /// The encoded keys of `batch`'s rows, if the relation has a key.
+    pub(crate) fn row_keys(&self, batch: &RecordBatch) -> Result<Option<Vec<Box<[u8]>>>> {
+        match KeyIndex::new(&self.def)? {
+            Some(k) => Ok(Some(k.keys(&self.def, batch)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Fails with a unique violation if an appended row's key is live or
+    /// repeats within the batches.
+    pub(crate) fn check_append(&self, batches: &[RecordBatch]) -> Result<()> {
+        let Some(k) = &self.keys else {
+            return Ok(());
+        };
+        let mut seen: HashSet<Box<[u8]>> = HashSet::new();
+        for b in batches {
+            for (i, key) in k.keys(&self.def, b)?.into_iter().enumerate() {
+                if k.map.contains_key(&key) || !seen.insert(key) {
+                    return Err(EngineError::UniqueViolation(format!(
+                        "duplicate key value violates unique constraint \"{}_pkey\": {} already exists",
+                        self.def.name,
+                        describe_key(&self.def, b, i)
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 }
 

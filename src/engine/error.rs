@@ -21,6 +21,8 @@ pub enum EngineError {
     DataFusion(#[from] DataFusionError),
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthError),
+    #[error(transparent)]
+    Txn(#[from] crate::txn::TxnError),
     /// A value that does not fit its column (row and column in the message).
     #[error("{message}")]
     Value {

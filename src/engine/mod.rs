@@ -267,6 +267,10 @@ impl Engine {
         self.catalog.read().get(name).cloned()
     }
 
+    pub fn relation_by_id(&self, id: u64) -> Option<Arc<RelationDef>> {
+        self.catalog.read().by_id(id).cloned()
+    }
+
     pub fn relations(&self) -> Vec<Arc<RelationDef>> {
         self.catalog.read().relations().cloned().collect()
     }

@@ -93,7 +93,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("client_encoding", "UTF8"),
     ("client_min_messages", "notice"),
     ("DateStyle", "ISO, MDY"),
-    ("default_transaction_isolation", "read committed"),
+    ("default_transaction_isolation", "repeatable read"),
     ("extra_float_digits", "1"),
     ("integer_datetimes", "on"),
     ("IntervalStyle", "postgres"),
@@ -106,7 +106,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("standard_conforming_strings", "on"),
     ("statement_timeout", "0"),
     ("TimeZone", "UTC"),
-    ("transaction_isolation", "read committed"),
+    ("transaction_isolation", "repeatable read"),
     ("transaction_read_only", "off"),
 ];
 
@@ -171,8 +171,23 @@ impl Params {
                 self.values.insert(key.clone(), show_duration_ms(ms));
             }
             "transaction_isolation" | "default_transaction_isolation" => {
-                // One isolation level exists; accept the names drivers send.
-                self.values.insert(key.clone(), value.to_ascii_lowercase());
+                // One isolation level exists (snapshot isolation, which
+                // Postgres calls repeatable read): the names drivers send
+                // are accepted, and SHOW says what a block gets.
+                let v = value.to_ascii_lowercase();
+                if ![
+                    "read uncommitted",
+                    "read committed",
+                    "repeatable read",
+                    "serializable",
+                ]
+                .contains(&v.as_str())
+                {
+                    return Err(EngineError::InvalidParameterValue(format!(
+                        "invalid value for parameter \"{key}\": \"{value}\""
+                    )));
+                }
+                self.values.insert(key.clone(), "repeatable read".into());
             }
             "server_version"
             | "server_version_num"
@@ -257,10 +272,10 @@ pub struct Session {
     /// The role privileges are checked against (`current_user`; `SET
     /// ROLE` changes it).
     role: String,
-    /// When the open transaction block began (`BEGIN`): `now()` and
-    /// `current_timestamp` answer this time until it ends, as in Postgres.
-    /// Outside a block each statement is its own transaction.
-    tx_start: Option<chrono::DateTime<chrono::Utc>>,
+    /// The open transaction block (`BEGIN`), if any: its snapshot, its
+    /// uncommitted writes and its start time (`now()` inside it). Outside
+    /// a block each statement is its own transaction.
+    tx: parking_lot::Mutex<Option<crate::txn::Transaction>>,
 }
 
 impl Session {
@@ -274,7 +289,7 @@ impl Session {
             params: Params::default(),
             session_user: crate::auth::BOOTSTRAP_ROLE.to_string(),
             role: crate::auth::BOOTSTRAP_ROLE.to_string(),
-            tx_start: None,
+            tx: parking_lot::Mutex::new(None),
         };
         s.bind_role();
         s
@@ -393,14 +408,84 @@ impl Session {
     /// snapshot every scan of the statement reads.
     pub(crate) fn statement_state(&self) -> SessionState {
         let mut state = self.state.clone();
-        state.config_mut().set_extension(self.engine.snapshot());
+        let mut tx = self.tx.lock();
+        let snapshot = match tx.as_mut() {
+            Some(t) => t.snapshot(|| self.engine.snapshot()),
+            None => self.engine.snapshot(),
+        };
+        state.config_mut().set_extension(snapshot);
         // `now()` is the start of the transaction: of the open block, or
         // of this statement
         state.mark_start_execution();
-        if let Some(t) = self.tx_start {
-            state.execution_props_mut().query_execution_start_time = Some(t);
+        if let Some(t) = tx.as_ref() {
+            state.execution_props_mut().query_execution_start_time = Some(t.start);
         }
         state
+    }
+
+    /// Writes rows: committed now, or, inside a transaction block, staged
+    /// in the block until it commits.
+    pub(crate) async fn write(&self, op: super::commit::Op) -> Result<super::commit::Outcome> {
+        let op = {
+            let mut tx = self.tx.lock();
+            match tx.as_mut() {
+                Some(t) => return t.stage(&self.engine, op),
+                None => op,
+            }
+        };
+        self.engine.commit(op).await
+    }
+
+    /// The block's state as the wire reports it: `I` idle, `T` in a block,
+    /// `E` in a failed block.
+    pub fn block_status(&self) -> char {
+        match self.tx.lock().as_ref() {
+            None => 'I',
+            Some(t) if t.is_failed() => 'E',
+            Some(_) => 'T',
+        }
+    }
+
+    /// DDL inside a block takes effect at once: the relations it created
+    /// become visible to the block.
+    fn adopt_new_relations(&self) {
+        if let Some(t) = self.tx.lock().as_mut() {
+            t.adopt_new_relations(&self.engine.snapshot());
+        }
+    }
+
+    /// Whether a transaction block is open.
+    pub fn in_block(&self) -> bool {
+        self.tx.lock().is_some()
+    }
+
+    /// A statement of the open block failed: the block is aborted until
+    /// ROLLBACK (25P02 for everything else), as in Postgres.
+    pub fn fail_block(&self) {
+        if let Some(t) = self.tx.lock().as_mut() {
+            t.failed.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// The open block's failure flag, for rows that fail while they
+    /// stream after the statement returned.
+    pub fn block_failure(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+        self.tx.lock().as_ref().map(|t| t.failed.clone())
+    }
+
+    /// Fails with 25P02 if the open block is aborted and the statement
+    /// does not end it.
+    fn check_block(&self, stmt: &Statement) -> Result<()> {
+        let failed = self.tx.lock().as_ref().is_some_and(|t| t.is_failed());
+        if failed
+            && !matches!(
+                stmt,
+                Statement::Commit | Statement::Rollback | Statement::RollbackTo(_)
+            )
+        {
+            return Err(crate::txn::TxnError::Aborted.into());
+        }
+        Ok(())
     }
 
     /// Parses SQL text into statements.
@@ -432,6 +517,7 @@ impl Session {
 
     /// Plans a statement: parameter types, result columns.
     pub async fn prepare(&self, statement: Statement) -> Result<Prepared> {
+        self.check_block(&statement)?;
         let (kind, param_types, schema) = match &statement {
             Statement::InsertLiterals(lit) => {
                 let plan = write::plan_literals(self, lit)?;
@@ -699,6 +785,7 @@ impl Session {
                 self.engine
                     .create_view(def, circuit, v.if_not_exists)
                     .await?;
+                self.adopt_new_relations();
                 Ok(Output::Command {
                     tag: "CREATE MATERIALIZED VIEW",
                     rows: None,
@@ -707,6 +794,7 @@ impl Session {
             Statement::CreateRelation(c) => {
                 self.check_create()?;
                 self.engine.create_relation(c, &self.role).await?;
+                self.adopt_new_relations();
                 Ok(Output::Command {
                     tag: match c.kind {
                         RelationKind::Source => "CREATE SOURCE",
@@ -794,18 +882,62 @@ impl Session {
                 }
             },
             Statement::Begin => {
-                if self.tx_start.is_none() {
-                    self.tx_start = Some(chrono::Utc::now());
+                let mut tx = self.tx.lock();
+                if tx.is_none() {
+                    *tx = Some(crate::txn::Transaction::new(chrono::Utc::now()));
                 }
                 Ok(Output::Begin)
             }
             Statement::Commit => {
-                self.tx_start = None;
-                Ok(Output::Commit)
+                let tx = self.tx.lock().take();
+                match tx {
+                    // a failed block can only roll back
+                    Some(t) if t.is_failed() => Ok(Output::Rollback),
+                    Some(t) => {
+                        if let Some(op) = t.into_op()? {
+                            self.engine.commit(op).await?;
+                        }
+                        Ok(Output::Commit)
+                    }
+                    None => Ok(Output::Commit),
+                }
             }
             Statement::Rollback => {
-                self.tx_start = None;
+                self.tx.lock().take();
                 Ok(Output::Rollback)
+            }
+            Statement::Savepoint(name) => {
+                let mut tx = self.tx.lock();
+                let t = tx
+                    .as_mut()
+                    .ok_or(crate::txn::TxnError::NoBlock("SAVEPOINT"))?;
+                t.savepoint(name)?;
+                Ok(Output::Command {
+                    tag: "SAVEPOINT",
+                    rows: None,
+                })
+            }
+            Statement::Release(name) => {
+                let mut tx = self.tx.lock();
+                let t = tx
+                    .as_mut()
+                    .ok_or(crate::txn::TxnError::NoBlock("RELEASE SAVEPOINT"))?;
+                t.release(name)?;
+                Ok(Output::Command {
+                    tag: "RELEASE",
+                    rows: None,
+                })
+            }
+            Statement::RollbackTo(name) => {
+                let mut tx = self.tx.lock();
+                let t = tx
+                    .as_mut()
+                    .ok_or(crate::txn::TxnError::NoBlock("ROLLBACK TO SAVEPOINT"))?;
+                t.rollback_to(name)?;
+                Ok(Output::Command {
+                    tag: "ROLLBACK",
+                    rows: None,
+                })
             }
             Statement::Flush => Ok(Output::Command {
                 tag: "FLUSH",

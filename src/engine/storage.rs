@@ -72,6 +72,19 @@ pub(crate) fn write_estimate(op: &Op) -> Option<u64> {
                 + retract.len() as u64 * 16
                 + 4096,
         ),
+        Op::Transaction { changes } => Some(
+            changes
+                .iter()
+                .map(|c| {
+                    c.insert
+                        .iter()
+                        .map(|b| b.get_array_memory_size() as u64)
+                        .sum::<u64>()
+                        + c.retract.len() as u64 * 16
+                })
+                .sum::<u64>()
+                + 4096,
+        ),
         Op::CreateRelation { .. } | Op::CreateView { .. } | Op::Records { .. } => Some(64 << 10),
         _ => None,
     }

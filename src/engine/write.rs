@@ -220,6 +220,22 @@ pub async fn plan(session: &Session, stmt: &ast::Statement) -> Result<WritePlan>
     let engine = session.engine();
     match stmt {
         ast::Statement::Insert(ins) => {
+            // other dialects' INSERT forms (sqlparser reads them all)
+            if let Some(word) = [
+                (ins.or.is_some(), "OR"),
+                (ins.ignore, "IGNORE"),
+                (ins.replace_into, "REPLACE"),
+                (ins.overwrite, "OVERWRITE"),
+                (ins.priority.is_some(), "priority"),
+                (!ins.into, "table name"),
+            ]
+            .iter()
+            .find_map(|(bad, word)| bad.then_some(word))
+            {
+                return Err(EngineError::SyntaxError(format!(
+                    "syntax error at or near \"{word}\" (not a PostgreSQL INSERT)"
+                )));
+            }
             if ins.returning.is_some() {
                 return Err(unsupported("INSERT ... RETURNING"));
             }
@@ -872,12 +888,15 @@ pub async fn execute(
                 }
             };
             let outcome = match ins.on_conflict {
-                OnConflict::Error => append(&engine, &ins.rel, batches).await?,
+                OnConflict::Error => match append_op(&ins.rel, batches)? {
+                    Some(op) => session.write(op).await?,
+                    None => Outcome::default(),
+                },
                 ref c => {
                     let schema = ins.rel.schema();
                     let all = datafusion::arrow::compute::concat_batches(&schema, &batches)?;
-                    engine
-                        .commit(Op::Change {
+                    session
+                        .write(Op::Change {
                             rel: ins.rel.id,
                             retract: vec![],
                             insert: Some(all),
@@ -925,8 +944,8 @@ pub async fn execute(
                 });
             }
             let insert = datafusion::arrow::compute::concat_batches(&rel.schema(), &news)?;
-            let o = engine
-                .commit(Op::Change {
+            let o = session
+                .write(Op::Change {
                     rel: rel.id,
                     retract: offsets,
                     insert: Some(insert),
@@ -959,8 +978,8 @@ pub async fn execute(
                     rows: Some(0),
                 });
             }
-            let o = engine
-                .commit(Op::Change {
+            let o = session
+                .write(Op::Change {
                     rel: rel.id,
                     retract: offsets,
                     insert: None,
@@ -1050,25 +1069,32 @@ pub async fn append_batches(
 
 /// Appends rows to a source or (plain INSERT / COPY) a table.
 async fn append(engine: &Engine, rel: &RelationDef, batches: Vec<RecordBatch>) -> Result<Outcome> {
+    match append_op(rel, batches)? {
+        Some(op) => engine.commit(op).await,
+        None => Ok(Outcome::default()),
+    }
+}
+
+/// The op that appends rows (`None` if there are none): split into log
+/// entries of bounded size and encoded here, on the caller's thread.
+fn append_op(rel: &RelationDef, batches: Vec<RecordBatch>) -> Result<Option<Op>> {
     let batches: Vec<RecordBatch> = batches
         .iter()
         .filter(|b| b.num_rows() > 0)
         .flat_map(entry::chunks)
         .collect();
     if batches.is_empty() {
-        return Ok(Outcome::default());
+        return Ok(None);
     }
     let entries = batches
         .iter()
         .map(|b| entry::encode(EntryKind::Append, b))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    engine
-        .commit(Op::Append {
-            rel: rel.id,
-            batches,
-            entries,
-        })
-        .await
+    Ok(Some(Op::Append {
+        rel: rel.id,
+        batches,
+        entries,
+    }))
 }
 
 /// A `COPY ... FROM STDIN` in progress. Data is decoded as it arrives; the
@@ -1094,8 +1120,9 @@ impl CopyIn {
         }
     }
 
-    /// Commits everything, or reports the first error.
-    pub async fn finish(mut self, engine: &Engine) -> Result<Output> {
+    /// Commits everything (inside a transaction block: stages it there),
+    /// or reports the first error.
+    pub async fn finish(mut self, session: &Session) -> Result<Output> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
@@ -1104,7 +1131,9 @@ impl CopyIn {
             .take()
             .ok_or_else(|| EngineError::Internal("COPY finished twice".into()))?;
         let (batches, rows) = decoder.finish()?;
-        append(engine, &self.rel, batches).await?;
+        if let Some(op) = append_op(&self.rel, batches)? {
+            session.write(op).await?;
+        }
         Ok(Output::Command {
             tag: "COPY",
             rows: Some(rows),

@@ -242,6 +242,34 @@ impl Conn {
 
 #[async_trait]
 impl SimpleQueryHandler for Conn {
+    /// pgwire derives the transaction status it reports from the one
+    /// before the query and the responses; it is set first to what the
+    /// session's block says, so a COMMIT that fails still ends the block
+    /// and a ROLLBACK TO leaves a failed one.
+    async fn on_query<C>(
+        &self,
+        client: &mut C,
+        query: pgwire::messages::simplequery::Query,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let status = {
+            let session = self.session.lock().await;
+            let now = session.block_status();
+            match crate::sql::parser::block_effect(&query.query) {
+                Some(crate::sql::parser::BlockEffect::Ends) => 'I',
+                Some(crate::sql::parser::BlockEffect::Resumes) if now != 'I' => 'T',
+                _ => now,
+            }
+        };
+        client.set_transaction_status(wire_status(status));
+        self._on_query(client, query).await
+    }
+
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -292,18 +320,51 @@ impl SimpleQueryHandler for Conn {
             match result {
                 Ok(out) => {
                     let copy = matches!(out, Output::CopyIn(_));
+                    let out = watch(out, session.block_failure());
                     responses.push(self.respond(client, out, &Format::UnifiedText).await?);
                     if copy {
                         break;
                     }
                 }
                 Err(e) => {
+                    session.fail_block();
                     responses.push(Response::Error(Box::new(error_info(&e))));
                     break;
                 }
             }
         }
         Ok(responses)
+    }
+}
+
+/// Rows that fail while they stream fail the open transaction block.
+fn watch(out: Output, failure: Option<Arc<std::sync::atomic::AtomicBool>>) -> Output {
+    match (out, failure) {
+        (Output::Rows { schema, stream }, Some(flag)) => {
+            let stream = stream.inspect(move |r| {
+                if r.is_err() {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+            Output::Rows {
+                schema: schema.clone(),
+                stream: Box::pin(
+                    datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                        schema, stream,
+                    ),
+                ),
+            }
+        }
+        (out, _) => out,
+    }
+}
+
+fn wire_status(c: char) -> pgwire::messages::response::TransactionStatus {
+    use pgwire::messages::response::TransactionStatus;
+    match c {
+        'T' => TransactionStatus::Transaction,
+        'E' => TransactionStatus::Error,
+        _ => TransactionStatus::Idle,
     }
 }
 
@@ -349,7 +410,11 @@ impl QueryParser for Planner {
         }
         let conn = self.conn()?;
         let session = conn.session.lock().await;
-        let mut stmts = session.parse(sql).map_err(|e| to_pgwire(&e))?;
+        let fail = |e: EngineError| {
+            session.fail_block();
+            to_pgwire(&e)
+        };
+        let mut stmts = session.parse(sql).map_err(fail)?;
         if stmts.len() > 1 {
             return Err(to_pgwire(&EngineError::SyntaxError(
                 "cannot insert multiple commands into a prepared statement".into(),
@@ -358,7 +423,7 @@ impl QueryParser for Planner {
         let Some(stmt) = stmts.pop() else {
             return Ok(None);
         };
-        let mut p = session.prepare(stmt).await.map_err(|e| to_pgwire(&e))?;
+        let mut p = session.prepare(stmt).await.map_err(fail)?;
         // Types the client declared fill what planning left open.
         if p.param_types.len() < types.len() {
             p.param_types.resize(types.len(), None);
@@ -428,6 +493,31 @@ impl ExtendedQueryHandler for Conn {
         Arc::new(Planner(self.me.clone()))
     }
 
+    /// ReadyForQuery reports the session's block as it is.
+    async fn on_sync<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Sync,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let status = self.session.lock().await.block_status();
+        client.set_transaction_status(wire_status(status));
+        let _ = message;
+        client.portal_store().rm_portal("");
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(
+                pgwire::messages::response::ReadyForQuery::new(wire_status(status)),
+            ))
+            .await?;
+        client.flush().await?;
+        Ok(())
+    }
+
     async fn do_query<C>(
         &self,
         client: &mut C,
@@ -467,10 +557,14 @@ impl ExtendedQueryHandler for Conn {
             .await;
         match result {
             Ok(out) => {
+                let out = watch(out, session.block_failure());
                 self.respond(client, out, &portal.result_column_format)
                     .await
             }
-            Err(e) => Err(to_pgwire(&e)),
+            Err(e) => {
+                session.fail_block();
+                Err(to_pgwire(&e))
+            }
         }
     }
 }
@@ -501,8 +595,12 @@ impl CopyHandler for Conn {
                 "COPY data without a COPY in progress".into(),
             )));
         };
-        let _session = self.session.lock().await;
-        match copy.finish(&self.engine).await {
+        let session = self.session.lock().await;
+        let result = copy.finish(&session).await;
+        if result.is_err() {
+            session.fail_block();
+        }
+        match result {
             Ok(Output::Command { tag, rows }) => {
                 let mut t = Tag::new(tag);
                 if let Some(n) = rows {

@@ -39,6 +39,12 @@ pub enum Statement {
     Begin,
     Commit,
     Rollback,
+    /// `SAVEPOINT name`
+    Savepoint(String),
+    /// `RELEASE [SAVEPOINT] name`
+    Release(String),
+    /// `ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name`
+    RollbackTo(String),
     /// `FLUSH`: accepted for compatibility; every acknowledged write is
     /// already visible.
     Flush,
@@ -223,6 +229,11 @@ impl SqlParser {
             ["RESET", ..] => parse_reset(text),
             ["BEGIN", ..] | ["START", "TRANSACTION", ..] => Ok(Statement::Begin),
             ["COMMIT", ..] | ["END", ..] => Ok(Statement::Commit),
+            ["SAVEPOINT", ..] => Ok(Statement::Savepoint(savepoint_name(text, 1)?)),
+            ["RELEASE", ..] => Ok(Statement::Release(savepoint_name(text, 1)?)),
+            ["ROLLBACK", ..] if rollback_to(text).is_some() => Ok(Statement::RollbackTo(
+                rollback_to(text).ok_or_else(|| SqlError::Syntax("expected a savepoint".into()))?,
+            )),
             ["ROLLBACK", ..] | ["ABORT", ..] => Ok(Statement::Rollback),
             ["FLUSH"] => Ok(Statement::Flush),
             ["CHECKPOINT"] => Ok(Statement::Checkpoint),
@@ -826,6 +837,79 @@ fn parse_show(text: &str) -> Result<Statement, SqlError> {
     }
 }
 
+/// The words of a statement without a trailing `;`, as identifiers
+/// (unquoted ones folded to lower case, as Postgres does).
+fn statement_words(text: &str) -> Vec<String> {
+    let t = text.trim().trim_end_matches(';');
+    t.split_whitespace()
+        .map(|w| {
+            if w.len() >= 2 && w.starts_with('"') && w.ends_with('"') {
+                w[1..w.len() - 1].replace("\"\"", "\"")
+            } else {
+                w.to_ascii_lowercase()
+            }
+        })
+        .collect()
+}
+
+/// What a query string does to a transaction block, read from its text
+/// alone (for the status the wire reports): a lone `COMMIT`/`ROLLBACK`
+/// ends it whatever happens; `ROLLBACK TO` resumes it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BlockEffect {
+    Ends,
+    Resumes,
+}
+
+pub fn block_effect(text: &str) -> Option<BlockEffect> {
+    let statements = split_statements(text);
+    let [one] = statements.as_slice() else {
+        return None;
+    };
+    let w = statement_words(one);
+    match w.first().map(String::as_str) {
+        Some("rollback") if rollback_to(one).is_some() => Some(BlockEffect::Resumes),
+        Some("commit" | "end" | "rollback" | "abort") => Some(BlockEffect::Ends),
+        _ => None,
+    }
+}
+
+/// `SAVEPOINT name` / `RELEASE [SAVEPOINT] name`: the name.
+fn savepoint_name(text: &str, skip: usize) -> Result<String, SqlError> {
+    let w = statement_words(text);
+    let rest: Vec<&String> = w
+        .iter()
+        .skip(skip)
+        .skip_while(|w| w.as_str() == "savepoint")
+        .collect();
+    match rest.as_slice() {
+        [name] => Ok((*name).clone()),
+        _ => Err(SqlError::Syntax(format!(
+            "syntax error: expected {} name",
+            w.first()
+                .map(|s| s.to_ascii_uppercase())
+                .unwrap_or_default()
+        ))),
+    }
+}
+
+/// `ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name`: the name.
+fn rollback_to(text: &str) -> Option<String> {
+    let w = statement_words(text);
+    let mut it = w.iter().skip(1).peekable();
+    if matches!(it.peek().map(|s| s.as_str()), Some("work" | "transaction")) {
+        it.next();
+    }
+    if it.next().map(String::as_str) != Some("to") {
+        return None;
+    }
+    if it.peek().map(|s| s.as_str()) == Some("savepoint") {
+        it.next();
+    }
+    let name = it.next()?.clone();
+    it.next().is_none().then_some(name)
+}
+
 fn parse_set(text: &str) -> Result<Statement, SqlError> {
     let mut p = parser(text)?;
     p.expect_keyword_is(Keyword::SET).map_err(syntax)?;
@@ -846,11 +930,11 @@ fn parse_set(text: &str) -> Result<Statement, SqlError> {
             value,
         });
     }
-    if p.parse_keywords(&[Keyword::SESSION, Keyword::CHARACTERISTICS])
-        || p.parse_keyword(Keyword::TRANSACTION)
-    {
+    // (SESSION was taken above as the scope of SET)
+    if p.parse_keyword(Keyword::CHARACTERISTICS) || p.parse_keyword(Keyword::TRANSACTION) {
         // SET [SESSION CHARACTERISTICS AS] TRANSACTION ...: accepted, every
-        // statement runs at the one isolation level Freshet has.
+        // block runs at the one isolation level Freshet has (snapshot
+        // isolation; docs/sql.md).
         return Ok(Statement::Discard("SET".into()));
     }
     let name = p
@@ -1043,6 +1127,27 @@ mod tests {
         assert_eq!(c.primary_key, vec!["k1", "k2"]);
         assert!(p.parse_one("CREATE SOURCE s (id INT PRIMARY KEY)").is_err());
         assert!(p.parse_one("CREATE TABLE t (a INT,").is_err());
+    }
+
+    #[test]
+    fn savepoint_statements() {
+        let p = SqlParser::new();
+        let one = |t: &str| p.parse_one(t).unwrap();
+        assert!(matches!(one("SAVEPOINT a"), Statement::Savepoint(n) if n == "a"));
+        assert!(matches!(one("savepoint \"Mixed\";"), Statement::Savepoint(n) if n == "Mixed"));
+        assert!(matches!(one("RELEASE SAVEPOINT B"), Statement::Release(n) if n == "b"));
+        assert!(matches!(one("RELEASE b"), Statement::Release(n) if n == "b"));
+        assert!(matches!(one("ROLLBACK TO SAVEPOINT a"), Statement::RollbackTo(n) if n == "a"));
+        assert!(matches!(one("ROLLBACK WORK TO a"), Statement::RollbackTo(n) if n == "a"));
+        assert!(matches!(one("ROLLBACK"), Statement::Rollback));
+        assert!(matches!(one("ROLLBACK TRANSACTION"), Statement::Rollback));
+        assert!(p.parse_one("SAVEPOINT").is_err());
+        assert!(p.parse_one("SAVEPOINT a b").is_err());
+        assert_eq!(block_effect("COMMIT"), Some(BlockEffect::Ends));
+        assert_eq!(block_effect(" rollback ;"), Some(BlockEffect::Ends));
+        assert_eq!(block_effect("ROLLBACK TO s"), Some(BlockEffect::Resumes));
+        assert_eq!(block_effect("SELECT 1"), None);
+        assert_eq!(block_effect("COMMIT; BEGIN"), None);
     }
 
     #[test]
