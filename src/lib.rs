@@ -27,6 +27,7 @@ pub mod catalog;
 pub mod dataflow;
 pub mod engine;
 pub mod ingest;
+pub mod pgtext;
 pub mod server;
 pub mod sql;
 pub mod store;

@@ -40,10 +40,12 @@ pub enum Render {
     NumericBinary,
 }
 
-/// Replaces the listed columns by their rendering.
+/// Replaces the listed columns by their rendering (timestamptz in
+/// `zone`, the session's TimeZone).
 pub fn render(
     batch: &RecordBatch,
     columns_to_render: &[(usize, Render)],
+    zone: Option<chrono_tz::Tz>,
 ) -> Result<RecordBatch, ArrowError> {
     if columns_to_render.is_empty() {
         return Ok(batch.clone());
@@ -58,7 +60,7 @@ pub fn render(
     for &(i, how) in columns_to_render {
         match how {
             Render::PgText => {
-                columns[i] = render_array(&columns[i])?;
+                columns[i] = render_array_in(&columns[i], zone)?;
                 fields[i] = fields[i].clone().with_data_type(DataType::Utf8);
             }
             Render::JsonbBinary => {
@@ -206,7 +208,46 @@ pub fn numeric_wire(v: i128, scale: i8, out: &mut Vec<u8>) {
     }
 }
 
-fn render_array(a: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+pub fn render_array(a: &ArrayRef) -> Result<ArrayRef, ArrowError> {
+    render_array_in(a, None)
+}
+
+/// A `TimeZone` the tz database does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownZone;
+
+/// A session's `TimeZone`: `None` for UTC (and its aliases), or a named
+/// zone of the tz database (`Europe/Berlin`, any case). `Err` if unknown.
+pub fn zone(name: &str) -> Result<Option<chrono_tz::Tz>, UnknownZone> {
+    let n = name.trim();
+    if [
+        "utc",
+        "gmt",
+        "z",
+        "zulu",
+        "etc/utc",
+        "etc/gmt",
+        "universal",
+        "etc/universal",
+    ]
+    .iter()
+    .any(|u| n.eq_ignore_ascii_case(u))
+    {
+        return Ok(None);
+    }
+    match n.parse::<chrono_tz::Tz>() {
+        Ok(z) => Ok(Some(z)),
+        Err(_) => chrono_tz::TZ_VARIANTS
+            .iter()
+            .find(|z| z.name().eq_ignore_ascii_case(n))
+            .map(|z| Some(*z))
+            .ok_or(UnknownZone),
+    }
+}
+
+/// [`render_array`], with timestamptz values shown in `zone` (UTC if
+/// `None`) and that zone's offset, as Postgres shows them.
+pub fn render_array_in(a: &ArrayRef, zone: Option<chrono_tz::Tz>) -> Result<ArrayRef, ArrowError> {
     let n = a.len();
     let mut b = StringBuilder::with_capacity(n, n * 20);
     macro_rules! each {
@@ -223,7 +264,12 @@ fn render_array(a: &ArrayRef) -> Result<ArrayRef, ArrowError> {
     }
     match a.data_type() {
         DataType::Timestamp(unit, tz) => {
-            let tz = tz.is_some();
+            let with_tz = tz.is_some();
+            let timestamp_text = |us: i64, _: bool| match (with_tz, zone) {
+                (true, Some(z)) => timestamptz_text(us, z),
+                _ => timestamp_text(us, with_tz),
+            };
+            let tz = with_tz;
             match unit {
                 TimeUnit::Second => each!(a.as_primitive::<TimestampSecondType>(), |v: i64| {
                     timestamp_text(v.saturating_mul(1_000_000), tz)
@@ -282,6 +328,35 @@ pub fn timestamp_text(us: i64, with_tz: bool) -> String {
     s
 }
 
+/// Microseconds since the Unix epoch, as Postgres prints a timestamptz
+/// in a session whose TimeZone is `zone`: local time, then the offset
+/// (`-05`, `+05:30`).
+pub fn timestamptz_text(us: i64, zone: chrono_tz::Tz) -> String {
+    use chrono::Offset;
+    let secs = us.div_euclid(1_000_000);
+    let frac = us.rem_euclid(1_000_000);
+    let Some(utc) = chrono::DateTime::from_timestamp(secs, 0) else {
+        return us.to_string();
+    };
+    let local = utc.with_timezone(&zone);
+    let offset = local.offset().fix().local_minus_utc();
+    let mut s = local.naive_local().format("%Y-%m-%d %H:%M:%S").to_string();
+    if frac != 0 {
+        s.push('.');
+        s.push_str(format!("{frac:06}").trim_end_matches('0'));
+    }
+    let sign = if offset < 0 { '-' } else { '+' };
+    let o = offset.abs();
+    s.push_str(&format!("{sign}{:02}", o / 3600));
+    if o % 3600 != 0 {
+        s.push_str(&format!(":{:02}", (o % 3600) / 60));
+        if o % 60 != 0 {
+            s.push_str(&format!(":{:02}", o % 60));
+        }
+    }
+    s
+}
+
 fn exponent_form(mantissa_exp: String) -> String {
     // Rust prints `1e20` / `1.5e-5`; Postgres prints `1e+20` / `1.5e-05`.
     match mantissa_exp.split_once('e') {
@@ -327,16 +402,17 @@ fn plural(n: i64, unit: &str) -> String {
 
 /// An interval in Postgres' default (`postgres`) IntervalStyle.
 pub fn interval_text(months: i32, days: i32, us: i64) -> String {
+    // as Postgres' EncodeInterval: a positive field after a negative one
+    // gets a `+`
     let mut parts = Vec::new();
+    let mut before_negative = false;
     let (y, m) = (months / 12, months % 12);
-    if y != 0 {
-        parts.push(plural(y as i64, "year"));
-    }
-    if m != 0 {
-        parts.push(plural(m as i64, "mon"));
-    }
-    if days != 0 {
-        parts.push(plural(days as i64, "day"));
+    for (v, unit) in [(y as i64, "year"), (m as i64, "mon"), (days as i64, "day")] {
+        if v != 0 {
+            let sign = if before_negative && v > 0 { "+" } else { "" };
+            parts.push(format!("{sign}{}", plural(v, unit)));
+            before_negative = v < 0;
+        }
     }
     if us != 0 || parts.is_empty() {
         let neg = us < 0;
@@ -346,7 +422,7 @@ pub fn interval_text(months: i32, days: i32, us: i64) -> String {
         let (s, frac) = (rem / 1_000_000, rem % 1_000_000);
         let sign = if neg {
             "-"
-        } else if !parts.is_empty() && (months < 0 || days < 0) {
+        } else if before_negative {
             "+"
         } else {
             ""

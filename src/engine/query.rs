@@ -74,13 +74,21 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
         .with_option_extension(crate::sql::subquery::PlannerOptions::default());
     // `2.5` is numeric, as in Postgres (not double precision)
     config.options_mut().sql_parser.parse_float_as_decimal = true;
+    // `timestamptz` is a UTC instant (Arrow's timestamp with a zone), as
+    // stored; sessions render it in their TimeZone
+    config.options_mut().execution.time_zone = Some("+00:00".into());
     // subqueries in every form Postgres answers (sql/subquery.rs)
-    let state = datafusion::execution::SessionStateBuilder::new()
+    let mut builder = datafusion::execution::SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
         .with_analyzer_rules(crate::sql::optimizer::analyzer_rules())
-        .with_optimizer_rules(crate::sql::optimizer::optimizer_rules())
-        .build();
+        .with_optimizer_rules(crate::sql::optimizer::optimizer_rules());
+    // jsonb operators first (DataFusion's planners refuse them)
+    builder
+        .expr_planners()
+        .get_or_insert_with(Vec::new)
+        .insert(0, Arc::new(crate::sql::jsonb::JsonbOperators));
+    let state = builder.build();
     let ctx = SessionContext::new_with_state(state);
     let catalog = Arc::new(FreshetCatalog {
         engine: Arc::downgrade(engine),

@@ -162,6 +162,18 @@ impl Params {
                 self.values.insert(key.clone(), "UTF8".into());
                 return Ok((key, "UTF8".into()));
             }
+            "TimeZone" => {
+                let canonical = match crate::pgtext::zone(&value) {
+                    Ok(Some(z)) => z.name().to_string(),
+                    Ok(None) => value.clone(),
+                    Err(crate::pgtext::UnknownZone) => {
+                        return Err(EngineError::InvalidParameterValue(format!(
+                            "invalid value for parameter \"TimeZone\": \"{value}\""
+                        )))
+                    }
+                };
+                self.values.insert(key.clone(), canonical);
+            }
             "statement_timeout" => {
                 let ms = parse_duration_ms(&value).ok_or_else(|| {
                     EngineError::InvalidParameterValue(format!(

@@ -114,7 +114,10 @@ fn datafusion_state(e: &DataFusionError) -> &'static str {
                 "22003"
             } else if l.contains("subquery returned more than one row") {
                 "21000"
-            } else if l.contains("cast") || l.contains("parse") {
+            } else if l.contains("cast")
+                || l.contains("parse")
+                || l.contains("invalid input syntax")
+            {
                 "22P02"
             } else {
                 "22000"

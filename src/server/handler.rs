@@ -190,12 +190,17 @@ impl Conn {
             Output::Rows { schema, stream } => {
                 let fields = Arc::new(fields(&schema, format, format_options(client))?);
                 let text_cols = renders(&schema, &fields);
+                let zone = ["timezone", "TimeZone"]
+                    .iter()
+                    .find_map(|k| client.metadata().get(*k))
+                    .and_then(|z| text::zone(z).ok())
+                    .flatten();
                 let f2 = fields.clone();
                 let rows = stream
                     .map(move |batch| {
                         let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> =
                             match batch.map_err(EngineError::DataFusion).and_then(|b| {
-                                text::render(&b, &text_cols).map_err(EngineError::from)
+                                text::render(&b, &text_cols, zone).map_err(EngineError::from)
                             }) {
                                 Ok(b) => arrow_pg::datatypes::encode_recordbatch(f2.clone(), b),
                                 Err(e) => Box::new(std::iter::once(Err(to_pgwire(&e)))),

@@ -8,7 +8,7 @@ pub mod errors;
 pub mod guard;
 pub mod handler;
 pub mod startup;
-pub mod text;
+pub use crate::pgtext as text;
 
 use std::future::Future;
 use std::net::SocketAddr;

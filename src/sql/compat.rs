@@ -172,24 +172,9 @@ struct SpecialRegisters;
 
 impl SqlStatementRewriteRule for SpecialRegisters {
     fn rewrite(&self, mut s: Statement) -> Statement {
-        use datafusion::sql::sqlparser::ast::{
-            Function, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
-        };
+        use datafusion::sql::sqlparser::ast::FunctionArguments;
         fn call(name: &str) -> Expr {
-            Expr::Function(Function {
-                name: ObjectName::from(vec![Ident::new(name)]),
-                args: FunctionArguments::List(FunctionArgumentList {
-                    args: vec![],
-                    duplicate_treatment: None,
-                    clauses: vec![],
-                }),
-                uses_odbc_syntax: false,
-                parameters: FunctionArguments::None,
-                filter: None,
-                null_treatment: None,
-                over: None,
-                within_group: vec![],
-            })
+            call_named(name, vec![])
         }
         struct V;
         impl VisitorMut for V {
@@ -216,6 +201,31 @@ impl SqlStatementRewriteRule for SpecialRegisters {
         let _ = VisitMut::visit(&mut s, &mut V);
         s
     }
+}
+
+/// A call of the function `name` with these arguments.
+fn call_named(name: &str, args: Vec<Expr>) -> Expr {
+    use datafusion::sql::sqlparser::ast::{
+        Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
+        ObjectName,
+    };
+    Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        args: FunctionArguments::List(FunctionArgumentList {
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            duplicate_treatment: None,
+            clauses: vec![],
+        }),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    })
 }
 
 /// String literals of timestamps, dates, intervals and bytea read with
@@ -287,6 +297,12 @@ impl SqlStatementRewriteRule for PostgresLiterals {
             type Break = ();
             fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
                 let replacement = match e {
+                    // `::jsonb` (sql/jsonb.rs)
+                    Expr::Cast {
+                        expr,
+                        data_type: T::JSONB,
+                        ..
+                    } => Some(call_named("jsonb_in", vec![(**expr).clone()])),
                     Expr::Cast {
                         expr, data_type, ..
                     } => text(expr)
@@ -320,6 +336,19 @@ impl SqlStatementRewriteRule for PostgresLiterals {
                         }
                         _ => None,
                     },
+                    // EXTRACT answers an exact numeric (sql/extract.rs)
+                    Expr::Extract { field, expr, .. } => {
+                        let name = match field {
+                            datafusion::sql::sqlparser::ast::DateTimeField::Custom(id) => {
+                                id.value.clone()
+                            }
+                            other => other.to_string(),
+                        };
+                        Some(call_named(
+                            "pg_extract",
+                            vec![string(name), (**expr).clone()],
+                        ))
+                    }
                     Expr::Interval(iv) if iv.leading_field.is_none() && iv.last_field.is_none() => {
                         text(&iv.value).and_then(interval).map(|canon| {
                             let mut iv = iv.clone();

@@ -72,6 +72,26 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         }
         other => other,
     };
+    // a timestamp, interval or float cast to text reads as Postgres
+    // prints it
+    let e = match e {
+        Expr::Cast(Cast { expr, field })
+            if matches!(
+                field.data_type(),
+                DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+            ) && expr
+                .get_type(schema)
+                .is_ok_and(|t| super::functions::pg_text_renders(&t)) =>
+        {
+            let text = super::functions::pg_text(*expr);
+            return Ok(Transformed::yes(if field.data_type() == &DataType::Utf8 {
+                text
+            } else {
+                Expr::Cast(Cast::new(Box::new(text), field.data_type().clone()))
+            }));
+        }
+        other => other,
+    };
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
         return Ok(Transformed::no(e));
     };

@@ -12,9 +12,17 @@ use crate::types::SQL_TYPE_KEY;
 
 /// The functions of this module, to register in a session.
 pub fn all() -> Vec<ScalarUDF> {
-    vec![ScalarUDF::new_from_impl(PgTypeof {
-        signature: Signature::any(1, Volatility::Immutable),
-    })]
+    let mut fs = super::jsonb::functions();
+    fs.extend([
+        ScalarUDF::new_from_impl(PgTypeof {
+            signature: Signature::any(1, Volatility::Immutable),
+        }),
+        super::extract::udf(),
+        ScalarUDF::new_from_impl(ClockTimestamp {
+            signature: Signature::nullary(Volatility::Volatile),
+        }),
+    ]);
+    fs
 }
 
 /// A function's result in the shape of its arguments: a scalar when every
@@ -95,6 +103,86 @@ impl ScalarUDFImpl for PgTypeof {
             None => "unknown".into(),
         };
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
+    }
+}
+
+/// `clock_timestamp()`: the time now, changing within a statement (unlike
+/// `now()`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ClockTimestamp {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ClockTimestamp {
+    fn name(&self) -> &str {
+        "clock_timestamp"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Timestamp(
+            datafusion::arrow::datatypes::TimeUnit::Microsecond,
+            Some("+00:00".into()),
+        ))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let n = args.number_rows.max(1);
+        let values: Vec<i64> = (0..n)
+            .map(|_| chrono::Utc::now().timestamp_micros())
+            .collect();
+        let a = datafusion::arrow::array::TimestampMicrosecondArray::from(values)
+            .with_timezone("+00:00");
+        if args.number_rows == 0 || args.args.is_empty() && args.number_rows == 1 {
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&a, 0)?));
+        }
+        Ok(ColumnarValue::Array(std::sync::Arc::new(a)))
+    }
+}
+
+/// The cast of a timestamp, interval or float to text, in Postgres' text
+/// form (Arrow's cast writes `2020-01-01T12:00:00`, `1 days 2 hours`).
+pub fn pg_text(e: datafusion::logical_expr::Expr) -> datafusion::logical_expr::Expr {
+    ScalarUDF::new_from_impl(PgText {
+        signature: Signature::any(1, Volatility::Immutable),
+    })
+    .call(vec![e])
+}
+
+/// Whether `pg_text` renders values of this type (where a cast to text
+/// would differ from Postgres).
+pub fn pg_text_renders(t: &DataType) -> bool {
+    crate::pgtext::needs_text(t)
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgText {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for PgText {
+    fn name(&self) -> &str {
+        "pg_text"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let Some(a) = arrays.first() else {
+            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
+        };
+        let out = crate::pgtext::render_array(a)?;
+        same_shape(&args.args, out)
     }
 }
 

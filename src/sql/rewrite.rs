@@ -352,22 +352,38 @@ pub fn output_names(q: &mut Query) {
 fn pg_name(e: &Expr) -> Option<String> {
     match e {
         Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
+        // `x::jsonb`, as `sql::compat` spells it
+        Expr::Function(f) if f.name.to_string() == "jsonb_in" => match &f.args {
+            datafusion::sql::sqlparser::ast::FunctionArguments::List(l) => match l.args.first() {
+                Some(datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
+                    datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(inner),
+                )) => strong_name(inner).or_else(|| Some("jsonb".into())),
+                _ => Some("jsonb".into()),
+            },
+            _ => Some("jsonb".into()),
+        },
         Expr::Function(f) => f
             .name
             .0
             .last()
             .and_then(|p| p.as_ident())
-            .map(|id| id.value.to_ascii_lowercase()),
+            .map(|id| id.value.to_ascii_lowercase())
+            // EXTRACT, as `sql::compat` spells it
+            .map(|n| {
+                if n == "pg_extract" {
+                    "extract".into()
+                } else {
+                    n
+                }
+            }),
         Expr::Cast {
             expr, data_type, ..
         } => match expr.as_ref() {
             Expr::Identifier(id) => Some(normalize_ident(id)),
             Expr::CompoundIdentifier(ids) => ids.last().map(normalize_ident),
-            inner => match pg_name(inner) {
-                // a constant has no name of its own: the type's
-                Some(n) if n == "?column?" => Some(type_column_name(data_type)),
-                other => other,
-            },
+            // a name of its own wins; else (a constant, an operator, a
+            // cast of a constant) the type's
+            inner => Some(strong_name(inner).unwrap_or_else(|| type_column_name(data_type))),
         },
         Expr::TypedString(ts) => Some(type_column_name(&ts.data_type)),
         Expr::Interval(_) => Some("interval".to_string()),
@@ -387,6 +403,7 @@ fn pg_name(e: &Expr) -> Option<String> {
         // a scalar subquery is named after its one output column
         Expr::Subquery(q) => Some(subquery_name(q).unwrap_or_else(|| "?column?".to_string())),
         Expr::Exists { .. } => Some("exists".to_string()),
+        Expr::Extract { .. } => Some("extract".to_string()),
         _ => Some("?column?".to_string()),
     }
 }
@@ -427,6 +444,7 @@ fn type_column_name(t: &datafusion::sql::sqlparser::ast::DataType) -> String {
             _ => "timestamp".into(),
         },
         T::Interval { .. } => "interval".into(),
+        T::JSONB => "jsonb".into(),
         other => other.to_string().to_ascii_lowercase(),
     }
 }
