@@ -226,13 +226,15 @@ fn forms_in_node(node: LogicalPlan, incremental: bool) -> Result<Transformed<Log
                     // DataFusion's null-aware anti join applies the NULL
                     // rule to the whole subquery, not to the rows a
                     // correlation selects: a correlated NOT IN is counted;
-                    // so is one of a value without columns (`NULL NOT IN
-                    // (…)` lost its filter, answering every row)
+                    // so is one of anything but a column (`NULL NOT IN
+                    // (…)` lost its filter, answering every row, and so did
+                    // `coalesce(10, o.id) NOT IN (…)`, which the optimizer
+                    // folds to a constant after this rule)
                     Expr::InSubquery(i)
                         if !(i.negated
                             && (incremental
                                 || !i.subquery.outer_ref_columns.is_empty()
-                                || i.expr.column_refs().is_empty())) =>
+                                || !is_column(&i.expr))) =>
                     {
                         c.clone().transform_up(scalar_form)?
                     }
@@ -253,6 +255,16 @@ fn forms_in_node(node: LogicalPlan, incremental: bool) -> Result<Transformed<Log
             )?)))
         }
         other => super::optimizer::rewrite_node_expressions(other, any_form),
+    }
+}
+
+/// A column, possibly cast.
+fn is_column(e: &Expr) -> bool {
+    match e {
+        Expr::Column(_) => true,
+        Expr::Cast(c) => is_column(&c.expr),
+        Expr::TryCast(c) => is_column(&c.expr),
+        _ => false,
     }
 }
 
