@@ -466,6 +466,93 @@ impl Session {
         }
     }
 
+    /// `TRUNCATE`: every live row of each table retracted, all tables in
+    /// one commit (or in the open block). Sources keep their history.
+    async fn truncate(&self, names: &[String]) -> Result<()> {
+        let mut rels = Vec::new();
+        for name in names {
+            let rel = self.engine.relation(name).ok_or_else(|| {
+                EngineError::from(crate::catalog::CatalogError::NotFound(name.clone()))
+            })?;
+            match rel.kind {
+                RelationKind::Table => {}
+                RelationKind::Source => {
+                    return Err(EngineError::WrongObjectType(format!(
+                        "cannot truncate source \"{name}\": a source's log is append-only; \
+                         old events leave it by retention, not by TRUNCATE"
+                    )))
+                }
+                RelationKind::View => {
+                    return Err(EngineError::WrongObjectType(format!(
+                        "cannot truncate materialized view \"{name}\""
+                    )))
+                }
+            }
+            crate::auth::check(
+                &self.engine.access().roles,
+                &self.role,
+                &rel,
+                crate::auth::Privilege::Delete,
+            )?;
+            if !rels
+                .iter()
+                .any(|r: &Arc<crate::catalog::RelationDef>| r.id == rel.id)
+            {
+                rels.push(rel);
+            }
+        }
+        // (locks in id order: two TRUNCATEs never wait on each other)
+        rels.sort_by_key(|r| r.id);
+        let locks: Vec<_> = rels.iter().map(|r| self.engine.table_lock(r.id)).collect();
+        let mut guards = Vec::with_capacity(locks.len());
+        for l in &locks {
+            guards.push(l.lock().await);
+        }
+        let snapshot = match self.tx.lock().as_mut() {
+            Some(t) => t.snapshot(|| self.engine.snapshot()),
+            None => self.engine.snapshot(),
+        };
+        let mut ops = Vec::new();
+        for rel in &rels {
+            let Some(data) = snapshot.relation(rel.id) else {
+                continue;
+            };
+            let user = rel.columns.len();
+            let mut retract = Vec::with_capacity(data.live_rows());
+            for seg in data.segments() {
+                let b = seg.visible()?;
+                let offsets = datafusion::arrow::array::AsArray::as_primitive::<
+                    datafusion::arrow::datatypes::Int64Type,
+                >(b.column(user));
+                retract.extend(offsets.values().iter().map(|o| *o as u64));
+            }
+            if !retract.is_empty() {
+                ops.push(super::commit::Op::Change {
+                    rel: rel.id,
+                    retract,
+                    insert: None,
+                    on_conflict: super::commit::OnConflict::Error,
+                });
+            }
+        }
+        let in_block = self.in_block();
+        if in_block || ops.len() <= 1 {
+            for op in ops {
+                self.write(op).await?;
+            }
+            return Ok(());
+        }
+        // several tables outside a block: one transaction of their own
+        let mut t = crate::txn::Transaction::new(chrono::Utc::now());
+        for op in ops {
+            t.stage(&self.engine, op)?;
+        }
+        if let Some(op) = t.into_op()? {
+            self.engine.commit(op).await?;
+        }
+        Ok(())
+    }
+
     /// Whether a transaction block is open.
     pub fn in_block(&self) -> bool {
         self.tx.lock().is_some()
@@ -917,6 +1004,13 @@ impl Session {
             Statement::Rollback => {
                 self.tx.lock().take();
                 Ok(Output::Rollback)
+            }
+            Statement::Truncate(names) => {
+                self.truncate(names).await?;
+                Ok(Output::Command {
+                    tag: "TRUNCATE TABLE",
+                    rows: None,
+                })
             }
             Statement::Savepoint(name) => {
                 let mut tx = self.tx.lock();

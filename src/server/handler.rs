@@ -364,6 +364,36 @@ fn watch(out: Output, failure: Option<Arc<std::sync::atomic::AtomicBool>>) -> Ou
     }
 }
 
+/// A Describe's answer whose NoData is decided by the statement having no
+/// result, not by its having no fields.
+struct Described {
+    parameters: Option<Vec<Type>>,
+    fields: Vec<FieldInfo>,
+    no_data: bool,
+}
+
+impl pgwire::api::results::DescribeResponse for Described {
+    fn parameters(&self) -> Option<&[Type]> {
+        self.parameters.as_deref()
+    }
+
+    fn fields(&self) -> &[FieldInfo] {
+        &self.fields
+    }
+
+    fn no_data() -> Self {
+        Described {
+            parameters: None,
+            fields: vec![],
+            no_data: true,
+        }
+    }
+
+    fn is_no_data(&self) -> bool {
+        self.no_data
+    }
+}
+
 fn wire_status(c: char) -> pgwire::messages::response::TransactionStatus {
     use pgwire::messages::response::TransactionStatus;
     match c {
@@ -498,6 +528,46 @@ impl ExtendedQueryHandler for Conn {
         Arc::new(Planner(self.me.clone()))
     }
 
+    /// As pgwire's, but a statement without a result (INSERT, UPDATE, …
+    /// without RETURNING) is described with NoData, as PostgreSQL does —
+    /// also when it has parameters (JDBC's `executeBatch` reads an empty
+    /// RowDescription as a result set, and counts 0 rows).
+    async fn on_describe<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Describe,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use pgwire::api::query::send_describe_response;
+        use pgwire::api::store::Entry;
+        let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
+        if message.target_type == pgwire::messages::extendedquery::TARGET_TYPE_BYTE_STATEMENT {
+            if let Some(Entry::Value(stmt)) = client.portal_store().get_statement(name) {
+                let d = self.do_describe_statement(client, &stmt).await?;
+                let described = Described {
+                    parameters: Some(d.parameters),
+                    fields: d.fields,
+                    no_data: stmt.statement.schema.is_none(),
+                };
+                return send_describe_response(client, &described).await;
+            }
+        } else if let Some(Entry::Value(portal)) = client.portal_store().get_portal(name) {
+            let d = self.do_describe_portal(client, &portal).await?;
+            let described = Described {
+                parameters: None,
+                fields: d.fields,
+                no_data: portal.statement.statement.schema.is_none(),
+            };
+            return send_describe_response(client, &described).await;
+        }
+        self._on_describe(client, message).await
+    }
+
     /// ReadyForQuery reports the session's block as it is.
     async fn on_sync<C>(
         &self,
@@ -513,7 +583,7 @@ impl ExtendedQueryHandler for Conn {
         let status = self.session.lock().await.block_status();
         client.set_transaction_status(wire_status(status));
         let _ = message;
-        client.portal_store().rm_portal("");
+        client.portal_store().rm_portal(pgwire::api::DEFAULT_NAME);
         client
             .send(PgWireBackendMessage::ReadyForQuery(
                 pgwire::messages::response::ReadyForQuery::new(wire_status(status)),

@@ -39,6 +39,9 @@ pub enum Statement {
     Begin,
     Commit,
     Rollback,
+    /// `TRUNCATE [TABLE] [ONLY] name [, …] [RESTART | CONTINUE IDENTITY]
+    /// [CASCADE | RESTRICT]`
+    Truncate(Vec<String>),
     /// `SAVEPOINT name`
     Savepoint(String),
     /// `RELEASE [SAVEPOINT] name`
@@ -229,6 +232,7 @@ impl SqlParser {
             ["RESET", ..] => parse_reset(text),
             ["BEGIN", ..] | ["START", "TRANSACTION", ..] => Ok(Statement::Begin),
             ["COMMIT", ..] | ["END", ..] => Ok(Statement::Commit),
+            ["TRUNCATE", ..] => parse_truncate(text),
             ["SAVEPOINT", ..] => Ok(Statement::Savepoint(savepoint_name(text, 1)?)),
             ["RELEASE", ..] => Ok(Statement::Release(savepoint_name(text, 1)?)),
             ["ROLLBACK", ..] if rollback_to(text).is_some() => Ok(Statement::RollbackTo(
@@ -732,6 +736,22 @@ fn parse_create_view(text: &str, explain: bool) -> Result<Statement, SqlError> {
     }
 }
 
+fn parse_truncate(text: &str) -> Result<Statement, SqlError> {
+    let mut p = parser(text)?;
+    p.expect_keyword_is(Keyword::TRUNCATE).map_err(syntax)?;
+    let _ = p.parse_keyword(Keyword::TABLE);
+    let _ = p.parse_keyword(Keyword::ONLY);
+    let names = object_names(&mut p)?;
+    if p.parse_keyword(Keyword::RESTART) || p.parse_keyword(Keyword::CONTINUE) {
+        p.expect_keyword_is(Keyword::IDENTITY).map_err(syntax)?;
+    }
+    if !p.parse_keyword(Keyword::CASCADE) {
+        let _ = p.parse_keyword(Keyword::RESTRICT);
+    }
+    expect_end(&mut p)?;
+    Ok(Statement::Truncate(names))
+}
+
 fn parse_drop(text: &str) -> Result<Statement, SqlError> {
     let mut p = parser(text)?;
     p.expect_keyword_is(Keyword::DROP).map_err(syntax)?;
@@ -1140,6 +1160,10 @@ mod tests {
         assert!(matches!(one("ROLLBACK TO SAVEPOINT a"), Statement::RollbackTo(n) if n == "a"));
         assert!(matches!(one("ROLLBACK WORK TO a"), Statement::RollbackTo(n) if n == "a"));
         assert!(matches!(one("ROLLBACK"), Statement::Rollback));
+        assert!(
+            matches!(one("TRUNCATE TABLE a, \"B\" RESTART IDENTITY CASCADE"), Statement::Truncate(n) if n == ["a", "B"])
+        );
+        assert!(matches!(one("truncate t"), Statement::Truncate(n) if n == ["t"]));
         assert!(matches!(one("ROLLBACK TRANSACTION"), Statement::Rollback));
         assert!(p.parse_one("SAVEPOINT").is_err());
         assert!(p.parse_one("SAVEPOINT a b").is_err());

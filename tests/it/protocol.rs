@@ -141,3 +141,61 @@ async fn session_parameters() {
     let v: String = c.query_one("SELECT version()", &[]).await.unwrap().get(0);
     assert!(v.starts_with("PostgreSQL "), "{v}");
 }
+
+/// Describe of a statement without a result (INSERT without RETURNING,
+/// SET) answers ParameterDescription then NoData, as PostgreSQL does; a
+/// query answers a RowDescription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_of_a_write_is_no_data() {
+    use crate::raw::{msg, Raw};
+    let server = TestServer::start();
+    let c = server.connect().await;
+    c.batch_execute("CREATE TABLE d (a INT, b TEXT)")
+        .await
+        .unwrap();
+    let mut r = Raw::connect(server.port).await;
+    let describe = |sql: &str| {
+        let mut m = msg(b'P', format!("\0{sql}\0\0\0").as_bytes());
+        m.extend(msg(b'D', b"S\0"));
+        m.extend(msg(b'S', b""));
+        m
+    };
+    let kinds = |msgs: &[(u8, Vec<u8>)]| msgs.iter().map(|(t, _)| *t as char).collect::<String>();
+    r.send(&describe("INSERT INTO d VALUES ($1, $2)")).await;
+    assert_eq!(kinds(&r.until_ready().await), "1tnZ");
+    r.send(&describe("SET TimeZone = 'UTC'")).await;
+    assert_eq!(kinds(&r.until_ready().await), "1tnZ");
+    r.send(&describe("SELECT a FROM d WHERE b = $1")).await;
+    assert_eq!(kinds(&r.until_ready().await), "1tTZ");
+}
+
+/// ReadyForQuery carries the transaction status: I, T, E; a failed COMMIT
+/// ends the block; ROLLBACK TO resumes a failed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_for_query_reports_the_block() {
+    use crate::raw::{msg, Raw};
+    let server = TestServer::start();
+    let mut r = Raw::connect(server.port).await;
+    let mut status = async |sql: &str| {
+        r.send(&msg(b'Q', format!("{sql}\0").as_bytes())).await;
+        let msgs = r.until_ready().await;
+        msgs.last().map(|(_, b)| b[0] as char).unwrap_or('?')
+    };
+    assert_eq!(status("CREATE TABLE k (id INT PRIMARY KEY)").await, 'I');
+    assert_eq!(status("BEGIN").await, 'T');
+    assert_eq!(status("SAVEPOINT s").await, 'T');
+    assert_eq!(status("SELECT 1/0").await, 'E');
+    assert_eq!(status("SELECT 1").await, 'E');
+    assert_eq!(status("ROLLBACK TO s").await, 'T');
+    assert_eq!(status("INSERT INTO k VALUES (1)").await, 'T');
+    assert_eq!(status("COMMIT").await, 'I');
+    // a COMMIT that fails (a concurrent insert of the same key) still ends it
+    assert_eq!(status("BEGIN; INSERT INTO k VALUES (2)").await, 'T');
+    let other = server.connect().await;
+    other
+        .batch_execute("INSERT INTO k VALUES (2)")
+        .await
+        .unwrap();
+    assert_eq!(status("COMMIT").await, 'I');
+    assert_eq!(status("SELECT 1").await, 'I');
+}
