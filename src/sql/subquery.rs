@@ -231,10 +231,10 @@ fn forms_in_node(node: LogicalPlan, incremental: bool) -> Result<Transformed<Log
                     // `coalesce(10, o.id) NOT IN (…)`, which the optimizer
                     // folds to a constant after this rule)
                     Expr::InSubquery(i)
-                        if !(i.negated
-                            && (incremental
-                                || !i.subquery.outer_ref_columns.is_empty()
-                                || !is_column(&i.expr))) =>
+                        if !i.negated
+                            || (!incremental
+                                && i.subquery.outer_ref_columns.is_empty()
+                                && is_column(&i.expr)) =>
                     {
                         c.clone().transform_up(scalar_form)?
                     }
