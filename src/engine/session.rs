@@ -38,6 +38,12 @@ pub enum Output {
     },
     /// `COPY ... FROM STDIN` waits for data.
     CopyIn(Box<CopyIn>),
+    /// `COPY ... TO STDOUT`: rows to write out in `format`.
+    CopyOut {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        format: crate::ingest::copy::CopyFormat,
+    },
     /// A parameter was set; reportable ones are sent to the client.
     Set {
         name: String,
@@ -65,6 +71,8 @@ pub enum PreparedKind {
     Query(Box<LogicalPlan>),
     /// INSERT, UPDATE, DELETE, COPY FROM.
     Write(Box<WritePlan>),
+    /// COPY TO STDOUT: a query and the format of its rows.
+    CopyOut(Box<LogicalPlan>, crate::ingest::copy::CopyFormat),
 }
 
 /// Session parameters (`SET` / `SHOW`).
@@ -624,6 +632,16 @@ impl Session {
                 (PreparedKind::Write(Box::new(plan)), vec![], schema)
             }
             Statement::Sql(ast) => match ast.as_ref() {
+                ast::Statement::Copy { to: true, .. } => {
+                    let Some((query, format)) = write::copy_out_query(ast)? else {
+                        return Err(EngineError::Internal("COPY TO without a query".into()));
+                    };
+                    let plan = self
+                        .plan_query(&ast::Statement::Query(Box::new(query)))
+                        .await?;
+                    let params = param_types(&plan)?;
+                    (PreparedKind::CopyOut(Box::new(plan), format), params, None)
+                }
                 ast::Statement::Insert(_)
                 | ast::Statement::Update(_)
                 | ast::Statement::Delete(_)
@@ -833,6 +851,21 @@ impl Session {
             PreparedKind::Write(plan) => {
                 self.check_write(&p.statement, plan)?;
                 write::execute(self, plan, params).await
+            }
+            PreparedKind::CopyOut(plan, format) => {
+                self.check_reads(plan, None)?;
+                let state = self.statement_state();
+                let plan = bind(plan, params)?;
+                let (schema, stream) = self
+                    .engine
+                    .queries()
+                    .run(state, plan, super::exec::deadline())
+                    .await?;
+                Ok(Output::CopyOut {
+                    schema,
+                    stream,
+                    format: format.clone(),
+                })
             }
             PreparedKind::Direct => self.execute_direct(&p.statement).await,
         }

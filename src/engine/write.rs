@@ -564,6 +564,54 @@ async fn plan_internal(session: &Session, sql: &str) -> Result<LogicalPlan> {
         .await?)
 }
 
+/// `COPY table [(columns)] | (query) TO STDOUT [WITH (…)]`: the query
+/// whose rows are written out, and their format.
+pub fn copy_out_query(stmt: &ast::Statement) -> Result<Option<(ast::Query, CopyFormat)>> {
+    let ast::Statement::Copy {
+        source,
+        to: true,
+        target,
+        options,
+        legacy_options,
+        ..
+    } = stmt
+    else {
+        return Ok(None);
+    };
+    if !matches!(target, CopyTarget::Stdout) {
+        return Err(EngineError::Unsupported(
+            "COPY TO a file or program on the server is not supported; use COPY ... TO STDOUT (psql: \\copy)".into(),
+        ));
+    }
+    let format = copy_format(options, legacy_options)?;
+    let query = match source {
+        CopySource::Query(q) => (**q).clone(),
+        CopySource::Table {
+            table_name,
+            columns,
+        } => {
+            let cols = if columns.is_empty() {
+                "*".to_string()
+            } else {
+                columns
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let sql = format!("SELECT {cols} FROM {table_name}");
+            let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+            let mut parsed = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, &sql)
+                .map_err(|e| EngineError::SyntaxError(e.to_string()))?;
+            match parsed.pop() {
+                Some(ast::Statement::Query(q)) => *q,
+                _ => return Err(EngineError::Internal("COPY TO: no query".into())),
+            }
+        }
+    };
+    Ok(Some((query, format)))
+}
+
 fn copy_format(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<CopyFormat> {
     let mut kind = CopyFormatKind::Text;
     for o in options {

@@ -159,6 +159,15 @@ fn renders(schema: &SchemaRef, fields: &[FieldInfo]) -> Vec<(usize, text::Render
         .collect()
 }
 
+/// The session's TimeZone, for timestamptz text (`None`: UTC).
+fn session_zone<C: ClientInfo>(client: &C) -> Option<chrono_tz::Tz> {
+    ["timezone", "TimeZone"]
+        .iter()
+        .find_map(|k| client.metadata().get(*k))
+        .and_then(|z| text::zone(z).ok())
+        .flatten()
+}
+
 fn format_options<C: ClientInfo>(client: &C) -> Arc<FormatOptions> {
     Arc::new(FormatOptions::from_client_metadata(client.metadata()))
 }
@@ -190,11 +199,7 @@ impl Conn {
             Output::Rows { schema, stream } => {
                 let fields = Arc::new(fields(&schema, format, format_options(client))?);
                 let text_cols = renders(&schema, &fields);
-                let zone = ["timezone", "TimeZone"]
-                    .iter()
-                    .find_map(|k| client.metadata().get(*k))
-                    .and_then(|z| text::zone(z).ok())
-                    .flatten();
+                let zone = session_zone(client);
                 let f2 = fields.clone();
                 let rows = stream
                     .map(move |batch| {
@@ -209,6 +214,51 @@ impl Conn {
                     })
                     .flatten();
                 Response::Query(QueryResponse::new(fields, rows))
+            }
+            Output::CopyOut {
+                schema,
+                stream,
+                format: copy,
+            } => {
+                let fields = Arc::new(fields(
+                    &schema,
+                    &Format::UnifiedText,
+                    format_options(client),
+                )?);
+                let text_cols = renders(&schema, &fields);
+                let zone = session_zone(client);
+                let columns = fields.len();
+                // (the header travels with the first row: pgwire counts the
+                // CopyData messages for the command tag, `COPY n`)
+                let header = Arc::new(parking_lot::Mutex::new(
+                    copy.header.then(|| super::copy_out::header(&fields, &copy)),
+                ));
+                let header_left = header.clone();
+                let lines = stream
+                    .map(move |batch| {
+                        let lines = match batch.map_err(EngineError::DataFusion).and_then(|b| {
+                            text::render(&b, &text_cols, zone).map_err(EngineError::from)
+                        }) {
+                            Ok(b) => super::copy_out::batch_lines(fields.clone(), b, &copy),
+                            Err(e) => vec![Err(to_pgwire(&e))],
+                        };
+                        stream::iter(lines)
+                    })
+                    .flatten()
+                    .map(move |line| match (header.lock().take(), line) {
+                        (Some(mut h), Ok(l)) => {
+                            h.extend_from_slice(&l.data);
+                            Ok(pgwire::messages::copy::CopyData::new(bytes::Bytes::from(h)))
+                        }
+                        (_, other) => other,
+                    })
+                    // no rows: the header alone
+                    .chain(stream::iter(std::iter::from_fn(move || {
+                        header_left.lock().take().map(|h| {
+                            Ok(pgwire::messages::copy::CopyData::new(bytes::Bytes::from(h)))
+                        })
+                    })));
+                Response::CopyOut(CopyResponse::new(0, columns, lines))
             }
             Output::Command { tag, rows } => {
                 let mut t = Tag::new(tag);

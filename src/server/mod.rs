@@ -4,6 +4,7 @@
 //! bound to that connection's [`Session`]. The server never touches the
 //! store or the dataflow: it only talks to the engine through sessions.
 
+pub mod copy_out;
 pub mod errors;
 pub mod guard;
 pub mod handler;

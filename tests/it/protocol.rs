@@ -199,3 +199,46 @@ async fn ready_for_query_reports_the_block() {
     assert_eq!(status("COMMIT").await, 'I');
     assert_eq!(status("SELECT 1").await, 'I');
 }
+
+/// `COPY … TO STDOUT` in text and CSV, of a table, some columns or a
+/// query, with the values as a query shows them (checked against
+/// PostgreSQL 15's output of the same statements).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_to_stdout() {
+    use futures::TryStreamExt;
+    let server = TestServer::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE ct (id INT, name TEXT, t TIMESTAMP, f FLOAT8, b BOOL, j JSONB, n NUMERIC(10,2));
+         INSERT INTO ct VALUES (1, 'a,b', '2020-01-01 12:00:00', 1.5, true, '{\"a\": 1}', 1.50),
+           (2, E'tab\\there\\nnl\\\\bs', NULL, 1e20, false, NULL, NULL),
+           (3, '', '2020-01-01 00:00:00.25', NULL, NULL, '[1, \"x,y\"]', -3)",
+    )
+    .await
+    .unwrap();
+    let copy = async |sql: &str| -> String {
+        let stream = c.copy_out(sql).await.unwrap();
+        let chunks: Vec<bytes::Bytes> = stream.try_collect().await.unwrap();
+        String::from_utf8(chunks.concat()).unwrap()
+    };
+    assert_eq!(
+        copy("COPY ct TO STDOUT").await,
+        "1\ta,b\t2020-01-01 12:00:00\t1.5\tt\t{\"a\": 1}\t1.50\n\
+         2\ttab\\there\\nnl\\\\bs\t\\N\t1e+20\tf\t\\N\t\\N\n\
+         3\t\t2020-01-01 00:00:00.25\t\\N\t\\N\t[1, \"x,y\"]\t-3.00\n"
+    );
+    assert_eq!(
+        copy("COPY ct (id, name) TO STDOUT WITH (FORMAT csv, HEADER)").await,
+        "id,name\n1,\"a,b\"\n2,\"tab\there\nnl\\bs\"\n3,\"\"\n"
+    );
+    assert_eq!(
+        copy("COPY (SELECT id, n FROM ct WHERE id > 1 ORDER BY id) TO STDOUT (FORMAT csv, DELIMITER ';', NULL 'NULL')").await,
+        "2;NULL\n3;-3.00\n"
+    );
+    assert_eq!(
+        copy("COPY (SELECT id FROM ct WHERE false) TO STDOUT (FORMAT csv, HEADER)").await,
+        "id\n"
+    );
+    let e = c.copy_out("COPY ct TO '/tmp/x'").await.err().unwrap();
+    assert_eq!(e.code().map(|s| s.code()), Some("0A000"));
+}
