@@ -54,6 +54,10 @@ pub enum EngineError {
     #[error("{0}")]
     SerializationFailure(String),
     #[error("{0}")]
+    UndefinedCursor(String),
+    #[error("{0}")]
+    DuplicateObject(String),
+    #[error("{0}")]
     DependentObjects(String),
     #[error("the server is shutting down")]
     ShuttingDown,

@@ -1,7 +1,7 @@
 //! A client session: its settings, its DataFusion state, and the execution
 //! of one statement at a time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -52,6 +52,60 @@ pub enum Output {
     Begin,
     Commit,
     Rollback,
+    /// Rows of a cursor (`FETCH`): as `Rows`, with the command tag `FETCH`.
+    Fetched {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+    },
+}
+
+/// An open cursor (`DECLARE`): its rows, read as `FETCH` asks.
+pub struct Cursor {
+    schema: SchemaRef,
+    stream: SendableRecordBatchStream,
+    /// Rows read from the stream and not yet fetched.
+    pending: std::collections::VecDeque<datafusion::arrow::array::RecordBatch>,
+    /// `WITH HOLD`: stays open after its transaction block ends.
+    hold: bool,
+}
+
+impl Cursor {
+    /// The next `count` rows (all that are left if `None`).
+    async fn take(
+        &mut self,
+        count: Option<u64>,
+    ) -> Result<Vec<datafusion::arrow::array::RecordBatch>> {
+        use futures::StreamExt;
+        let want = count.map(|n| n as usize);
+        let mut out = Vec::new();
+        let mut got = 0usize;
+        loop {
+            if want.is_some_and(|w| got >= w) {
+                break;
+            }
+            let batch = match self.pending.pop_front() {
+                Some(b) => b,
+                None => match self.stream.next().await {
+                    Some(b) => b?,
+                    None => break,
+                },
+            };
+            let n = batch.num_rows();
+            match want {
+                Some(w) if got + n > w => {
+                    let k = w - got;
+                    out.push(batch.slice(0, k));
+                    self.pending.push_front(batch.slice(k, n - k));
+                    got = w;
+                }
+                _ => {
+                    got += n;
+                    out.push(batch);
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// A statement ready to run, with what Describe reports.
@@ -296,6 +350,9 @@ pub struct Session {
     /// uncommitted writes and its start time (`now()` inside it). Outside
     /// a block each statement is its own transaction.
     tx: parking_lot::Mutex<Option<crate::txn::Transaction>>,
+    /// Open cursors, by name (behind a lock only so the session stays
+    /// `Sync`: a cursor's stream is not).
+    cursors: tokio::sync::Mutex<HashMap<String, Cursor>>,
 }
 
 impl Session {
@@ -310,6 +367,7 @@ impl Session {
             session_user: crate::auth::BOOTSTRAP_ROLE.to_string(),
             role: crate::auth::BOOTSTRAP_ROLE.to_string(),
             tx: parking_lot::Mutex::new(None),
+            cursors: tokio::sync::Mutex::new(HashMap::new()),
         };
         s.bind_role();
         s
@@ -669,6 +727,17 @@ impl Session {
                 Some(text_batch(name, vec![])?.schema()),
             ),
             Statement::ShowAll => (PreparedKind::Direct, vec![], Some(show_all_schema())),
+            Statement::Fetch {
+                name, skip: false, ..
+            } => (
+                PreparedKind::Direct,
+                vec![],
+                self.cursors
+                    .lock()
+                    .await
+                    .get(name)
+                    .map(|c| c.schema.clone()),
+            ),
             Statement::CreateView(v) if v.explain => (
                 PreparedKind::Direct,
                 vec![],
@@ -1021,6 +1090,7 @@ impl Session {
                 Ok(Output::Begin)
             }
             Statement::Commit => {
+                self.cursors.lock().await.retain(|_, c| c.hold);
                 let tx = self.tx.lock().take();
                 match tx {
                     // a failed block can only roll back
@@ -1036,7 +1106,78 @@ impl Session {
             }
             Statement::Rollback => {
                 self.tx.lock().take();
+                self.cursors.lock().await.retain(|_, c| c.hold);
                 Ok(Output::Rollback)
+            }
+            Statement::Declare { name, hold, query } => {
+                if !*hold && !self.in_block() {
+                    return Err(crate::txn::TxnError::NoBlock("DECLARE CURSOR").into());
+                }
+                if self.cursors.lock().await.contains_key(name) {
+                    return Err(EngineError::DuplicateObject(format!(
+                        "cursor \"{name}\" already exists"
+                    )));
+                }
+                let prepared = Box::pin(self.prepare((**query).clone())).await?;
+                let Output::Rows { schema, stream } =
+                    Box::pin(self.execute(&prepared, &[])).await?
+                else {
+                    return Err(EngineError::Internal(
+                        "a cursor's query returned no rows".into(),
+                    ));
+                };
+                self.cursors.lock().await.insert(
+                    name.clone(),
+                    Cursor {
+                        schema,
+                        stream,
+                        pending: Default::default(),
+                        hold: *hold,
+                    },
+                );
+                Ok(Output::Command {
+                    tag: "DECLARE CURSOR",
+                    rows: None,
+                })
+            }
+            Statement::Fetch { name, count, skip } => {
+                let mut cursors = self.cursors.lock().await;
+                let cursor = cursors.get_mut(name).ok_or_else(|| {
+                    EngineError::UndefinedCursor(format!("cursor \"{name}\" does not exist"))
+                })?;
+                let batches = cursor.take(*count).await?;
+                if *skip {
+                    let n = batches.iter().map(|b| b.num_rows()).sum();
+                    return Ok(Output::Command {
+                        tag: "MOVE",
+                        rows: Some(n),
+                    });
+                }
+                let schema = cursor.schema.clone();
+                let stream: SendableRecordBatchStream = Box::pin(
+                    datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                        schema.clone(),
+                        futures::stream::iter(batches.into_iter().map(Ok)),
+                    ),
+                );
+                Ok(Output::Fetched { schema, stream })
+            }
+            Statement::Close(name) => {
+                let mut cursors = self.cursors.lock().await;
+                match name {
+                    None => cursors.clear(),
+                    Some(n) => {
+                        if cursors.remove(n).is_none() {
+                            return Err(EngineError::UndefinedCursor(format!(
+                                "cursor \"{n}\" does not exist"
+                            )));
+                        }
+                    }
+                }
+                Ok(Output::Command {
+                    tag: "CLOSE CURSOR",
+                    rows: None,
+                })
             }
             Statement::Truncate(names) => {
                 self.truncate(names).await?;

@@ -196,6 +196,17 @@ impl Conn {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         Ok(match out {
+            Output::Fetched { schema, stream } => {
+                let Response::Query(mut q) =
+                    Box::pin(self.respond(client, Output::Rows { schema, stream }, format)).await?
+                else {
+                    return Err(to_pgwire(&EngineError::Internal(
+                        "fetched rows without a result".into(),
+                    )));
+                };
+                q.set_command_tag("FETCH");
+                Response::Query(q)
+            }
             Output::Rows { schema, stream } => {
                 let fields = Arc::new(fields(&schema, format, format_options(client))?);
                 let text_cols = renders(&schema, &fields);

@@ -42,6 +42,22 @@ pub enum Statement {
     /// `TRUNCATE [TABLE] [ONLY] name [, …] [RESTART | CONTINUE IDENTITY]
     /// [CASCADE | RESTRICT]`
     Truncate(Vec<String>),
+    /// `DECLARE name [BINARY] [NO SCROLL] CURSOR [WITH[OUT] HOLD] FOR query`
+    Declare {
+        name: String,
+        hold: bool,
+        query: Box<Statement>,
+    },
+    /// `FETCH` / `MOVE` `[NEXT | FIRST | n | ALL | FORWARD [n | ALL]] [FROM | IN] name`
+    Fetch {
+        name: String,
+        /// `None`: all the rows left.
+        count: Option<u64>,
+        /// `MOVE`: skip the rows instead of returning them.
+        skip: bool,
+    },
+    /// `CLOSE name` (`None`: `CLOSE ALL`)
+    Close(Option<String>),
     /// `SAVEPOINT name`
     Savepoint(String),
     /// `RELEASE [SAVEPOINT] name`
@@ -176,6 +192,45 @@ impl SqlParser {
         })
     }
 
+    /// `DECLARE name … CURSOR [WITH[OUT] HOLD] FOR query`.
+    fn parse_declare(&self, text: &str) -> Result<Statement, SqlError> {
+        let upper = text.to_ascii_uppercase();
+        let Some(at) = upper.find(" FOR ") else {
+            return Err(SqlError::Syntax(
+                "syntax error: DECLARE … CURSOR FOR query".into(),
+            ));
+        };
+        let head = statement_words(&text[..at]);
+        let query = &text[at + 5..];
+        let name = head
+            .get(1)
+            .cloned()
+            .ok_or_else(|| SqlError::Syntax("syntax error: expected a cursor name".into()))?;
+        let words: Vec<&str> = head.iter().skip(2).map(String::as_str).collect();
+        if !words.contains(&"cursor") {
+            return Err(SqlError::Syntax("syntax error: expected CURSOR".into()));
+        }
+        if words.windows(2).any(|w| w == ["no", "scroll"]) {
+            // forward only: what cursors here are
+        } else if words.contains(&"scroll") {
+            return Err(SqlError::Unsupported(
+                "SCROLL cursors: cursors only go forward".into(),
+            ));
+        }
+        let hold = words.windows(2).any(|w| w == ["with", "hold"]);
+        let query = self.parse_one_inner(query)?;
+        if !matches!(&query, Statement::Sql(q) if matches!(q.as_ref(), ast::Statement::Query(_))) {
+            return Err(SqlError::Syntax(
+                "DECLARE CURSOR needs a SELECT or VALUES query".into(),
+            ));
+        }
+        Ok(Statement::Declare {
+            name,
+            hold,
+            query: Box::new(query),
+        })
+    }
+
     fn parse_one_inner(&self, text: &str) -> Result<Statement, SqlError> {
         // (before anything tokenizes a possibly huge VALUES list)
         if let Some(l) = super::values::literal_insert(text) {
@@ -233,6 +288,16 @@ impl SqlParser {
             ["BEGIN", ..] | ["START", "TRANSACTION", ..] => Ok(Statement::Begin),
             ["COMMIT", ..] | ["END", ..] => Ok(Statement::Commit),
             ["TRUNCATE", ..] => parse_truncate(text),
+            ["DECLARE", ..] => self.parse_declare(text),
+            ["FETCH", ..] | ["MOVE", ..] => parse_fetch(text),
+            ["CLOSE", ..] => {
+                let w = statement_words(text);
+                match w.as_slice() {
+                    [_, all] if all == "all" => Ok(Statement::Close(None)),
+                    [_, name] => Ok(Statement::Close(Some(name.clone()))),
+                    _ => Err(SqlError::Syntax("syntax error: expected CLOSE name".into())),
+                }
+            }
             ["SAVEPOINT", ..] => Ok(Statement::Savepoint(savepoint_name(text, 1)?)),
             ["RELEASE", ..] => Ok(Statement::Release(savepoint_name(text, 1)?)),
             ["ROLLBACK", ..] if rollback_to(text).is_some() => Ok(Statement::RollbackTo(
@@ -736,6 +801,52 @@ fn parse_create_view(text: &str, explain: bool) -> Result<Statement, SqlError> {
     }
 }
 
+/// `FETCH` / `MOVE` (see [`Statement::Fetch`]); backward directions are
+/// refused (cursors here only go forward).
+fn parse_fetch(text: &str) -> Result<Statement, SqlError> {
+    let w = statement_words(text);
+    let skip = w.first().map(String::as_str) == Some("move");
+    let mut rest: Vec<&str> = w.iter().skip(1).map(String::as_str).collect();
+    if matches!(rest.iter().rev().nth(1), Some(&"from" | &"in")) {
+        rest.remove(rest.len() - 2);
+    }
+    let Some((name, direction)) = rest.split_last() else {
+        return Err(SqlError::Syntax(
+            "syntax error: expected a cursor name".into(),
+        ));
+    };
+    let number = |s: &str| {
+        s.parse::<i64>()
+            .map_err(|_| SqlError::Syntax(format!("syntax error at or near \"{s}\"")))
+    };
+    let forward = |n: i64| {
+        if n < 0 {
+            Err(SqlError::Unsupported(
+                "FETCH backward: cursors only go forward (NO SCROLL)".into(),
+            ))
+        } else {
+            Ok(Some(n as u64))
+        }
+    };
+    let count = match direction {
+        [] | ["next"] | ["forward"] => Some(1),
+        ["all"] | ["forward", "all"] => None,
+        ["forward", n] => forward(number(n)?)?,
+        [n] if n.parse::<i64>().is_ok() => forward(number(n)?)?,
+        [d, ..] => {
+            return Err(SqlError::Unsupported(format!(
+                "FETCH {}: cursors only go forward (NEXT, n, ALL, FORWARD)",
+                d.to_ascii_uppercase()
+            )))
+        }
+    };
+    Ok(Statement::Fetch {
+        name: (*name).to_string(),
+        count,
+        skip,
+    })
+}
+
 fn parse_truncate(text: &str) -> Result<Statement, SqlError> {
     let mut p = parser(text)?;
     p.expect_keyword_is(Keyword::TRUNCATE).map_err(syntax)?;
@@ -1164,6 +1275,28 @@ mod tests {
             matches!(one("TRUNCATE TABLE a, \"B\" RESTART IDENTITY CASCADE"), Statement::Truncate(n) if n == ["a", "B"])
         );
         assert!(matches!(one("truncate t"), Statement::Truncate(n) if n == ["t"]));
+        assert!(matches!(
+            one("DECLARE c NO SCROLL CURSOR WITH HOLD FOR SELECT 1"),
+            Statement::Declare { name, hold: true, .. } if name == "c"
+        ));
+        assert!(matches!(
+            one("FETCH FORWARD 100 FROM \"c\""),
+            Statement::Fetch { name, count: Some(100), skip: false } if name == "c"
+        ));
+        assert!(matches!(
+            one("FETCH c"),
+            Statement::Fetch { count: Some(1), .. }
+        ));
+        assert!(matches!(
+            one("MOVE ALL IN c"),
+            Statement::Fetch {
+                count: None,
+                skip: true,
+                ..
+            }
+        ));
+        assert!(p.parse_one("FETCH BACKWARD 1 FROM c").is_err());
+        assert!(matches!(one("CLOSE ALL"), Statement::Close(None)));
         assert!(matches!(one("ROLLBACK TRANSACTION"), Statement::Rollback));
         assert!(p.parse_one("SAVEPOINT").is_err());
         assert!(p.parse_one("SAVEPOINT a b").is_err());
