@@ -56,6 +56,8 @@ pub enum EngineError {
     #[error("{0}")]
     UndefinedCursor(String),
     #[error("{0}")]
+    UndefinedPreparedStatement(String),
+    #[error("{0}")]
     DuplicateObject(String),
     #[error("{0}")]
     DependentObjects(String),

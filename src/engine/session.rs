@@ -350,6 +350,8 @@ pub struct Session {
     /// uncommitted writes and its start time (`now()` inside it). Outside
     /// a block each statement is its own transaction.
     tx: parking_lot::Mutex<Option<crate::txn::Transaction>>,
+    /// `PREPARE`d statements, by name.
+    named: HashMap<String, Arc<Prepared>>,
     /// Open cursors, by name (behind a lock only so the session stays
     /// `Sync`: a cursor's stream is not).
     cursors: tokio::sync::Mutex<HashMap<String, Cursor>>,
@@ -367,6 +369,7 @@ impl Session {
             session_user: crate::auth::BOOTSTRAP_ROLE.to_string(),
             role: crate::auth::BOOTSTRAP_ROLE.to_string(),
             tx: parking_lot::Mutex::new(None),
+            named: HashMap::new(),
             cursors: tokio::sync::Mutex::new(HashMap::new()),
         };
         s.bind_role();
@@ -619,6 +622,25 @@ impl Session {
         Ok(())
     }
 
+    /// The values of `a, b, …` (constant expressions), in order.
+    async fn evaluate_row(&self, exprs: &str) -> Result<Vec<ScalarValue>> {
+        let stmt = self.parse_one(&format!("SELECT {exprs}"))?;
+        let prepared = Box::pin(self.prepare(stmt)).await?;
+        let PreparedKind::Query(plan) = &prepared.kind else {
+            return Err(EngineError::SyntaxError("EXECUTE needs values".into()));
+        };
+        let state = self.statement_state();
+        let physical = state.create_physical_plan(plan).await?;
+        let batches = datafusion::physical_plan::collect(physical, state.task_ctx()).await?;
+        let b = batches
+            .iter()
+            .find(|b| b.num_rows() > 0)
+            .ok_or_else(|| EngineError::Internal("values produced no row".into()))?;
+        (0..b.num_columns())
+            .map(|i| Ok(ScalarValue::try_from_array(b.column(i), 0)?))
+            .collect()
+    }
+
     /// Whether a transaction block is open.
     pub fn in_block(&self) -> bool {
         self.tx.lock().is_some()
@@ -727,6 +749,11 @@ impl Session {
                 Some(text_batch(name, vec![])?.schema()),
             ),
             Statement::ShowAll => (PreparedKind::Direct, vec![], Some(show_all_schema())),
+            Statement::ExecutePrepared { name, .. } => (
+                PreparedKind::Direct,
+                vec![],
+                self.named.get(name).and_then(|p| p.schema.clone()),
+            ),
             Statement::Fetch {
                 name, skip: false, ..
             } => (
@@ -1109,6 +1136,59 @@ impl Session {
                 self.cursors.lock().await.retain(|_, c| c.hold);
                 Ok(Output::Rollback)
             }
+            Statement::PrepareAs { name, body } => {
+                if self.named.contains_key(name) {
+                    return Err(EngineError::DuplicateObject(format!(
+                        "prepared statement \"{name}\" already exists"
+                    )));
+                }
+                let prepared = Box::pin(self.prepare((**body).clone())).await?;
+                self.named.insert(name.clone(), Arc::new(prepared));
+                Ok(Output::Command {
+                    tag: "PREPARE",
+                    rows: None,
+                })
+            }
+            Statement::ExecutePrepared { name, args } => {
+                let prepared = self.named.get(name).cloned().ok_or_else(|| {
+                    EngineError::UndefinedPreparedStatement(format!(
+                        "prepared statement \"{name}\" does not exist"
+                    ))
+                })?;
+                let mut params = match args {
+                    Some(a) => self.evaluate_row(a).await?,
+                    None => vec![],
+                };
+                if params.len() != prepared.param_types.len() {
+                    return Err(EngineError::SyntaxError(format!(
+                        "wrong number of parameters for prepared statement \"{name}\": expected {}, got {}",
+                        prepared.param_types.len(),
+                        params.len()
+                    )));
+                }
+                for (v, t) in params.iter_mut().zip(&prepared.param_types) {
+                    if let Some(t) = t {
+                        *v = v.cast_to(t)?;
+                    }
+                }
+                Box::pin(self.execute(&prepared, &params)).await
+            }
+            Statement::Deallocate(name) => {
+                match name {
+                    None => self.named.clear(),
+                    Some(n) => {
+                        if self.named.remove(n).is_none() {
+                            return Err(EngineError::UndefinedPreparedStatement(format!(
+                                "prepared statement \"{n}\" does not exist"
+                            )));
+                        }
+                    }
+                }
+                Ok(Output::Command {
+                    tag: "DEALLOCATE",
+                    rows: None,
+                })
+            }
             Statement::Declare { name, hold, query } => {
                 if !*hold && !self.in_block() {
                     return Err(crate::txn::TxnError::NoBlock("DECLARE CURSOR").into());
@@ -1235,14 +1315,19 @@ impl Session {
                 self.engine.recompute_view(name, &self.role).await?;
                 Ok(Output::Command { tag, rows: None })
             }
-            Statement::Discard(tag) => Ok(Output::Command {
-                tag: match tag.as_str() {
-                    "DEALLOCATE" => "DEALLOCATE",
-                    "SET" => "SET",
-                    _ => "DISCARD ALL",
-                },
-                rows: None,
-            }),
+            Statement::Discard(tag) => {
+                if tag == "DISCARD" {
+                    self.named.clear();
+                    self.cursors.lock().await.clear();
+                }
+                Ok(Output::Command {
+                    tag: match tag.as_str() {
+                        "SET" => "SET",
+                        _ => "DISCARD ALL",
+                    },
+                    rows: None,
+                })
+            }
             Statement::Access(a) => {
                 let tag = a.tag();
                 let mut a = a.clone();

@@ -49,6 +49,7 @@ pub fn sqlstate(e: &EngineError) -> &'static str {
         EngineError::ProtocolViolation(_) => "08P01",
         EngineError::SerializationFailure(_) => "40001",
         EngineError::UndefinedCursor(_) => "34000",
+        EngineError::UndefinedPreparedStatement(_) => "26000",
         EngineError::DuplicateObject(_) => "42P03",
         EngineError::Txn(crate::txn::TxnError::Aborted) => "25P02",
         EngineError::Txn(crate::txn::TxnError::NoSavepoint(_)) => "3B001",

@@ -58,6 +58,18 @@ pub enum Statement {
     },
     /// `CLOSE name` (`None`: `CLOSE ALL`)
     Close(Option<String>),
+    /// `PREPARE name [(type, …)] AS statement`
+    PrepareAs {
+        name: String,
+        body: Box<Statement>,
+    },
+    /// `EXECUTE name [(value, …)]`: the values' SQL text, comma separated.
+    ExecutePrepared {
+        name: String,
+        args: Option<String>,
+    },
+    /// `DEALLOCATE [PREPARE] name` (`None`: `ALL`)
+    Deallocate(Option<String>),
     /// `SAVEPOINT name`
     Savepoint(String),
     /// `RELEASE [SAVEPOINT] name`
@@ -192,6 +204,33 @@ impl SqlParser {
         })
     }
 
+    /// `PREPARE name [(type, …)] AS statement` (the declared types are
+    /// read from the statement itself, as for a protocol-level prepare).
+    fn parse_prepare(&self, text: &str) -> Result<Statement, SqlError> {
+        let upper = text.to_ascii_uppercase();
+        let at = upper
+            .match_indices("AS")
+            .map(|(i, _)| i)
+            .find(|&i| {
+                let before = upper[..i].chars().next_back();
+                let after = upper[i + 2..].chars().next();
+                before.is_some_and(|c| c.is_whitespace() || c == ')')
+                    && after.is_some_and(char::is_whitespace)
+            })
+            .ok_or_else(|| SqlError::Syntax("syntax error: PREPARE name AS statement".into()))?;
+        let head = &text[..at];
+        let name_end = head.find('(').unwrap_or(head.len());
+        let name = statement_words(&head[..name_end])
+            .get(1)
+            .cloned()
+            .ok_or_else(|| SqlError::Syntax("syntax error: PREPARE needs a name".into()))?;
+        let body = self.parse_one_inner(&text[at + 2..])?;
+        Ok(Statement::PrepareAs {
+            name,
+            body: Box::new(body),
+        })
+    }
+
     /// `DECLARE name … CURSOR [WITH[OUT] HOLD] FOR query`.
     fn parse_declare(&self, text: &str) -> Result<Statement, SqlError> {
         let upper = text.to_ascii_uppercase();
@@ -306,7 +345,19 @@ impl SqlParser {
             ["ROLLBACK", ..] | ["ABORT", ..] => Ok(Statement::Rollback),
             ["FLUSH"] => Ok(Statement::Flush),
             ["CHECKPOINT"] => Ok(Statement::Checkpoint),
-            ["DISCARD", ..] | ["DEALLOCATE", ..] => Ok(Statement::Discard(w[0].to_string())),
+            ["DISCARD", ..] => Ok(Statement::Discard(w[0].to_string())),
+            ["DEALLOCATE", ..] => {
+                let words = statement_words(text);
+                match words.as_slice() {
+                    [_, all] | [_, _, all] if all == "all" => Ok(Statement::Deallocate(None)),
+                    [_, name] | [_, _, name] => Ok(Statement::Deallocate(Some(name.clone()))),
+                    _ => Err(SqlError::Syntax("syntax error: DEALLOCATE name".into())),
+                }
+            }
+            ["PREPARE", ..] if !text.to_ascii_uppercase().contains("TRANSACTION") => {
+                self.parse_prepare(text)
+            }
+            ["EXECUTE", ..] => parse_execute(text),
             ["ALTER", "MATERIALIZED", "VIEW"] | ["REFRESH", "MATERIALIZED", "VIEW"] => {
                 parse_recompute(text)
             }
@@ -847,6 +898,27 @@ fn parse_fetch(text: &str) -> Result<Statement, SqlError> {
     })
 }
 
+/// `EXECUTE name [(value, …)]`.
+fn parse_execute(text: &str) -> Result<Statement, SqlError> {
+    let t = text.trim().trim_end_matches(';').trim();
+    let rest = t[7..].trim_start();
+    let (name, args) = match rest.find('(') {
+        Some(i) => {
+            let inner = rest[i + 1..].trim_end();
+            let inner = inner
+                .strip_suffix(')')
+                .ok_or_else(|| SqlError::Syntax("syntax error: EXECUTE name (values)".into()))?;
+            (&rest[..i], Some(inner.to_string()))
+        }
+        None => (rest, None),
+    };
+    let name = statement_words(name)
+        .first()
+        .cloned()
+        .ok_or_else(|| SqlError::Syntax("syntax error: EXECUTE needs a name".into()))?;
+    Ok(Statement::ExecutePrepared { name, args })
+}
+
 fn parse_truncate(text: &str) -> Result<Statement, SqlError> {
     let mut p = parser(text)?;
     p.expect_keyword_is(Keyword::TRUNCATE).map_err(syntax)?;
@@ -1297,6 +1369,20 @@ mod tests {
         ));
         assert!(p.parse_one("FETCH BACKWARD 1 FROM c").is_err());
         assert!(matches!(one("CLOSE ALL"), Statement::Close(None)));
+        assert!(matches!(
+            one("PREPARE q (int, text) AS SELECT $1 + 1 AS x"),
+            Statement::PrepareAs { name, .. } if name == "q"
+        ));
+        assert!(matches!(
+            one("EXECUTE q (1, 'a,b')"),
+            Statement::ExecutePrepared { name, args: Some(a) } if name == "q" && a == "1, 'a,b'"
+        ));
+        assert!(matches!(
+            one("EXECUTE q"),
+            Statement::ExecutePrepared { args: None, .. }
+        ));
+        assert!(matches!(one("DEALLOCATE PREPARE q"), Statement::Deallocate(Some(n)) if n == "q"));
+        assert!(matches!(one("DEALLOCATE ALL"), Statement::Deallocate(None)));
         assert!(matches!(one("ROLLBACK TRANSACTION"), Statement::Rollback));
         assert!(p.parse_one("SAVEPOINT").is_err());
         assert!(p.parse_one("SAVEPOINT a b").is_err());
