@@ -901,7 +901,11 @@ fn parse_fetch(text: &str) -> Result<Statement, SqlError> {
 /// `EXECUTE name [(value, …)]`.
 fn parse_execute(text: &str) -> Result<Statement, SqlError> {
     let t = text.trim().trim_end_matches(';').trim();
-    let rest = t[7..].trim_start();
+    let rest = match t.split_once(char::is_whitespace) {
+        Some((first, rest)) if first.eq_ignore_ascii_case("execute") => rest.trim_start(),
+        _ if t.eq_ignore_ascii_case("execute") => "",
+        _ => return Err(SqlError::Syntax("syntax error: EXECUTE name".into())),
+    };
     let (name, args) = match rest.find('(') {
         Some(i) => {
             let inner = rest[i + 1..].trim_end();
