@@ -22,6 +22,30 @@ pub fn all() -> Vec<ScalarUDF> {
             signature: Signature::nullary(Volatility::Volatile),
         }),
     ]);
+    // everything is in a schema of the search path (psql's \df, \dT, …)
+    fs.extend(
+        [
+            "pg_function_is_visible",
+            "pg_type_is_visible",
+            "pg_operator_is_visible",
+            "pg_collation_is_visible",
+            "pg_conversion_is_visible",
+            "pg_opclass_is_visible",
+            "pg_opfamily_is_visible",
+            "pg_statistics_obj_is_visible",
+            "pg_ts_config_is_visible",
+            "pg_ts_dict_is_visible",
+            "pg_ts_parser_is_visible",
+            "pg_ts_template_is_visible",
+        ]
+        .into_iter()
+        .map(|name| {
+            ScalarUDF::new_from_impl(Visible {
+                name,
+                signature: Signature::any(1, Volatility::Stable),
+            })
+        }),
+    );
     fs
 }
 
@@ -103,6 +127,39 @@ impl ScalarUDFImpl for PgTypeof {
             None => "unknown".into(),
         };
         Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
+    }
+}
+
+/// `pg_*_is_visible(oid)`: true (NULL for NULL): Freshet's objects are all
+/// in schemas of the search path.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Visible {
+    name: &'static str,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for Visible {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let Some(a) = arrays.first() else {
+            return Ok(ColumnarValue::Scalar(ScalarValue::Boolean(None)));
+        };
+        let out: datafusion::arrow::array::BooleanArray = (0..a.len())
+            .map(|i| (!a.is_null(i)).then_some(true))
+            .collect();
+        same_shape(&args.args, std::sync::Arc::new(out))
     }
 }
 
