@@ -69,6 +69,8 @@ pub enum EngineError {
     /// `statement_timeout` passed (57014).
     #[error("canceling statement due to statement timeout")]
     StatementTimeout,
+    #[error("canceling statement due to user request")]
+    StatementCanceled,
     /// Reading a materialized view in an error state; the SQLSTATE is the
     /// cause's.
     #[error("materialized view \"{view}\" is in an error state (ALTER MATERIALIZED VIEW … RECOMPUTE rebuilds it, DROP removes it): {cause}")]

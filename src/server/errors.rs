@@ -57,6 +57,7 @@ pub fn sqlstate(e: &EngineError) -> &'static str {
         EngineError::DependentObjects(_) => "2BP01",
         EngineError::ShuttingDown => "57P01",
         EngineError::StatementTimeout => "57014",
+        EngineError::StatementCanceled => "57014",
         EngineError::OutOfMemory(_) => "53200",
         EngineError::ViewFailed { cause, .. } => sqlstate(cause),
         EngineError::Internal(_) => "XX000",

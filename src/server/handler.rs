@@ -159,6 +159,42 @@ fn renders(schema: &SchemaRef, fields: &[FieldInfo]) -> Vec<(usize, text::Render
         .collect()
 }
 
+/// A statement's rows that a CancelRequest stops (57014), also while they
+/// stream to the client, which is where a query's work happens: pgwire's
+/// own cancel covers only the call that starts the statement. Dropping the
+/// stream stops the query's execution.
+async fn cancellable<C: ClientInfo>(
+    client: &C,
+    stream: datafusion::execution::SendableRecordBatchStream,
+) -> datafusion::execution::SendableRecordBatchStream {
+    let Some(handle) = client
+        .session_extensions()
+        .get::<Arc<pgwire::api::ConnectionHandle>>()
+    else {
+        return stream;
+    };
+    let rx = handle.start_query().await;
+    let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = fired.clone();
+    let schema = stream.schema();
+    let until = async move {
+        if rx.await.is_ok() {
+            fired.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    };
+    let rows = stream
+        .take_until(until)
+        .chain(stream::iter(std::iter::from_fn(move || {
+            seen.swap(false, std::sync::atomic::Ordering::SeqCst)
+                .then(|| {
+                    Err(datafusion::error::DataFusionError::External(Box::new(
+                        EngineError::StatementCanceled,
+                    )))
+                })
+        })));
+    Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, rows))
+}
+
 /// The session's TimeZone, for timestamptz text (`None`: UTC).
 fn session_zone<C: ClientInfo>(client: &C) -> Option<chrono_tz::Tz> {
     ["timezone", "TimeZone"]
@@ -208,6 +244,7 @@ impl Conn {
                 Response::Query(q)
             }
             Output::Rows { schema, stream } => {
+                let stream = cancellable(client, stream).await;
                 let fields = Arc::new(fields(&schema, format, format_options(client))?);
                 let text_cols = renders(&schema, &fields);
                 let zone = session_zone(client);
@@ -231,6 +268,7 @@ impl Conn {
                 stream,
                 format: copy,
             } => {
+                let stream = cancellable(client, stream).await;
                 let fields = Arc::new(fields(
                     &schema,
                     &Format::UnifiedText,

@@ -216,3 +216,32 @@ async fn connections_over_the_limit_get_53300() {
     };
     c.simple_query("SELECT 1").await.unwrap();
 }
+
+/// A CancelRequest with the connection's key stops the running statement
+/// with 57014 — also while its rows are being computed — and the
+/// connection goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_request_stops_a_running_query() {
+    let server = TestServer::start();
+    let c = server.connect().await;
+    let token = c.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        token.cancel_query(tokio_postgres::NoTls).await
+    });
+    let started = std::time::Instant::now();
+    let e = c
+        .simple_query("SELECT sum(v) FROM generate_series(1, 2000000000) t(v)")
+        .await
+        .err()
+        .expect("the query is canceled");
+    assert_eq!(code(&e), "57014", "{e:?}");
+    canceller.await.unwrap().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "the cancel took {:?}",
+        started.elapsed()
+    );
+    let rows = c.simple_query("SELECT 1").await.unwrap();
+    assert_eq!(crate::harness::row_texts(rows), vec!["1"]);
+}
