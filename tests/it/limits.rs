@@ -233,8 +233,7 @@ async fn cancel_request_stops_a_running_query() {
     let e = c
         .simple_query("SELECT sum(v) FROM generate_series(1, 2000000000) t(v)")
         .await
-        .err()
-        .expect("the query is canceled");
+        .expect_err("the query is canceled");
     assert_eq!(code(&e), "57014", "{e:?}");
     canceller.await.unwrap().unwrap();
     assert!(
