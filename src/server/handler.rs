@@ -173,26 +173,33 @@ async fn cancellable<C: ClientInfo>(
     else {
         return stream;
     };
-    let rx = handle.start_query().await;
-    let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let seen = fired.clone();
     let schema = stream.schema();
-    let until = async move {
-        if rx.await.is_ok() {
-            fired.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-    };
-    let rows = stream
-        .take_until(until)
-        .chain(stream::iter(std::iter::from_fn(move || {
+    // Armed when the rows are first read, after the statement's call
+    // returned: arming replaces the handle's sender, and pgwire reads the
+    // drop of the one it armed for that call as a cancel.
+    let mut rows = Some(stream);
+    let armed = stream::once(async move { handle.start_query().await }).flat_map(move |rx| {
+        let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = fired.clone();
+        let until = async move {
+            if rx.await.is_ok() {
+                fired.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        };
+        let inner: futures::stream::BoxStream<'static, _> = match rows.take() {
+            Some(r) => r.take_until(until).boxed(),
+            None => stream::empty().boxed(),
+        };
+        inner.chain(stream::iter(std::iter::from_fn(move || {
             seen.swap(false, std::sync::atomic::Ordering::SeqCst)
                 .then(|| {
                     Err(datafusion::error::DataFusionError::External(Box::new(
                         EngineError::StatementCanceled,
                     )))
                 })
-        })));
-    Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, rows))
+        })))
+    });
+    Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, armed))
 }
 
 /// The session's TimeZone, for timestamptz text (`None`: UTC).

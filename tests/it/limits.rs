@@ -244,3 +244,16 @@ async fn cancel_request_stops_a_running_query() {
     let rows = c.simple_query("SELECT 1").await.unwrap();
     assert_eq!(crate::harness::row_texts(rows), vec!["1"]);
 }
+
+/// Several statements in one simple query each answer: arming cancel for
+/// one statement's rows must not read as a cancel of the query string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_of_one_query_string_are_not_canceled() {
+    let server = TestServer::start();
+    let c = server.connect().await;
+    let rows = c
+        .simple_query("CREATE TABLE m (a INT); INSERT INTO m VALUES (1), (2); SELECT count(*) FROM m; SELECT a FROM m ORDER BY a; SELECT 3")
+        .await
+        .unwrap();
+    assert_eq!(crate::harness::row_texts(rows), vec!["2", "1", "2", "3"]);
+}
