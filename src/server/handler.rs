@@ -178,7 +178,9 @@ async fn cancellable<C: ClientInfo>(
     // returned: arming replaces the handle's sender, and pgwire reads the
     // drop of the one it armed for that call as a cancel.
     let mut rows = Some(stream);
-    let armed = stream::once(async move { handle.start_query().await }).flat_map(move |rx| {
+    // (the receiver travels in a tuple: a future yielding a future reads as
+    // a mistake)
+    let armed = stream::once(async move { (handle.start_query().await,) }).flat_map(move |(rx,)| {
         let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let seen = fired.clone();
         let until = async move {
