@@ -121,3 +121,13 @@ SELECT a FROM t1 WHERE COALESCE(10, a) NOT IN (SELECT x FROM t2 WHERE x IS NOT N
 SELECT a FROM t1 WHERE a + 10 NOT IN (SELECT x FROM t2 WHERE x IS NOT NULL) ORDER BY a;
 SELECT a FROM t1 WHERE 14 NOT IN (SELECT x FROM t2 WHERE x IS NOT NULL) ORDER BY a;
 SELECT a FROM t1 WHERE NULL::int NOT IN (SELECT x FROM t2 WHERE false) ORDER BY a;
+
+-- a filter above an outer join naming both sides' same-named columns (it
+-- was pushed into the preserved side with the other side's column bound
+-- to its own: rows came back that PostgreSQL drops)
+CREATE TABLE oj1 (id INT, a INT, ts TIMESTAMP);
+CREATE TABLE oj2 (id INT, y INT, s TEXT, ts TIMESTAMP);
+INSERT INTO oj1 VALUES (1, 0, '2020-01-01'), (6, 5, '2020-01-01'), (8, -7, '2020-03-01'), (11, 1, '2020-01-01 00:00:00.25');
+INSERT INTO oj2 VALUES (2, 1, 'A', '2020-01-15'), (6, -7, '', '2021-01-01'), (7, 2, 'hello world', '2020-02-29'), (8, 0, 'abc', '2020-01-01'), (9, NULL, 'Hello World', '2022-07-04');
+SELECT oj2.id, oj1.id FROM oj1 FULL JOIN oj2 ON oj1.a = oj2.y AND oj1.ts < oj2.ts WHERE (oj2.s LIKE 'H%d' OR 2 BETWEEN oj2.y AND oj1.id) ORDER BY 1, 2;
+SELECT oj2.id, oj1.id FROM oj1 RIGHT JOIN oj2 ON oj1.a = oj2.y WHERE 2 BETWEEN oj2.y AND oj1.id ORDER BY 1, 2;

@@ -82,7 +82,8 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
         .with_config(config)
         .with_default_features()
         .with_analyzer_rules(crate::sql::optimizer::analyzer_rules())
-        .with_optimizer_rules(crate::sql::optimizer::optimizer_rules());
+        .with_optimizer_rules(crate::sql::optimizer::optimizer_rules())
+        .with_physical_optimizer_rules(crate::sql::optimizer::physical_optimizer_rules());
     // jsonb operators first (DataFusion's planners refuse them)
     builder
         .expr_planners()

@@ -100,6 +100,21 @@ pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     rules
 }
 
+/// DataFusion's physical optimizer rules without the (pre-optimization)
+/// `FilterPushdown`: it pushed a filter above a RIGHT JOIN into the
+/// preserved side with a column of the other side bound to one of the same
+/// name (`WHERE p OR 2 BETWEEN r.y AND l.id` read `r.id`), keeping rows
+/// PostgreSQL drops. Filters are already pushed where they belong by the
+/// logical optimizer; scans are of memory, so nothing is lost.
+pub fn physical_optimizer_rules(
+) -> Vec<Arc<dyn datafusion::physical_optimizer::PhysicalOptimizerRule + Send + Sync>> {
+    datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new()
+        .rules
+        .into_iter()
+        .filter(|r| r.name() != "FilterPushdown")
+        .collect()
+}
+
 /// Null-equal join keys as pairs of keys that are never NULL (module
 /// documentation).
 #[derive(Debug, Default)]
