@@ -312,18 +312,29 @@ pub fn render_array_in(a: &ArrayRef, zone: Option<chrono_tz::Tz>) -> Result<Arra
 
 /// Microseconds since the Unix epoch, as Postgres prints a timestamp.
 pub fn timestamp_text(us: i64, with_tz: bool) -> String {
-    let secs = us.div_euclid(1_000_000);
-    let frac = us.rem_euclid(1_000_000);
-    let mut s = match chrono::DateTime::from_timestamp(secs, 0) {
-        Some(t) => t.naive_utc().format("%Y-%m-%d %H:%M:%S").to_string(),
-        None => return us.to_string(),
+    let Some(t) = utc(us) else {
+        return us.to_string();
     };
+    let mut s = local_text(t.naive_utc(), us);
+    if with_tz {
+        s.push_str("+00");
+    }
+    s
+}
+
+/// The instant `us` (microseconds since the epoch), to the second.
+fn utc(us: i64) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(us.div_euclid(1_000_000), 0)
+}
+
+/// A wall-clock time with the fraction of second `us` carries, as
+/// Postgres prints it (fractional digits only when non-zero).
+fn local_text(t: chrono::NaiveDateTime, us: i64) -> String {
+    let frac = us.rem_euclid(1_000_000);
+    let mut s = t.format("%Y-%m-%d %H:%M:%S").to_string();
     if frac != 0 {
         s.push('.');
         s.push_str(format!("{frac:06}").trim_end_matches('0'));
-    }
-    if with_tz {
-        s.push_str("+00");
     }
     s
 }
@@ -333,18 +344,12 @@ pub fn timestamp_text(us: i64, with_tz: bool) -> String {
 /// (`-05`, `+05:30`).
 pub fn timestamptz_text(us: i64, zone: chrono_tz::Tz) -> String {
     use chrono::Offset;
-    let secs = us.div_euclid(1_000_000);
-    let frac = us.rem_euclid(1_000_000);
-    let Some(utc) = chrono::DateTime::from_timestamp(secs, 0) else {
+    let Some(utc) = utc(us) else {
         return us.to_string();
     };
     let local = utc.with_timezone(&zone);
     let offset = local.offset().fix().local_minus_utc();
-    let mut s = local.naive_local().format("%Y-%m-%d %H:%M:%S").to_string();
-    if frac != 0 {
-        s.push('.');
-        s.push_str(format!("{frac:06}").trim_end_matches('0'));
-    }
+    let mut s = local_text(local.naive_local(), us);
     let sign = if offset < 0 { '-' } else { '+' };
     let o = offset.abs();
     s.push_str(&format!("{sign}{:02}", o / 3600));

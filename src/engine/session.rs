@@ -641,6 +641,16 @@ impl Session {
             .collect()
     }
 
+    /// Runs `f` on the open block; `what` can only be used in one (25P01).
+    fn with_block(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&mut crate::txn::Transaction) -> Result<()>,
+    ) -> Result<()> {
+        let mut tx = self.tx.lock();
+        f(tx.as_mut().ok_or(crate::txn::TxnError::NoBlock(what))?)
+    }
+
     /// Whether a transaction block is open.
     pub fn in_block(&self) -> bool {
         self.tx.lock().is_some()
@@ -1267,33 +1277,21 @@ impl Session {
                 })
             }
             Statement::Savepoint(name) => {
-                let mut tx = self.tx.lock();
-                let t = tx
-                    .as_mut()
-                    .ok_or(crate::txn::TxnError::NoBlock("SAVEPOINT"))?;
-                t.savepoint(name)?;
+                self.with_block("SAVEPOINT", |t| t.savepoint(name))?;
                 Ok(Output::Command {
                     tag: "SAVEPOINT",
                     rows: None,
                 })
             }
             Statement::Release(name) => {
-                let mut tx = self.tx.lock();
-                let t = tx
-                    .as_mut()
-                    .ok_or(crate::txn::TxnError::NoBlock("RELEASE SAVEPOINT"))?;
-                t.release(name)?;
+                self.with_block("RELEASE SAVEPOINT", |t| t.release(name))?;
                 Ok(Output::Command {
                     tag: "RELEASE",
                     rows: None,
                 })
             }
             Statement::RollbackTo(name) => {
-                let mut tx = self.tx.lock();
-                let t = tx
-                    .as_mut()
-                    .ok_or(crate::txn::TxnError::NoBlock("ROLLBACK TO SAVEPOINT"))?;
-                t.rollback_to(name)?;
+                self.with_block("ROLLBACK TO SAVEPOINT", |t| t.rollback_to(name))?;
                 Ok(Output::Command {
                     tag: "ROLLBACK",
                     rows: None,

@@ -6,9 +6,14 @@ use serde_json::Value;
 
 pub fn normalize(text: &str) -> Result<String, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let mut out = String::with_capacity(text.len());
-    write(&v, &mut out);
-    Ok(out)
+    Ok(canonical(&v))
+}
+
+/// A parsed document in the canonical form.
+pub fn canonical(v: &Value) -> String {
+    let mut out = String::new();
+    write(v, &mut out);
+    out
 }
 
 fn write(v: &Value, out: &mut String) {

@@ -201,15 +201,23 @@ enum Step {
     Index(i64),
 }
 
+/// `a` with integer steps as `bigint` (cast once per batch, not per row).
+fn steps(a: &ArrayRef) -> Result<ArrayRef> {
+    if a.data_type().is_integer() && a.data_type() != &DataType::Int64 {
+        Ok(datafusion::arrow::compute::cast(a, &DataType::Int64)?)
+    } else {
+        Ok(Arc::clone(a))
+    }
+}
+
 fn step(a: &ArrayRef, i: usize) -> Result<Option<Step>> {
     if a.data_type() == &DataType::Null || a.is_null(i) {
         return Ok(None);
     }
-    if a.data_type().is_integer() {
-        let v = datafusion::arrow::compute::cast(&a.slice(i, 1), &DataType::Int64)?;
+    if a.data_type() == &DataType::Int64 {
         return Ok(Some(Step::Index(
-            v.as_primitive::<datafusion::arrow::datatypes::Int64Type>()
-                .value(0),
+            a.as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .value(i),
         )));
     }
     Ok(cell(a, i)?.map(Step::Key))
@@ -271,7 +279,7 @@ fn as_text(v: &Value) -> Option<String> {
 }
 
 fn canonical(v: &Value) -> String {
-    crate::ingest::json::normalize(&v.to_string()).unwrap_or_else(|_| v.to_string())
+    crate::ingest::json::canonical(v)
 }
 
 /// PostgreSQL's `@>`.
@@ -331,51 +339,55 @@ fn evaluate(op: Op, args: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
             Ok(Arc::new(b.finish()))
         }
         _ => {
+            let keys = match op {
+                Op::Get | Op::GetText => steps(arg(1)?)?,
+                _ => Arc::clone(arg(0)?),
+            };
             let mut b = StringBuilder::with_capacity(rows, rows * 16);
             for i in 0..rows {
-                let out =
-                    match op {
-                        Op::Cast => match cell(arg(0)?, i)? {
+                let out = match op {
+                    Op::Cast => {
+                        match cell(arg(0)?, i)? {
                             None => None,
                             Some(t) => Some(crate::ingest::json::normalize(&t).or_else(|e| {
                                 exec_err!("invalid input syntax for type json: {e}")
                             })?),
-                        },
-                        Op::BuildObject => Some(build_object(args, i)?),
-                        Op::Get | Op::GetText => {
-                            let (Some(doc), Some(s)) = (document(arg(0)?, i)?, step(arg(1)?, i)?)
-                            else {
-                                b.append_null();
-                                continue;
-                            };
-                            get(&doc, &s).and_then(|v| {
-                                if op == Op::Get {
-                                    Some(canonical(v))
-                                } else {
-                                    as_text(v)
-                                }
-                            })
                         }
-                        _ => {
-                            let (Some(doc), Some(path)) =
-                                (document(arg(0)?, i)?, text_array(arg(1)?, i)?)
-                            else {
-                                b.append_null();
-                                continue;
-                            };
-                            let mut at = Some(&doc);
-                            for k in &path {
-                                at = at.and_then(|v| get(v, &Step::Key(k.clone())));
+                    }
+                    Op::BuildObject => Some(build_object(args, i)?),
+                    Op::Get | Op::GetText => {
+                        let (Some(doc), Some(s)) = (document(arg(0)?, i)?, step(&keys, i)?) else {
+                            b.append_null();
+                            continue;
+                        };
+                        get(&doc, &s).and_then(|v| {
+                            if op == Op::Get {
+                                Some(canonical(v))
+                            } else {
+                                as_text(v)
                             }
-                            at.and_then(|v| {
-                                if op == Op::Path {
-                                    Some(canonical(v))
-                                } else {
-                                    as_text(v)
-                                }
-                            })
+                        })
+                    }
+                    _ => {
+                        let (Some(doc), Some(path)) =
+                            (document(arg(0)?, i)?, text_array(arg(1)?, i)?)
+                        else {
+                            b.append_null();
+                            continue;
+                        };
+                        let mut at = Some(&doc);
+                        for k in &path {
+                            at = at.and_then(|v| get(v, &Step::Key(k.clone())));
                         }
-                    };
+                        at.and_then(|v| {
+                            if op == Op::Path {
+                                Some(canonical(v))
+                            } else {
+                                as_text(v)
+                            }
+                        })
+                    }
+                };
                 b.append_option(out);
             }
             Ok(Arc::new(b.finish()))

@@ -102,11 +102,6 @@ impl Transaction {
         self.failed.load(Ordering::SeqCst)
     }
 
-    /// Whether the block has written anything.
-    pub fn has_writes(&self) -> bool {
-        !self.rels.is_empty()
-    }
-
     /// The snapshot the block's statements read: its own, with the
     /// relations it wrote as it wrote them. `latest` is the committed
     /// snapshot, taken if the block has none yet.
