@@ -131,3 +131,8 @@ INSERT INTO oj1 VALUES (1, 0, '2020-01-01'), (6, 5, '2020-01-01'), (8, -7, '2020
 INSERT INTO oj2 VALUES (2, 1, 'A', '2020-01-15'), (6, -7, '', '2021-01-01'), (7, 2, 'hello world', '2020-02-29'), (8, 0, 'abc', '2020-01-01'), (9, NULL, 'Hello World', '2022-07-04');
 SELECT oj2.id, oj1.id FROM oj1 FULL JOIN oj2 ON oj1.a = oj2.y AND oj1.ts < oj2.ts WHERE (oj2.s LIKE 'H%d' OR 2 BETWEEN oj2.y AND oj1.id) ORDER BY 1, 2;
 SELECT oj2.id, oj1.id FROM oj1 RIGHT JOIN oj2 ON oj1.a = oj2.y WHERE 2 BETWEEN oj2.y AND oj1.id ORDER BY 1, 2;
+
+-- a null-safe join key whose one side is never NULL
+-- (its NULLs were filled in with 0 and matched the 0 of the other side)
+SELECT oj1.id, oj2.id FROM oj1 CROSS JOIN oj2 WHERE oj2.y IS NOT DISTINCT FROM COALESCE(oj1.a, 5) ORDER BY 1, 2;
+SELECT oj1.id, oj2.id FROM oj1 JOIN oj2 ON CAST(oj2.y AS TEXT) IS NOT DISTINCT FROM COALESCE(CAST(oj1.a AS TEXT), '') ORDER BY 1, 2;

@@ -40,3 +40,20 @@ SELECT '2020-01-01 12:00:00'::timestamp::text, '2020-01-01 12:00:00.25'::timesta
 SELECT 1e20::float8::text, 0.1::float4::text, (1.0::float8 / 3)::text, 'x' || '2020-01-01 12:30:00.5'::timestamp;
 SELECT timestamptz '2020-01-01 12:00:00+02'::text, CAST(timestamptz '2020-01-01 12:00:00-03:30' AS text);
 SELECT pg_typeof(now())::text, pg_typeof(clock_timestamp())::text, clock_timestamp() >= now();
+
+-- intervals sort, group and compare by length (a month is 30 days, a day 24 hours)
+CREATE TABLE spans (id INT, a TIMESTAMP, b TIMESTAMP, v INTERVAL);
+INSERT INTO spans VALUES
+  (1, '2020-01-01 00:00', '2020-01-02 01:00', '25 hours'),
+  (2, '2020-01-01 00:00', '2020-01-02 00:00', '1 day'),
+  (3, '2020-01-01 00:00', '2020-01-01 23:00', '23 hours'),
+  (4, '2020-01-01 00:00', '2020-01-31 00:00', '1 mon'),
+  (5, '2020-01-01 00:00', '2020-01-30 00:00', '29 days'),
+  (6, NULL, NULL, NULL);
+SELECT id, v FROM spans ORDER BY v, id;
+SELECT id, b - a FROM spans ORDER BY b - a DESC NULLS LAST, id;
+SELECT id, v FROM spans ORDER BY v DESC LIMIT 2;
+SELECT count(DISTINCT v), count(DISTINCT b - a), max(v), min(v), max(v) FILTER (WHERE v < interval '2 days') FROM spans;
+SELECT v > interval '1 day', count(*) FROM spans GROUP BY 1 ORDER BY 1;
+SELECT id FROM spans WHERE b - a > interval '24 hours' ORDER BY id;
+SELECT (b - a) + interval '1 hour' AS w, count(*) FROM spans WHERE id IN (1, 3, 6) GROUP BY 1 ORDER BY 1;

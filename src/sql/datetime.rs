@@ -18,19 +18,24 @@
 //!
 //! An analyzer rule after type coercion ([`PostgresDatetime`]), so the
 //! operands have their final types; it runs in ad-hoc queries and views
-//! alike.
+//! alike. A second one ([`IntervalOrder`]) gives intervals the same order
+//! and equality where rows are sorted and grouped: `ORDER BY` sorts by the
+//! length (`25:00:00` after `1 day`), and `GROUP BY` / `DISTINCT` put
+//! intervals of one length in one group (`1 day` and `24:00:00`), showing
+//! one of them, as Postgres does.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, DurationMicrosecondArray, IntervalMonthDayNanoArray};
 use datafusion::arrow::datatypes::{DataType, IntervalMonthDayNano, IntervalUnit, TimeUnit};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::Transformed;
+use datafusion::common::tree_node::{Transformed, TransformedResult};
 use datafusion::common::{DFSchema, Result};
+use datafusion::functions_aggregate::expr_fn::{first_value, last_value};
 use datafusion::logical_expr::expr::{BinaryExpr, Cast};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, Volatility,
+    Aggregate, ColumnarValue, Distinct, Expr, ExprSchemable, LogicalPlan, Operator, Projection,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Sort, SortExpr, Volatility,
 };
 use datafusion::optimizer::analyzer::AnalyzerRule;
 
@@ -125,11 +130,10 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
     };
     match (&lt, &rt) {
         (l, r) if comparison && is_interval(l) && is_interval(r) => {
-            let key = |e: Expr| Arc::new(ScalarUDF::from(IntervalKey::new())).call(vec![e]);
             Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
-                Box::new(key(*left)),
+                Box::new(interval_key_of(*left)),
                 op,
-                Box::new(key(*right)),
+                Box::new(interval_key_of(*right)),
             ))))
         }
         // a date compared with a timestamp (`d < date '…' + interval '3'
@@ -176,6 +180,182 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             right,
         }))),
     }
+}
+
+/// Sorting and grouping by intervals as Postgres does (module
+/// documentation): a sort key that is an interval sorts by
+/// [`interval_key`]; an aggregate that groups by intervals groups by their
+/// keys and shows the first of each group's intervals (all have the same
+/// length); `min`, `max` and `count(DISTINCT)` of intervals compare their
+/// lengths; and a `DISTINCT` over intervals is such an aggregate.
+#[derive(Debug, Default)]
+pub struct IntervalOrder;
+
+impl AnalyzerRule for IntervalOrder {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(interval_order).data()
+    }
+
+    fn name(&self) -> &str {
+        "freshet_interval_order"
+    }
+}
+
+fn interval_key_of(e: Expr) -> Expr {
+    Arc::new(ScalarUDF::from(IntervalKey::new())).call(vec![e])
+}
+
+fn is_interval_expr(e: &Expr, schema: &DFSchema) -> bool {
+    e.get_type(schema).is_ok_and(|t| is_interval(&t))
+}
+
+fn interval_order(node: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    match node {
+        LogicalPlan::Sort(Sort { expr, input, fetch })
+            if expr
+                .iter()
+                .any(|s| is_interval_expr(&s.expr, input.schema())) =>
+        {
+            let expr = expr
+                .into_iter()
+                .map(|s| {
+                    if is_interval_expr(&s.expr, input.schema()) {
+                        SortExpr {
+                            expr: interval_key_of(s.expr),
+                            ..s
+                        }
+                    } else {
+                        s
+                    }
+                })
+                .collect();
+            Ok(Transformed::yes(LogicalPlan::Sort(Sort {
+                expr,
+                input,
+                fetch,
+            })))
+        }
+        LogicalPlan::Distinct(Distinct::All(input))
+            if input
+                .schema()
+                .fields()
+                .iter()
+                .any(|f| is_interval(f.data_type())) =>
+        {
+            let group = input.schema().columns().into_iter().map(Expr::Column);
+            let aggregate = Aggregate::try_new(input, group.collect(), vec![])?;
+            Ok(Transformed::yes(group_by_length(aggregate)?))
+        }
+        LogicalPlan::Aggregate(a) => {
+            let schema = a.input.schema().clone();
+            let mut changed = false;
+            let aggr_expr = a
+                .aggr_expr
+                .iter()
+                .map(|e| {
+                    let t = interval_aggregate(e.clone(), &schema)?;
+                    changed |= t.transformed;
+                    Ok(t.data)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let regroup = !a
+                .group_expr
+                .iter()
+                .any(|g| matches!(g, Expr::GroupingSet(_)))
+                && a.group_expr.iter().any(|g| is_interval_expr(g, &schema));
+            if !changed && !regroup {
+                return Ok(Transformed::no(LogicalPlan::Aggregate(a)));
+            }
+            let a = if changed {
+                Aggregate::try_new(a.input, a.group_expr, aggr_expr)?
+            } else {
+                a
+            };
+            Ok(Transformed::yes(if regroup {
+                group_by_length(a)?
+            } else {
+                LogicalPlan::Aggregate(a)
+            }))
+        }
+        other => Ok(Transformed::no(other)),
+    }
+}
+
+/// An aggregate of intervals that orders or compares them, in Postgres'
+/// order: `min`/`max` as the first interval by length, `count(DISTINCT)`
+/// over the lengths. It keeps its name.
+fn interval_aggregate(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    if let Expr::Alias(a) = e {
+        let inner = interval_aggregate(*a.expr, schema)?;
+        let inner = inner.update_data(|e| match e {
+            Expr::Alias(named) => *named.expr,
+            e => e,
+        });
+        return Ok(inner.update_data(|e| e.alias_qualified(a.relation, a.name)));
+    }
+    let Expr::AggregateFunction(f) = &e else {
+        return Ok(Transformed::no(e));
+    };
+    let name = f.func.name().to_ascii_lowercase();
+    let p = &f.params;
+    let [arg] = p.args.as_slice() else {
+        return Ok(Transformed::no(e));
+    };
+    if !is_interval_expr(arg, schema) {
+        return Ok(Transformed::no(e));
+    }
+    let original = e.schema_name().to_string();
+    let rewritten = match name.as_str() {
+        "min" | "max" => {
+            // the last in order, NULLs first: of intervals of one length,
+            // Postgres' interval_larger/interval_smaller keep the later
+            let order = interval_key_of(arg.clone()).sort(name == "max", true);
+            let first = last_value(arg.clone(), vec![order]);
+            match (first, &p.filter) {
+                (Expr::AggregateFunction(mut g), Some(filter)) => {
+                    g.params.filter = Some(filter.clone());
+                    Expr::AggregateFunction(g)
+                }
+                (first, _) => first,
+            }
+        }
+        "count" if p.distinct => {
+            let mut f = f.clone();
+            f.params.args = vec![interval_key_of(arg.clone())];
+            Expr::AggregateFunction(f)
+        }
+        _ => return Ok(Transformed::no(e)),
+    };
+    Ok(Transformed::yes(rewritten.alias(original)))
+}
+
+/// `a` grouping by the keys of its interval group expressions, with a
+/// projection that gives its original schema back.
+fn group_by_length(a: Aggregate) -> Result<LogicalPlan> {
+    let Aggregate {
+        input,
+        group_expr,
+        mut aggr_expr,
+        schema,
+        ..
+    } = a;
+    let mut groups = Vec::with_capacity(group_expr.len());
+    for (i, g) in group_expr.into_iter().enumerate() {
+        if is_interval_expr(&g, input.schema()) {
+            let (qualifier, field) = schema.qualified_field(i);
+            groups.push(interval_key_of(g.clone()).alias(format!("__interval_group_{i}")));
+            aggr_expr
+                .push(first_value(g, vec![]).alias_qualified(qualifier.cloned(), field.name()));
+        } else {
+            groups.push(g);
+        }
+    }
+    let regrouped = Aggregate::try_new(input, groups, aggr_expr)?;
+    let columns = schema.columns().into_iter().map(Expr::Column).collect();
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        columns,
+        Arc::new(LogicalPlan::Aggregate(regrouped)),
+    )?))
 }
 
 const US_PER_DAY: i64 = 86_400_000_000;

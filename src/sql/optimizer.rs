@@ -80,6 +80,7 @@ pub fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
     rules.push(Arc::new(super::subquery::SubqueryForms));
     rules.push(Arc::new(super::checked::CheckedArithmetic));
     rules.push(Arc::new(super::datetime::PostgresDatetime));
+    rules.push(Arc::new(super::datetime::IntervalOrder));
     rules
 }
 
@@ -137,12 +138,24 @@ impl OptimizerRule for NullSafeKeys {
         let LogicalPlan::Join(join) = plan else {
             return Ok(Transformed::no(plan));
         };
+        let constant = |e: &Expr| matches!(e, Expr::Literal(..));
+        if join.on.iter().any(|(l, r)| constant(l) || constant(r)) {
+            return Ok(Transformed::yes(LogicalPlan::Join(
+                constant_keys_as_filter(join),
+            )));
+        }
         if join.null_equality != NullEquality::NullEqualsNull || join.on.is_empty() {
             return Ok(Transformed::no(LogicalPlan::Join(join)));
         }
         let (ls, rs) = (join.left.schema(), join.right.schema());
         let mut on = Vec::with_capacity(join.on.len() * 2);
         for (l, r) in &join.on {
+            // a side that is never NULL: equal is then the same as not
+            // distinct
+            if !l.nullable(ls).unwrap_or(true) || !r.nullable(rs).unwrap_or(true) {
+                on.push((l.clone(), r.clone()));
+                continue;
+            }
             match (fill(l, ls), fill(r, rs)) {
                 (Some(fl), Some(fr)) => {
                     on.push((l.clone().is_null(), r.clone().is_null()));
@@ -158,6 +171,33 @@ impl OptimizerRule for NullSafeKeys {
             ..join
         })))
     }
+}
+
+/// A join key pair with a constant side (`false = r.k IS NULL`, once the
+/// simplifier knew `l.k` is never NULL) as a condition of the join's
+/// filter: `eliminate_cross_join` drops such a pair from the keys, and
+/// the condition with it.
+fn constant_keys_as_filter(mut join: Join) -> Join {
+    let constant = |e: &Expr| matches!(e, Expr::Literal(..));
+    let (constant_pairs, keys): (Vec<_>, Vec<_>) = std::mem::take(&mut join.on)
+        .into_iter()
+        .partition(|(l, r)| constant(l) || constant(r));
+    join.on = keys;
+    let conditions = constant_pairs.into_iter().map(|(l, r)| {
+        if join.null_equality == NullEquality::NullEqualsNull {
+            Expr::BinaryExpr(datafusion::logical_expr::BinaryExpr::new(
+                Box::new(l),
+                datafusion::logical_expr::Operator::IsNotDistinctFrom,
+                Box::new(r),
+            ))
+        } else {
+            l.eq(r)
+        }
+    });
+    join.filter = conditions
+        .chain(join.filter.take())
+        .reduce(datafusion::logical_expr::Expr::and);
+    join
 }
 
 /// `coalesce(e, v)` for a fixed non-NULL `v` of `e`'s type.
