@@ -243,6 +243,7 @@ async fn plan(session: &Session, sql: &str) -> (freshet::dataflow::Circuit, View
     let (circuit, schema) = session.plan_view(&query).await.expect("plan view");
     let def = RelationDef {
         view_schema: Some(schema),
+        plan: None,
         ..bench_view_def()
     };
     let state = ViewState::new(&def, circuit.append_only).expect("view state");
@@ -262,6 +263,7 @@ fn bench_view_def() -> RelationDef {
         query: None,
         depends_on: vec![],
         view_schema: None,
+        plan: None,
         owner: "freshet".into(),
         acl: Default::default(),
     }

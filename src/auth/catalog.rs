@@ -206,6 +206,8 @@ pub fn table_batch(name: &str, access: &Access) -> Option<RecordBatch> {
 pub struct PgCatalogWithRoles {
     pub inner: Arc<dyn SchemaProvider>,
     pub engine: Weak<Engine>,
+    /// Where `pg_class` reads leave relations' OIDs for `pg_get_viewdef`.
+    pub oids: crate::catalog::pg_views::ViewOids,
 }
 
 impl fmt::Debug for PgCatalogWithRoles {
@@ -218,7 +220,7 @@ impl fmt::Debug for PgCatalogWithRoles {
 impl SchemaProvider for PgCatalogWithRoles {
     fn table_names(&self) -> Vec<String> {
         let mut names = self.inner.table_names();
-        for t in TABLES {
+        for t in TABLES.iter().chain(&crate::catalog::pg_views::TABLES) {
             if !names.iter().any(|n| n == t) {
                 names.push(t.to_string());
             }
@@ -240,11 +242,23 @@ impl SchemaProvider for PgCatalogWithRoles {
         if name == "pg_class" {
             return self.pg_class().await;
         }
+        if crate::catalog::pg_views::TABLES.contains(&name) {
+            let Some(engine) = self.engine.upgrade() else {
+                return Ok(None);
+            };
+            let Some(batch) = crate::catalog::pg_views::table_batch(name, &engine) else {
+                return Ok(None);
+            };
+            let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+            return Ok(Some(Arc::new(table)));
+        }
         self.inner.table(name).await
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        TABLES.contains(&name) || self.inner.table_exist(name)
+        TABLES.contains(&name)
+            || crate::catalog::pg_views::TABLES.contains(&name)
+            || self.inner.table_exist(name)
     }
 }
 
@@ -258,6 +272,7 @@ impl PgCatalogWithRoles {
         Ok(Some(Arc::new(OwnedPgClass {
             inner,
             engine: self.engine.clone(),
+            oids: self.oids.clone(),
         })))
     }
 }
@@ -268,6 +283,7 @@ impl PgCatalogWithRoles {
 struct OwnedPgClass {
     inner: Arc<dyn TableProvider>,
     engine: Weak<Engine>,
+    oids: crate::catalog::pg_views::ViewOids,
 }
 
 impl fmt::Debug for OwnedPgClass {
@@ -298,7 +314,7 @@ impl TableProvider for OwnedPgClass {
         let patched = match self.engine.upgrade() {
             Some(engine) => batches
                 .into_iter()
-                .map(|b| with_owners(b, &engine))
+                .map(|b| with_owners(b, &engine, &self.oids))
                 .collect::<DfResult<Vec<_>>>()?,
             None => batches,
         };
@@ -310,7 +326,12 @@ impl TableProvider for OwnedPgClass {
 
 /// `relowner` of our relations set to their owner's oid; the catalog's own
 /// relations belong to the bootstrap superuser (oid 10), as in Postgres.
-fn with_owners(b: RecordBatch, engine: &Engine) -> DfResult<RecordBatch> {
+/// Views get their `relkind`, and the OIDs are remembered in `oids`.
+fn with_owners(
+    b: RecordBatch,
+    engine: &Engine,
+    oids: &crate::catalog::pg_views::ViewOids,
+) -> DfResult<RecordBatch> {
     let schema = b.schema();
     let (Ok(name_i), Ok(owner_i)) = (schema.index_of("relname"), schema.index_of("relowner"))
     else {
@@ -336,6 +357,29 @@ fn with_owners(b: RecordBatch, engine: &Engine) -> DfResult<RecordBatch> {
         .collect();
     let mut cols = b.columns().to_vec();
     cols[owner_i] = Arc::new(patched);
+    if let Ok(oid_i) = schema.index_of("oid") {
+        oids.remember(b.column(oid_i).as_ref(), names);
+    }
+    if let Ok(kind_i) = schema.index_of("relkind") {
+        if let Some(kinds) = b.column(kind_i).as_any().downcast_ref::<StringArray>() {
+            let patched: StringArray = (0..b.num_rows())
+                .map(|i| {
+                    (!kinds.is_null(i)).then(|| {
+                        if names.is_null(i) {
+                            kinds.value(i).to_string()
+                        } else {
+                            crate::catalog::pg_views::relkind(
+                                engine,
+                                names.value(i),
+                                kinds.value(i),
+                            )
+                        }
+                    })
+                })
+                .collect();
+            cols[kind_i] = Arc::new(patched);
+        }
+    }
     Ok(RecordBatch::try_new(schema, cols)?)
 }
 

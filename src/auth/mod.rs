@@ -278,6 +278,7 @@ impl AccessStatement {
                 RelationKind::Source => "ALTER SOURCE",
                 RelationKind::Table => "ALTER TABLE",
                 RelationKind::View => "ALTER MATERIALIZED VIEW",
+                RelationKind::PlainView => "ALTER VIEW",
             },
             AccessStatement::ReassignOwned { .. } => "REASSIGN OWNED",
             AccessStatement::GrantSchema { grant: true, .. } => "GRANT",

@@ -4,6 +4,8 @@
 //! the store the moment the DDL succeeds, and rebuilds this structure from the
 //! store at start-up.
 
+pub mod pg_views;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -24,6 +26,9 @@ pub enum RelationKind {
     Table,
     /// Materialized view: a query kept up to date incrementally.
     View,
+    /// A view that is not materialized: its query is planned into every
+    /// statement that reads it.
+    PlainView,
 }
 
 impl RelationKind {
@@ -32,6 +37,7 @@ impl RelationKind {
             RelationKind::Source => "source",
             RelationKind::Table => "table",
             RelationKind::View => "materialized view",
+            RelationKind::PlainView => "view",
         }
     }
 }
@@ -76,6 +82,10 @@ pub struct RelationDef {
     /// For views: the output schema, known once the query is planned.
     #[serde(skip)]
     pub view_schema: Option<SchemaRef>,
+    /// For plain views: the planned (not yet analyzed) query, planned
+    /// again at start-up and when a view it reads is replaced.
+    #[serde(skip)]
+    pub plan: Option<Arc<datafusion::logical_expr::LogicalPlan>>,
     /// The role that created it (or was given it).
     #[serde(default = "bootstrap_owner")]
     pub owner: String,
@@ -116,7 +126,7 @@ impl RelationDef {
 
     /// Sources and tables: relations that are written directly and logged.
     pub fn is_base(&self) -> bool {
-        self.kind != RelationKind::View
+        matches!(self.kind, RelationKind::Source | RelationKind::Table)
     }
 
     pub fn column_index(&self, name: &str) -> Option<usize> {

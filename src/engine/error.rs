@@ -61,6 +61,9 @@ pub enum EngineError {
     DuplicateObject(String),
     #[error("{0}")]
     DependentObjects(String),
+    /// A definition that cannot replace the existing one (42P16).
+    #[error("{0}")]
+    InvalidTableDefinition(String),
     #[error("the server is shutting down")]
     ShuttingDown,
     /// A statement needs more memory than its limit (53200).

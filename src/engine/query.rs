@@ -109,15 +109,20 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
         EmptyContextProvider,
     )?;
     // ... and answers the role tables from the roles that exist
+    let oids = crate::catalog::pg_views::ViewOids::default();
     catalog.register_schema(
         "pg_catalog",
         Arc::new(crate::auth::catalog::PgCatalogWithRoles {
             inner: Arc::new(pg),
             engine: Arc::downgrade(engine),
+            oids: oids.clone(),
         }),
     )?;
     ctx.register_udf(ScalarUDF::from(VersionUdf::new()));
     for f in crate::sql::functions::all() {
+        ctx.register_udf(f);
+    }
+    for f in crate::catalog::pg_views::functions(oids, Arc::downgrade(engine)) {
         ctx.register_udf(f);
     }
     for f in crate::sql::limits::bounded_functions() {
@@ -471,13 +476,30 @@ impl SchemaProvider for RelationSchema {
         let Some(engine) = self.engine.upgrade() else {
             return Ok(None);
         };
-        Ok(engine.relation(name).map(|def| {
-            Arc::new(RelationTable::new(
-                def,
-                self.with_offset,
-                self.engine.clone(),
-            )) as Arc<dyn TableProvider>
-        }))
+        let Some(def) = engine.relation(name) else {
+            return Ok(None);
+        };
+        if def.kind == crate::catalog::RelationKind::PlainView {
+            // planned into the statement that reads it
+            if self.with_offset {
+                return Ok(None);
+            }
+            let plan = def.plan.as_ref().ok_or_else(|| {
+                DataFusionError::Plan(format!(
+                    "view \"{name}\" does not plan (what it reads changed); \
+                     CREATE OR REPLACE VIEW or DROP VIEW it"
+                ))
+            })?;
+            return Ok(Some(Arc::new(datafusion::catalog::view::ViewTable::new(
+                (**plan).clone(),
+                def.query.clone(),
+            ))));
+        }
+        Ok(Some(Arc::new(RelationTable::new(
+            def,
+            self.with_offset,
+            self.engine.clone(),
+        ))))
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -21,6 +21,9 @@ use crate::sql::parser::{DropKind, Statement};
 use crate::sql::rewrite::{expose_offsets, mentions_offset, postgres_output_names};
 use crate::sql::SqlParser;
 
+mod plain_view;
+pub(crate) use plain_view::replan as replan_plain_view;
+
 /// The view option recording `EMIT ON WINDOW CLOSE`.
 pub const EMIT_OPTION: &str = "emit";
 pub const EMIT_ON_CLOSE: &str = "on_window_close";
@@ -551,9 +554,10 @@ impl Session {
                          old events leave it by retention, not by TRUNCATE"
                     )))
                 }
-                RelationKind::View => {
+                RelationKind::View | RelationKind::PlainView => {
                     return Err(EngineError::WrongObjectType(format!(
-                        "cannot truncate materialized view \"{name}\""
+                        "cannot truncate {} \"{name}\"",
+                        rel.kind.as_str()
                     )))
                 }
             }
@@ -879,6 +883,7 @@ impl Session {
         {
             o.incremental = true;
         }
+        let stmt_read = stmt.clone();
         let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(stmt)))
             .await?;
@@ -914,6 +919,11 @@ impl Session {
         };
         let circuit = crate::sql::lower::lower(&optimized, &resolve, emit_on_close, &temporal)?;
         let mut reads: Vec<u64> = circuit.sources.iter().map(|s| s.relation).collect();
+        for v in plain_view::views_read(engine, &stmt_read) {
+            if !reads.contains(&v) {
+                reads.push(v);
+            }
+        }
         plan.apply_with_subqueries(|p| {
             if let LogicalPlan::TableScan(t) = p {
                 if let Some(target) = resolve(&t.table_name, &t.source) {
@@ -925,18 +935,7 @@ impl Session {
             Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
         })?;
         let schema = crate::dataflow::relax(&Arc::new(optimized.schema().as_arrow().clone()));
-        // a view is a relation: its columns need distinct names (as in Postgres)
-        let mut seen = std::collections::HashSet::new();
-        if let Some(f) = schema.fields().iter().find(|f| {
-            let name = crate::sql::rewrite::display_name(f.name());
-            name.len() != f.name().len() || !seen.insert(name)
-        }) {
-            return Err(crate::sql::SqlError::DuplicateColumn(format!(
-                "column \"{}\" specified more than once; give the view's columns distinct names",
-                crate::sql::rewrite::display_name(f.name())
-            ))
-            .into());
-        }
+        distinct_column_names(&schema)?;
         Ok((circuit, schema, reads))
     }
 
@@ -979,6 +978,7 @@ impl Session {
 
     async fn execute_direct(&mut self, stmt: &Statement) -> Result<Output> {
         match stmt {
+            Statement::CreateView(v) if v.plain => self.create_plain_view(v).await,
             Statement::CreateView(v) => {
                 let (circuit, schema, depends_on) =
                     self.plan_view_emitting(&v.query, v.emit_on_close).await?;
@@ -1017,6 +1017,7 @@ impl Session {
                     query: Some(v.query.to_string()),
                     depends_on,
                     view_schema: Some(schema),
+                    plan: None,
                     owner: self.role.clone(),
                     acl: Default::default(),
                 };
@@ -1038,6 +1039,7 @@ impl Session {
                         RelationKind::Source => "CREATE SOURCE",
                         RelationKind::Table => "CREATE TABLE",
                         RelationKind::View => "CREATE MATERIALIZED VIEW",
+                        RelationKind::PlainView => "CREATE VIEW",
                     },
                     rows: None,
                 })
@@ -1436,4 +1438,20 @@ fn watermark_of(def: &crate::catalog::RelationDef) -> Option<(String, i64)> {
             .ok()
             .map(|d| (w.column.clone(), d))
     })
+}
+
+/// A view is a relation: its columns need distinct names (as in Postgres).
+fn distinct_column_names(schema: &SchemaRef) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    if let Some(f) = schema.fields().iter().find(|f| {
+        let name = crate::sql::rewrite::display_name(f.name());
+        name.len() != f.name().len() || !seen.insert(name)
+    }) {
+        return Err(crate::sql::SqlError::DuplicateColumn(format!(
+            "column \"{}\" specified more than once; give the view's columns distinct names",
+            crate::sql::rewrite::display_name(f.name())
+        ))
+        .into());
+    }
+    Ok(())
 }

@@ -119,10 +119,7 @@ fn relation(engine: &Engine, name: &ast::ObjectName) -> Result<Arc<RelationDef>>
         .relation(&n)
         .ok_or_else(|| EngineError::from(crate::catalog::CatalogError::NotFound(n)))?;
     if !rel.is_base() {
-        return Err(EngineError::WrongObjectType(format!(
-            "cannot write to materialized view \"{}\"",
-            rel.name
-        )));
+        return Err(not_writable(&rel));
     }
     Ok(rel)
 }
@@ -172,10 +169,7 @@ pub fn plan_literals(
         EngineError::from(crate::catalog::CatalogError::NotFound(lit.table.clone()))
     })?;
     if !rel.is_base() {
-        return Err(EngineError::WrongObjectType(format!(
-            "cannot write to materialized view \"{}\"",
-            rel.name
-        )));
+        return Err(not_writable(&rel));
     }
     let positions: Vec<usize> = if lit.columns.is_empty() {
         (0..rel.columns.len()).collect()
@@ -1084,10 +1078,7 @@ pub async fn append_batches(
         EngineError::from(crate::catalog::CatalogError::NotFound(name.to_string()))
     })?;
     if !rel.is_base() {
-        return Err(EngineError::WrongObjectType(format!(
-            "cannot write to materialized view \"{}\"",
-            rel.name
-        )));
+        return Err(not_writable(&rel));
     }
     let positions: Vec<usize> = (0..rel.columns.len()).collect();
     let mut typed = Vec::with_capacity(batches.len());
@@ -1186,5 +1177,19 @@ impl CopyIn {
             tag: "COPY",
             rows: Some(rows),
         })
+    }
+}
+
+/// Why a view cannot be written.
+fn not_writable(rel: &crate::catalog::RelationDef) -> EngineError {
+    match rel.kind {
+        crate::catalog::RelationKind::PlainView => EngineError::Unsupported(format!(
+            "cannot write to view \"{}\": views are not updatable; write to the relations it reads",
+            rel.name
+        )),
+        _ => EngineError::WrongObjectType(format!(
+            "cannot write to materialized view \"{}\"",
+            rel.name
+        )),
     }
 }

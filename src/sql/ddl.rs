@@ -87,6 +87,7 @@ pub fn relation_def(c: &CreateRelation, id: u64, owner: &str) -> Result<Relation
         query: None,
         depends_on: vec![],
         view_schema: None,
+        plan: None,
         owner: owner.to_string(),
         acl: Default::default(),
     })

@@ -114,6 +114,12 @@ pub struct CreateView {
     pub emit_on_close: bool,
     /// `EXPLAIN CREATE MATERIALIZED VIEW`: plan only.
     pub explain: bool,
+    /// `CREATE [OR REPLACE] VIEW`: a view that is not materialized.
+    pub plain: bool,
+    /// `OR REPLACE` (plain views only).
+    pub or_replace: bool,
+    /// The column names given after the view's name (plain views only).
+    pub columns: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -311,9 +317,7 @@ impl SqlParser {
                 let rest = text.trim_start()[7..].trim_start();
                 parse_create_view(rest, true)
             }
-            ["CREATE", "VIEW", ..] => Err(SqlError::Unsupported(
-                "CREATE VIEW is not supported; use CREATE MATERIALIZED VIEW".into(),
-            )),
+            ["CREATE", "VIEW", ..] | ["CREATE", "OR", "REPLACE"] => parse_create_view(text, false),
             ["CREATE", "TEMP" | "TEMPORARY" | "UNLOGGED", ..] => Err(SqlError::Unsupported(
                 format!("CREATE {} TABLE is not supported", w[1]),
             )),
@@ -820,12 +824,28 @@ fn parse_create_view(text: &str, explain: bool) -> Result<Statement, SqlError> {
     let stmt = p.parse_statement().map_err(syntax)?;
     expect_end(&mut p)?;
     match stmt {
-        ast::Statement::CreateView(v) => {
-            if !v.materialized {
-                return Err(SqlError::Unsupported(
-                    "CREATE VIEW is not supported; use CREATE MATERIALIZED VIEW".into(),
+        ast::Statement::CreateView(v) if !v.materialized => {
+            if emit_on_close || explain {
+                return Err(SqlError::Syntax(
+                    "EMIT ON WINDOW CLOSE and EXPLAIN apply to materialized views only".into(),
                 ));
             }
+            if v.temporary {
+                return Err(SqlError::Unsupported("CREATE TEMPORARY VIEW".into()));
+            }
+            Ok(Statement::CreateView(CreateView {
+                name: object_name(&v.name)?,
+                if_not_exists: v.if_not_exists,
+                query: view_query(v.query)?,
+                sql: full_text.to_string(),
+                explain: false,
+                emit_on_close: false,
+                plain: true,
+                or_replace: v.or_replace,
+                columns: v.columns.iter().map(|c| c.name.value.clone()).collect(),
+            }))
+        }
+        ast::Statement::CreateView(v) => {
             if v.or_replace {
                 return Err(SqlError::Unsupported(
                     "CREATE OR REPLACE MATERIALIZED VIEW".into(),
@@ -844,10 +864,13 @@ fn parse_create_view(text: &str, explain: bool) -> Result<Statement, SqlError> {
                 sql: full_text.to_string(),
                 explain,
                 emit_on_close,
+                plain: false,
+                or_replace: false,
+                columns: vec![],
             }))
         }
         other => Err(SqlError::Syntax(format!(
-            "expected CREATE MATERIALIZED VIEW, found {other}"
+            "expected CREATE [MATERIALIZED] VIEW, found {other}"
         ))),
     }
 }

@@ -547,6 +547,10 @@ async fn generated_queries_match_postgres() {
                 r += 1;
                 if let Answer::Error { message, .. } = &got {
                     *refused.entry(message.clone()).or_default() += 1;
+                    // FRESHET_DIFF_TRACE=1 names each refused query
+                    if std::env::var("FRESHET_DIFF_TRACE").is_ok() {
+                        eprintln!("refused #{i}: {message}\n  {sql}");
+                    }
                 }
             }
             Verdict::Different if differs_only_in_numeric_scale(&want, &got) => {
