@@ -136,3 +136,7 @@ SELECT oj2.id, oj1.id FROM oj1 RIGHT JOIN oj2 ON oj1.a = oj2.y WHERE 2 BETWEEN o
 -- (its NULLs were filled in with 0 and matched the 0 of the other side)
 SELECT oj1.id, oj2.id FROM oj1 CROSS JOIN oj2 WHERE oj2.y IS NOT DISTINCT FROM COALESCE(oj1.a, 5) ORDER BY 1, 2;
 SELECT oj1.id, oj2.id FROM oj1 JOIN oj2 ON CAST(oj2.y AS TEXT) IS NOT DISTINCT FROM COALESCE(CAST(oj1.a AS TEXT), '') ORDER BY 1, 2;
+
+-- a CASE whose NULL branch is never taken, under DISTINCT (the planner's
+-- two nullabilities disagreed: an internal error)
+SELECT DISTINCT CASE WHEN (oj2.y >= -7 AND oj2.s < NULL::text) THEN (1 - NULL::int) ELSE -6 END AS c1 FROM oj2;

@@ -77,6 +77,14 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
     // `timestamptz` is a UTC instant (Arrow's timestamp with a zone), as
     // stored; sessions render it in their TimeZone
     config.options_mut().execution.time_zone = Some("+00:00".into());
+    // DataFusion's logical nullability of a CASE can be finer than the
+    // physical one (`CASE WHEN x AND s < NULL THEN NULL … END` never takes
+    // its NULL branch): the planner then refused a DISTINCT or GROUP BY
+    // over it with an internal error, though a nullable input is safe
+    config
+        .options_mut()
+        .execution
+        .skip_physical_aggregate_schema_check = true;
     // subqueries in every form Postgres answers (sql/subquery.rs)
     let mut builder = datafusion::execution::SessionStateBuilder::new()
         .with_config(config)
