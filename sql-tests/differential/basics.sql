@@ -140,3 +140,8 @@ SELECT oj1.id, oj2.id FROM oj1 JOIN oj2 ON CAST(oj2.y AS TEXT) IS NOT DISTINCT F
 -- a CASE whose NULL branch is never taken, under DISTINCT (the planner's
 -- two nullabilities disagreed: an internal error)
 SELECT DISTINCT CASE WHEN (oj2.y >= -7 AND oj2.s < NULL::text) THEN (1 - NULL::int) ELSE -6 END AS c1 FROM oj2;
+
+-- a correlated subquery whose select list reads the outer row, under CASE
+-- (it was refused; SQLAlchemy's column reflection sends one)
+SELECT oj1.id, CASE WHEN oj1.id > 1 THEN (SELECT oj1.a + oj2.y FROM oj2 WHERE oj2.id = oj1.id) END AS v FROM oj1 ORDER BY 1;
+SELECT oj1.id, CASE WHEN oj1.id > 1 THEN (SELECT oj1.a IS NULL FROM oj2 WHERE oj2.y = oj1.a + 100) END AS v FROM oj1 ORDER BY 1;

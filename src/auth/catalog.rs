@@ -220,7 +220,11 @@ impl fmt::Debug for PgCatalogWithRoles {
 impl SchemaProvider for PgCatalogWithRoles {
     fn table_names(&self) -> Vec<String> {
         let mut names = self.inner.table_names();
-        for t in TABLES.iter().chain(&crate::catalog::pg_views::TABLES) {
+        for t in TABLES
+            .iter()
+            .chain(&crate::catalog::pg_views::TABLES)
+            .chain(&crate::catalog::pg_session::TABLES)
+        {
             if !names.iter().any(|n| n == t) {
                 names.push(t.to_string());
             }
@@ -242,6 +246,9 @@ impl SchemaProvider for PgCatalogWithRoles {
         if name == "pg_class" {
             return self.pg_class().await;
         }
+        if crate::catalog::pg_session::TABLES.contains(&name) {
+            return Ok(Some(Arc::new(crate::catalog::pg_session::PgCursors)));
+        }
         if crate::catalog::pg_views::TABLES.contains(&name) {
             let Some(engine) = self.engine.upgrade() else {
                 return Ok(None);
@@ -258,6 +265,7 @@ impl SchemaProvider for PgCatalogWithRoles {
     fn table_exist(&self, name: &str) -> bool {
         TABLES.contains(&name)
             || crate::catalog::pg_views::TABLES.contains(&name)
+            || crate::catalog::pg_session::TABLES.contains(&name)
             || self.inner.table_exist(name)
     }
 }

@@ -4,6 +4,8 @@
 //! the store the moment the DDL succeeds, and rebuilds this structure from the
 //! store at start-up.
 
+pub mod pg_functions;
+pub mod pg_session;
 pub mod pg_views;
 
 use std::collections::BTreeMap;

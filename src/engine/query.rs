@@ -133,6 +133,9 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
     for f in crate::catalog::pg_views::functions(oids, Arc::downgrade(engine)) {
         ctx.register_udf(f);
     }
+    for f in crate::catalog::pg_functions::functions() {
+        ctx.register_udf(f);
+    }
     for f in crate::sql::limits::bounded_functions() {
         ctx.register_udf(f);
     }

@@ -70,6 +70,9 @@ pub struct Cursor {
     pending: std::collections::VecDeque<datafusion::arrow::array::RecordBatch>,
     /// `WITH HOLD`: stays open after its transaction block ends.
     hold: bool,
+    /// The `DECLARE` statement and when it ran (`pg_cursors`).
+    statement: String,
+    created_us: i64,
 }
 
 impl Cursor {
@@ -490,6 +493,15 @@ impl Session {
 
     /// The state for one statement: the session's settings plus the
     /// snapshot every scan of the statement reads.
+    /// The columns of an open cursor.
+    pub async fn cursor_schema(&self, name: &str) -> Option<SchemaRef> {
+        self.cursors
+            .lock()
+            .await
+            .get(name)
+            .map(|c| c.schema.clone())
+    }
+
     pub(crate) fn statement_state(&self) -> SessionState {
         let mut state = self.state.clone();
         let mut tx = self.tx.lock();
@@ -498,6 +510,21 @@ impl Session {
             None => self.engine.snapshot(),
         };
         state.config_mut().set_extension(snapshot);
+        // (a statement runs while no cursor is being read: the lock is free)
+        if let Ok(cursors) = self.cursors.try_lock() {
+            let rows = cursors
+                .iter()
+                .map(|(name, c)| crate::catalog::pg_session::CursorRow {
+                    name: name.clone(),
+                    statement: c.statement.clone(),
+                    holdable: c.hold,
+                    created_us: c.created_us,
+                })
+                .collect();
+            state
+                .config_mut()
+                .set_extension(Arc::new(crate::catalog::pg_session::OpenCursors(rows)));
+        }
         // `now()` is the start of the transaction: of the open block, or
         // of this statement
         state.mark_start_execution();
@@ -1218,6 +1245,14 @@ impl Session {
                         "a cursor's query returned no rows".into(),
                     ));
                 };
+                let statement = format!(
+                    "DECLARE {name} CURSOR {}FOR {}",
+                    if *hold { "WITH HOLD " } else { "" },
+                    match &**query {
+                        Statement::Sql(q) => q.to_string(),
+                        _ => "…".to_string(),
+                    }
+                );
                 self.cursors.lock().await.insert(
                     name.clone(),
                     Cursor {
@@ -1225,6 +1260,8 @@ impl Session {
                         stream,
                         pending: Default::default(),
                         hold: *hold,
+                        statement,
+                        created_us: chrono::Utc::now().timestamp_micros(),
                     },
                 );
                 Ok(Output::Command {

@@ -123,6 +123,7 @@ fn declared_type(f: &datafusion::arrow::datatypes::Field) -> Option<Type> {
     }
     match f.metadata().get(SQL_TYPE_KEY).map(String::as_str) {
         Some("jsonb") => Some(Type::JSONB),
+        Some("json") => Some(Type::JSON),
         Some("varchar") => Some(Type::VARCHAR),
         _ => None,
     }
@@ -670,6 +671,15 @@ impl ExtendedQueryHandler for Conn {
                 parameters: None,
                 fields: d.fields,
                 no_data: portal.statement.statement.schema.is_none(),
+            };
+            return send_describe_response(client, &described).await;
+        } else if let Some(schema) = self.session.lock().await.cursor_schema(name).await {
+            // a cursor DECLAREd by SQL is a portal too (psycopg 3 describes
+            // its server-side cursors so)
+            let described = Described {
+                parameters: None,
+                fields: fields(&schema, &Format::UnifiedText, format_options(client))?,
+                no_data: false,
             };
             return send_describe_response(client, &described).await;
         }

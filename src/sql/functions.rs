@@ -64,6 +64,7 @@ pub fn same_shape(args: &[ColumnarValue], out: ArrayRef) -> DfResult<ColumnarVal
 pub fn pg_type_name(f: &Field) -> String {
     match f.metadata().get(SQL_TYPE_KEY).map(String::as_str) {
         Some("jsonb") => return "jsonb".into(),
+        Some("json") => return "json".into(),
         Some("varchar") if f.data_type() == &DataType::Utf8 => return "character varying".into(),
         _ => {}
     }

@@ -48,6 +48,8 @@ enum Op {
     ExistsAll,
     /// `jsonb_build_object(k, v, …)`
     BuildObject,
+    /// `json_build_object(k, v, …)`: a `json` text, keys in the given order
+    BuildJsonObject,
 }
 
 impl Op {
@@ -63,6 +65,7 @@ impl Op {
             Op::ExistsAny => "jsonb_exists_any",
             Op::ExistsAll => "jsonb_exists_all",
             Op::BuildObject => "jsonb_build_object",
+            Op::BuildJsonObject => "json_build_object",
         }
     }
 
@@ -70,6 +73,9 @@ impl Op {
         let name = self.name();
         match self {
             Op::Cast | Op::Get | Op::Path | Op::BuildObject => jsonb_field(name),
+            Op::BuildJsonObject => Field::new(name, DataType::Utf8, true).with_metadata(
+                HashMap::from([(SQL_TYPE_KEY.to_string(), "json".to_string())]),
+            ),
             Op::GetText | Op::PathText => Field::new(name, DataType::Utf8, true),
             Op::Contains | Op::Exists | Op::ExistsAny | Op::ExistsAll => {
                 Field::new(name, DataType::Boolean, true)
@@ -97,7 +103,7 @@ fn udf(op: Op) -> ScalarUDF {
         op,
         signature: match op {
             Op::Cast => Signature::any(1, Volatility::Immutable),
-            Op::BuildObject => Signature::variadic_any(Volatility::Immutable),
+            Op::BuildObject | Op::BuildJsonObject => Signature::variadic_any(Volatility::Immutable),
             _ => Signature::any(2, Volatility::Immutable),
         },
     })
@@ -117,6 +123,7 @@ pub fn functions() -> Vec<ScalarUDF> {
         Op::ExistsAny,
         Op::ExistsAll,
         Op::BuildObject,
+        Op::BuildJsonObject,
     ]
     .into_iter()
     .map(udf)
@@ -161,7 +168,12 @@ impl ScalarUDFImpl for JsonbFn {
             .map(|a| a.to_array(n.max(1)))
             .collect::<Result<_>>()?;
         let rows = if scalar { 1 } else { n };
-        let out = evaluate(self.op, &arrays, rows)?;
+        let documents: Vec<bool> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.metadata().get(SQL_TYPE_KEY).map(String::as_str) == Some("jsonb"))
+            .collect();
+        let out = evaluate(self.op, &arrays, rows, &documents)?;
         if scalar {
             Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?))
         } else {
@@ -311,7 +323,7 @@ fn has_key(v: &Value, k: &str) -> bool {
     }
 }
 
-fn evaluate(op: Op, args: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
+fn evaluate(op: Op, args: &[ArrayRef], rows: usize, documents: &[bool]) -> Result<ArrayRef> {
     let arg = |j: usize| -> Result<&ArrayRef> {
         match args.get(j) {
             Some(a) => Ok(a),
@@ -354,7 +366,8 @@ fn evaluate(op: Op, args: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
                             })?),
                         }
                     }
-                    Op::BuildObject => Some(build_object(args, i)?),
+                    Op::BuildObject => Some(build_object(args, i, documents)?),
+                    Op::BuildJsonObject => Some(build_json_object(args, i, documents)?),
                     Op::Get | Op::GetText => {
                         let (Some(doc), Some(s)) = (document(arg(0)?, i)?, step(&keys, i)?) else {
                             b.append_null();
@@ -395,20 +408,24 @@ fn evaluate(op: Op, args: &[ArrayRef], rows: usize) -> Result<ArrayRef> {
     }
 }
 
-/// `jsonb_build_object(k1, v1, …)`: numbers and booleans as themselves,
-/// `jsonb` values as documents, everything else as strings.
-fn build_object(args: &[ArrayRef], i: usize) -> Result<String> {
+/// The pairs of `jsonb_build_object(k1, v1, …)` / `json_build_object`:
+/// numbers and booleans as themselves, `jsonb` values as documents,
+/// everything else as strings.
+fn object_pairs(args: &[ArrayRef], i: usize, documents: &[bool]) -> Result<Vec<(String, Value)>> {
     if !args.len().is_multiple_of(2) {
         return exec_err!("argument list must have even number of elements");
     }
-    let mut m = serde_json::Map::new();
-    for pair in args.chunks(2) {
+    let mut pairs = Vec::with_capacity(args.len() / 2);
+    for (n, pair) in args.chunks(2).enumerate() {
         let Some(k) = cell(&pair[0], i)? else {
-            return exec_err!("argument 1: key must not be null");
+            return exec_err!("argument {}: key must not be null", 2 * n + 1);
         };
         let v = &pair[1];
         let value = if v.data_type() == &DataType::Null || v.is_null(i) {
             Value::Null
+        } else if documents.get(2 * n + 1) == Some(&true) {
+            let text = cell(v, i)?.unwrap_or_default();
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
         } else {
             match v.data_type() {
                 t if t.is_numeric() => {
@@ -419,9 +436,25 @@ fn build_object(args: &[ArrayRef], i: usize) -> Result<String> {
                 _ => Value::String(cell(v, i)?.unwrap_or_default()),
             }
         };
-        m.insert(k, value);
+        pairs.push((k, value));
     }
+    Ok(pairs)
+}
+
+/// `jsonb_build_object(k1, v1, …)` (see [`object_pairs`]).
+fn build_object(args: &[ArrayRef], i: usize, documents: &[bool]) -> Result<String> {
+    let m: serde_json::Map<String, Value> = object_pairs(args, i, documents)?.into_iter().collect();
     Ok(canonical(&Value::Object(m)))
+}
+
+/// `json_build_object(k1, v1, …)`: as Postgres writes a `json` object,
+/// `{"k" : v, "k2" : v2}`, keys in order, repeated keys kept.
+fn build_json_object(args: &[ArrayRef], i: usize, documents: &[bool]) -> Result<String> {
+    let pairs: Vec<String> = object_pairs(args, i, documents)?
+        .into_iter()
+        .map(|(k, v)| format!("{} : {}", Value::String(k), canonical(&v)))
+        .collect();
+    Ok(format!("{{{}}}", pairs.join(", ")))
 }
 
 /// Plans the jsonb operators.

@@ -849,6 +849,18 @@ fn domain_join(
     config: &dyn OptimizerConfig,
 ) -> Result<(Domain, LogicalPlanBuilder, Expr)> {
     // Lift the correlated predicates out of R.
+    // Projections on top of R that read outer columns (`SELECT o.x = 'a'
+    // FROM r WHERE …`) are applied above the join, where the domain's
+    // columns stand for the outer ones.
+    let mut r = r;
+    let mut lifted = Vec::new();
+    while let LogicalPlan::Projection(p) = r {
+        if !p.expr.iter().any(|e| e.contains_outer()) {
+            break;
+        }
+        lifted.push((p.expr.clone(), Arc::clone(&p.schema)));
+        r = p.input.as_ref();
+    }
     let mut pull = PullUpCorrelatedExpr::new();
     let inner = r.clone().rewrite(&mut pull)?.data;
     if !pull.can_pull_up || inner.contains_outer_reference() || plan_has_outer(&inner) {
@@ -904,8 +916,22 @@ fn domain_join(
     if mapped > count_outer_refs(r) {
         return Err(unsupported("whose correlation is ambiguous"));
     }
-    let joined = LogicalPlanBuilder::from(domain).join_on(marked, JoinType::Left, on)?;
-    let matched = Expr::Column(Column::from_name(mark)).is_not_null();
+    let mut joined = LogicalPlanBuilder::from(domain).join_on(marked, JoinType::Left, on)?;
+    let matched = Expr::Column(Column::from_name(mark.clone())).is_not_null();
+    // (innermost first; a value of no row of R is NULL, as R's would be)
+    for (exprs, schema) in lifted.into_iter().rev() {
+        let mut out = d.columns();
+        for (e, (q, f)) in exprs.into_iter().zip(schema.iter()) {
+            let e = match e {
+                Expr::Alias(a) => *a.expr,
+                e => e,
+            };
+            let guarded = datafusion::logical_expr::when(matched.clone(), d.map(e)?).end()?;
+            out.push(guarded.alias_qualified(q.cloned(), f.name()));
+        }
+        out.push(Expr::Column(Column::from_name(mark.clone())));
+        joined = joined.project(out)?;
+    }
     Ok((d, joined, matched))
 }
 

@@ -4,6 +4,7 @@
 
 mod auth;
 mod chaos;
+mod clients;
 mod crash;
 mod differential;
 mod docs;

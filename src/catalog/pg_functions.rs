@@ -1,0 +1,190 @@
+//! Catalog functions drivers call when they connect or reflect:
+//! `to_regtype(text)` (psycopg 3's `TypeInfo.fetch`, SQLAlchemy with
+//! psycopg 3) and `pg_get_serial_sequence(table, column)` (SQLAlchemy's
+//! column reflection, pandas' `read_sql_table`).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, Int32Array, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
+/// PostgreSQL's built-in types by name (every spelling `to_regtype`
+/// accepts): their OIDs and the OIDs of their array types.
+const TYPES: &[(&[&str], i32, i32)] = &[
+    (&["bool", "boolean"], 16, 1000),
+    (&["bytea"], 17, 1001),
+    (&["\"char\""], 18, 1002),
+    (&["name"], 19, 1003),
+    (&["int8", "bigint"], 20, 1016),
+    (&["int2", "smallint"], 21, 1005),
+    (&["int4", "integer", "int"], 23, 1007),
+    (&["regproc"], 24, 1008),
+    (&["text"], 25, 1009),
+    (&["oid"], 26, 1028),
+    (&["json"], 114, 199),
+    (&["xml"], 142, 143),
+    (&["cidr"], 650, 651),
+    (&["float4", "real"], 700, 1021),
+    (&["float8", "double precision"], 701, 1022),
+    (&["unknown"], 705, 0),
+    (&["money"], 790, 791),
+    (&["macaddr"], 829, 1040),
+    (&["inet"], 869, 1041),
+    (&["bpchar", "character", "char"], 1042, 1014),
+    (&["varchar", "character varying"], 1043, 1015),
+    (&["date"], 1082, 1182),
+    (&["time", "time without time zone"], 1083, 1183),
+    (&["timestamp", "timestamp without time zone"], 1114, 1115),
+    (&["timestamptz", "timestamp with time zone"], 1184, 1185),
+    (&["interval"], 1186, 1187),
+    (&["timetz", "time with time zone"], 1266, 1270),
+    (&["bit"], 1560, 1561),
+    (&["varbit", "bit varying"], 1562, 1563),
+    (&["numeric", "decimal"], 1700, 1231),
+    (&["regclass"], 2205, 2210),
+    (&["regtype"], 2206, 2211),
+    (&["record"], 2249, 2287),
+    (&["void"], 2278, 0),
+    (&["uuid"], 2950, 2951),
+    (&["jsonb"], 3802, 3807),
+    (&["int4range"], 3904, 3905),
+    (&["numrange"], 3906, 3907),
+    (&["tsrange"], 3908, 3909),
+    (&["tstzrange"], 3910, 3911),
+    (&["daterange"], 3912, 3913),
+    (&["int8range"], 3926, 3927),
+];
+
+/// The OID of the type a name spells (`integer`, `int4`, `pg_catalog.int4`,
+/// `varchar(10)`, `integer[]`, `_int4`), or `None` as `to_regtype` answers
+/// NULL.
+pub fn type_oid(name: &str) -> Option<i32> {
+    let mut n = name.trim().to_ascii_lowercase();
+    if let Some(rest) = n.strip_prefix("pg_catalog.") {
+        n = rest.to_string();
+    }
+    let mut array = false;
+    while let Some(rest) = n.trim_end().strip_suffix("[]") {
+        n = rest.to_string();
+        array = true;
+    }
+    // type modifiers do not change the type
+    if let Some(open) = n.find('(') {
+        let close = n.rfind(')')?;
+        n = format!("{}{}", &n[..open], &n[close + 1..]);
+    }
+    let n = n.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (n, array) = match n.strip_prefix('_') {
+        Some(element) if !array => (element.to_string(), true),
+        _ => (n, array),
+    };
+    // (`"char"` quoted is its own type; `char` is `character`)
+    let n = if n == "\"char\"" {
+        n.as_str()
+    } else {
+        n.trim_matches('"')
+    };
+    let (_, oid, array_oid) = TYPES.iter().find(|(names, _, _)| names.contains(&n))?;
+    match array {
+        true if *array_oid != 0 => Some(*array_oid),
+        true => None,
+        false => Some(*oid),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ToRegtype {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ToRegtype {
+    fn name(&self) -> &str {
+        "to_regtype"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Int32)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let names = &arrays[0];
+        let out: Int32Array = (0..names.len())
+            .map(|i| {
+                ScalarValue::try_from_array(names, i)
+                    .ok()
+                    .and_then(|v| v.try_as_str().flatten().and_then(type_oid))
+            })
+            .collect();
+        crate::sql::functions::same_shape(&args.args, Arc::new(out))
+    }
+}
+
+/// `pg_get_serial_sequence(table, column)`: no column here draws from a
+/// sequence, so NULL, as PostgreSQL answers for such a column.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SerialSequence {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for SerialSequence {
+    fn name(&self) -> &str {
+        "pg_get_serial_sequence"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let n = args.number_rows;
+        let out = StringArray::from(vec![None::<&str>; n]);
+        crate::sql::functions::same_shape(&args.args, Arc::new(out))
+    }
+}
+
+/// The functions of this module.
+pub fn functions() -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::new_from_impl(ToRegtype {
+            signature: Signature::string(1, Volatility::Stable),
+        }),
+        ScalarUDF::new_from_impl(SerialSequence {
+            signature: Signature::string(2, Volatility::Stable),
+        }),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::type_oid;
+
+    #[test]
+    fn type_names_as_postgres_spells_them() {
+        assert_eq!(type_oid("integer"), Some(23));
+        assert_eq!(type_oid("pg_catalog.int4"), Some(23));
+        assert_eq!(type_oid("character varying(10)"), Some(1043));
+        assert_eq!(type_oid("numeric(10, 2)"), Some(1700));
+        assert_eq!(type_oid("integer[]"), Some(1007));
+        assert_eq!(type_oid("_text"), Some(1009));
+        assert_eq!(type_oid("timestamp with time zone"), Some(1184));
+        assert_eq!(type_oid("Double  Precision"), Some(701));
+        assert_eq!(type_oid("\"char\""), Some(18));
+        assert_eq!(type_oid("char"), Some(1042));
+        assert_eq!(type_oid("hstore"), None);
+        assert_eq!(type_oid("void[]"), None);
+    }
+}
