@@ -1,4 +1,4 @@
-//! COPY decoding: text and CSV, fed in arbitrary chunks, into columns of
+//! COPY decoding: text, CSV and binary, fed in arbitrary chunks, into columns of
 //! every kind; errors are fine, panics are not.
 #![no_main]
 
@@ -24,12 +24,16 @@ fuzz_target!(|data: &[u8]| {
         ColumnDef { name: "j".into(), ty: SqlType::Jsonb, nullable: true },
     ];
     let schema = Arc::new(datafusion_schema(&columns));
-    let mut format = if mode & 1 == 0 { CopyFormat::text() } else { CopyFormat::csv() };
+    let mut format = match mode & 1 {
+        _ if mode & 0x80 != 0 => CopyFormat::binary(),
+        0 => CopyFormat::text(),
+        _ => CopyFormat::csv(),
+    };
     format.header = mode & 2 != 0;
     let positions: Vec<usize> = (0..columns.len()).collect();
     let mut d = CopyDecoder::new("f", format, columns, positions, schema);
     // chunk boundaries from the mode byte: rows and characters split anywhere
-    let step = 1 + (mode as usize >> 2);
+    let step = 1 + ((mode & 0x7f) as usize >> 2);
     for chunk in rest.chunks(step) {
         if d.feed(chunk).is_err() {
             return;

@@ -578,6 +578,11 @@ pub fn copy_out_query(stmt: &ast::Statement) -> Result<Option<(ast::Query, CopyF
         ));
     }
     let format = copy_format(options, legacy_options)?;
+    if format.kind == CopyFormatKind::Binary {
+        return Err(unsupported(
+            "COPY TO STDOUT (FORMAT binary); use text or CSV",
+        ));
+    }
     let query = match source {
         CopySource::Query(q) => (**q).clone(),
         CopySource::Table {
@@ -613,7 +618,7 @@ fn copy_format(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<Co
             kind = match f.value.to_ascii_lowercase().as_str() {
                 "text" => CopyFormatKind::Text,
                 "csv" => CopyFormatKind::Csv,
-                "binary" => return Err(unsupported("COPY FORMAT binary")),
+                "binary" => CopyFormatKind::Binary,
                 other => {
                     return Err(EngineError::InvalidParameterValue(format!(
                         "COPY format \"{other}\" not recognized"
@@ -625,14 +630,28 @@ fn copy_format(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<Co
     for o in legacy {
         match o {
             CopyLegacyOption::Csv(_) => kind = CopyFormatKind::Csv,
-            CopyLegacyOption::Binary => return Err(unsupported("COPY BINARY")),
+            CopyLegacyOption::Binary => kind = CopyFormatKind::Binary,
             _ => {}
         }
     }
     let mut f = match kind {
         CopyFormatKind::Text => CopyFormat::text(),
         CopyFormatKind::Csv => CopyFormat::csv(),
+        CopyFormatKind::Binary => CopyFormat::binary(),
     };
+    let textual = options.iter().any(|o| {
+        !matches!(
+            o,
+            CopyOption::Format(_) | CopyOption::Freeze(_) | CopyOption::Encoding(_)
+        )
+    }) || legacy
+        .iter()
+        .any(|o| !matches!(o, CopyLegacyOption::Binary));
+    if kind == CopyFormatKind::Binary && textual {
+        return Err(EngineError::SyntaxError(
+            "cannot specify DELIMITER, NULL, HEADER, QUOTE or ESCAPE in BINARY mode".into(),
+        ));
+    }
     let byte = |c: char, what: &str| -> Result<u8> {
         if c.is_ascii() {
             Ok(c as u8)
@@ -1040,6 +1059,7 @@ pub async fn execute(
         } => Ok(Output::CopyIn(Box::new(CopyIn {
             rel: rel.clone(),
             columns: positions.len(),
+            binary: format.kind == CopyFormatKind::Binary,
             decoder: Some(
                 CopyDecoder::new(
                     &rel.name,
@@ -1142,6 +1162,8 @@ fn append_op(rel: &RelationDef, batches: Vec<RecordBatch>) -> Result<Option<Op>>
 pub struct CopyIn {
     rel: Arc<RelationDef>,
     pub columns: usize,
+    /// The data comes in the binary format.
+    pub binary: bool,
     decoder: Option<CopyDecoder>,
     error: Option<EngineError>,
 }

@@ -20,6 +20,8 @@ pub const BATCH_ROWS: usize = 16 * 1024;
 pub enum CopyFormatKind {
     Text,
     Csv,
+    /// PostgreSQL's binary copy format (`super::binary`); COPY FROM only.
+    Binary,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +43,13 @@ impl CopyFormat {
             header: false,
             quote: b'"',
             escape: b'"',
+        }
+    }
+
+    pub fn binary() -> CopyFormat {
+        CopyFormat {
+            kind: CopyFormatKind::Binary,
+            ..CopyFormat::text()
         }
     }
 
@@ -104,6 +113,8 @@ pub struct CopyDecoder {
     rows: usize,
     /// Reused buffer for fields that need unescaping.
     scratch: String,
+    /// Where a binary COPY is in its stream.
+    binary: super::binary::BinaryReader,
 }
 
 impl CopyDecoder {
@@ -140,6 +151,7 @@ impl CopyDecoder {
             batches: Vec::new(),
             rows: 0,
             scratch: String::new(),
+            binary: Default::default(),
         }
     }
 
@@ -171,6 +183,9 @@ impl CopyDecoder {
             if self.held + self.pending.len() > limit {
                 return Err(self.too_big());
             }
+        }
+        if self.format.kind == CopyFormatKind::Binary {
+            return self.feed_binary();
         }
         let mut start = 0;
         let buf = std::mem::take(&mut self.pending);
@@ -224,8 +239,80 @@ impl CopyDecoder {
         Ok(())
     }
 
+    /// Reads the whole rows of a binary COPY that have arrived.
+    fn feed_binary(&mut self) -> Result<(), CopyError> {
+        use super::binary::Step;
+        let buf = std::mem::take(&mut self.pending);
+        let mut at = 0;
+        while !self.ended {
+            let (step, used) = self
+                .binary
+                .next(&buf[at..])
+                .map_err(|m| self.bad(self.line + 1, m))?;
+            at += used;
+            match step {
+                Step::More => break,
+                Step::End => self.ended = true,
+                Step::Row(fields) => self.binary_row(fields)?,
+            }
+        }
+        if !self.ended {
+            self.pending = buf[at..].to_vec();
+        }
+        Ok(())
+    }
+
+    /// One row of a binary COPY, its values as text for the typed parse.
+    fn binary_row(&mut self, fields: Vec<Option<Vec<u8>>>) -> Result<(), CopyError> {
+        self.line += 1;
+        let line = self.line;
+        if fields.len() != self.columns.len() {
+            return Err(self.bad(
+                line,
+                format!(
+                    "row field count is {}, expected {}",
+                    fields.len(),
+                    self.columns.len()
+                ),
+            ));
+        }
+        for (k, f) in fields.iter().enumerate() {
+            match f {
+                None => self.builders[k].append_null(),
+                Some(v) => {
+                    let col = &self.columns[k];
+                    let text = super::binary::to_text(v, &col.ty).map_err(|m| {
+                        self.bad(line, format!("{m}, column {}", self.columns[k].name))
+                    })?;
+                    if let Some(m) = super::invalid_text(text.as_bytes()) {
+                        return Err(CopyError {
+                            kind: CopyErrorKind::Encoding,
+                            message: format!("{m} (COPY {}, line {line})", self.relation),
+                        });
+                    }
+                    self.builders[k].append_value(text);
+                }
+            }
+        }
+        self.batch_lines.push(line);
+        if self.batch_lines.len() >= BATCH_ROWS {
+            self.flush_batch()?;
+        }
+        Ok(())
+    }
+
     /// Ends the input: decodes the last line and the last batch.
     pub fn finish(mut self) -> Result<(Vec<RecordBatch>, usize), CopyError> {
+        if self.format.kind == CopyFormatKind::Binary {
+            if !self.ended {
+                return Err(self.bad(
+                    self.line + 1,
+                    "unexpected end of file: the binary COPY data has no trailer".into(),
+                ));
+            }
+            self.flush_batch()?;
+            return Ok((self.batches, self.rows));
+        }
         if !self.ended && !self.pending.is_empty() {
             let rest = std::mem::take(&mut self.pending);
             let mut rec: &[u8] = &rest;
@@ -286,6 +373,7 @@ impl CopyDecoder {
                 &mut self.scratch,
             ),
             CopyFormatKind::Csv => split_csv(text, &self.format, &mut sink, &mut self.scratch),
+            CopyFormatKind::Binary => Err("binary data read as text".into()),
         };
         let got = sink.n;
         r.map_err(|m| self.bad(line, m))?;

@@ -1,5 +1,6 @@
 //! Input formats: COPY text and CSV, value coercion into column types, jsonb.
 
+pub mod binary;
 pub mod coerce;
 pub mod copy;
 pub mod json;

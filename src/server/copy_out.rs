@@ -47,7 +47,8 @@ pub fn line(cells: &[Option<&[u8]>], f: &CopyFormat) -> Vec<u8> {
         }
         match (c, f.kind) {
             (None, _) => out.extend_from_slice(f.null.as_bytes()),
-            (Some(v), CopyFormatKind::Text) => {
+            // (binary COPY TO is refused before rows are written)
+            (Some(v), CopyFormatKind::Text | CopyFormatKind::Binary) => {
                 for &b in v.iter() {
                     match b {
                         b'\\' => out.extend_from_slice(b"\\\\"),

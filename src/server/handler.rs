@@ -331,8 +331,9 @@ impl Conn {
             }
             Output::CopyIn(c) => {
                 let columns = c.columns;
+                let format = i8::from(c.binary);
                 *self.copy.lock() = Some(c);
-                Response::CopyIn(CopyResponse::new(0, columns, stream::empty()))
+                Response::CopyIn(CopyResponse::new(format, columns, stream::empty()))
             }
             Output::Set { name, value } => {
                 client

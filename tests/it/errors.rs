@@ -180,6 +180,88 @@ async fn bad_copy_line_stores_nothing_and_names_the_line() {
     assert_eq!(count(&c, "s").await, 2);
 }
 
+/// Binary COPY: PostgreSQL's format, split anywhere; a malformed stream
+/// (signature, field count, value size, no trailer) stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_copy_in() {
+    let (_server, c) = setup().await;
+    let header = |v: &mut Vec<u8>| {
+        v.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        v.extend_from_slice(&0i32.to_be_bytes());
+        v.extend_from_slice(&0i32.to_be_bytes());
+    };
+    let field = |v: &mut Vec<u8>, b: Option<&[u8]>| match b {
+        Some(b) => {
+            v.extend_from_slice(&(b.len() as i32).to_be_bytes());
+            v.extend_from_slice(b);
+        }
+        None => v.extend_from_slice(&(-1i32).to_be_bytes()),
+    };
+    let row = |v: &mut Vec<u8>, id: i64, name: Option<&str>| {
+        v.extend_from_slice(&2i16.to_be_bytes());
+        field(v, Some(&id.to_be_bytes()));
+        field(v, name.map(str::as_bytes));
+    };
+    let send = async |data: Vec<u8>, pieces: usize| {
+        let sink = c
+            .copy_in("COPY s (id, name) FROM STDIN (FORMAT binary)")
+            .await
+            .unwrap();
+        let mut sink = Box::pin(sink);
+        let step = data.len().div_ceil(pieces);
+        for chunk in data.chunks(step) {
+            sink.send(Bytes::copy_from_slice(chunk)).await.unwrap();
+        }
+        sink.as_mut().finish().await
+    };
+    let mut good = Vec::new();
+    header(&mut good);
+    row(&mut good, 1, Some("héllo"));
+    row(&mut good, 2, None);
+    good.extend_from_slice(&(-1i16).to_be_bytes());
+    assert_eq!(send(good.clone(), 7).await.unwrap(), 2);
+    let rows = c
+        .query("SELECT id, name FROM s ORDER BY id", &[])
+        .await
+        .unwrap();
+    let got: Vec<(i64, Option<String>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, vec![(1, Some("héllo".into())), (2, None)]);
+
+    let mut bad_signature = good.clone();
+    bad_signature[0] = b'X';
+    let mut no_trailer = good.clone();
+    no_trailer.truncate(no_trailer.len() - 2);
+    let mut wrong_size = Vec::new();
+    header(&mut wrong_size);
+    row(&mut wrong_size, 3, Some("ok"));
+    wrong_size.extend_from_slice(&2i16.to_be_bytes());
+    field(&mut wrong_size, Some(&[0, 1]));
+    field(&mut wrong_size, None);
+    wrong_size.extend_from_slice(&(-1i16).to_be_bytes());
+    let mut one_field = Vec::new();
+    header(&mut one_field);
+    one_field.extend_from_slice(&1i16.to_be_bytes());
+    field(&mut one_field, Some(&4i64.to_be_bytes()));
+    one_field.extend_from_slice(&(-1i16).to_be_bytes());
+    for (what, data, says) in [
+        ("signature", bad_signature, "signature not recognized"),
+        ("trailer", no_trailer, "no trailer"),
+        ("size", wrong_size, "line 2"),
+        ("field count", one_field, "row field count is 1, expected 2"),
+    ] {
+        let e = send(data, 3).await.unwrap_err();
+        assert_eq!(code(&e), "22P04", "{what}");
+        assert!(message(&e).contains(says), "{what}: {}", message(&e));
+    }
+    assert_eq!(count(&c, "s").await, 2);
+    // binary COPY TO is not there yet, and says so
+    let e = c
+        .batch_execute("COPY s TO STDOUT (FORMAT binary)")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "0A000");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_vanishing_mid_copy_stores_nothing() {
     let (server, c) = setup().await;
