@@ -145,3 +145,7 @@ SELECT DISTINCT CASE WHEN (oj2.y >= -7 AND oj2.s < NULL::text) THEN (1 - NULL::i
 -- (it was refused; SQLAlchemy's column reflection sends one)
 SELECT oj1.id, CASE WHEN oj1.id > 1 THEN (SELECT oj1.a + oj2.y FROM oj2 WHERE oj2.id = oj1.id) END AS v FROM oj1 ORDER BY 1;
 SELECT oj1.id, CASE WHEN oj1.id > 1 THEN (SELECT oj1.a IS NULL FROM oj2 WHERE oj2.y = oj1.a + 100) END AS v FROM oj1 ORDER BY 1;
+
+-- ARRAY(subquery): ordered, correlated, empty
+SELECT oj1.id, ARRAY(SELECT oj2.id FROM oj2 WHERE oj2.y >= oj1.a ORDER BY oj2.id DESC) AS ids FROM oj1 ORDER BY 1;
+SELECT ARRAY(SELECT s FROM oj2 WHERE s <> '' ORDER BY 1) AS names, ARRAY(SELECT y FROM oj2 WHERE false) AS none;

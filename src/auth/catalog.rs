@@ -303,7 +303,7 @@ impl fmt::Debug for OwnedPgClass {
 #[async_trait]
 impl TableProvider for OwnedPgClass {
     fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
-        self.inner.schema()
+        with_option_columns(&self.inner.schema())
     }
 
     fn table_type(&self) -> datafusion::datasource::TableType {
@@ -326,10 +326,32 @@ impl TableProvider for OwnedPgClass {
                 .collect::<DfResult<Vec<_>>>()?,
             None => batches,
         };
-        MemTable::try_new(self.inner.schema(), vec![patched])?
+        let schema = with_option_columns(&self.inner.schema());
+        let patched = patched
+            .into_iter()
+            .map(|b| {
+                let mut cols = b.columns().to_vec();
+                cols.push(nulls_list(b.num_rows()));
+                cols.push(nulls_list(b.num_rows()));
+                RecordBatch::try_new(schema.clone(), cols)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        MemTable::try_new(schema, vec![patched])?
             .scan(state, projection, filters, limit)
             .await
     }
+}
+
+/// The generic `pg_class` with the text-array columns it lacks and psql
+/// reads (`\d+`, `\sv`): `relacl` and `reloptions`, NULL as for a
+/// relation without grants recorded there or storage options.
+fn with_option_columns(
+    inner: &datafusion::arrow::datatypes::SchemaRef,
+) -> datafusion::arrow::datatypes::SchemaRef {
+    let mut fields: Vec<Field> = inner.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("relacl", text_list(), true));
+    fields.push(Field::new("reloptions", text_list(), true));
+    Arc::new(Schema::new(fields))
 }
 
 /// `relowner` of our relations set to their owner's oid; the catalog's own

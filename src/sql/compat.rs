@@ -64,6 +64,7 @@ static FAITHFUL: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
             Arc::new(RewritePgCatalogOperator),
             Arc::new(RewriteRegCastToSubquery::new()),
             Arc::new(FixVersionColumnName),
+            Arc::new(ArraySubquery),
         ]
     });
 
@@ -89,7 +90,12 @@ impl Compat {
             .try_with_sql(text)?
             .parse_statements()?;
         if !plain.is_empty() && plain.iter().all(reads_only_catalog) {
-            return self.client.parse(text);
+            return Ok(self
+                .client
+                .parse(text)?
+                .into_iter()
+                .map(|s| ArraySubquery.rewrite(s))
+                .collect());
         }
         Ok(plain.into_iter().map(|s| self.rewrite(s)).collect())
     }
@@ -201,6 +207,102 @@ impl SqlStatementRewriteRule for SpecialRegisters {
         let _ = VisitMut::visit(&mut s, &mut V);
         s
     }
+}
+
+/// `ARRAY(subquery)` (psql's `\du`, `\d+`; DataFusion has no such
+/// constructor) as `COALESCE((SELECT array_agg(e ORDER BY …) FROM …),
+/// make_array())`: the subquery's ORDER BY moves into the aggregate, and no
+/// rows give an empty array, as in Postgres. A subquery that is not a plain
+/// one-column SELECT (LIMIT, DISTINCT, GROUP BY, a set operation) is read as
+/// a derived table, its order then not kept.
+#[derive(Debug)]
+struct ArraySubquery;
+
+impl SqlStatementRewriteRule for ArraySubquery {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        use datafusion::sql::sqlparser::ast::FunctionArguments;
+        struct V;
+        impl VisitorMut for V {
+            type Break = ();
+            fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+                if let Expr::Function(f) = e {
+                    if f.name.to_string().eq_ignore_ascii_case("array") {
+                        if let FunctionArguments::Subquery(q) = &f.args {
+                            if let Some(r) = array_of(q) {
+                                *e = r;
+                            }
+                        }
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = VisitMut::visit(&mut s, &mut V);
+        s
+    }
+}
+
+/// The `ARRAY(q)` replacement (see [`ArraySubquery`]), or `None` to leave
+/// it for the planner to refuse.
+fn array_of(q: &datafusion::sql::sqlparser::ast::Query) -> Option<Expr> {
+    use datafusion::sql::sqlparser::ast::{OrderByKind, SelectItem, SetExpr};
+    let parse = |sql: &str| {
+        Parser::new(&crate::sql::dialect::Postgres)
+            .try_with_sql(sql)
+            .ok()?
+            .parse_expr()
+            .ok()
+    };
+    let plain = match q.body.as_ref() {
+        SetExpr::Select(sel)
+            if sel.projection.len() == 1
+                && sel.distinct.is_none()
+                && sel.having.is_none()
+                && matches!(&sel.group_by, datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(g, _) if g.is_empty())
+                && q.limit_clause.is_none()
+                && q.fetch.is_none() =>
+        {
+            match &sel.projection[0] {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                    Some(e.clone())
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let Some(value) = plain else {
+        return parse(&format!(
+            "COALESCE((SELECT array_agg(__array.__v) FROM ({q}) AS __array(__v)), make_array())"
+        ));
+    };
+    let mut order = Vec::new();
+    if let Some(o) = &q.order_by {
+        let OrderByKind::Expressions(items) = &o.kind else {
+            return None;
+        };
+        for item in items {
+            // `ORDER BY 1` is the value itself
+            let by = match &item.expr {
+                Expr::Value(v) if v.to_string() == "1" => value.clone(),
+                other => other.clone(),
+            };
+            let mut item = item.clone();
+            item.expr = by;
+            order.push(item.to_string());
+        }
+    }
+    let aggregate = if order.is_empty() {
+        format!("array_agg({value})")
+    } else {
+        format!("array_agg({value} ORDER BY {})", order.join(", "))
+    };
+    let mut inner = q.clone();
+    inner.order_by = None;
+    if let SetExpr::Select(sel) = inner.body.as_mut() {
+        sel.projection = vec![SelectItem::UnnamedExpr(parse(&aggregate)?)];
+    }
+    parse(&format!("COALESCE(({inner}), make_array())"))
 }
 
 /// A call of the function `name` with these arguments.

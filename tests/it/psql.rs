@@ -83,3 +83,50 @@ async fn psql_describe_commands() {
     let out = psql(&server, &["\\d per_seller"]).unwrap_or_default();
     assert!(out.contains("seller") && out.contains("n"), "{out}");
 }
+
+/// `\dv`, `\dm`, `\sv`, `\du`: plain and materialized views apart, a view's
+/// query, the roles (their memberships are an `ARRAY(subquery)`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_view_and_role_commands() {
+    let server = TestServer::start();
+    server
+        .connect()
+        .await
+        .batch_execute(
+            "CREATE TABLE t (id BIGINT, v INT);
+             CREATE VIEW big AS SELECT id, v FROM t WHERE v > 10;
+             CREATE MATERIALIZED VIEW total AS SELECT sum(v) AS s FROM t;
+             CREATE ROLE reader LOGIN;
+             CREATE ROLE readers;",
+        )
+        .await
+        .unwrap();
+    let Some(out) = psql(&server, &["\\dv"]) else {
+        return;
+    };
+    assert!(
+        out.contains("big") && !out.contains("total"),
+        "\\dv:\n{out}"
+    );
+    let out = psql(&server, &["\\dm"]).unwrap_or_default();
+    assert!(
+        out.contains("total") && out.contains("materialized view") && !out.contains("big"),
+        "\\dm:\n{out}"
+    );
+    let out = psql(&server, &["\\sv big"]).unwrap_or_default();
+    assert!(
+        out.contains("CREATE OR REPLACE VIEW public.big AS") && out.contains("WHERE v > 10"),
+        "\\sv:\n{out}"
+    );
+    let out = psql(&server, &["\\du"]).unwrap_or_default();
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("reader "))
+        .unwrap_or_default();
+    // (roles are not members of roles here: the list is empty)
+    assert!(line.contains("{}"), "\\du:\n{out}");
+    assert!(
+        out.contains("readers") && out.contains("Cannot login"),
+        "\\du:\n{out}"
+    );
+}
