@@ -163,6 +163,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("DateStyle", "ISO, MDY"),
     ("default_transaction_isolation", "repeatable read"),
     ("extra_float_digits", "1"),
+    ("idle_in_transaction_session_timeout", "0"),
     ("integer_datetimes", "on"),
     ("IntervalStyle", "postgres"),
     ("is_superuser", "on"),
@@ -242,10 +243,10 @@ impl Params {
                 };
                 self.values.insert(key.clone(), canonical);
             }
-            "statement_timeout" => {
+            "statement_timeout" | "idle_in_transaction_session_timeout" => {
                 let ms = parse_duration_ms(&value).ok_or_else(|| {
                     EngineError::InvalidParameterValue(format!(
-                        "invalid value for parameter \"statement_timeout\": \"{value}\""
+                        "invalid value for parameter \"{key}\": \"{value}\""
                     ))
                 })?;
                 self.values.insert(key.clone(), show_duration_ms(ms));
@@ -290,6 +291,12 @@ impl Params {
 
     pub fn all(&self) -> impl Iterator<Item = (&String, &String)> {
         self.values.iter()
+    }
+
+    /// `idle_in_transaction_session_timeout`, when one is set.
+    pub fn idle_in_transaction_timeout(&self) -> Option<std::time::Duration> {
+        let ms = parse_duration_ms(self.get("idle_in_transaction_session_timeout")?)?;
+        (ms > 0).then(|| std::time::Duration::from_millis(ms))
     }
 
     /// `statement_timeout`, when one is set.

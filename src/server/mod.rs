@@ -202,10 +202,37 @@ async fn serve_socket(
             PgWireConnectionState::AwaitingStartup
                 | PgWireConnectionState::AuthenticationInProgress
         );
+        // a transaction block left idle longer than the session's
+        // idle_in_transaction_session_timeout ends the connection (and the
+        // block with it), as in PostgreSQL
+        let idle_limit = if starting {
+            None
+        } else {
+            let session = conn.session.lock().await;
+            (session.block_status() != 'I')
+                .then(|| session.params.idle_in_transaction_timeout())
+                .flatten()
+        };
         let msg = if starting {
             tokio::select! {
                 _ = &mut startup_timeout => None,
                 m = socket.next() => m,
+            }
+        } else if let Some(limit) = idle_limit {
+            tokio::select! {
+                m = socket.next() => m,
+                _ = tokio::time::sleep(limit) => {
+                    tracing::info!("closing a connection idle in a transaction block past its timeout");
+                    let info = pgwire::error::ErrorInfo::new(
+                        "FATAL".to_string(),
+                        "25P03".to_string(),
+                        "terminating connection due to idle-in-transaction timeout".to_string(),
+                    );
+                    let _ = socket
+                        .send(pgwire::messages::PgWireBackendMessage::ErrorResponse(info.into()))
+                        .await;
+                    break;
+                }
             }
         } else {
             socket.next().await

@@ -257,3 +257,47 @@ async fn statements_of_one_query_string_are_not_canceled() {
         .unwrap();
     assert_eq!(crate::harness::row_texts(rows), vec!["2", "1", "2", "3"]);
 }
+
+/// A block left idle past `idle_in_transaction_session_timeout` ends the
+/// connection with 25P03 and its writes with it; idle outside a block, or
+/// with the setting at 0, nothing happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_in_transaction_timeout_ends_the_block() {
+    let server = TestServer::start();
+    let setup = server.connect().await;
+    setup
+        .batch_execute("CREATE TABLE it (id INT)")
+        .await
+        .unwrap();
+    let (c, conn) = tokio_postgres::connect(&server.conn_string(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let conn = tokio::spawn(conn);
+    c.batch_execute("SET idle_in_transaction_session_timeout = '300ms'")
+        .await
+        .unwrap();
+    // idle outside a block: kept
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    c.batch_execute("BEGIN; INSERT INTO it VALUES (1)")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    assert!(
+        c.batch_execute("COMMIT").await.is_err(),
+        "the block outlived its timeout"
+    );
+    let ended = conn.await.unwrap().unwrap_err();
+    assert_eq!(code(&ended), "25P03", "{ended}");
+    let n: i64 = setup
+        .query_one("SELECT count(*) FROM it", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "the timed-out block's insert was kept");
+    // a bad value is refused
+    let e = setup
+        .batch_execute("SET idle_in_transaction_session_timeout = 'soon'")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&e), "22023");
+}
