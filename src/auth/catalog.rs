@@ -246,8 +246,8 @@ impl SchemaProvider for PgCatalogWithRoles {
         if name == "pg_class" {
             return self.pg_class().await;
         }
-        if crate::catalog::pg_session::TABLES.contains(&name) {
-            return Ok(Some(Arc::new(crate::catalog::pg_session::PgCursors)));
+        if let Some(t) = crate::catalog::pg_session::table(name) {
+            return Ok(Some(t));
         }
         if crate::catalog::pg_views::TABLES.contains(&name) {
             let Some(engine) = self.engine.upgrade() else {

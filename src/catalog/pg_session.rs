@@ -1,7 +1,10 @@
-//! Catalog tables whose rows belong to the session that reads them:
-//! `pg_cursors` (psycopg 3 asks it whether a server-side cursor is still
-//! open before closing it). The session puts its open cursors in each
-//! statement's configuration ([`OpenCursors`]); the table reads them there.
+//! Catalog tables whose rows come from sessions: `pg_cursors`, the open
+//! cursors of the session that reads it (psycopg 3 asks it whether a
+//! server-side cursor is still open before closing it; the session puts
+//! them in each statement's configuration, [`OpenCursors`]), and
+//! `pg_stat_activity`, one row per connection of the server with what it
+//! runs ([`Activity`], shared by the server, which keeps it up to date, and
+//! every session, through the session template's configuration).
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,7 +20,52 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
 /// The tables this module serves.
-pub const TABLES: [&str; 1] = ["pg_cursors"];
+pub const TABLES: [&str; 2] = ["pg_cursors", "pg_stat_activity"];
+
+/// One connection as `pg_stat_activity` shows it.
+#[derive(Debug, Clone, Default)]
+pub struct Backend {
+    pub pid: i32,
+    pub database: String,
+    pub user: String,
+    pub application_name: String,
+    pub client_addr: String,
+    pub client_port: i32,
+    /// Microseconds since the epoch.
+    pub backend_start: i64,
+    pub xact_start: Option<i64>,
+    pub query_start: Option<i64>,
+    pub state_change: Option<i64>,
+    /// `active`, `idle`, `idle in transaction`, `idle in transaction
+    /// (aborted)`.
+    pub state: String,
+    /// The running statement, or the last one.
+    pub query: String,
+}
+
+/// The server's connections, by an id of the server's choosing.
+#[derive(Debug, Default)]
+pub struct Activity(parking_lot::Mutex<std::collections::BTreeMap<u64, Backend>>);
+
+impl Activity {
+    /// Adds or changes a connection's row.
+    pub fn update(&self, id: u64, f: impl FnOnce(&mut Backend)) {
+        f(self.0.lock().entry(id).or_default())
+    }
+
+    pub fn remove(&self, id: u64) {
+        self.0.lock().remove(&id);
+    }
+
+    fn rows(&self) -> Vec<Backend> {
+        self.0.lock().values().cloned().collect()
+    }
+}
+
+/// Now, in microseconds since the epoch.
+pub fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
 
 /// One open cursor of a session.
 #[derive(Debug, Clone)]
@@ -33,6 +81,126 @@ pub struct CursorRow {
 /// The open cursors of the statement's session.
 #[derive(Debug, Default)]
 pub struct OpenCursors(pub Vec<CursorRow>);
+
+/// The table `name` serves (one of [`TABLES`]).
+pub fn table(name: &str) -> Option<Arc<dyn TableProvider>> {
+    match name {
+        "pg_cursors" => Some(Arc::new(PgCursors)),
+        "pg_stat_activity" => Some(Arc::new(PgStatActivity)),
+        _ => None,
+    }
+}
+
+fn timestamptz() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("+00:00")))
+}
+
+/// `pg_stat_activity`.
+struct PgStatActivity;
+
+impl fmt::Debug for PgStatActivity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PgStatActivity")
+    }
+}
+
+fn activity_schema() -> SchemaRef {
+    let f = |n: &str, t: DataType| Field::new(n, t, true);
+    Arc::new(Schema::new(vec![
+        f("datid", DataType::Int32),
+        f("datname", DataType::Utf8),
+        f("pid", DataType::Int32),
+        f("leader_pid", DataType::Int32),
+        f("usesysid", DataType::Int32),
+        f("usename", DataType::Utf8),
+        f("application_name", DataType::Utf8),
+        f("client_addr", DataType::Utf8),
+        f("client_hostname", DataType::Utf8),
+        f("client_port", DataType::Int32),
+        f("backend_start", timestamptz()),
+        f("xact_start", timestamptz()),
+        f("query_start", timestamptz()),
+        f("state_change", timestamptz()),
+        f("wait_event_type", DataType::Utf8),
+        f("wait_event", DataType::Utf8),
+        f("state", DataType::Utf8),
+        f("backend_xid", DataType::Utf8),
+        f("backend_xmin", DataType::Utf8),
+        f("query_id", DataType::Int64),
+        f("query", DataType::Utf8),
+        f("backend_type", DataType::Utf8),
+    ]))
+}
+
+#[async_trait]
+impl TableProvider for PgStatActivity {
+    fn schema(&self) -> SchemaRef {
+        activity_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        use datafusion::arrow::array::{Int32Array, Int64Array};
+        let rows = state
+            .config()
+            .get_extension::<Activity>()
+            .map(|a| a.rows())
+            .unwrap_or_default();
+        let n = rows.len();
+        let text = |f: &dyn Fn(&Backend) -> Option<String>| -> ArrayRef {
+            Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+        };
+        let int = |f: &dyn Fn(&Backend) -> Option<i32>| -> ArrayRef {
+            Arc::new(Int32Array::from(rows.iter().map(f).collect::<Vec<_>>()))
+        };
+        let time = |f: &dyn Fn(&Backend) -> Option<i64>| -> ArrayRef {
+            Arc::new(
+                TimestampMicrosecondArray::from(rows.iter().map(f).collect::<Vec<_>>())
+                    .with_timezone("+00:00"),
+            )
+        };
+        let nothing = || -> ArrayRef { Arc::new(StringArray::from(vec![None::<&str>; n])) };
+        let batch = RecordBatch::try_new(
+            activity_schema(),
+            vec![
+                int(&|_| Some(1)),
+                text(&|b| Some(b.database.clone())),
+                int(&|b| Some(b.pid)),
+                int(&|_| None),
+                int(&|_| None),
+                text(&|b| Some(b.user.clone())),
+                text(&|b| Some(b.application_name.clone())),
+                text(&|b| Some(b.client_addr.clone())),
+                nothing(),
+                int(&|b| Some(b.client_port)),
+                time(&|b| Some(b.backend_start)),
+                time(&|b| b.xact_start),
+                time(&|b| b.query_start),
+                time(&|b| b.state_change),
+                nothing(),
+                nothing(),
+                text(&|b| Some(b.state.clone())),
+                nothing(),
+                nothing(),
+                Arc::new(Int64Array::from(vec![None::<i64>; n])),
+                text(&|b| Some(b.query.clone())),
+                text(&|_| Some("client backend".into())),
+            ],
+        )?;
+        MemTable::try_new(activity_schema(), vec![vec![batch]])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
 
 /// `pg_cursors`.
 pub struct PgCursors;

@@ -69,7 +69,11 @@ pub async fn serve(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), EngineError> {
-    let template = session_template(&engine)?;
+    let mut template = session_template(&engine)?;
+    // every session reads the server's connections (pg_stat_activity)
+    let activity = Arc::new(crate::catalog::pg_session::Activity::default());
+    template.config_mut().set_extension(activity.clone());
+    let mut next_connection: u64 = 0;
     let parser = Arc::new(SqlParser::new());
     let manager = Arc::new(ConnectionManager::new());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -104,7 +108,12 @@ pub async fn serve(
                 let session = Session::new(engine.clone(), &template, parser.clone());
                 let conn = Conn::new(session, engine.clone(), manager.clone());
                 let stop = stop_rx.clone();
-                connections.spawn(connection(conn, socket, peer, stop, options.clone()));
+                next_connection += 1;
+                let seen = Seen {
+                    id: next_connection,
+                    activity: activity.clone(),
+                };
+                connections.spawn(connection(conn, socket, peer, stop, options.clone(), seen));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
@@ -129,15 +138,28 @@ pub async fn serve(
     Ok(())
 }
 
+/// A connection's row of `pg_stat_activity`: removed when it closes.
+struct Seen {
+    id: u64,
+    activity: Arc<crate::catalog::pg_session::Activity>,
+}
+
+impl Drop for Seen {
+    fn drop(&mut self) {
+        self.activity.remove(self.id);
+    }
+}
+
 async fn connection(
     conn: Arc<Conn>,
     socket: tokio::net::TcpStream,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
     options: ServerOptions,
+    seen: Seen,
 ) {
     tracing::debug!(%peer, "connection opened");
-    let mut task = tokio::spawn(serve_socket(socket, conn.clone(), options));
+    let mut task = tokio::spawn(serve_socket(socket, conn.clone(), options, seen));
     tokio::select! {
         r = &mut task => {
             if let Ok(Err(e)) = r {
@@ -164,7 +186,10 @@ async fn serve_socket(
     socket: tokio::net::TcpStream,
     conn: Arc<Conn>,
     options: ServerOptions,
+    seen: Seen,
 ) -> std::io::Result<()> {
+    use crate::catalog::pg_session::now_us;
+    let started = now_us();
     use futures::SinkExt;
     use futures::StreamExt;
     use pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState};
@@ -209,7 +234,42 @@ async fn serve_socket(
             None
         } else {
             let session = conn.session.lock().await;
-            (session.block_status() != 'I')
+            let status = session.block_status();
+            let (pid, _) = socket.pid_and_secret_key();
+            let database = socket.metadata().get("database").cloned();
+            let startup_app = socket.metadata().get("application_name").cloned();
+            let addr = socket.socket_addr();
+            seen.activity.update(seen.id, |b| {
+                if b.pid == 0 {
+                    b.pid = pid;
+                    b.database = database.unwrap_or_default();
+                    b.client_addr = addr.ip().to_canonical().to_string();
+                    b.client_port = i32::from(addr.port());
+                    b.backend_start = started;
+                }
+                b.user = session.user().to_string();
+                b.application_name = session
+                    .params
+                    .get("application_name")
+                    .filter(|a| !a.is_empty())
+                    .or(startup_app.as_deref())
+                    .unwrap_or_default()
+                    .to_string();
+                let state = match status {
+                    'I' => "idle",
+                    'T' => "idle in transaction",
+                    _ => "idle in transaction (aborted)",
+                };
+                if b.state != state {
+                    b.state = state.to_string();
+                    b.state_change = Some(now_us());
+                }
+                b.xact_start = match status {
+                    'I' => None,
+                    _ => b.xact_start.or(b.query_start),
+                };
+            });
+            (status != 'I')
                 .then(|| session.params.idle_in_transaction_timeout())
                 .flatten()
         };
@@ -242,6 +302,28 @@ async fn serve_socket(
         };
         if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
             break;
+        }
+        if !starting {
+            let text = match &msg {
+                PgWireFrontendMessage::Query(q) => Some(q.query.clone()),
+                PgWireFrontendMessage::Parse(p) => Some(p.query.clone()),
+                _ => None,
+            };
+            let runs = matches!(
+                msg,
+                PgWireFrontendMessage::Query(_) | PgWireFrontendMessage::Execute(_)
+            );
+            seen.activity.update(seen.id, |b| {
+                if let Some(t) = text {
+                    b.query = t;
+                }
+                if runs {
+                    let now = now_us();
+                    b.state = "active".into();
+                    b.state_change = Some(now);
+                    b.query_start = Some(now);
+                }
+            });
         }
         let extended_query = match socket.state() {
             PgWireConnectionState::CopyInProgress(e) => e,

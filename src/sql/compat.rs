@@ -55,6 +55,7 @@ static FAITHFUL: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
         vec![
             // Postgres resolves these names in pg_catalog first too.
             Arc::new(PrependUnqualifiedPgTableName),
+            Arc::new(PrependSessionTables),
             // DataFusion has one flat function namespace.
             Arc::new(StripCallableQualifier),
             Arc::new(ExactArrayLiteral),
@@ -94,7 +95,7 @@ impl Compat {
                 .client
                 .parse(text)?
                 .into_iter()
-                .map(|s| ArraySubquery.rewrite(s))
+                .map(|s| ArraySubquery.rewrite(PrependSessionTables.rewrite(s)))
                 .collect());
         }
         Ok(plain.into_iter().map(|s| self.rewrite(s)).collect())
@@ -200,6 +201,42 @@ impl SqlStatementRewriteRule for SpecialRegisters {
                         *e = call("current_database");
                     }
                     _ => {}
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = VisitMut::visit(&mut s, &mut V);
+        s
+    }
+}
+
+/// The catalog tables sessions fill (`crate::catalog::pg_session`:
+/// `pg_stat_activity`, `pg_cursors`) unqualified are `pg_catalog`'s, as
+/// Postgres resolves them (the generic rule knows only its own tables).
+#[derive(Debug)]
+struct PrependSessionTables;
+
+impl SqlStatementRewriteRule for PrependSessionTables {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        use datafusion::sql::sqlparser::ast::{Ident, ObjectName, ObjectNamePart, TableFactor};
+        struct V;
+        impl VisitorMut for V {
+            type Break = ();
+            fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
+                if let TableFactor::Table { name, args, .. } = t {
+                    let ours = args.is_none()
+                        && name.0.len() == 1
+                        && name.0[0].as_ident().is_some_and(|i| {
+                            crate::catalog::pg_session::TABLES
+                                .iter()
+                                .any(|t| t.eq_ignore_ascii_case(&i.value))
+                        });
+                    if ours {
+                        *name = ObjectName(vec![
+                            ObjectNamePart::Identifier(Ident::new("pg_catalog")),
+                            name.0[0].clone(),
+                        ]);
+                    }
                 }
                 ControlFlow::Continue(())
             }

@@ -242,3 +242,71 @@ async fn copy_to_stdout() {
     let e = c.copy_out("COPY ct TO '/tmp/x'").await.err().unwrap();
     assert_eq!(e.code().map(|s| s.code()), Some("0A000"));
 }
+
+/// `pg_stat_activity`: one row per connection, the running statement of
+/// the one asking, an open block's state and start, the client's
+/// application name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_stat_activity_lists_connections() {
+    let server = TestServer::start();
+    let watcher = server.connect().await;
+    let (other, conn) = tokio_postgres::connect(
+        &format!("{} application_name=worker", server.conn_string()),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    other.batch_execute("BEGIN").await.unwrap();
+    other.query("SELECT 41 + 1", &[]).await.unwrap();
+    let rows = watcher
+        .query(
+            "SELECT application_name, state, query, xact_start IS NOT NULL, pid > 0, usename, datname \
+             FROM pg_stat_activity ORDER BY state",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, String, String, bool, bool, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+                r.get(6),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].1, "active");
+    assert!(got[0].2.contains("FROM pg_stat_activity"), "{got:?}");
+    assert_eq!(
+        (
+            got[1].0.as_str(),
+            got[1].1.as_str(),
+            got[1].2.as_str(),
+            got[1].3,
+            got[1].4
+        ),
+        ("worker", "idle in transaction", "SELECT 41 + 1", true, true),
+        "{got:?}"
+    );
+    assert_eq!(
+        (got[1].5.as_str(), got[1].6.as_str()),
+        ("freshet", "freshet")
+    );
+    other.batch_execute("COMMIT").await.unwrap();
+    drop(other);
+    // a closed connection leaves the list
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let n: i64 = watcher
+        .query_one("SELECT count(*) FROM pg_stat_activity", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}
