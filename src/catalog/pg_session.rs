@@ -84,24 +84,60 @@ pub struct OpenCursors(pub Vec<CursorRow>);
 
 /// The table `name` serves (one of [`TABLES`]).
 pub fn table(name: &str) -> Option<Arc<dyn TableProvider>> {
-    match name {
-        "pg_cursors" => Some(Arc::new(PgCursors)),
-        "pg_stat_activity" => Some(Arc::new(PgStatActivity)),
-        _ => None,
+    let (schema, batch): (fn() -> SchemaRef, Builder) = match name {
+        "pg_cursors" => (cursors_schema, cursors_batch),
+        "pg_stat_activity" => (activity_schema, activity_batch),
+        _ => return None,
+    };
+    Some(Arc::new(SessionTable {
+        name: name.to_string(),
+        schema,
+        batch,
+    }))
+}
+
+/// Builds a table's one batch from the reading statement's session.
+type Builder = fn(&dyn Session) -> DfResult<RecordBatch>;
+
+/// A catalog table whose rows are built when a statement reads it.
+struct SessionTable {
+    name: String,
+    schema: fn() -> SchemaRef,
+    batch: Builder,
+}
+
+impl fmt::Debug for SessionTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionTable({})", self.name)
+    }
+}
+
+#[async_trait]
+impl TableProvider for SessionTable {
+    fn schema(&self) -> SchemaRef {
+        (self.schema)()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let batch = (self.batch)(state)?;
+        MemTable::try_new(batch.schema(), vec![vec![batch]])?
+            .scan(state, projection, filters, limit)
+            .await
     }
 }
 
 fn timestamptz() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some(Arc::from("+00:00")))
-}
-
-/// `pg_stat_activity`.
-struct PgStatActivity;
-
-impl fmt::Debug for PgStatActivity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PgStatActivity")
-    }
 }
 
 fn activity_schema() -> SchemaRef {
@@ -132,83 +168,55 @@ fn activity_schema() -> SchemaRef {
     ]))
 }
 
-#[async_trait]
-impl TableProvider for PgStatActivity {
-    fn schema(&self) -> SchemaRef {
-        activity_schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        use datafusion::arrow::array::{Int32Array, Int64Array};
-        let rows = state
-            .config()
-            .get_extension::<Activity>()
-            .map(|a| a.rows())
-            .unwrap_or_default();
-        let n = rows.len();
-        let text = |f: &dyn Fn(&Backend) -> Option<String>| -> ArrayRef {
-            Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
-        };
-        let int = |f: &dyn Fn(&Backend) -> Option<i32>| -> ArrayRef {
-            Arc::new(Int32Array::from(rows.iter().map(f).collect::<Vec<_>>()))
-        };
-        let time = |f: &dyn Fn(&Backend) -> Option<i64>| -> ArrayRef {
-            Arc::new(
-                TimestampMicrosecondArray::from(rows.iter().map(f).collect::<Vec<_>>())
-                    .with_timezone("+00:00"),
-            )
-        };
-        let nothing = || -> ArrayRef { Arc::new(StringArray::from(vec![None::<&str>; n])) };
-        let batch = RecordBatch::try_new(
-            activity_schema(),
-            vec![
-                int(&|_| Some(1)),
-                text(&|b| Some(b.database.clone())),
-                int(&|b| Some(b.pid)),
-                int(&|_| None),
-                int(&|_| None),
-                text(&|b| Some(b.user.clone())),
-                text(&|b| Some(b.application_name.clone())),
-                text(&|b| Some(b.client_addr.clone())),
-                nothing(),
-                int(&|b| Some(b.client_port)),
-                time(&|b| Some(b.backend_start)),
-                time(&|b| b.xact_start),
-                time(&|b| b.query_start),
-                time(&|b| b.state_change),
-                nothing(),
-                nothing(),
-                text(&|b| Some(b.state.clone())),
-                nothing(),
-                nothing(),
-                Arc::new(Int64Array::from(vec![None::<i64>; n])),
-                text(&|b| Some(b.query.clone())),
-                text(&|_| Some("client backend".into())),
-            ],
-        )?;
-        MemTable::try_new(activity_schema(), vec![vec![batch]])?
-            .scan(state, projection, filters, limit)
-            .await
-    }
-}
-
-/// `pg_cursors`.
-pub struct PgCursors;
-
-impl fmt::Debug for PgCursors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PgCursors")
-    }
+/// The rows of `pg_stat_activity`.
+fn activity_batch(state: &dyn Session) -> DfResult<RecordBatch> {
+    use datafusion::arrow::array::{Int32Array, Int64Array};
+    let rows = state
+        .config()
+        .get_extension::<Activity>()
+        .map(|a| a.rows())
+        .unwrap_or_default();
+    let n = rows.len();
+    let text = |f: &dyn Fn(&Backend) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
+    let int = |f: &dyn Fn(&Backend) -> Option<i32>| -> ArrayRef {
+        Arc::new(Int32Array::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
+    let time = |f: &dyn Fn(&Backend) -> Option<i64>| -> ArrayRef {
+        Arc::new(
+            TimestampMicrosecondArray::from(rows.iter().map(f).collect::<Vec<_>>())
+                .with_timezone("+00:00"),
+        )
+    };
+    let nothing = || -> ArrayRef { Arc::new(StringArray::from(vec![None::<&str>; n])) };
+    Ok(RecordBatch::try_new(
+        activity_schema(),
+        vec![
+            int(&|_| Some(1)),
+            text(&|b| Some(b.database.clone())),
+            int(&|b| Some(b.pid)),
+            int(&|_| None),
+            int(&|_| None),
+            text(&|b| Some(b.user.clone())),
+            text(&|b| Some(b.application_name.clone())),
+            text(&|b| Some(b.client_addr.clone())),
+            nothing(),
+            int(&|b| Some(b.client_port)),
+            time(&|b| Some(b.backend_start)),
+            time(&|b| b.xact_start),
+            time(&|b| b.query_start),
+            time(&|b| b.state_change),
+            nothing(),
+            nothing(),
+            text(&|b| Some(b.state.clone())),
+            nothing(),
+            nothing(),
+            Arc::new(Int64Array::from(vec![None::<i64>; n])),
+            text(&|b| Some(b.query.clone())),
+            text(&|_| Some("client backend".into())),
+        ],
+    )?)
 }
 
 fn cursors_schema() -> SchemaRef {
@@ -226,55 +234,36 @@ fn cursors_schema() -> SchemaRef {
     ]))
 }
 
-#[async_trait]
-impl TableProvider for PgCursors {
-    fn schema(&self) -> SchemaRef {
-        cursors_schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        filters: &[Expr],
-        limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let open = state
-            .config()
-            .get_extension::<OpenCursors>()
-            .unwrap_or_default();
-        let rows = &open.0;
-        let texts = |f: &dyn Fn(&CursorRow) -> String| -> ArrayRef {
-            Arc::new(StringArray::from(
-                rows.iter().map(|r| Some(f(r))).collect::<Vec<_>>(),
-            ))
-        };
-        let bools = |f: &dyn Fn(&CursorRow) -> bool| -> ArrayRef {
-            Arc::new(BooleanArray::from(
-                rows.iter().map(|r| Some(f(r))).collect::<Vec<_>>(),
-            ))
-        };
-        let created = TimestampMicrosecondArray::from(
-            rows.iter().map(|r| Some(r.created_us)).collect::<Vec<_>>(),
-        )
-        .with_timezone("+00:00");
-        let batch = RecordBatch::try_new(
-            cursors_schema(),
-            vec![
-                texts(&|r| r.name.clone()),
-                texts(&|r| r.statement.clone()),
-                bools(&|r| r.holdable),
-                bools(&|_| false),
-                bools(&|_| false),
-                Arc::new(created),
-            ],
-        )?;
-        MemTable::try_new(cursors_schema(), vec![vec![batch]])?
-            .scan(state, projection, filters, limit)
-            .await
-    }
+/// The rows of `pg_cursors`.
+fn cursors_batch(state: &dyn Session) -> DfResult<RecordBatch> {
+    let open = state
+        .config()
+        .get_extension::<OpenCursors>()
+        .unwrap_or_default();
+    let rows = &open.0;
+    let texts = |f: &dyn Fn(&CursorRow) -> String| -> ArrayRef {
+        Arc::new(StringArray::from(
+            rows.iter().map(|r| Some(f(r))).collect::<Vec<_>>(),
+        ))
+    };
+    let bools = |f: &dyn Fn(&CursorRow) -> bool| -> ArrayRef {
+        Arc::new(BooleanArray::from(
+            rows.iter().map(|r| Some(f(r))).collect::<Vec<_>>(),
+        ))
+    };
+    let created = TimestampMicrosecondArray::from(
+        rows.iter().map(|r| Some(r.created_us)).collect::<Vec<_>>(),
+    )
+    .with_timezone("+00:00");
+    Ok(RecordBatch::try_new(
+        cursors_schema(),
+        vec![
+            texts(&|r| r.name.clone()),
+            texts(&|r| r.statement.clone()),
+            bools(&|r| r.holdable),
+            bools(&|_| false),
+            bools(&|_| false),
+            Arc::new(created),
+        ],
+    )?)
 }

@@ -500,6 +500,22 @@ impl Session {
 
     /// The state for one statement: the session's settings plus the
     /// snapshot every scan of the statement reads.
+    /// The role may read every relation of `ids` (what a view reads).
+    fn check_select_on(&self, ids: &[u64]) -> Result<()> {
+        let access = self.engine.access();
+        for rel in self.engine.relations() {
+            if ids.contains(&rel.id) {
+                crate::auth::check(
+                    &access.roles,
+                    &self.role,
+                    &rel,
+                    crate::auth::Privilege::Select,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
     /// The columns of an open cursor.
     pub async fn cursor_schema(&self, name: &str) -> Option<SchemaRef> {
         self.cursors
@@ -1022,19 +1038,7 @@ impl Session {
                     return rows(text_batch("plan", lines)?);
                 }
                 self.check_create()?;
-                {
-                    let access = self.engine.access();
-                    for rel in self.engine.relations() {
-                        if depends_on.contains(&rel.id) {
-                            crate::auth::check(
-                                &access.roles,
-                                &self.role,
-                                &rel,
-                                crate::auth::Privilege::Select,
-                            )?;
-                        }
-                    }
-                }
+                self.check_select_on(&depends_on)?;
                 let def = crate::catalog::RelationDef {
                     id: 0,
                     name: v.name.clone(),

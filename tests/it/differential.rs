@@ -334,8 +334,15 @@ fn same_numeric(a: &str, b: &str) -> bool {
 /// Freshet's one scale per column, so quotients and averages show other
 /// digits — docs/sql.md, "Differences from PostgreSQL"): same columns and
 /// rows, every other value equal, numeric values equal by [`same_numeric`].
-pub(crate) fn differs_only_in_numeric_scale(pg: &Answer, fr: &Answer) -> bool {
-    const NUMERIC: u32 = 1700;
+/// Both answers' rows, where both are rows of the same columns and as many,
+/// and a column has type `oid`.
+type Rows<'a> = (
+    &'a [(String, u32)],
+    &'a [Vec<Option<String>>],
+    &'a [Vec<Option<String>>],
+);
+
+fn comparable_rows<'a>(pg: &'a Answer, fr: &'a Answer, oid: u32) -> Option<Rows<'a>> {
     let (
         Answer::Rows {
             columns: c1,
@@ -347,11 +354,20 @@ pub(crate) fn differs_only_in_numeric_scale(pg: &Answer, fr: &Answer) -> bool {
         },
     ) = (pg, fr)
     else {
+        return None;
+    };
+    (c1 == c2 && r1.len() == r2.len() && c1.iter().any(|(_, t)| *t == oid)).then_some((
+        c1.as_slice(),
+        r1.as_slice(),
+        r2.as_slice(),
+    ))
+}
+
+pub(crate) fn differs_only_in_numeric_scale(pg: &Answer, fr: &Answer) -> bool {
+    const NUMERIC: u32 = 1700;
+    let Some((c1, r1, r2)) = comparable_rows(pg, fr, NUMERIC) else {
         return false;
     };
-    if c1 != c2 || r1.len() != r2.len() || !c1.iter().any(|(_, t)| *t == NUMERIC) {
-        return false;
-    }
     // rows in the same order once numeric values are compared by value:
     // by their non-numeric columns, then by numeric value
     let cmp = |x: &&Vec<Option<String>>, y: &&Vec<Option<String>>| {
@@ -388,22 +404,9 @@ pub(crate) fn differs_only_in_numeric_scale(pg: &Answer, fr: &Answer) -> bool {
 /// rows are compared with every interval as its length.
 pub(crate) fn differs_only_in_interval_form(pg: &Answer, fr: &Answer) -> bool {
     const INTERVAL: u32 = 1186;
-    let (
-        Answer::Rows {
-            columns: c1,
-            rows: r1,
-        },
-        Answer::Rows {
-            columns: c2,
-            rows: r2,
-        },
-    ) = (pg, fr)
-    else {
+    let Some((c1, r1, r2)) = comparable_rows(pg, fr, INTERVAL) else {
         return false;
     };
-    if c1 != c2 || r1.len() != r2.len() || !c1.iter().any(|(_, t)| *t == INTERVAL) {
-        return false;
-    }
     let lengths = |rows: &[Vec<Option<String>>]| {
         let mut rows: Vec<Vec<Option<String>>> = rows
             .iter()

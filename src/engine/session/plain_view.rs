@@ -44,19 +44,7 @@ impl Session {
         let query = v.query.to_string();
         let planned = plan(self, &query, &v.columns).await?;
         self.check_create()?;
-        {
-            let access = self.engine.access();
-            for rel in self.engine.relations() {
-                if planned.depends_on.contains(&rel.id) {
-                    crate::auth::check(
-                        &access.roles,
-                        &self.role,
-                        &rel,
-                        crate::auth::Privilege::Select,
-                    )?;
-                }
-            }
-        }
+        self.check_select_on(&planned.depends_on)?;
         let mut options = std::collections::BTreeMap::new();
         if !v.columns.is_empty() {
             options.insert(
