@@ -266,6 +266,7 @@ fn bench_view_def() -> RelationDef {
         plan: None,
         owner: "freshet".into(),
         acl: Default::default(),
+        comments: Default::default(),
     }
 }
 

@@ -94,6 +94,9 @@ pub struct RelationDef {
     /// Privileges granted to other roles.
     #[serde(default)]
     pub acl: crate::auth::Acl,
+    /// `COMMENT ON`: the relation's (key `""`) and its columns' (by name).
+    #[serde(default)]
+    pub comments: BTreeMap<String, String>,
 }
 
 fn bootstrap_owner() -> String {

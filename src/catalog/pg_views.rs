@@ -1,7 +1,9 @@
-//! What clients read about views: `pg_class.relkind` (`m` for a
-//! materialized view, `v` for a plain one), `pg_matviews`, `pg_views` and
-//! `pg_get_viewdef` (psql's `\dm`, `\dv`, `\sv`, `\d+`; SQLAlchemy's
-//! `get_materialized_view_names`, `get_view_definition`).
+//! What clients read about views and descriptions: `pg_class.relkind` (`m`
+//! for a materialized view, `v` for a plain one), `pg_matviews`, `pg_views`
+//! and `pg_get_viewdef` (psql's `\dm`, `\dv`, `\sv`, `\d+`; SQLAlchemy's
+//! `get_materialized_view_names`, `get_view_definition`), and the
+//! `COMMENT ON` texts through `obj_description` and `col_description`
+//! (psql's `\dt+`, `\d+`).
 //!
 //! Relation OIDs are given by the generic `pg_catalog` each time `pg_class`
 //! is read; [`ViewOids`] remembers the last mapping from OIDs to names so
@@ -195,14 +197,101 @@ impl ScalarUDFImpl for ViewDef {
     }
 }
 
-/// `pg_get_viewdef`, reading `oids`.
+/// `obj_description(oid [, catalog])` and `col_description(oid, attnum)`:
+/// the `COMMENT ON` text of a relation or of its `attnum`-th column (from
+/// 1), NULL where there is none.
+#[derive(Debug)]
+struct Description {
+    signature: Signature,
+    column: bool,
+    oids: ViewOids,
+    engine: Weak<Engine>,
+}
+
+impl PartialEq for Description {
+    fn eq(&self, o: &Self) -> bool {
+        self.column == o.column
+    }
+}
+impl Eq for Description {}
+impl std::hash::Hash for Description {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.column.hash(h)
+    }
+}
+
+impl ScalarUDFImpl for Description {
+    fn name(&self) -> &str {
+        if self.column {
+            "col_description"
+        } else {
+            "obj_description"
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let engine = self
+            .engine
+            .upgrade()
+            .ok_or_else(|| DataFusionError::Internal("the server is shutting down".into()))?;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let n = arrays[0].len();
+        let out: StringArray = (0..n)
+            .map(|i| {
+                let def = oid_at(&arrays[0], i)
+                    .and_then(|o| self.oids.name(o))
+                    .and_then(|name| engine.relation(&name))?;
+                let key = if self.column {
+                    let attnum = oid_at(&arrays[1], i)?;
+                    let schema = def.schema();
+                    let f = schema.fields().get(usize::try_from(attnum - 1).ok()?)?;
+                    f.name().clone()
+                } else {
+                    String::new()
+                };
+                def.comments.get(&key).cloned()
+            })
+            .collect();
+        crate::sql::functions::same_shape(&args.args, Arc::new(out))
+    }
+}
+
+/// `pg_get_viewdef`, `obj_description` and `col_description`, reading
+/// `oids`.
 pub fn functions(oids: ViewOids, engine: Weak<Engine>) -> Vec<ScalarUDF> {
-    vec![ScalarUDF::new_from_impl(ViewDef {
-        signature: Signature::one_of(
-            vec![TypeSignature::Any(1), TypeSignature::Any(2)],
-            Volatility::Stable,
-        ),
-        oids,
-        engine,
-    })]
+    let description = |column: bool| {
+        ScalarUDF::new_from_impl(Description {
+            signature: Signature::one_of(
+                if column {
+                    vec![TypeSignature::Any(2)]
+                } else {
+                    vec![TypeSignature::Any(1), TypeSignature::Any(2)]
+                },
+                Volatility::Stable,
+            ),
+            column,
+            oids: oids.clone(),
+            engine: engine.clone(),
+        })
+    };
+    vec![
+        ScalarUDF::new_from_impl(ViewDef {
+            signature: Signature::one_of(
+                vec![TypeSignature::Any(1), TypeSignature::Any(2)],
+                Volatility::Stable,
+            ),
+            oids: oids.clone(),
+            engine: engine.clone(),
+        }),
+        description(false),
+        description(true),
+    ]
 }

@@ -3,6 +3,7 @@
 //! order: log -> flush -> in-memory state -> snapshot -> acknowledgement.
 
 pub mod checkpoint;
+pub mod comment;
 pub mod commit;
 pub mod data;
 pub mod error;

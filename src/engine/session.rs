@@ -1058,6 +1058,7 @@ impl Session {
                     plan: None,
                     owner: self.role.clone(),
                     acl: Default::default(),
+                    comments: Default::default(),
                 };
                 self.engine
                     .create_view(def, circuit, v.if_not_exists)
@@ -1362,6 +1363,14 @@ impl Session {
             Statement::RecomputeView { name, tag } => {
                 self.engine.recompute_view(name, &self.role).await?;
                 Ok(Output::Command { tag, rows: None })
+            }
+            Statement::Comment(on) => {
+                let engine = self.engine.clone();
+                engine.comment(on, &self.role).await?;
+                Ok(Output::Command {
+                    tag: "COMMENT",
+                    rows: None,
+                })
             }
             Statement::Discard(tag) => {
                 if tag == "DISCARD" {

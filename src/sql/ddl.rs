@@ -90,6 +90,7 @@ pub fn relation_def(c: &CreateRelation, id: u64, owner: &str) -> Result<Relation
         plan: None,
         owner: owner.to_string(),
         acl: Default::default(),
+        comments: Default::default(),
     })
 }
 

@@ -91,6 +91,9 @@ pub enum Statement {
     },
     /// `DISCARD ALL`, `DEALLOCATE ...`: accepted, nothing to do.
     Discard(String),
+    /// `COMMENT ON TABLE | VIEW | MATERIALIZED VIEW | SOURCE | COLUMN … IS
+    /// 'text' | NULL`.
+    Comment(CommentOn),
     /// Anything DataFusion plans: queries, INSERT, UPDATE, DELETE, EXPLAIN,
     /// and COPY (handled by the engine).
     Sql(Box<ast::Statement>),
@@ -101,6 +104,18 @@ pub enum Statement {
     /// `SET ROLE name | NONE` / `SET SESSION AUTHORIZATION name | DEFAULT`
     /// (`None`: back to the role that logged in).
     SetRole(Option<String>),
+}
+
+/// What `COMMENT ON` names.
+#[derive(Debug, Clone)]
+pub struct CommentOn {
+    /// The relation, and the column for `COMMENT ON COLUMN`.
+    pub relation: String,
+    pub column: Option<String>,
+    /// The kind the statement says the relation is (`None`: a column's).
+    pub kind: Option<RelationKind>,
+    /// `NULL` removes the comment.
+    pub text: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -350,6 +365,7 @@ impl SqlParser {
             ["FLUSH"] => Ok(Statement::Flush),
             ["CHECKPOINT"] => Ok(Statement::Checkpoint),
             ["DISCARD", ..] => Ok(Statement::Discard(w[0].to_string())),
+            ["COMMENT", "ON", ..] => parse_comment(text),
             ["DEALLOCATE", ..] => {
                 let words = statement_words(text);
                 match words.as_slice() {
@@ -873,6 +889,62 @@ fn parse_create_view(text: &str, explain: bool) -> Result<Statement, SqlError> {
             "expected CREATE [MATERIALIZED] VIEW, found {other}"
         ))),
     }
+}
+
+/// `COMMENT ON … IS …` (see [`CommentOn`]); `COMMENT ON SOURCE` is read as
+/// the table form (sqlparser does not know sources).
+fn parse_comment(text: &str) -> Result<Statement, SqlError> {
+    use ast::CommentObject as O;
+    let source = statement_words(text).get(2).map(String::as_str) == Some("source");
+    let text = if source {
+        let at = text
+            .to_ascii_lowercase()
+            .find("source")
+            .ok_or_else(|| SqlError::Syntax("COMMENT ON SOURCE".into()))?;
+        format!("{}TABLE{}", &text[..at], &text[at + "source".len()..])
+    } else {
+        text.to_string()
+    };
+    let mut p = parser(&text)?;
+    let stmt = p.parse_statement().map_err(syntax)?;
+    expect_end(&mut p)?;
+    let ast::Statement::Comment {
+        object_type,
+        object_name: name,
+        comment,
+        ..
+    } = stmt
+    else {
+        return Err(SqlError::Syntax("expected COMMENT ON".into()));
+    };
+    let (relation, column, kind) = match object_type {
+        O::Table if source => (object_name(&name)?, None, Some(RelationKind::Source)),
+        O::Table => (object_name(&name)?, None, Some(RelationKind::Table)),
+        O::View => (object_name(&name)?, None, Some(RelationKind::PlainView)),
+        O::MaterializedView => (object_name(&name)?, None, Some(RelationKind::View)),
+        O::Column => {
+            let mut parts = name.0.clone();
+            let column = parts
+                .pop()
+                .and_then(|p| p.as_ident().map(normalize_ident))
+                .ok_or_else(|| SqlError::Syntax("COMMENT ON COLUMN needs table.column".into()))?;
+            if parts.is_empty() {
+                return Err(SqlError::Syntax("column name must be qualified".into()));
+            }
+            (object_name(&ast::ObjectName(parts))?, Some(column), None)
+        }
+        other => {
+            return Err(SqlError::Unsupported(format!(
+                "COMMENT ON {other} is not supported (tables, sources, views, materialized views and columns are)"
+            )));
+        }
+    };
+    Ok(Statement::Comment(CommentOn {
+        relation,
+        column,
+        kind,
+        text: comment,
+    }))
 }
 
 /// `FETCH` / `MOVE` (see [`Statement::Fetch`]); backward directions are

@@ -67,6 +67,7 @@ impl Session {
             plan: Some(planned.plan),
             owner: self.role.clone(),
             acl: Default::default(),
+            comments: Default::default(),
         };
         let engine = self.engine.clone();
         engine
