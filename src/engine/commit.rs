@@ -64,7 +64,7 @@ pub enum Op {
         on_conflict: OnConflict,
     },
     CreateRelation {
-        def: RelationDef,
+        def: Box<RelationDef>,
     },
     DropRelation {
         id: u64,
@@ -928,7 +928,7 @@ impl Committer {
             Op::CreateRelation { def } => {
                 let id = def.id;
                 let bytes = def.to_bytes();
-                let def = Arc::new(def);
+                let def = Arc::new(*def);
                 let next_id = id + 1;
                 puts.push(Put::Catalog { id, bytes });
                 puts.push(Put::Meta {

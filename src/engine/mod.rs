@@ -476,7 +476,10 @@ impl Engine {
         }
         let id = self.catalog.read().next_id();
         let def = crate::sql::ddl::relation_def(create, id, owner)?;
-        self.commit(Op::CreateRelation { def: def.clone() }).await?;
+        self.commit(Op::CreateRelation {
+            def: Box::new(def.clone()),
+        })
+        .await?;
         let mut cat = self.catalog.write();
         cat.allocate_id();
         cat.insert(def)?;
