@@ -147,13 +147,16 @@ pub struct ViewWatermarks {
     pub late_rows: u64,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone)]
 pub struct Outcome {
     /// Rows inserted (for DELETE/UPDATE: rows retracted).
     pub inserted: usize,
     pub retracted: usize,
     /// Offset of the first row written.
     pub first_offset: u64,
+    /// The rows a change staged in a transaction inserted (after `ON
+    /// CONFLICT` dropped or merged some): what `RETURNING` shows.
+    pub inserted_rows: Option<RecordBatch>,
 }
 
 /// A view's circuit, or why its query could not be planned again.
@@ -892,6 +895,7 @@ impl Committer {
                     inserted: rows,
                     retracted: 0,
                     first_offset: first,
+                    inserted_rows: None,
                 })
             }
             Op::Change {
@@ -972,6 +976,7 @@ impl Committer {
                     inserted: rows,
                     retracted: 0,
                     first_offset: 0,
+                    inserted_rows: None,
                 })
             }
             Op::RestoreViews { views } => {
@@ -1055,9 +1060,8 @@ impl Committer {
         let (n_retract, n_insert) = (old_rows.num_rows(), insert.num_rows());
         if n_retract + n_insert == 0 {
             return Ok(Outcome {
-                inserted: 0,
-                retracted: 0,
                 first_offset: first,
+                ..Outcome::default()
             });
         }
         // Retractions, then insertions, in entries of bounded size.
@@ -1106,6 +1110,7 @@ impl Committer {
             inserted: n_insert,
             retracted: n_retract,
             first_offset: first,
+            inserted_rows: None,
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod data;
 pub mod error;
 pub mod exec;
 pub mod query;
+pub mod returning;
 pub mod roles;
 pub mod session;
 pub mod storage;

@@ -60,6 +60,13 @@ pub enum Output {
         schema: SchemaRef,
         stream: SendableRecordBatchStream,
     },
+    /// The rows of a write's `RETURNING`: as `Rows`, with the write's
+    /// command tag (`INSERT`, `UPDATE`, `DELETE`).
+    Returned {
+        tag: &'static str,
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+    },
 }
 
 /// An open cursor (`DECLARE`): its rows, read as `FETCH` asks.
@@ -848,7 +855,7 @@ impl Session {
     /// rules can change types (`sum(bigint)` is numeric), so a statement is
     /// described by its analyzed plan. (A plan whose parameters are not
     /// typed yet may not analyze; its columns are then the planned ones.)
-    fn result_schema(&self, plan: &LogicalPlan) -> SchemaRef {
+    pub(crate) fn result_schema(&self, plan: &LogicalPlan) -> SchemaRef {
         let analyzed = self.state.analyzer().execute_and_check(
             plan.clone(),
             self.state.config_options(),
@@ -862,6 +869,21 @@ impl Session {
 
     /// Plans a query (SELECT, VALUES, EXPLAIN, ...) with DataFusion.
     pub(crate) async fn plan_query(&self, ast: &ast::Statement) -> Result<LogicalPlan> {
+        self.plan_query_in(ast, &self.state).await
+    }
+
+    /// The session's planning state (its settings, no snapshot).
+    pub(crate) fn state_template(&self) -> &SessionState {
+        &self.state
+    }
+
+    /// Plans a query with `state` (the session's, or one that resolves
+    /// more names).
+    pub(crate) async fn plan_query_in(
+        &self,
+        ast: &ast::Statement,
+        state: &SessionState,
+    ) -> Result<LogicalPlan> {
         let mut ast = ast.clone();
         crate::sql::expand_relations(&mut ast)?;
         postgres_output_names(&mut ast);
@@ -869,8 +891,7 @@ impl Session {
             let engine = &self.engine;
             expose_offsets(&mut ast, &|n| engine.relation(n).is_some())?;
         }
-        let plan = self
-            .state
+        let plan = state
             .statement_to_plan(DfStatement::Statement(Box::new(ast)))
             .await?;
         match &plan {

@@ -25,6 +25,7 @@ use futures::StreamExt;
 
 use super::commit::{OnConflict, Op, Outcome};
 use super::error::{EngineError, Result};
+use super::returning::Returning;
 use super::session::{bind, param_types, Output, Session};
 use super::Engine;
 use crate::auth::Privilege;
@@ -41,11 +42,14 @@ pub enum WritePlan {
     Update {
         rel: Arc<RelationDef>,
         select: LogicalPlan,
+        returning: Option<Returning>,
     },
-    /// `select` yields the `_offset` of every row to delete.
+    /// `select` yields the `_offset` of every row to delete (then, with
+    /// RETURNING, every column).
     Delete {
         rel: Arc<RelationDef>,
         select: LogicalPlan,
+        returning: Option<Returning>,
     },
     CopyFrom {
         rel: Arc<RelationDef>,
@@ -61,6 +65,7 @@ pub struct InsertPlan {
     source: InsertSource,
     on_conflict: OnConflict,
     params: Vec<Option<DataType>>,
+    returning: Option<Returning>,
 }
 
 enum InsertSource {
@@ -86,13 +91,32 @@ impl WritePlan {
     }
 
     pub fn output_schema(&self) -> Option<SchemaRef> {
-        None
+        self.returning().map(|r| r.schema.clone())
+    }
+
+    fn returning(&self) -> Option<&Returning> {
+        match self {
+            WritePlan::Insert(i) => i.returning.as_ref(),
+            WritePlan::Update { returning, .. } | WritePlan::Delete { returning, .. } => {
+                returning.as_ref()
+            }
+            WritePlan::CopyFrom { .. } => None,
+        }
     }
 
     /// The relation written, the privileges the write needs on it, and
     /// the plan whose relations it reads (for UPDATE and DELETE that plan
     /// scans the target too).
     pub fn access(&self) -> (&Arc<RelationDef>, Vec<Privilege>, Option<&LogicalPlan>) {
+        let (rel, mut privileges, reads) = self.writes();
+        // RETURNING reads the rows written
+        if self.returning().is_some() {
+            privileges.push(Privilege::Select);
+        }
+        (rel, privileges, reads)
+    }
+
+    fn writes(&self) -> (&Arc<RelationDef>, Vec<Privilege>, Option<&LogicalPlan>) {
         match self {
             WritePlan::Insert(i) => {
                 let mut p = vec![Privilege::Insert];
@@ -105,8 +129,8 @@ impl WritePlan {
                 };
                 (&i.rel, p, reads)
             }
-            WritePlan::Update { rel, select } => (rel, vec![Privilege::Update], Some(select)),
-            WritePlan::Delete { rel, select } => (rel, vec![Privilege::Delete], Some(select)),
+            WritePlan::Update { rel, select, .. } => (rel, vec![Privilege::Update], Some(select)),
+            WritePlan::Delete { rel, select, .. } => (rel, vec![Privilege::Delete], Some(select)),
             WritePlan::CopyFrom { rel, .. } => (rel, vec![Privilege::Insert], None),
         }
     }
@@ -207,6 +231,7 @@ pub fn plan_literals(
         },
         on_conflict: OnConflict::Error,
         params: vec![],
+        returning: None,
     }))
 }
 
@@ -230,13 +255,22 @@ pub async fn plan(session: &Session, stmt: &ast::Statement) -> Result<WritePlan>
                     "syntax error at or near \"{word}\" (not a PostgreSQL INSERT)"
                 )));
             }
-            if ins.returning.is_some() {
-                return Err(unsupported("INSERT ... RETURNING"));
-            }
             let TableObject::TableName(name) = &ins.table else {
                 return Err(unsupported("INSERT INTO a table function"));
             };
             let rel = relation(engine, name)?;
+            let returning = match &ins.returning {
+                Some(items) => Some(
+                    Returning::plan(
+                        session,
+                        &rel,
+                        ins.table_alias.as_ref().map(|a| &a.alias),
+                        items,
+                    )
+                    .await?,
+                ),
+                None => None,
+            };
             let positions: Vec<usize> = if ins.columns.is_empty() {
                 (0..rel.columns.len()).collect()
             } else {
@@ -387,12 +421,10 @@ pub async fn plan(session: &Session, stmt: &ast::Statement) -> Result<WritePlan>
                 source,
                 on_conflict,
                 params,
+                returning,
             }))
         }
         ast::Statement::Update(u) => {
-            if u.returning.is_some() {
-                return Err(unsupported("UPDATE ... RETURNING"));
-            }
             if u.from.is_some() || !u.table.joins.is_empty() {
                 return Err(unsupported("UPDATE ... FROM"));
             }
@@ -430,12 +462,19 @@ pub async fn plan(session: &Session, stmt: &ast::Statement) -> Result<WritePlan>
                 u.selection.as_ref(),
             );
             let select = plan_internal(session, &sql).await?;
-            Ok(WritePlan::Update { rel, select })
+            let returning = match &u.returning {
+                Some(items) => Some(
+                    Returning::plan(session, &rel, alias.as_ref().map(|a| &a.name), items).await?,
+                ),
+                None => None,
+            };
+            Ok(WritePlan::Update {
+                rel,
+                select,
+                returning,
+            })
         }
         ast::Statement::Delete(d) => {
-            if d.returning.is_some() {
-                return Err(unsupported("DELETE ... RETURNING"));
-            }
             if d.using.is_some() || !d.tables.is_empty() {
                 return Err(unsupported("DELETE ... USING"));
             }
@@ -455,14 +494,33 @@ pub async fn plan(session: &Session, stmt: &ast::Statement) -> Result<WritePlan>
                 return Err(unsupported("DELETE of this target"));
             };
             let rel = mutable_table(engine, name, "delete from")?;
+            let returning = match &d.returning {
+                Some(items) => Some(
+                    Returning::plan(session, &rel, alias.as_ref().map(|a| &a.name), items).await?,
+                ),
+                None => None,
+            };
+            // with RETURNING, the deleted rows too
+            let columns: Vec<String> = std::iter::once(quote(OFFSET_COLUMN))
+                .chain(
+                    rel.columns
+                        .iter()
+                        .map(|c| quote(&c.name))
+                        .filter(|_| returning.is_some()),
+                )
+                .collect();
             let sql = select_sql(
                 &rel,
                 alias.as_ref().map(|a| &a.name),
-                &[quote(OFFSET_COLUMN)],
+                &columns,
                 d.selection.as_ref(),
             );
             let select = plan_internal(session, &sql).await?;
-            Ok(WritePlan::Delete { rel, select })
+            Ok(WritePlan::Delete {
+                rel,
+                select,
+                returning,
+            })
         }
         ast::Statement::Copy {
             source,
@@ -948,30 +1006,45 @@ pub async fn execute(
                     out
                 }
             };
-            let outcome = match ins.on_conflict {
-                OnConflict::Error => match append_op(&ins.rel, batches)? {
-                    Some(op) => session.write(op).await?,
-                    None => Outcome::default(),
-                },
+            let (outcome, returned) = match ins.on_conflict {
+                OnConflict::Error => {
+                    // every row is inserted (or none)
+                    let returned = match &ins.returning {
+                        Some(r) => Some(r.evaluate(session, batches.clone(), params).await?),
+                        None => None,
+                    };
+                    let outcome = match append_op(&ins.rel, batches)? {
+                        Some(op) => session.write(op).await?,
+                        None => Outcome::default(),
+                    };
+                    (outcome, returned)
+                }
                 ref c => {
                     let schema = ins.rel.schema();
                     let all = datafusion::arrow::compute::concat_batches(&schema, &batches)?;
-                    session
-                        .write(Op::Change {
-                            rel: ins.rel.id,
-                            retract: vec![],
-                            insert: Some(all),
-                            on_conflict: c.clone(),
-                        })
-                        .await?
+                    let op = Op::Change {
+                        rel: ins.rel.id,
+                        retract: vec![],
+                        insert: Some(all),
+                        on_conflict: c.clone(),
+                    };
+                    match &ins.returning {
+                        Some(r) => write_staged(session, op, r, params).await?,
+                        None => (session.write(op).await?, None),
+                    }
                 }
             };
-            Ok(Output::Command {
-                tag: "INSERT",
-                rows: Some(outcome.inserted),
-            })
+            Ok(done(
+                "INSERT",
+                outcome.inserted,
+                ins.returning.as_ref().zip(returned),
+            ))
         }
-        WritePlan::Update { rel, select } => {
+        WritePlan::Update {
+            rel,
+            select,
+            returning,
+        } => {
             let lock = engine.table_lock(rel.id);
             let _guard = lock.lock().await;
             let batches = run_select(session, select, params).await?;
@@ -998,11 +1071,12 @@ pub async fn execute(
                 )?);
                 base += n;
             }
+            let returned = match returning {
+                Some(r) => Some(r.evaluate(session, news.clone(), params).await?),
+                None => None,
+            };
             if offsets.is_empty() {
-                return Ok(Output::Command {
-                    tag: "UPDATE",
-                    rows: Some(0),
-                });
+                return Ok(done("UPDATE", 0, returning.as_ref().zip(returned)));
             }
             let insert = datafusion::arrow::compute::concat_batches(&rel.schema(), &news)?;
             let o = session
@@ -1013,12 +1087,17 @@ pub async fn execute(
                     on_conflict: OnConflict::Error,
                 })
                 .await?;
-            Ok(Output::Command {
-                tag: "UPDATE",
-                rows: Some(o.retracted),
-            })
+            Ok(done(
+                "UPDATE",
+                o.retracted,
+                returning.as_ref().zip(returned),
+            ))
         }
-        WritePlan::Delete { rel, select } => {
+        WritePlan::Delete {
+            rel,
+            select,
+            returning,
+        } => {
             let lock = engine.table_lock(rel.id);
             let _guard = lock.lock().await;
             let batches = run_select(session, select, params).await?;
@@ -1033,11 +1112,19 @@ pub async fn execute(
                         .collect::<Vec<_>>()
                 })
                 .collect();
+            let returned = match returning {
+                Some(r) => {
+                    let schema = rel.schema();
+                    let rows = batches
+                        .iter()
+                        .map(|b| RecordBatch::try_new(schema.clone(), b.columns()[1..].to_vec()))
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                    Some(r.evaluate(session, rows, params).await?)
+                }
+                None => None,
+            };
             if offsets.is_empty() {
-                return Ok(Output::Command {
-                    tag: "DELETE",
-                    rows: Some(0),
-                });
+                return Ok(done("DELETE", 0, returning.as_ref().zip(returned)));
             }
             let o = session
                 .write(Op::Change {
@@ -1047,10 +1134,11 @@ pub async fn execute(
                     on_conflict: OnConflict::Error,
                 })
                 .await?;
-            Ok(Output::Command {
-                tag: "DELETE",
-                rows: Some(o.retracted),
-            })
+            Ok(done(
+                "DELETE",
+                o.retracted,
+                returning.as_ref().zip(returned),
+            ))
         }
         WritePlan::CopyFrom {
             rel,
@@ -1073,6 +1161,56 @@ pub async fn execute(
             error: None,
         }))),
     }
+}
+
+/// A write's answer: its command tag and count, or the rows of its
+/// RETURNING (whose count the tag shows).
+fn done(
+    tag: &'static str,
+    rows: usize,
+    returned: Option<(&Returning, Vec<RecordBatch>)>,
+) -> Output {
+    match returned {
+        None => Output::Command {
+            tag,
+            rows: Some(rows),
+        },
+        Some((r, batches)) => Output::Returned {
+            tag,
+            schema: r.schema.clone(),
+            stream: Box::pin(
+                datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+                    r.schema.clone(),
+                    futures::stream::iter(batches.into_iter().map(Ok)),
+                ),
+            ),
+        },
+    }
+}
+
+/// Writes a change whose RETURNING shows the rows it inserted, which only
+/// applying it tells (`ON CONFLICT` drops or merges some): staged in the
+/// open block, or in a transaction of its own that commits once RETURNING
+/// is evaluated (an error there stores nothing).
+async fn write_staged(
+    session: &Session,
+    op: Op,
+    returning: &Returning,
+    params: &[ScalarValue],
+) -> Result<(Outcome, Option<Vec<RecordBatch>>)> {
+    let rows = |o: &Outcome| o.inserted_rows.iter().cloned().collect::<Vec<_>>();
+    if session.in_block() {
+        let o = session.write(op).await?;
+        let out = returning.evaluate(session, rows(&o), params).await?;
+        return Ok((o, Some(out)));
+    }
+    let mut t = crate::txn::Transaction::new(chrono::Utc::now());
+    let o = t.stage(session.engine(), op)?;
+    let out = returning.evaluate(session, rows(&o), params).await?;
+    if let Some(op) = t.into_op()? {
+        session.engine().commit(op).await?;
+    }
+    Ok((o, Some(out)))
 }
 
 async fn run_select(

@@ -7,6 +7,7 @@ use std::sync::{Arc, Weak};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
+use datafusion::physical_plan::SendableRecordBatchStream;
 use futures::{stream, Sink, SinkExt, StreamExt};
 use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::copy::CopyHandler;
@@ -229,6 +230,31 @@ impl FormatExt for pgwire::api::results::FieldFormat {
 }
 
 impl Conn {
+    /// Rows answered with a command tag other than `SELECT`.
+    async fn rows_tagged<C>(
+        &self,
+        client: &mut C,
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        format: &Format,
+        tag: &str,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let Response::Query(mut q) =
+            Box::pin(self.respond(client, Output::Rows { schema, stream }, format)).await?
+        else {
+            return Err(to_pgwire(&EngineError::Internal(
+                "rows without a result".into(),
+            )));
+        };
+        q.set_command_tag(tag);
+        Ok(Response::Query(q))
+    }
+
     /// Turns an engine output into a pgwire response.
     async fn respond<C>(
         &self,
@@ -243,15 +269,18 @@ impl Conn {
     {
         Ok(match out {
             Output::Fetched { schema, stream } => {
-                let Response::Query(mut q) =
-                    Box::pin(self.respond(client, Output::Rows { schema, stream }, format)).await?
-                else {
-                    return Err(to_pgwire(&EngineError::Internal(
-                        "fetched rows without a result".into(),
-                    )));
-                };
-                q.set_command_tag("FETCH");
-                Response::Query(q)
+                self.rows_tagged(client, schema, stream, format, "FETCH")
+                    .await?
+            }
+            Output::Returned {
+                tag,
+                schema,
+                stream,
+            } => {
+                // (`INSERT 0 n`: the OID field PostgreSQL keeps at 0)
+                let tag = if tag == "INSERT" { "INSERT 0" } else { tag };
+                self.rows_tagged(client, schema, stream, format, tag)
+                    .await?
             }
             Output::Rows { schema, stream } => {
                 let stream = cancellable(client, stream).await;

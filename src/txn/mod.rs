@@ -200,6 +200,7 @@ impl Transaction {
                     inserted: applied.insert.num_rows(),
                     retracted: applied.old_rows.num_rows(),
                     first_offset: applied.first,
+                    inserted_rows: Some(applied.insert),
                 })
             }
             _ => Err(EngineError::Internal(
