@@ -246,6 +246,9 @@ impl SchemaProvider for PgCatalogWithRoles {
         if name == "pg_class" {
             return self.pg_class().await;
         }
+        if let Some(t) = crate::catalog::pg_keys::table(name, &self.inner, &self.engine) {
+            return Ok(Some(t));
+        }
         if let Some(t) = crate::catalog::pg_session::table(name) {
             return Ok(Some(t));
         }
@@ -322,7 +325,12 @@ impl TableProvider for OwnedPgClass {
         let patched = match self.engine.upgrade() {
             Some(engine) => batches
                 .into_iter()
-                .map(|b| with_owners(b, &engine, &self.oids))
+                .map(|b| {
+                    crate::catalog::pg_keys::with_key_indexes(
+                        with_owners(b, &engine, &self.oids)?,
+                        &engine,
+                    )
+                })
                 .collect::<DfResult<Vec<_>>>()?,
             None => batches,
         };

@@ -1,16 +1,19 @@
 //! Catalog functions drivers call when they connect or reflect:
 //! `to_regtype(text)` (psycopg 3's `TypeInfo.fetch`, SQLAlchemy with
 //! psycopg 3) and `pg_get_serial_sequence(table, column)` (SQLAlchemy's
-//! column reflection, pandas' `read_sql_table`).
+//! column reflection, pandas' `read_sql_table`), and
+//! `current_setting(name [, missing_ok])` (SQLAlchemy's table reflection)
+//! over the session's parameters ([`SessionSettings`]).
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, Int32Array, StringArray};
+use datafusion::arrow::array::{Array, BooleanArray, Int32Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
 };
 
 /// PostgreSQL's built-in types by name (every spelling `to_regtype`
@@ -159,6 +162,15 @@ impl ScalarUDFImpl for SerialSequence {
 /// The functions of this module.
 pub fn functions() -> Vec<ScalarUDF> {
     vec![
+        ScalarUDF::new_from_impl(CurrentSetting {
+            signature: Signature::one_of(
+                vec![
+                    TypeSignature::String(1),
+                    TypeSignature::Exact(vec![DataType::Utf8, DataType::Boolean]),
+                ],
+                Volatility::Stable,
+            ),
+        }),
         ScalarUDF::new_from_impl(ToRegtype {
             signature: Signature::string(1, Volatility::Stable),
         }),
@@ -166,6 +178,104 @@ pub fn functions() -> Vec<ScalarUDF> {
             signature: Signature::string(2, Volatility::Stable),
         }),
     ]
+}
+
+/// The session's parameters, as `SHOW` gives them, for the statement's
+/// functions: set on each statement's config by the session.
+#[derive(Debug, Clone, Default)]
+pub struct SessionSettings(pub crate::engine::session::Params);
+
+impl datafusion::common::config::ConfigExtension for SessionSettings {
+    const PREFIX: &'static str = "freshet_session";
+}
+
+impl datafusion::common::config::ExtensionOptions for SessionSettings {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn datafusion::common::config::ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, _value: &str) -> DfResult<()> {
+        Err(datafusion::error::DataFusionError::Configuration(format!(
+            "{key} is set with SET, not through the planner's options"
+        )))
+    }
+
+    fn entries(&self) -> Vec<datafusion::common::config::ConfigEntry> {
+        vec![]
+    }
+}
+
+/// `current_setting(name [, missing_ok])`: a session parameter's value as
+/// `SHOW` gives it; an unknown name fails with 42704 unless `missing_ok`
+/// (then NULL).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CurrentSetting {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for CurrentSetting {
+    fn name(&self) -> &str {
+        "current_setting"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let params = args
+            .config_options
+            .extensions
+            .get::<SessionSettings>()
+            .cloned()
+            .unwrap_or_default();
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let names = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+        let names = names
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| datafusion::error::DataFusionError::Internal("names".into()))?;
+        let missing_ok = arrays
+            .get(1)
+            .and_then(|a| a.as_any().downcast_ref::<BooleanArray>().cloned());
+        let mut out = Vec::with_capacity(names.len());
+        for i in 0..names.len() {
+            if names.is_null(i) {
+                out.push(None);
+                continue;
+            }
+            let name = names.value(i);
+            match params.0.get(name) {
+                Some(v) => out.push(Some(v.to_string())),
+                None if missing_ok
+                    .as_ref()
+                    .is_some_and(|m| !m.is_null(i) && m.value(i)) =>
+                {
+                    out.push(None)
+                }
+                None => {
+                    return Err(datafusion::error::DataFusionError::External(Box::new(
+                        crate::engine::EngineError::UndefinedObject(format!(
+                            "unrecognized configuration parameter \"{name}\""
+                        )),
+                    )))
+                }
+            }
+        }
+        crate::sql::functions::same_shape(&args.args, Arc::new(StringArray::from(out)))
+    }
 }
 
 #[cfg(test)]

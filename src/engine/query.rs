@@ -71,7 +71,8 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
         .with_create_default_catalog_and_schema(false)
         .with_information_schema(true)
         .with_target_partitions(2)
-        .with_option_extension(crate::sql::subquery::PlannerOptions::default());
+        .with_option_extension(crate::sql::subquery::PlannerOptions::default())
+        .with_option_extension(crate::catalog::pg_functions::SessionSettings::default());
     // `2.5` is numeric, as in Postgres (not double precision)
     config.options_mut().sql_parser.parse_float_as_decimal = true;
     // `timestamptz` is a UTC instant (Arrow's timestamp with a zone), as
@@ -131,6 +132,9 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
         ctx.register_udf(f);
     }
     for f in crate::catalog::pg_views::functions(oids, Arc::downgrade(engine)) {
+        ctx.register_udf(f);
+    }
+    for f in crate::catalog::pg_keys::functions(Arc::downgrade(engine)) {
         ctx.register_udf(f);
     }
     for f in crate::catalog::pg_functions::functions() {

@@ -168,6 +168,7 @@ const DEFAULTS: &[(&str, &str)] = &[
     ("client_encoding", "UTF8"),
     ("client_min_messages", "notice"),
     ("DateStyle", "ISO, MDY"),
+    ("default_table_access_method", "heap"),
     ("default_transaction_isolation", "repeatable read"),
     ("extra_float_digits", "1"),
     ("idle_in_transaction_session_timeout", "0"),
@@ -540,6 +541,9 @@ impl Session {
             None => self.engine.snapshot(),
         };
         state.config_mut().set_extension(snapshot);
+        state.config_mut().options_mut().extensions.insert(
+            crate::catalog::pg_functions::SessionSettings(self.params.clone()),
+        );
         // (a statement runs while no cursor is being read: the lock is free)
         if let Ok(cursors) = self.cursors.try_lock() {
             let rows = cursors

@@ -66,6 +66,7 @@ static FAITHFUL: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
             Arc::new(RewriteRegCastToSubquery::new()),
             Arc::new(FixVersionColumnName),
             Arc::new(ArraySubquery),
+            Arc::new(GenerateSubscripts),
         ]
     });
 
@@ -95,7 +96,10 @@ impl Compat {
                 .client
                 .parse(text)?
                 .into_iter()
-                .map(|s| ArraySubquery.rewrite(PrependSessionTables.rewrite(s)))
+                .map(|s| {
+                    GenerateSubscripts
+                        .rewrite(ArraySubquery.rewrite(PrependSessionTables.rewrite(s)))
+                })
                 .collect());
         }
         Ok(plain.into_iter().map(|s| self.rewrite(s)).collect())
@@ -340,6 +344,65 @@ fn array_of(q: &datafusion::sql::sqlparser::ast::Query) -> Option<Expr> {
         sel.projection = vec![SelectItem::UnnamedExpr(parse(&aggregate)?)];
     }
     parse(&format!("COALESCE(({inner}), make_array())"))
+}
+
+/// `generate_subscripts(a, d)` (SQLAlchemy's key reflection zips it with
+/// `unnest(a)`; DataFusion has no such function) as `unnest(generate_series(1,
+/// array_length(a, d)))`: the subscripts of a 1-based array, none for an
+/// empty or NULL one.
+#[derive(Debug)]
+struct GenerateSubscripts;
+
+impl SqlStatementRewriteRule for GenerateSubscripts {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+        struct V;
+        impl VisitorMut for V {
+            type Break = ();
+            fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+                let Expr::Function(f) = e else {
+                    return ControlFlow::Continue(());
+                };
+                let named = f
+                    .name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|i| i.value.eq_ignore_ascii_case("generate_subscripts"));
+                let FunctionArguments::List(list) = &f.args else {
+                    return ControlFlow::Continue(());
+                };
+                let args: Vec<Expr> = list
+                    .args
+                    .iter()
+                    .filter_map(|a| match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                if named && args.len() == 2 && list.args.len() == 2 {
+                    let length = Expr::Cast {
+                        kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+                        expr: Box::new(call_named("array_length", args)),
+                        data_type: datafusion::sql::sqlparser::ast::DataType::BigInt(None),
+                        array: false,
+                        format: None,
+                    };
+                    let one = Expr::value(datafusion::sql::sqlparser::ast::Value::Number(
+                        "1".into(),
+                        false,
+                    ));
+                    *e = call_named(
+                        "unnest",
+                        vec![call_named("generate_series", vec![one, length])],
+                    );
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = VisitMut::visit(&mut s, &mut V);
+        s
+    }
 }
 
 /// A call of the function `name` with these arguments.

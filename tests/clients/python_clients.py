@@ -18,13 +18,7 @@ except ImportError as e:
 
 # Known missing features: check name -> (why, a fragment of the error it
 # fails with; failing with another error is a failure)
-PK = "primary keys are not in pg_constraint (conkey is not an array): get_pk_constraint and Table(autoload_with=) fail"
-KNOWN_GAPS = {
-    "sqlalchemy postgresql+psycopg2 reflection": (PK, "unnest"),
-    "sqlalchemy postgresql+psycopg reflection": (PK, "unnest"),
-    "sqlalchemy postgresql+psycopg2 session rollback": (PK, "unnest"),
-    "sqlalchemy postgresql+psycopg session rollback": (PK, "unnest"),
-}
+KNOWN_GAPS = {}
 
 port = int(sys.argv[1])
 dsn = f"host=127.0.0.1 port={port} user=freshet dbname=freshet"
@@ -153,6 +147,9 @@ for drv in ["postgresql+psycopg2", "postgresql+psycopg"]:
         cols = [c["name"] for c in insp.get_columns("p2")]
         assert cols == ["id", "name"], cols
         pk = insp.get_pk_constraint("p2"); assert pk["constrained_columns"] == ["id"], pk
+        assert pk["name"] == "p2_pkey", pk
+        assert insp.get_indexes("p2") == [], insp.get_indexes("p2")
+        assert insp.get_unique_constraints("p2") == [], insp.get_unique_constraints("p2")
         t = sa.Table("p2", sa.MetaData(), autoload_with=e)
         with e.connect() as conn:
             n = conn.execute(sa.select(sa.func.count()).select_from(t)).scalar(); assert n >= 5
@@ -176,6 +173,18 @@ for drv in ["postgresql+psycopg2", "postgresql+psycopg"]:
         with e.connect() as conn:
             assert conn.execute(sa.select(sa.func.count()).select_from(t).where(t.c.name == "orm")).scalar() == 0
     check(f"sqlalchemy {drv} session rollback", sa_orm)
+    def sa_returning(url=url):
+        e = sa.create_engine(url)
+        t = sa.Table("p2", sa.MetaData(), autoload_with=e)
+        k = 60 + len(url) % 7
+        with e.begin() as conn:
+            r = conn.execute(t.insert().values(id=k, name="ret").returning(t.c.id, t.c.name)).all()
+            assert [tuple(x) for x in r] == [(k, "ret")], r
+            r = conn.execute(t.update().where(t.c.id == k).values(name="ret2").returning(t.c.name)).all()
+            assert [tuple(x) for x in r] == [("ret2",)], r
+            r = conn.execute(t.delete().where(t.c.id == k).returning(t.c.id)).all()
+            assert [tuple(x) for x in r] == [(k,)], r
+    check(f"sqlalchemy {drv} RETURNING", sa_returning)
 
 failed = [n for n, e in results if e]
 gaps = sum(1 for n, _ in results if n in KNOWN_GAPS)

@@ -1,0 +1,573 @@
+//! Primary keys as clients read them: a `pg_index` and a `pg_constraint`
+//! row per table with a primary key, the key's index in `pg_class`
+//! (`relkind 'i'`, named `<table>_pkey` as PostgreSQL names it),
+//! `relhasindex` on the table, and `pg_get_indexdef` /
+//! `pg_get_constraintdef` for them (psql's `\d`, SQLAlchemy's
+//! `get_pk_constraint` and `Table(autoload_with=)`, JDBC's
+//! `getPrimaryKeys`).
+//!
+//! A table's OID is the one the generic `pg_catalog` gives it in
+//! `pg_class`, read when these tables are scanned. The index and the
+//! constraint have OIDs derived from the table's id, far above the range
+//! the generic catalog hands out ([`index_oid`], [`constraint_oid`]), so
+//! the functions find the table again from the OID alone.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int16Array, Int16Builder, Int32Array, Int32Builder, ListBuilder,
+    RecordBatch, StringArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{SchemaProvider, Session as CatalogSession, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::{MemTable, TableType};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_pg_catalog::pg_catalog::oid_field::{kind, oid_field};
+
+use super::{RelationDef, RelationKind};
+use crate::engine::Engine;
+
+/// The tables this module serves in place of the generic catalog's.
+pub const TABLES: [&str; 2] = ["pg_index", "pg_constraint"];
+
+/// Where the derived OIDs start: above any OID the generic catalog gives.
+const BASE: i64 = 1_000_000_000;
+
+/// `pg_am` OID of btree.
+const BTREE: i32 = 403;
+
+/// The OID of the index of a table's primary key.
+pub fn index_oid(rel: &RelationDef) -> i32 {
+    (BASE + 2 * rel.id as i64) as i32
+}
+
+/// The OID of a table's primary-key constraint.
+pub fn constraint_oid(rel: &RelationDef) -> i32 {
+    (BASE + 2 * rel.id as i64 + 1) as i32
+}
+
+/// The table whose index (`false`) or constraint (`true`) has this OID.
+fn keyed_by_oid(engine: &Engine, oid: i64) -> Option<(Arc<RelationDef>, bool)> {
+    let n = oid.checked_sub(BASE).filter(|n| *n >= 0)?;
+    let rel = engine.relation_by_id((n / 2) as u64)?;
+    has_key(&rel).then_some((rel, n % 2 == 1))
+}
+
+fn has_key(rel: &RelationDef) -> bool {
+    rel.kind == RelationKind::Table && !rel.primary_key.is_empty()
+}
+
+/// The name PostgreSQL gives a table's primary key (and its index).
+pub fn key_name(rel: &RelationDef) -> String {
+    format!("{}_pkey", rel.name)
+}
+
+/// An identifier as PostgreSQL's `quote_ident` writes it.
+fn quote_ident(s: &str) -> String {
+    let plain = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    }
+}
+
+fn key_columns(rel: &RelationDef) -> String {
+    rel.primary_key
+        .iter()
+        .map(|&i| quote_ident(&rel.columns[i].name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `pg_get_indexdef` of a primary key's index.
+fn index_def(rel: &RelationDef) -> String {
+    format!(
+        "CREATE UNIQUE INDEX {} ON public.{} USING btree ({})",
+        quote_ident(&key_name(rel)),
+        quote_ident(&rel.name),
+        key_columns(rel)
+    )
+}
+
+/// Our tables' OIDs and namespace as a `pg_class` batch gives them.
+fn table_oids(batches: &[RecordBatch], engine: &Engine) -> HashMap<u64, (i32, i32)> {
+    let mut out = HashMap::new();
+    for b in batches {
+        let col = |n: &str| b.schema().index_of(n).ok().map(|i| b.column(i).clone());
+        let (Some(names), Some(oids), Some(spaces)) =
+            (col("relname"), col("oid"), col("relnamespace"))
+        else {
+            continue;
+        };
+        let (Some(names), Some(oids), Some(spaces)) = (
+            names.as_any().downcast_ref::<StringArray>(),
+            oids.as_any().downcast_ref::<Int32Array>(),
+            spaces.as_any().downcast_ref::<Int32Array>(),
+        ) else {
+            continue;
+        };
+        for i in 0..b.num_rows() {
+            if names.is_null(i) || oids.is_null(i) || spaces.value(i) == 11 {
+                continue;
+            }
+            if let Some(rel) = engine.relation(names.value(i)).filter(|r| has_key(r)) {
+                out.insert(rel.id, (oids.value(i), spaces.value(i)));
+            }
+        }
+    }
+    out
+}
+
+fn int2_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Int16, true)))
+}
+
+fn oid_list() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Int32, true)))
+}
+
+/// A list column: one list per row, `None` for NULL.
+fn int2_lists(rows: &[Option<Vec<i16>>]) -> ArrayRef {
+    let mut b = ListBuilder::new(Int16Builder::new());
+    for r in rows {
+        match r {
+            Some(v) => {
+                for x in v {
+                    b.values().append_value(*x);
+                }
+                b.append(true);
+            }
+            None => b.append(false),
+        }
+    }
+    Arc::new(b.finish())
+}
+
+fn oid_lists(rows: &[Option<Vec<i32>>]) -> ArrayRef {
+    let mut b = ListBuilder::new(Int32Builder::new());
+    for r in rows {
+        match r {
+            Some(v) => {
+                for x in v {
+                    b.values().append_value(*x);
+                }
+                b.append(true);
+            }
+            None => b.append(false),
+        }
+    }
+    Arc::new(b.finish())
+}
+
+fn schema_of(table: &str) -> SchemaRef {
+    let b = |n: &str| Field::new(n, DataType::Boolean, false);
+    let t = |n: &str| Field::new(n, DataType::Utf8, true);
+    let fields = if table == "pg_index" {
+        vec![
+            oid_field("indexrelid", kind::OID, false),
+            oid_field("indrelid", kind::OID, false),
+            Field::new("indnatts", DataType::Int16, false),
+            Field::new("indnkeyatts", DataType::Int16, false),
+            b("indisunique"),
+            b("indnullsnotdistinct"),
+            b("indisprimary"),
+            b("indisexclusion"),
+            b("indimmediate"),
+            b("indisclustered"),
+            b("indisvalid"),
+            b("indcheckxmin"),
+            b("indisready"),
+            b("indislive"),
+            b("indisreplident"),
+            Field::new("indkey", int2_list(), false),
+            Field::new("indcollation", oid_list(), false),
+            Field::new("indclass", oid_list(), false),
+            Field::new("indoption", int2_list(), false),
+            t("indexprs"),
+            t("indpred"),
+        ]
+    } else {
+        vec![
+            oid_field("oid", kind::OID, false),
+            Field::new("conname", DataType::Utf8, false),
+            oid_field("connamespace", kind::OID, false),
+            Field::new("contype", DataType::Utf8, false),
+            b("condeferrable"),
+            b("condeferred"),
+            b("convalidated"),
+            oid_field("conrelid", kind::OID, false),
+            oid_field("contypid", kind::OID, false),
+            oid_field("conindid", kind::OID, false),
+            oid_field("conparentid", kind::OID, false),
+            oid_field("confrelid", kind::OID, false),
+            Field::new("confupdtype", DataType::Utf8, false),
+            Field::new("confdeltype", DataType::Utf8, false),
+            Field::new("confmatchtype", DataType::Utf8, false),
+            b("conislocal"),
+            Field::new("coninhcount", DataType::Int16, false),
+            b("connoinherit"),
+            Field::new("conkey", int2_list(), true),
+            Field::new("confkey", int2_list(), true),
+            Field::new("conpfeqop", oid_list(), true),
+            Field::new("conppeqop", oid_list(), true),
+            Field::new("conffeqop", oid_list(), true),
+            Field::new("confdelsetcols", int2_list(), true),
+            Field::new("conexclop", oid_list(), true),
+            t("conbin"),
+        ]
+    };
+    Arc::new(Schema::new(fields))
+}
+
+/// A keyed table, its OID and its namespace's.
+type Keyed = (Arc<RelationDef>, i32, i32);
+
+/// The rows of `pg_index` or `pg_constraint` for the keyed tables.
+fn table_batch(table: &str, keyed: &[Keyed]) -> DfResult<RecordBatch> {
+    let n = keyed.len();
+    let schema = schema_of(table);
+    let keys: Vec<Option<Vec<i16>>> = keyed
+        .iter()
+        .map(|(r, _, _)| Some(r.primary_key.iter().map(|&i| i as i16 + 1).collect()))
+        .collect();
+    let bools = |v: bool| -> ArrayRef { Arc::new(BooleanArray::from(vec![v; n])) };
+    let oids = |f: &dyn Fn(&Keyed) -> i32| -> ArrayRef {
+        Arc::new(Int32Array::from_iter_values(keyed.iter().map(f)))
+    };
+    let chars = |c: &str| -> ArrayRef { Arc::new(StringArray::from(vec![c; n])) };
+    let columns: Vec<ArrayRef> = if table == "pg_index" {
+        let natts: ArrayRef = Arc::new(Int16Array::from_iter_values(
+            keyed.iter().map(|(r, _, _)| r.primary_key.len() as i16),
+        ));
+        let zeros = |v: i32| -> Vec<Option<Vec<i32>>> {
+            keyed
+                .iter()
+                .map(|(r, _, _)| Some(vec![v; r.primary_key.len()]))
+                .collect()
+        };
+        vec![
+            oids(&|(r, _, _)| index_oid(r)),
+            oids(&|(_, t, _)| *t),
+            natts.clone(),
+            natts,
+            bools(true),
+            bools(false),
+            bools(true),
+            bools(false),
+            bools(true),
+            bools(false),
+            bools(true),
+            bools(false),
+            bools(true),
+            bools(true),
+            bools(false),
+            int2_lists(&keys),
+            oid_lists(&zeros(0)),
+            oid_lists(&zeros(0)),
+            int2_lists(
+                &keyed
+                    .iter()
+                    .map(|(r, _, _)| Some(vec![0; r.primary_key.len()]))
+                    .collect::<Vec<_>>(),
+            ),
+            Arc::new(StringArray::from(vec![None::<&str>; n])),
+            Arc::new(StringArray::from(vec![None::<&str>; n])),
+        ]
+    } else {
+        let none_i2: Vec<Option<Vec<i16>>> = vec![None; n];
+        let none_oid: Vec<Option<Vec<i32>>> = vec![None; n];
+        vec![
+            oids(&|(r, _, _)| constraint_oid(r)),
+            Arc::new(StringArray::from_iter_values(
+                keyed.iter().map(|(r, _, _)| key_name(r)),
+            )),
+            oids(&|(_, _, ns)| *ns),
+            chars("p"),
+            bools(false),
+            bools(false),
+            bools(true),
+            oids(&|(_, t, _)| *t),
+            oids(&|_| 0),
+            oids(&|(r, _, _)| index_oid(r)),
+            oids(&|_| 0),
+            oids(&|_| 0),
+            chars(" "),
+            chars(" "),
+            chars(" "),
+            bools(true),
+            Arc::new(Int16Array::from(vec![0i16; n])),
+            bools(true),
+            int2_lists(&keys),
+            int2_lists(&none_i2),
+            oid_lists(&none_oid),
+            oid_lists(&none_oid),
+            oid_lists(&none_oid),
+            int2_lists(&none_i2),
+            oid_lists(&none_oid),
+            Arc::new(StringArray::from(vec![None::<&str>; n])),
+        ]
+    };
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// `pg_index` or `pg_constraint`, built when scanned.
+pub struct KeysTable {
+    pub table: &'static str,
+    /// The generic `pg_catalog` (for `pg_class`'s OIDs).
+    pub generic: Arc<dyn SchemaProvider>,
+    pub engine: Weak<Engine>,
+}
+
+impl fmt::Debug for KeysTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeysTable({})", self.table)
+    }
+}
+
+/// The table named `name` if this module serves it.
+pub fn table(
+    name: &str,
+    generic: &Arc<dyn SchemaProvider>,
+    engine: &Weak<Engine>,
+) -> Option<Arc<dyn TableProvider>> {
+    let table = TABLES.iter().find(|t| **t == name)?;
+    Some(Arc::new(KeysTable {
+        table,
+        generic: generic.clone(),
+        engine: engine.clone(),
+    }))
+}
+
+#[async_trait]
+impl TableProvider for KeysTable {
+    fn schema(&self) -> SchemaRef {
+        schema_of(self.table)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn CatalogSession,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let mut keyed = Vec::new();
+        if let Some(engine) = self.engine.upgrade() {
+            if engine.relations().iter().any(|r| has_key(r)) {
+                if let Some(class) = self.generic.table("pg_class").await? {
+                    let plan = class.scan(state, None, &[], None).await?;
+                    let batches =
+                        datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
+                    let oids = table_oids(&batches, &engine);
+                    for rel in engine.relations() {
+                        if let Some((oid, ns)) = oids.get(&rel.id) {
+                            keyed.push((rel.clone(), *oid, *ns));
+                        }
+                    }
+                }
+            }
+        }
+        keyed.sort_by_key(|(r, _, _)| r.id);
+        let batch = table_batch(self.table, &keyed)?;
+        MemTable::try_new(batch.schema(), vec![vec![batch]])?
+            .scan(state, projection, filters, limit)
+            .await
+    }
+}
+
+/// `pg_class` with a row for each primary key's index after the rows of
+/// `batch` (a `pg_class` batch), and `relhasindex` set on keyed tables.
+pub fn with_key_indexes(batch: RecordBatch, engine: &Engine) -> DfResult<RecordBatch> {
+    let schema = batch.schema();
+    let oids = table_oids(std::slice::from_ref(&batch), engine);
+    if oids.is_empty() {
+        return Ok(batch);
+    }
+    let names = schema
+        .index_of("relname")
+        .ok()
+        .and_then(|i| batch.column(i).as_any().downcast_ref::<StringArray>());
+    let Some(names) = names else {
+        return Ok(batch);
+    };
+    // the table rows, each copied for its index then changed
+    let mut rows = Vec::new();
+    let mut rels = Vec::new();
+    for i in 0..batch.num_rows() {
+        if names.is_null(i) {
+            continue;
+        }
+        if let Some(rel) = engine.relation(names.value(i)) {
+            if oids.contains_key(&rel.id) {
+                rows.push(i as u32);
+                rels.push(rel);
+            }
+        }
+    }
+    let take = datafusion::arrow::array::UInt32Array::from(rows.clone());
+    let mut extra: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| datafusion::arrow::compute::take(c, &take, None))
+        .collect::<Result<_, _>>()?;
+    let mut table_cols = batch.columns().to_vec();
+    for (i, f) in schema.fields().iter().enumerate() {
+        let n = rels.len();
+        let set: Option<ArrayRef> = match (f.name().as_str(), f.data_type()) {
+            ("oid", DataType::Int32) => Some(Arc::new(Int32Array::from_iter_values(
+                rels.iter().map(|r| index_oid(r)),
+            ))),
+            ("relname", DataType::Utf8) => Some(Arc::new(StringArray::from_iter_values(
+                rels.iter().map(|r| key_name(r)),
+            ))),
+            ("relkind", DataType::Utf8) => Some(Arc::new(StringArray::from(vec!["i"; n]))),
+            ("relam", DataType::Int32) => Some(Arc::new(Int32Array::from(vec![BTREE; n]))),
+            ("reltype", DataType::Int32) => Some(Arc::new(Int32Array::from(vec![0; n]))),
+            ("relnatts", DataType::Int16) => Some(Arc::new(Int16Array::from_iter_values(
+                rels.iter().map(|r| r.primary_key.len() as i16),
+            ))),
+            ("relhasindex", DataType::Boolean) => {
+                // the table has one; the index has none
+                let mut has = vec![None; batch.num_rows()];
+                for &r in &rows {
+                    has[r as usize] = Some(true);
+                }
+                let old = table_cols[i].as_any().downcast_ref::<BooleanArray>();
+                if let Some(old) = old {
+                    let patched: BooleanArray = (0..batch.num_rows())
+                        .map(|k| has[k].or((!old.is_null(k)).then(|| old.value(k))))
+                        .collect();
+                    table_cols[i] = Arc::new(patched);
+                }
+                Some(Arc::new(BooleanArray::from(vec![false; n])))
+            }
+            _ => None,
+        };
+        if let Some(a) = set {
+            extra[i] = a;
+        }
+    }
+    let table = RecordBatch::try_new(schema.clone(), table_cols)?;
+    let extra = RecordBatch::try_new(schema.clone(), extra)?;
+    Ok(datafusion::arrow::compute::concat_batches(
+        &schema,
+        &[table, extra],
+    )?)
+}
+
+/// `pg_get_indexdef(oid [, column, pretty])` and
+/// `pg_get_constraintdef(oid [, pretty])` for primary keys; NULL for other
+/// OIDs.
+#[derive(Debug)]
+struct KeyDef {
+    signature: Signature,
+    constraint: bool,
+    engine: Weak<Engine>,
+}
+
+impl PartialEq for KeyDef {
+    fn eq(&self, o: &Self) -> bool {
+        self.constraint == o.constraint
+    }
+}
+impl Eq for KeyDef {}
+impl std::hash::Hash for KeyDef {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.constraint.hash(h)
+    }
+}
+
+fn int_at(a: &dyn Array, i: usize) -> Option<i64> {
+    match ScalarValue::try_from_array(a, i).ok()? {
+        ScalarValue::Int16(Some(x)) => Some(x.into()),
+        ScalarValue::Int32(Some(x)) => Some(x.into()),
+        ScalarValue::Int64(Some(x)) => Some(x),
+        ScalarValue::UInt32(Some(x)) => Some(x.into()),
+        ScalarValue::UInt64(Some(x)) => i64::try_from(x).ok(),
+        _ => None,
+    }
+}
+
+impl ScalarUDFImpl for KeyDef {
+    fn name(&self) -> &str {
+        if self.constraint {
+            "pg_get_constraintdef"
+        } else {
+            "pg_get_indexdef"
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let engine = self
+            .engine
+            .upgrade()
+            .ok_or_else(|| DataFusionError::Internal("the server is shutting down".into()))?;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let rows = arrays.first().map_or(0, |a| a.len());
+        let out: StringArray = (0..rows)
+            .map(|i| {
+                let oid = int_at(arrays[0].as_ref(), i)?;
+                let (rel, is_constraint) = keyed_by_oid(&engine, oid)?;
+                if is_constraint != self.constraint {
+                    return None;
+                }
+                if self.constraint {
+                    return Some(format!("PRIMARY KEY ({})", key_columns(&rel)));
+                }
+                // a column number: that key column's name
+                let column = match arrays.get(1) {
+                    Some(a) if matches!(a.data_type(), DataType::Boolean) => 0,
+                    Some(a) => int_at(a.as_ref(), i).unwrap_or(0),
+                    None => 0,
+                };
+                if column == 0 {
+                    return Some(index_def(&rel));
+                }
+                let k = usize::try_from(column - 1).ok()?;
+                let c = *rel.primary_key.get(k)?;
+                Some(quote_ident(&rel.columns[c].name))
+            })
+            .collect();
+        crate::sql::functions::same_shape(&args.args, Arc::new(out))
+    }
+}
+
+/// The functions of this module.
+pub fn functions(engine: Weak<Engine>) -> Vec<ScalarUDF> {
+    [false, true]
+        .into_iter()
+        .map(|constraint| {
+            ScalarUDF::new_from_impl(KeyDef {
+                signature: Signature::variadic_any(Volatility::Stable),
+                constraint,
+                engine: engine.clone(),
+            })
+        })
+        .collect()
+}
