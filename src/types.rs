@@ -11,6 +11,22 @@ use serde::{Deserialize, Serialize};
 /// ambiguous (jsonb is stored as Utf8).
 pub const SQL_TYPE_KEY: &str = "freshet.sql_type";
 
+/// The PostgreSQL type a column of this field shows as: the declared one
+/// where the Arrow type alone is ambiguous (`jsonb`, `json`, `varchar` are
+/// Utf8), else the Arrow type's.
+pub fn pg_type_of(f: &Field) -> Option<pgwire::api::Type> {
+    use pgwire::api::Type;
+    if f.data_type() == &DataType::Utf8 {
+        match f.metadata().get(SQL_TYPE_KEY).map(String::as_str) {
+            Some("jsonb") => return Some(Type::JSONB),
+            Some("json") => return Some(Type::JSON),
+            Some("varchar") => return Some(Type::VARCHAR),
+            _ => {}
+        }
+    }
+    arrow_pg::datatypes::into_pg_type(f.data_type()).ok()
+}
+
 /// Precision and scale used for `NUMERIC` without arguments.
 pub const DEFAULT_NUMERIC: (u8, i8) = (38, 10);
 

@@ -4,6 +4,7 @@
 //! the store the moment the DDL succeeds, and rebuilds this structure from the
 //! store at start-up.
 
+pub mod information_schema;
 pub mod pg_functions;
 pub mod pg_keys;
 pub mod pg_session;

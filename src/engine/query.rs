@@ -69,7 +69,8 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG_NAME, PUBLIC_SCHEMA)
         .with_create_default_catalog_and_schema(false)
-        .with_information_schema(true)
+        // (PostgreSQL's information_schema: crate::catalog::information_schema)
+        .with_information_schema(false)
         .with_target_partitions(2)
         .with_option_extension(crate::sql::subquery::PlannerOptions::default())
         .with_option_extension(crate::catalog::pg_functions::SessionSettings::default());
@@ -167,7 +168,11 @@ impl fmt::Debug for FreshetCatalog {
 
 impl CatalogProvider for FreshetCatalog {
     fn schema_names(&self) -> Vec<String> {
-        let mut names = vec![PUBLIC_SCHEMA.to_string(), SYSTEM_SCHEMA.to_string()];
+        let mut names = vec![
+            PUBLIC_SCHEMA.to_string(),
+            SYSTEM_SCHEMA.to_string(),
+            crate::catalog::information_schema::SCHEMA.to_string(),
+        ];
         names.extend(self.extra.read().keys().cloned());
         names
     }
@@ -185,6 +190,11 @@ impl CatalogProvider for FreshetCatalog {
             SYSTEM_SCHEMA => Some(Arc::new(SystemSchema {
                 engine: self.engine.clone(),
             })),
+            crate::catalog::information_schema::SCHEMA => Some(Arc::new(
+                crate::catalog::information_schema::InformationSchema {
+                    engine: self.engine.clone(),
+                },
+            )),
             other => self.extra.read().get(other).cloned(),
         }
     }
@@ -194,7 +204,11 @@ impl CatalogProvider for FreshetCatalog {
         name: &str,
         schema: Arc<dyn SchemaProvider>,
     ) -> DfResult<Option<Arc<dyn SchemaProvider>>> {
-        if name == PUBLIC_SCHEMA || name == OFFSETS_SCHEMA || name == SYSTEM_SCHEMA {
+        if name == PUBLIC_SCHEMA
+            || name == OFFSETS_SCHEMA
+            || name == SYSTEM_SCHEMA
+            || name == crate::catalog::information_schema::SCHEMA
+        {
             return Err(DataFusionError::Plan(format!("schema {name} is reserved")));
         }
         Ok(self.extra.write().insert(name.to_string(), schema))

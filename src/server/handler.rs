@@ -122,12 +122,7 @@ fn declared_type(f: &datafusion::arrow::datatypes::Field) -> Option<Type> {
     if f.data_type() != &DataType::Utf8 {
         return None;
     }
-    match f.metadata().get(SQL_TYPE_KEY).map(String::as_str) {
-        Some("jsonb") => Some(Type::JSONB),
-        Some("json") => Some(Type::JSON),
-        Some("varchar") => Some(Type::VARCHAR),
-        _ => None,
-    }
+    crate::types::pg_type_of(f).filter(|t| *t != Type::TEXT)
 }
 
 fn is_jsonb(f: &datafusion::arrow::datatypes::Field) -> bool {
