@@ -69,6 +69,14 @@ pub enum Op {
     DropRelation {
         id: u64,
     },
+    /// `ALTER TABLE`: the live rows of table `old` copied into the shape of
+    /// `def` (a new id), column `i` from old column `sources[i]` (`None`:
+    /// NULL); the old table is dropped in the same batch.
+    AlterTable {
+        old: u64,
+        def: Box<RelationDef>,
+        sources: Vec<Option<usize>>,
+    },
     /// Creates a materialized view and backfills it from its inputs'
     /// current contents.
     CreateView {
@@ -392,6 +400,70 @@ pub(crate) struct Committer {
 }
 
 impl Committer {
+    /// The table `old` in the shape of `def` (see [`Op::AlterTable`]), and
+    /// what stores it: the new definition and rows, the old definition's
+    /// removal. Nothing changes here; the caller swaps the tables.
+    fn altered(
+        &self,
+        old: u64,
+        def: RelationDef,
+        sources: &[Option<usize>],
+    ) -> Result<(RelWork, Vec<Put>)> {
+        let r = self.relations.get(&old).ok_or_else(|| {
+            EngineError::Internal(format!("ALTER TABLE: relation {old} is not loaded"))
+        })?;
+        let schema = def.schema();
+        let mut batches = Vec::new();
+        for seg in r.data.segments() {
+            let b = seg.visible()?;
+            let n = b.num_rows();
+            if n == 0 {
+                continue;
+            }
+            let columns: Vec<ArrayRef> = sources
+                .iter()
+                .zip(&def.columns)
+                .map(|(src, c)| match src {
+                    Some(j) => b.column(*j).clone(),
+                    None => datafusion::arrow::array::new_null_array(&c.ty.to_arrow(), n),
+                })
+                .collect();
+            // a column that became NOT NULL must hold no NULL
+            if let Some(i) = (0..columns.len())
+                .find(|&i| !def.columns[i].nullable && columns[i].null_count() > 0)
+            {
+                return Err(super::alter::contains_nulls(&def, i));
+            }
+            batches.push(RecordBatch::try_new(schema.clone(), columns)?);
+        }
+        let id = def.id;
+        let def = Arc::new(def);
+        let mut work = RelWork::new(def.clone(), 0)?;
+        let mut puts = vec![
+            Put::Catalog {
+                id,
+                bytes: def.to_bytes(),
+            },
+            Put::Meta {
+                name: store::keys::META_NEXT_RELATION_ID,
+                bytes: (id + 1).to_be_bytes().to_vec(),
+            },
+            Put::DeleteCatalog { id: old },
+        ];
+        let mut at = 0u64;
+        for b in batches.iter().flat_map(entry::chunks) {
+            let entry = entry::encode(EntryKind::Append, &b)?;
+            puts.push(Put::Log {
+                rel: id,
+                first_offset: at,
+                entry,
+            });
+            work.apply_insert(&b, at)?;
+            at += b.num_rows() as u64;
+        }
+        Ok((work, puts))
+    }
+
     pub fn publish(&mut self) {
         self.version += 1;
         let mut relations: HashMap<u64, Arc<RelationData>> = self
@@ -482,7 +554,15 @@ impl Committer {
                 if let Op::DropRelation { id } = &req.op {
                     drops.push(*id);
                 }
+                let altered = match &req.op {
+                    Op::AlterTable { old, .. } => Some(*old),
+                    _ => None,
+                };
                 let r = self.stage(req.op, &mut puts);
+                // (the old log goes only once the new table is stored)
+                if let (Some(old), Ok(_)) = (altered, &r) {
+                    drops.push(old);
+                }
                 replies.push((req.reply, r));
             }
             let durable = if puts.is_empty() {
@@ -940,6 +1020,13 @@ impl Committer {
                     bytes: next_id.to_be_bytes().to_vec(),
                 });
                 self.relations.insert(id, RelWork::new(def, 0)?);
+                Ok(Outcome::default())
+            }
+            Op::AlterTable { old, def, sources } => {
+                let (work, mut new_puts) = self.altered(old, *def, &sources)?;
+                puts.append(&mut new_puts);
+                self.relations.remove(&old);
+                self.relations.insert(work.def.id, work);
                 Ok(Outcome::default())
             }
             Op::DropRelation { id } => {

@@ -2,6 +2,7 @@
 //! the published snapshot, and it is the one place that fixes the commit
 //! order: log -> flush -> in-memory state -> snapshot -> acknowledgement.
 
+pub mod alter;
 pub mod checkpoint;
 pub mod comment;
 pub mod commit;

@@ -1389,6 +1389,25 @@ impl Session {
                 self.engine.recompute_view(name, &self.role).await?;
                 Ok(Output::Command { tag, rows: None })
             }
+            Statement::AlterTable(a) => {
+                // (the new shape is a new relation: the block's rows for the
+                // old one could not follow it)
+                if let Some(rel) = self.engine.relation(&a.name) {
+                    if self.tx.lock().as_ref().is_some_and(|t| t.wrote(rel.id)) {
+                        return Err(EngineError::Unsupported(format!(
+                            "ALTER TABLE {} after writing to it in the same transaction block; commit the writes first",
+                            rel.name
+                        )));
+                    }
+                }
+                let engine = self.engine.clone();
+                engine.alter_table(a, &self.role).await?;
+                self.adopt_new_relations();
+                Ok(Output::Command {
+                    tag: "ALTER TABLE",
+                    rows: None,
+                })
+            }
             Statement::Comment(on) => {
                 let engine = self.engine.clone();
                 engine.comment(on, &self.role).await?;

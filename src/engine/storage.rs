@@ -86,6 +86,8 @@ pub(crate) fn write_estimate(op: &Op) -> Option<u64> {
                 + 4096,
         ),
         Op::CreateRelation { .. } | Op::CreateView { .. } | Op::Records { .. } => Some(64 << 10),
+        // (a copy of the table's rows; the old log is freed after)
+        Op::AlterTable { .. } => Some(1 << 20),
         _ => None,
     }
 }

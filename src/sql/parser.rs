@@ -94,6 +94,8 @@ pub enum Statement {
     /// `COMMENT ON TABLE | VIEW | MATERIALIZED VIEW | SOURCE | COLUMN … IS
     /// 'text' | NULL`.
     Comment(CommentOn),
+    /// `ALTER TABLE name action, …` (see [`AlterTable`]).
+    AlterTable(AlterTable),
     /// Anything DataFusion plans: queries, INSERT, UPDATE, DELETE, EXPLAIN,
     /// and COPY (handled by the engine).
     Sql(Box<ast::Statement>),
@@ -104,6 +106,37 @@ pub enum Statement {
     /// `SET ROLE name | NONE` / `SET SESSION AUTHORIZATION name | DEFAULT`
     /// (`None`: back to the role that logged in).
     SetRole(Option<String>),
+}
+
+/// `ALTER TABLE [IF EXISTS] name action, …`.
+#[derive(Debug, Clone)]
+pub struct AlterTable {
+    pub name: String,
+    pub if_exists: bool,
+    pub actions: Vec<AlterAction>,
+}
+
+/// One action of an `ALTER TABLE`.
+#[derive(Debug, Clone)]
+pub enum AlterAction {
+    AddColumn {
+        column: ColumnSpec,
+        if_not_exists: bool,
+    },
+    DropColumn {
+        name: String,
+        if_exists: bool,
+    },
+    RenameColumn {
+        from: String,
+        to: String,
+    },
+    RenameTo(String),
+    /// `ALTER [COLUMN] name SET NOT NULL` (`true`) / `DROP NOT NULL`.
+    NotNull {
+        column: String,
+        not_null: bool,
+    },
 }
 
 /// What `COMMENT ON` names.
@@ -381,6 +414,7 @@ impl SqlParser {
             ["ALTER", "MATERIALIZED", "VIEW"] | ["REFRESH", "MATERIALIZED", "VIEW"] => {
                 parse_recompute(text)
             }
+            ["ALTER", "TABLE", ..] => parse_alter_table(text),
             ["ALTER", ..] => Err(SqlError::Unsupported(format!(
                 "ALTER {} is not supported",
                 w.get(1).copied().unwrap_or_default()
@@ -889,6 +923,119 @@ fn parse_create_view(text: &str, explain: bool) -> Result<Statement, SqlError> {
             "expected CREATE [MATERIALIZED] VIEW, found {other}"
         ))),
     }
+}
+
+/// `ALTER TABLE` (see [`AlterTable`]): adding, dropping and renaming
+/// columns, renaming the table, `SET` / `DROP NOT NULL`. Other actions are
+/// refused with 0A000.
+fn parse_alter_table(text: &str) -> Result<Statement, SqlError> {
+    use ast::{AlterColumnOperation as C, AlterTableOperation as A};
+    let mut p = parser(text)?;
+    let stmt = p.parse_statement().map_err(syntax)?;
+    expect_end(&mut p)?;
+    let ast::Statement::AlterTable(alter) = stmt else {
+        return Err(SqlError::Syntax("expected ALTER TABLE".into()));
+    };
+    if alter.operations.is_empty() {
+        return Err(SqlError::Syntax("ALTER TABLE needs an action".into()));
+    }
+    let mut actions = Vec::with_capacity(alter.operations.len());
+    for op in alter.operations {
+        let action = match op {
+            A::AddColumn {
+                if_not_exists,
+                column_def,
+                column_position: None,
+                ..
+            } => {
+                let name = normalize_ident(&column_def.name);
+                let mut not_null = false;
+                for opt in &column_def.options {
+                    match &opt.option {
+                        ColumnOption::NotNull => not_null = true,
+                        ColumnOption::Null => not_null = false,
+                        other => {
+                            return Err(SqlError::Unsupported(format!(
+                                "column option {other} in ALTER TABLE ADD COLUMN (column \"{name}\")"
+                            )))
+                        }
+                    }
+                }
+                AlterAction::AddColumn {
+                    column: ColumnSpec {
+                        name,
+                        data_type: column_def.data_type,
+                        not_null,
+                    },
+                    if_not_exists,
+                }
+            }
+            A::DropColumn {
+                column_names,
+                if_exists,
+                drop_behavior,
+                ..
+            } => {
+                if matches!(drop_behavior, Some(ast::DropBehavior::Cascade)) {
+                    return Err(SqlError::Unsupported(
+                        "ALTER TABLE DROP COLUMN ... CASCADE".into(),
+                    ));
+                }
+                let [column] = column_names.as_slice() else {
+                    return Err(SqlError::Syntax(
+                        "syntax error: DROP COLUMN takes one column; repeat DROP COLUMN for more"
+                            .into(),
+                    ));
+                };
+                AlterAction::DropColumn {
+                    name: normalize_ident(column),
+                    if_exists,
+                }
+            }
+            A::RenameColumn {
+                old_column_name,
+                new_column_name,
+            } => AlterAction::RenameColumn {
+                from: normalize_ident(&old_column_name),
+                to: normalize_ident(&new_column_name),
+            },
+            A::RenameTable { table_name } => {
+                let (ast::RenameTableNameKind::To(n) | ast::RenameTableNameKind::As(n)) =
+                    table_name;
+                AlterAction::RenameTo(object_name(&n)?)
+            }
+            A::AlterColumn {
+                column_name,
+                op: op @ (C::SetNotNull | C::DropNotNull),
+            } => AlterAction::NotNull {
+                column: normalize_ident(&column_name),
+                not_null: matches!(op, C::SetNotNull),
+            },
+            other => {
+                return Err(SqlError::Unsupported(format!(
+                    "ALTER TABLE {other} is not supported (ADD COLUMN, DROP COLUMN, RENAME COLUMN, RENAME TO and ALTER COLUMN SET/DROP NOT NULL are)"
+                )))
+            }
+        };
+        actions.push(action);
+    }
+    // RENAME is a statement of its own in PostgreSQL's grammar
+    let renames = actions.iter().any(|a| {
+        matches!(
+            a,
+            AlterAction::RenameColumn { .. } | AlterAction::RenameTo(_)
+        )
+    });
+    if renames && actions.len() > 1 {
+        return Err(SqlError::Syntax(
+            "syntax error at or near \"RENAME\": RENAME cannot be combined with other ALTER TABLE actions".into(),
+        ));
+    }
+    Ok(Statement::AlterTable(AlterTable {
+        name: object_name(&alter.name)?,
+        if_exists: alter.if_exists,
+        actions,
+    }))
 }
 
 /// `COMMENT ON … IS …` (see [`CommentOn`]); `COMMENT ON SOURCE` is read as

@@ -119,6 +119,11 @@ impl Transaction {
 
     /// Relations created after the block's snapshot (by DDL inside the
     /// block, which takes effect at once) become visible to it.
+    /// Whether the block has written to relation `id`.
+    pub fn wrote(&self, id: u64) -> bool {
+        self.rels.contains_key(&id)
+    }
+
     pub fn adopt_new_relations(&mut self, latest: &DbSnapshot) {
         if let Some(s) = &mut self.snapshot {
             if latest

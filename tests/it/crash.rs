@@ -161,6 +161,59 @@ async fn plain_views_survive_sigkill() {
     assert_eq!(err.code().map(|c| c.code()), Some("2BP01"));
 }
 
+/// An altered table keeps its new shape, its rows and its key through
+/// kill -9, and views can be created over it after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn altered_tables_survive_sigkill() {
+    let mut server = TestServer::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE t (id INT PRIMARY KEY, a TEXT, b INT);
+         INSERT INTO t VALUES (1, 'x', 10), (2, 'y', 20), (3, 'z', 30);
+         DELETE FROM t WHERE id = 3;
+         ALTER TABLE t ADD COLUMN c INT;
+         ALTER TABLE t DROP COLUMN b;
+         ALTER TABLE t RENAME COLUMN a TO name;
+         ALTER TABLE t RENAME TO people;
+         UPDATE people SET c = id * 100;",
+    )
+    .await
+    .unwrap();
+    server.kill();
+    server.restart(true);
+    let c = server.connect().await;
+    let rows = c
+        .query("SELECT id, name, c FROM people ORDER BY id", &[])
+        .await
+        .unwrap();
+    let got: Vec<(i32, String, i32)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(got, vec![(1, "x".into(), 100), (2, "y".into(), 200)]);
+    // the key holds
+    let err = c
+        .batch_execute("INSERT INTO people VALUES (1, 'again', 0)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("23505"));
+    // the old name is gone
+    let err = c.batch_execute("SELECT * FROM t").await.unwrap_err();
+    assert_eq!(err.code().map(|c| c.code()), Some("42P01"));
+    c.batch_execute(
+        "INSERT INTO people VALUES (3, 'w', 300);
+         CREATE MATERIALIZED VIEW total AS SELECT sum(c) AS s FROM people;",
+    )
+    .await
+    .unwrap();
+    let s: i64 = c
+        .query_one("SELECT s FROM total", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(s, 600);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn table_updates_survive_sigkill() {
     let mut server = TestServer::start();
