@@ -112,6 +112,28 @@ pub fn reshape(old: &RelationDef, actions: &[AlterAction]) -> Result<NewShape> {
                 }
             }
             AlterAction::RenameTo(name) => def.name = name.clone(),
+            AlterAction::AddPrimaryKey(columns) => {
+                if !key.is_empty() {
+                    return Err(EngineError::InvalidTableDefinition(format!(
+                        "multiple primary keys for table \"{}\" are not allowed",
+                        def.name
+                    )));
+                }
+                for c in columns {
+                    let Some(i) = def.column_index(c) else {
+                        return Err(missing(c, &def));
+                    };
+                    if key.contains(c) {
+                        return Err(SqlError::DuplicateColumn(format!(
+                            "column \"{c}\" appears twice in primary key constraint"
+                        ))
+                        .into());
+                    }
+                    // key columns are NOT NULL (rows holding NULL fail)
+                    def.columns[i].nullable = false;
+                    key.push(c.clone());
+                }
+            }
             AlterAction::NotNull { column, not_null } => {
                 let Some(i) = def.column_index(column) else {
                     return Err(missing(column, &def));

@@ -452,6 +452,19 @@ impl Committer {
         ];
         let mut at = 0u64;
         for b in batches.iter().flat_map(entry::chunks) {
+            // a key added over rows that repeat it
+            if let Some(k) = &work.keys {
+                let mut seen = HashSet::new();
+                for (i, key) in k.keys(&def, &b)?.into_iter().enumerate() {
+                    if k.map.contains_key(&key) || !seen.insert(key) {
+                        return Err(EngineError::UniqueViolation(format!(
+                            "could not create unique index \"{}\": {} is duplicated",
+                            crate::catalog::pg_keys::key_name(&def),
+                            describe_key(&def, &b, i)
+                        )));
+                    }
+                }
+            }
             let entry = entry::encode(EntryKind::Append, &b)?;
             puts.push(Put::Log {
                 rel: id,

@@ -1389,6 +1389,17 @@ impl Session {
                 self.engine.recompute_view(name, &self.role).await?;
                 Ok(Output::Command { tag, rows: None })
             }
+            Statement::Maintenance { tag, tables } => {
+                if *tag == "VACUUM" && self.in_block() {
+                    return Err(crate::txn::TxnError::InBlock("VACUUM").into());
+                }
+                for t in tables {
+                    if self.engine.relation(t).is_none() {
+                        return Err(crate::catalog::CatalogError::NotFound(t.clone()).into());
+                    }
+                }
+                Ok(Output::Command { tag, rows: None })
+            }
             Statement::AlterTable(a) => {
                 // (the new shape is a new relation: the block's rows for the
                 // old one could not follow it)

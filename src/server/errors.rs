@@ -54,6 +54,7 @@ pub fn sqlstate(e: &EngineError) -> &'static str {
         EngineError::Txn(crate::txn::TxnError::Aborted) => "25P02",
         EngineError::Txn(crate::txn::TxnError::NoSavepoint(_)) => "3B001",
         EngineError::Txn(crate::txn::TxnError::NoBlock(_)) => "25P01",
+        EngineError::Txn(crate::txn::TxnError::InBlock(_)) => "25001",
         EngineError::DependentObjects(_) => "2BP01",
         EngineError::InvalidTableDefinition(_) => "42P16",
         EngineError::ShuttingDown => "57P01",

@@ -96,6 +96,12 @@ pub enum Statement {
     Comment(CommentOn),
     /// `ALTER TABLE name action, …` (see [`AlterTable`]).
     AlterTable(AlterTable),
+    /// `VACUUM` / `ANALYZE` [tables]: storage and statistics upkeep that
+    /// Freshet does not need; the tables must exist.
+    Maintenance {
+        tag: &'static str,
+        tables: Vec<String>,
+    },
     /// Anything DataFusion plans: queries, INSERT, UPDATE, DELETE, EXPLAIN,
     /// and COPY (handled by the engine).
     Sql(Box<ast::Statement>),
@@ -132,6 +138,8 @@ pub enum AlterAction {
         to: String,
     },
     RenameTo(String),
+    /// `ADD [CONSTRAINT name] PRIMARY KEY (columns)`.
+    AddPrimaryKey(Vec<String>),
     /// `ALTER [COLUMN] name SET NOT NULL` (`true`) / `DROP NOT NULL`.
     NotNull {
         column: String,
@@ -415,27 +423,32 @@ impl SqlParser {
                 parse_recompute(text)
             }
             ["ALTER", "TABLE", ..] => parse_alter_table(text),
+            ["VACUUM", ..] | ["ANALYZE" | "ANALYSE", ..] => parse_maintenance(text),
+            ["COPY", ..] => self.parse_sql(&copy_boolean_options(text)),
             ["ALTER", ..] => Err(SqlError::Unsupported(format!(
                 "ALTER {} is not supported",
                 w.get(1).copied().unwrap_or_default()
             ))),
-            _ => {
-                let mut stmts = self.compat.parse(text).map_err(syntax)?;
-                for st in &stmts {
-                    refuse_collation(st)?;
-                }
-                match stmts.len() {
-                    1 => {
-                        let mut st = stmts.remove(0);
-                        ready_to_plan(&mut st)?;
-                        Ok(Statement::Sql(Box::new(st)))
-                    }
-                    0 => Err(SqlError::Syntax("empty statement".into())),
-                    _ => Err(SqlError::Syntax(
-                        "expected one statement, found several".into(),
-                    )),
-                }
+            _ => self.parse_sql(text),
+        }
+    }
+
+    /// A statement DataFusion plans (queries, writes, COPY).
+    fn parse_sql(&self, text: &str) -> Result<Statement, SqlError> {
+        let mut stmts = self.compat.parse(text).map_err(syntax)?;
+        for st in &stmts {
+            refuse_collation(st)?;
+        }
+        match stmts.len() {
+            1 => {
+                let mut st = stmts.remove(0);
+                ready_to_plan(&mut st)?;
+                Ok(Statement::Sql(Box::new(st)))
             }
+            0 => Err(SqlError::Syntax("empty statement".into())),
+            _ => Err(SqlError::Syntax(
+                "expected one statement, found several".into(),
+            )),
         }
     }
 
@@ -925,6 +938,89 @@ fn parse_create_view(text: &str, explain: bool) -> Result<Statement, SqlError> {
     }
 }
 
+/// A COPY's boolean options written `on` / `off` (`WITH (FREEZE on,
+/// HEADER off)`, as pgbench sends them) as `true` / `false`, which is what
+/// the SQL parser reads; only in the option list after `STDIN` / `STDOUT`.
+fn copy_boolean_options(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let Some(at) = ["stdin", "stdout"]
+        .iter()
+        .filter_map(|w| lower.rfind(w))
+        .max()
+    else {
+        return text.to_string();
+    };
+    let (head, tail) = text.split_at(at);
+    let mut out = String::with_capacity(text.len());
+    out.push_str(head);
+    let words: Vec<&str> = tail
+        .split_inclusive(|c: char| !c.is_ascii_alphanumeric())
+        .collect();
+    let mut previous_option = false;
+    for w in words {
+        let word = w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+        let sep = &w[word.len()..];
+        let lw = word.to_ascii_lowercase();
+        if previous_option && (lw == "on" || lw == "off") {
+            out.push_str(if lw == "on" { "true" } else { "false" });
+            out.push_str(sep);
+            previous_option = false;
+            continue;
+        }
+        if !word.is_empty() {
+            previous_option = matches!(lw.as_str(), "freeze" | "header");
+        }
+        out.push_str(w);
+    }
+    out
+}
+
+/// `VACUUM [FULL | FREEZE | VERBOSE | ANALYZE | (options)] [table [(columns)], …]`
+/// and `ANALYZE [VERBOSE] [table, …]`: the tables named.
+fn parse_maintenance(text: &str) -> Result<Statement, SqlError> {
+    let words = statement_words(text);
+    let tag = if words.first().map(String::as_str) == Some("vacuum") {
+        "VACUUM"
+    } else {
+        "ANALYZE"
+    };
+    // drop a parenthesized option list, then the option words
+    let body: String = {
+        let rest = text.trim_start();
+        let rest = &rest[rest.find(char::is_whitespace).unwrap_or(rest.len())..];
+        let rest = rest.trim_start();
+        if rest.starts_with('(') {
+            rest.find(')').map_or("", |i| &rest[i + 1..]).to_string()
+        } else {
+            rest.to_string()
+        }
+    };
+    let mut tables = Vec::new();
+    for item in body.trim().trim_end_matches(';').split(',') {
+        let item = item.split('(').next().unwrap_or_default().trim();
+        let name = item
+            .split_whitespace()
+            .filter(|w| {
+                !matches!(
+                    w.to_ascii_lowercase().as_str(),
+                    "full" | "freeze" | "verbose" | "analyze" | "analyse"
+                )
+            })
+            .collect::<Vec<_>>();
+        match name.as_slice() {
+            [] => {}
+            [n] => {
+                let mut p = parser(n)?;
+                let name = p.parse_object_name(false).map_err(syntax)?;
+                expect_end(&mut p)?;
+                tables.push(object_name(&name)?);
+            }
+            _ => return Err(SqlError::Syntax(format!("syntax error in {tag}: {item}"))),
+        }
+    }
+    Ok(Statement::Maintenance { tag, tables })
+}
+
 /// `ALTER TABLE` (see [`AlterTable`]): adding, dropping and renaming
 /// columns, renaming the table, `SET` / `DROP NOT NULL`. Other actions are
 /// refused with 0A000.
@@ -1003,6 +1099,23 @@ fn parse_alter_table(text: &str) -> Result<Statement, SqlError> {
                 let (ast::RenameTableNameKind::To(n) | ast::RenameTableNameKind::As(n)) =
                     table_name;
                 AlterAction::RenameTo(object_name(&n)?)
+            }
+            A::AddConstraint {
+                constraint: ast::TableConstraint::PrimaryKey(pk),
+                ..
+            } => {
+                let mut columns = Vec::with_capacity(pk.columns.len());
+                for ic in pk.columns {
+                    match ic.column.expr {
+                        Expr::Identifier(id) => columns.push(normalize_ident(&id)),
+                        e => {
+                            return Err(SqlError::Unsupported(format!(
+                                "primary key on expression {e}"
+                            )))
+                        }
+                    }
+                }
+                AlterAction::AddPrimaryKey(columns)
             }
             A::AlterColumn {
                 column_name,
@@ -1480,6 +1593,30 @@ pub(crate) fn tokens_with_ranges(text: &str) -> Option<Vec<(Token, std::ops::Ran
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn copy_boolean_options_read_on_and_off() {
+        use super::copy_boolean_options as c;
+        assert_eq!(
+            c("copy t from stdin with (freeze on)"),
+            "copy t from stdin with (freeze true)"
+        );
+        assert_eq!(
+            c("COPY t TO STDOUT (FORMAT csv, HEADER off, DELIMITER ';')"),
+            "COPY t TO STDOUT (FORMAT csv, HEADER false, DELIMITER ';')"
+        );
+        // only after STDIN / STDOUT, only after those options
+        assert_eq!(
+            c("COPY (SELECT 'freeze on') TO STDOUT (FORMAT csv)"),
+            "COPY (SELECT 'freeze on') TO STDOUT (FORMAT csv)"
+        );
+        assert_eq!(c("copy t from stdin"), "copy t from stdin");
+        assert!(matches!(
+            super::SqlParser::new()
+                .parse_one("COPY t FROM STDIN WITH (FREEZE on, HEADER off, FORMAT csv)"),
+            Ok(super::Statement::Sql(_))
+        ));
+    }
+
     #[test]
     fn nul_escapes() {
         for t in [

@@ -49,6 +49,8 @@ pub enum TxnError {
     NoSavepoint(String),
     #[error("{0} can only be used in transaction blocks")]
     NoBlock(&'static str),
+    #[error("{0} cannot run inside a transaction block")]
+    InBlock(&'static str),
 }
 
 /// One relation a block has written.

@@ -42,3 +42,96 @@ async fn python_drivers() {
         "Python driver checks failed:\n{stdout}\n{stderr}"
     );
 }
+
+/// pgbench: `pgbench -i` (its tables, a client-side `COPY … WITH (FREEZE
+/// on)`, `VACUUM`, `ALTER TABLE … ADD PRIMARY KEY`), then its TPC-B-like
+/// script from 4 clients. Snapshot isolation fails a transaction that
+/// updates a row another committed first (40001); pgbench retries those
+/// (`--max-tries`), and none may fail for good. Skipped, loudly, where
+/// pgbench is not installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_initializes_and_runs() {
+    let server = TestServer::start();
+    let port = server.port.to_string();
+    let run = move |args: Vec<&'static str>, port: String| {
+        tokio::task::spawn_blocking(move || {
+            Command::new("pgbench")
+                .args(["-h", "127.0.0.1", "-p", &port, "-U", "freshet"])
+                .args(args)
+                .arg("freshet")
+                .output()
+        })
+    };
+    let init = match run(vec!["-i", "-s", "1"], port.clone()).await.unwrap() {
+        Ok(o) => o,
+        Err(_) => {
+            eprintln!("SKIPPED: pgbench is not installed (Debian: postgresql-client)");
+            return;
+        }
+    };
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(init.status.success(), "pgbench -i failed:\n{}", text(&init));
+    let c = server.connect().await;
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM pgbench_accounts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 100_000);
+    let key: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'pgbench_accounts_pkey'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(key, 1);
+    let bench = run(
+        vec!["-c", "4", "-j", "2", "-T", "3", "--max-tries=1000"],
+        port,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let out = text(&bench);
+    eprintln!("{out}");
+    assert!(bench.status.success(), "pgbench failed:\n{out}");
+    let line = |prefix: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no `{prefix}` in pgbench's report:\n{out}"))
+    };
+    assert!(
+        line("number of failed transactions:").starts_with("0 "),
+        "{out}"
+    );
+    let done: u64 = line("number of transactions actually processed:")
+        .parse()
+        .unwrap();
+    assert!(done > 0, "{out}");
+    // the balances moved together: every transaction added its delta to
+    // one account, one teller and one branch, and logged it in history
+    let sums = c
+        .query_one(
+            "SELECT (SELECT sum(abalance) FROM pgbench_accounts),
+                    (SELECT sum(tbalance) FROM pgbench_tellers),
+                    (SELECT sum(bbalance) FROM pgbench_branches),
+                    (SELECT sum(delta) FROM pgbench_history),
+                    (SELECT count(*) FROM pgbench_history)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (a, t, b, h): (i64, i64, i64, i64) = (sums.get(0), sums.get(1), sums.get(2), sums.get(3));
+    assert_eq!((a, t, b), (h, h, h), "balances disagree with the history");
+    let logged: i64 = sums.get(4);
+    assert_eq!(logged as u64, done);
+}
