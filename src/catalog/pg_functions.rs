@@ -162,6 +162,9 @@ impl ScalarUDFImpl for SerialSequence {
 /// The functions of this module.
 pub fn functions() -> Vec<ScalarUDF> {
     vec![
+        ScalarUDF::new_from_impl(ExpandArrayList {
+            signature: Signature::any(1, Volatility::Immutable),
+        }),
         ScalarUDF::new_from_impl(CurrentSetting {
             signature: Signature::one_of(
                 vec![
@@ -178,6 +181,96 @@ pub fn functions() -> Vec<ScalarUDF> {
             signature: Signature::string(2, Volatility::Stable),
         }),
     ]
+}
+
+/// `pg_expandarray_list(array)`: each element with its subscript, as a
+/// list of `{x, n}` structs; `unnest` of it is `information_schema.
+/// _pg_expandarray(array)` (see `sql::compat::ExpandArray`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ExpandArrayList {
+    signature: Signature,
+}
+
+fn expanded_type(element: &DataType) -> DataType {
+    let fields = datafusion::arrow::datatypes::Fields::from(vec![
+        datafusion::arrow::datatypes::Field::new("x", element.clone(), true),
+        datafusion::arrow::datatypes::Field::new("n", DataType::Int32, false),
+    ]);
+    DataType::List(Arc::new(
+        datafusion::arrow::datatypes::Field::new_list_field(DataType::Struct(fields), true),
+    ))
+}
+
+impl ScalarUDFImpl for ExpandArrayList {
+    fn name(&self) -> &str {
+        "pg_expandarray_list"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        match args.first() {
+            Some(DataType::List(f) | DataType::LargeList(f)) => Ok(expanded_type(f.data_type())),
+            Some(DataType::Null) => Ok(expanded_type(&DataType::Null)),
+            other => Err(datafusion::error::DataFusionError::Plan(format!(
+                "_pg_expandarray takes an array, not {other:?}"
+            ))),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        use datafusion::arrow::array::{AsArray, ListArray, StructArray};
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let out_type = self.return_type(&[arrays[0].data_type().clone()])?;
+        let DataType::List(out_field) = &out_type else {
+            return Err(datafusion::error::DataFusionError::Internal("list".into()));
+        };
+        let DataType::Struct(fields) = out_field.data_type() else {
+            return Err(datafusion::error::DataFusionError::Internal(
+                "struct".into(),
+            ));
+        };
+        let input = match arrays[0].data_type() {
+            DataType::List(_) => arrays[0].clone(),
+            DataType::Null => {
+                let out = datafusion::arrow::array::new_null_array(&out_type, arrays[0].len());
+                return crate::sql::functions::same_shape(&args.args, out);
+            }
+            _ => datafusion::arrow::compute::cast(
+                &arrays[0],
+                &DataType::List(Arc::new(
+                    datafusion::arrow::datatypes::Field::new_list_field(
+                        fields[0].data_type().clone(),
+                        true,
+                    ),
+                )),
+            )?,
+        };
+        let list = input.as_list::<i32>();
+        let offsets = list.value_offsets();
+        let values = list.values().clone();
+        // each element's subscript within its row, from 1
+        let mut n = vec![0i32; values.len()];
+        for w in offsets.windows(2) {
+            for (k, j) in (w[0] as usize..w[1] as usize).enumerate() {
+                n[j] = k as i32 + 1;
+            }
+        }
+        let structs = StructArray::try_new(
+            fields.clone(),
+            vec![values, Arc::new(Int32Array::from(n))],
+            None,
+        )?;
+        let out = ListArray::try_new(
+            out_field.clone(),
+            list.offsets().clone(),
+            Arc::new(structs),
+            list.nulls().cloned(),
+        )?;
+        crate::sql::functions::same_shape(&args.args, Arc::new(out))
+    }
 }
 
 /// The session's parameters, as `SHOW` gives them, for the statement's

@@ -67,6 +67,8 @@ static FAITHFUL: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
             Arc::new(FixVersionColumnName),
             Arc::new(ArraySubquery),
             Arc::new(GenerateSubscripts),
+            Arc::new(ExpandArray),
+            Arc::new(CompositeField),
         ]
     });
 
@@ -87,6 +89,13 @@ impl Compat {
 
     /// Parses one statement's text (it may hold several; the caller checks).
     pub fn parse(&self, text: &str) -> Result<Vec<Statement>, ParserError> {
+        let owned;
+        let text = if text.contains("regproc") {
+            owned = regproc_literals(text);
+            owned.as_str()
+        } else {
+            text
+        };
         let plain = Parser::new(&crate::sql::dialect::Postgres)
             .with_recursion_limit(super::depth::MAX_DEPTH)
             .try_with_sql(text)?
@@ -97,8 +106,8 @@ impl Compat {
                 .parse(text)?
                 .into_iter()
                 .map(|s| {
-                    GenerateSubscripts
-                        .rewrite(ArraySubquery.rewrite(PrependSessionTables.rewrite(s)))
+                    let s = ArraySubquery.rewrite(PrependSessionTables.rewrite(s));
+                    CompositeField.rewrite(ExpandArray.rewrite(GenerateSubscripts.rewrite(s)))
                 })
                 .collect());
         }
@@ -109,6 +118,65 @@ impl Compat {
     pub fn rewrite(&self, s: Statement) -> Statement {
         faithful(s)
     }
+}
+
+/// `'schema.name'::regproc` as the text `'name'`: the catalog's `regproc`
+/// columns (`pg_type.typinput`, …) hold function names, so pgJDBC's
+/// `typinput = 'pg_catalog.array_in'::regproc` compares names, and the
+/// literal shows as PostgreSQL shows a `regproc` (`array_in`). Only a
+/// quoted literal directly cast is changed.
+fn regproc_literals(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(q) = rest.find('\'') {
+        // the literal's end ('' is a quote inside it)
+        let body_start = q + 1;
+        let mut end = None;
+        let bytes = rest.as_bytes();
+        let mut i = body_start;
+        while i < bytes.len() {
+            if bytes[i] == b'\'' {
+                if bytes.get(i + 1) == Some(&b'\'') {
+                    i += 2;
+                    continue;
+                }
+                end = Some(i);
+                break;
+            }
+            i += 1;
+        }
+        let Some(end) = end else {
+            break;
+        };
+        let after = &rest[end + 1..];
+        let cast = ["::pg_catalog.regproc", "::regproc"]
+            .iter()
+            .find(|c| {
+                after.len() >= c.len()
+                    && after[..c.len()].eq_ignore_ascii_case(c)
+                    && !after[c.len()..]
+                        .starts_with(|ch: char| ch.is_ascii_alphanumeric() || ch == '_')
+            })
+            .map(|c| c.len());
+        out.push_str(&rest[..q]);
+        match cast {
+            Some(len) => {
+                let name = &rest[body_start..end];
+                let name = name.split('(').next().unwrap_or(name);
+                let name = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
+                out.push('\'');
+                out.push_str(name);
+                out.push('\'');
+                rest = &after[len..];
+            }
+            None => {
+                out.push_str(&rest[q..end + 1]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// True when `s` reads at least one catalog relation and nothing else
@@ -396,6 +464,109 @@ impl SqlStatementRewriteRule for GenerateSubscripts {
                         "unnest",
                         vec![call_named("generate_series", vec![one, length])],
                     );
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = VisitMut::visit(&mut s, &mut V);
+        s
+    }
+}
+
+/// `information_schema._pg_expandarray(a)` (pgJDBC's `getPrimaryKeys`,
+/// `getIndexInfo`: a set of `(x, n)` records, each element and its
+/// subscript) as `unnest(pg_expandarray_list(a))`, a list of such structs
+/// unnested (`sql::functions`).
+#[derive(Debug)]
+struct ExpandArray;
+
+impl SqlStatementRewriteRule for ExpandArray {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+        struct V;
+        impl VisitorMut for V {
+            type Break = ();
+            fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+                let Expr::Function(f) = e else {
+                    return ControlFlow::Continue(());
+                };
+                let named = f
+                    .name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|i| i.value.eq_ignore_ascii_case("_pg_expandarray"));
+                let FunctionArguments::List(list) = &f.args else {
+                    return ControlFlow::Continue(());
+                };
+                if let (true, [FunctionArg::Unnamed(FunctionArgExpr::Expr(a))]) =
+                    (named, list.args.as_slice())
+                {
+                    *e = call_named(
+                        "unnest",
+                        vec![call_named("pg_expandarray_list", vec![a.clone()])],
+                    );
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = VisitMut::visit(&mut s, &mut V);
+        s
+    }
+}
+
+/// A composite's field, `(expr).name`, as DataFusion's `expr['name']`
+/// (DataFusion reads `.name` after an expression only for string keys).
+#[derive(Debug)]
+struct CompositeField;
+
+impl SqlStatementRewriteRule for CompositeField {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        use datafusion::sql::sqlparser::ast::{AccessExpr, SelectItem, SetExpr, Subscript, Value};
+        struct V;
+        impl VisitorMut for V {
+            type Break = ();
+            // an unaliased `(expr).name` in a select list is named `name`
+            fn pre_visit_query(
+                &mut self,
+                q: &mut datafusion::sql::sqlparser::ast::Query,
+            ) -> ControlFlow<()> {
+                if let SetExpr::Select(sel) = q.body.as_mut() {
+                    for item in sel.projection.iter_mut() {
+                        let SelectItem::UnnamedExpr(Expr::CompoundFieldAccess {
+                            root,
+                            access_chain,
+                        }) = item
+                        else {
+                            continue;
+                        };
+                        let field = match (root.as_ref(), access_chain.last()) {
+                            (Expr::Nested(_), Some(AccessExpr::Dot(Expr::Identifier(id)))) => {
+                                id.clone()
+                            }
+                            _ => continue,
+                        };
+                        let expr = Expr::CompoundFieldAccess {
+                            root: root.clone(),
+                            access_chain: access_chain.clone(),
+                        };
+                        *item = SelectItem::ExprWithAlias { expr, alias: field };
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+            fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+                if let Expr::CompoundFieldAccess { root, access_chain } = e {
+                    if matches!(root.as_ref(), Expr::Nested(_)) {
+                        for a in access_chain.iter_mut() {
+                            if let AccessExpr::Dot(Expr::Identifier(id)) = a {
+                                let name = crate::sql::parser::normalize_ident(id);
+                                *a = AccessExpr::Subscript(Subscript::Index {
+                                    index: Expr::value(Value::SingleQuotedString(name)),
+                                });
+                            }
+                        }
+                    }
                 }
                 ControlFlow::Continue(())
             }

@@ -135,3 +135,41 @@ async fn pgbench_initializes_and_runs() {
     let logged: i64 = sums.get(4);
     assert_eq!(logged as u64, done);
 }
+
+/// pgJDBC (`tests/clients/JdbcClient.java`, run as a single-file program):
+/// batches, rollback, `fetchSize` streaming, generated keys, and the
+/// `DatabaseMetaData` calls tools make. Fails on any check that is not a
+/// listed gap; skipped, loudly, where Java or the driver is missing (Debian:
+/// `default-jdk-headless`, `libpostgresql-jdbc-java`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jdbc_driver() {
+    let jar = "/usr/share/java/postgresql.jar";
+    if !std::path::Path::new(jar).exists() {
+        eprintln!("SKIPPED: pgJDBC is not installed ({jar}; Debian: libpostgresql-jdbc-java)");
+        return;
+    }
+    let server = TestServer::start();
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/JdbcClient.java");
+    let port = server.port.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("java")
+            .args(["-cp", jar, source, &port])
+            .output()
+    })
+    .await
+    .unwrap();
+    let out = match out {
+        Ok(o) => o,
+        Err(_) => {
+            eprintln!("SKIPPED: java is not installed (Debian: default-jdk-headless)");
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success(),
+        "JDBC checks failed:\n{stdout}\n{stderr}"
+    );
+}
