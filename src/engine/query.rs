@@ -135,6 +135,13 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
     for f in crate::catalog::pg_views::functions(oids, Arc::downgrade(engine)) {
         ctx.register_udf(f);
     }
+    // `generate_series` in an expression, unnested (`sql::compat`)
+    ctx.register_udf(
+        datafusion::functions_nested::range::gen_series_udf()
+            .as_ref()
+            .clone()
+            .with_aliases(["__series_list"]),
+    );
     for f in crate::catalog::pg_keys::functions(Arc::downgrade(engine)) {
         ctx.register_udf(f);
     }

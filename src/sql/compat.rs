@@ -66,6 +66,7 @@ static FAITHFUL: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
             Arc::new(RewriteRegCastToSubquery::new()),
             Arc::new(FixVersionColumnName),
             Arc::new(ArraySubquery),
+            Arc::new(SeriesFunctions),
             Arc::new(GenerateSubscripts),
             Arc::new(ExpandArray),
             Arc::new(CompositeField),
@@ -107,7 +108,8 @@ impl Compat {
                 .into_iter()
                 .map(|s| {
                     let s = ArraySubquery.rewrite(PrependSessionTables.rewrite(s));
-                    CompositeField.rewrite(ExpandArray.rewrite(GenerateSubscripts.rewrite(s)))
+                    let s = GenerateSubscripts.rewrite(SeriesFunctions.rewrite(s));
+                    CompositeField.rewrite(ExpandArray.rewrite(s))
                 })
                 .collect());
         }
@@ -329,10 +331,33 @@ struct ArraySubquery;
 
 impl SqlStatementRewriteRule for ArraySubquery {
     fn rewrite(&self, mut s: Statement) -> Statement {
-        use datafusion::sql::sqlparser::ast::FunctionArguments;
+        use datafusion::sql::sqlparser::ast::{FunctionArguments, Ident, SelectItem, SetExpr};
         struct V;
         impl VisitorMut for V {
             type Break = ();
+            // an unaliased ARRAY(…) in a select list is named `array`
+            fn pre_visit_query(
+                &mut self,
+                q: &mut datafusion::sql::sqlparser::ast::Query,
+            ) -> ControlFlow<()> {
+                if let SetExpr::Select(sel) = q.body.as_mut() {
+                    for item in sel.projection.iter_mut() {
+                        let SelectItem::UnnamedExpr(e @ Expr::Function(_)) = item else {
+                            continue;
+                        };
+                        let is_array = matches!(&*e, Expr::Function(f)
+                            if f.name.to_string().eq_ignore_ascii_case("array")
+                                && matches!(f.args, FunctionArguments::Subquery(_)));
+                        if is_array {
+                            *item = SelectItem::ExprWithAlias {
+                                expr: e.clone(),
+                                alias: Ident::new("array"),
+                            };
+                        }
+                    }
+                }
+                ControlFlow::Continue(())
+            }
             fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
                 if let Expr::Function(f) = e {
                     if f.name.to_string().eq_ignore_ascii_case("array") {
@@ -414,6 +439,186 @@ fn array_of(q: &datafusion::sql::sqlparser::ast::Query) -> Option<Expr> {
     parse(&format!("COALESCE(({inner}), make_array())"))
 }
 
+/// `generate_series` as PostgreSQL has it: a set-returning function.
+///
+/// * In `FROM`, DataFusion's table function names its column `value` and
+///   makes it `bigint`; PostgreSQL names it after the function, or after
+///   the table alias (`generate_series(1, 3) AS s` has a column `s`), and
+///   over integers it is `integer`. The call becomes `(SELECT value AS
+///   name FROM generate_series(…) AS __series) AS alias`, cast to integer
+///   when every argument is an integer constant that fits one.
+/// * In an expression, DataFusion's scalar `generate_series` gives one
+///   array; PostgreSQL gives a row per value. The call becomes
+///   `unnest(__series_list(…))` (the same function under another name, so
+///   a second pass leaves it alone), named `generate_series` in a select
+///   list. A table alias of `unnest(a)` without column names names its
+///   column too, as in PostgreSQL.
+#[derive(Debug)]
+struct SeriesFunctions;
+
+/// The integer constant `e` is, if it is one.
+fn int_constant(e: &Expr) -> Option<i64> {
+    use datafusion::sql::sqlparser::ast::{UnaryOperator, Value};
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse().ok(),
+            _ => None,
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } => int_constant(expr).map(|n| -n),
+        Expr::Nested(inner) => int_constant(inner),
+        _ => None,
+    }
+}
+
+fn is_series(name: &datafusion::sql::sqlparser::ast::ObjectName) -> bool {
+    name.0
+        .last()
+        .and_then(|p| p.as_ident())
+        .is_some_and(|i| i.value.eq_ignore_ascii_case("generate_series"))
+}
+
+/// Whether every argument is an integer constant that fits an `integer`.
+fn int4_arguments(args: &[datafusion::sql::sqlparser::ast::FunctionArg]) -> bool {
+    use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr};
+    !args.is_empty()
+        && args.iter().all(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => {
+                int_constant(e).is_some_and(|n| i32::try_from(n).is_ok())
+            }
+            _ => false,
+        })
+}
+
+impl SqlStatementRewriteRule for SeriesFunctions {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        use datafusion::sql::sqlparser::ast::{
+            FunctionArguments, Ident, ObjectName, Query, SelectItem, SetExpr, TableAlias,
+            TableAliasColumnDef, TableFactor,
+        };
+        struct V;
+        impl VisitorMut for V {
+            type Break = ();
+            fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+                if let SetExpr::Select(sel) = q.body.as_mut() {
+                    for item in sel.projection.iter_mut() {
+                        if let SelectItem::UnnamedExpr(e @ Expr::Function(_)) = item {
+                            if let Expr::Function(f) = &*e {
+                                if is_series(&f.name) {
+                                    *item = SelectItem::ExprWithAlias {
+                                        expr: e.clone(),
+                                        alias: Ident::new("generate_series"),
+                                    };
+                                }
+                            }
+                        }
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+
+            fn post_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
+                match t {
+                    TableFactor::Table {
+                        name,
+                        args: Some(args),
+                        alias,
+                        ..
+                    } if is_series(name)
+                        && alias.as_ref().is_none_or(|a| a.name.value != "__series") =>
+                    {
+                        let column = alias
+                            .as_ref()
+                            .map(|a| match a.columns.first() {
+                                Some(c) => c.name.clone(),
+                                None => a.name.clone(),
+                            })
+                            .unwrap_or_else(|| Ident::new("generate_series"));
+                        let value = if int4_arguments(&args.args) {
+                            "CAST(value AS INTEGER)"
+                        } else {
+                            "value"
+                        };
+                        let call = args
+                            .args
+                            .iter()
+                            .map(|a| a.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let sql = format!(
+                            "(SELECT {value} AS {column} FROM generate_series({call}) AS __series)"
+                        );
+                        let Some(subquery) = Parser::new(&crate::sql::dialect::Postgres)
+                            .try_with_sql(&sql)
+                            .ok()
+                            .and_then(|mut p| p.parse_query().ok())
+                        else {
+                            return ControlFlow::Continue(());
+                        };
+                        let alias = alias.clone().unwrap_or(TableAlias {
+                            explicit: true,
+                            name: Ident::new("generate_series"),
+                            columns: vec![],
+                            at: None,
+                        });
+                        *t = TableFactor::Derived {
+                            lateral: false,
+                            subquery,
+                            alias: Some(alias),
+                            sample: None,
+                        };
+                    }
+                    TableFactor::UNNEST {
+                        alias: Some(a),
+                        array_exprs,
+                        with_offset: false,
+                        ..
+                    } if a.columns.is_empty() && array_exprs.len() == 1 => {
+                        a.columns = vec![TableAliasColumnDef {
+                            name: a.name.clone(),
+                            data_type: None,
+                        }];
+                    }
+                    _ => {}
+                }
+                ControlFlow::Continue(())
+            }
+
+            fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+                let Expr::Function(f) = e else {
+                    return ControlFlow::Continue(());
+                };
+                if !is_series(&f.name) {
+                    return ControlFlow::Continue(());
+                }
+                let int4 = match &f.args {
+                    FunctionArguments::List(l) => int4_arguments(&l.args),
+                    _ => false,
+                };
+                let mut list = f.clone();
+                list.name = ObjectName::from(vec![Ident::new("__series_list")]);
+                let unnested = call_named("unnest", vec![Expr::Function(list)]);
+                *e = if int4 {
+                    Expr::Cast {
+                        kind: datafusion::sql::sqlparser::ast::CastKind::Cast,
+                        expr: Box::new(unnested),
+                        data_type: datafusion::sql::sqlparser::ast::DataType::Integer(None),
+                        array: false,
+                        format: None,
+                    }
+                } else {
+                    unnested
+                };
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = VisitMut::visit(&mut s, &mut V);
+        s
+    }
+}
+
 /// `generate_subscripts(a, d)` (SQLAlchemy's key reflection zips it with
 /// `unnest(a)`; DataFusion has no such function) as `unnest(generate_series(1,
 /// array_length(a, d)))`: the subscripts of a 1-based array, none for an
@@ -462,7 +667,7 @@ impl SqlStatementRewriteRule for GenerateSubscripts {
                     ));
                     *e = call_named(
                         "unnest",
-                        vec![call_named("generate_series", vec![one, length])],
+                        vec![call_named("__series_list", vec![one, length])],
                     );
                 }
                 ControlFlow::Continue(())

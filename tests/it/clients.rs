@@ -173,3 +173,39 @@ async fn jdbc_driver() {
         "JDBC checks failed:\n{stdout}\n{stderr}"
     );
 }
+
+/// node-postgres (`tests/clients/node/client.js`; `npm install` in that
+/// directory installs the pinned `pg`): types, parameters, transactions,
+/// RETURNING, SQLSTATEs, prepared statements. Skipped, loudly, where node
+/// or the driver is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_postgres() {
+    let server = TestServer::start();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/node/client.js");
+    let port = server.port.to_string();
+    let out =
+        tokio::task::spawn_blocking(move || Command::new("node").arg(script).arg(port).output())
+            .await
+            .unwrap();
+    let out = match out {
+        Ok(o) => o,
+        Err(_) => {
+            eprintln!("SKIPPED: node is not installed; the node-postgres checks did not run");
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    if out.status.code() == Some(2) {
+        eprintln!(
+            "SKIPPED: node-postgres is missing ({}); npm install --prefix tests/clients/node",
+            stdout.trim()
+        );
+        return;
+    }
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success(),
+        "node-postgres checks failed:\n{stdout}\n{stderr}"
+    );
+}
