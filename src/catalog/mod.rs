@@ -8,6 +8,7 @@ pub mod information_schema;
 pub mod pg_functions;
 pub mod pg_keys;
 pub mod pg_session;
+pub mod pg_sizes;
 pub mod pg_views;
 
 use std::collections::BTreeMap;

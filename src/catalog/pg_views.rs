@@ -44,7 +44,7 @@ impl ViewOids {
         }
     }
 
-    fn name(&self, oid: i64) -> Option<String> {
+    pub(crate) fn name(&self, oid: i64) -> Option<String> {
         self.0.read().get(&oid).cloned()
     }
 }

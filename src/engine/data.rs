@@ -105,6 +105,15 @@ impl RelationData {
         &self.schema
     }
 
+    /// The bytes its rows take in memory, retracted ones not yet compacted
+    /// away included.
+    pub fn memory_bytes(&self) -> usize {
+        self.segments
+            .iter()
+            .map(|s| s.batch.get_array_memory_size())
+            .sum()
+    }
+
     pub fn live_rows(&self) -> usize {
         self.live_rows
     }

@@ -132,6 +132,9 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
     for f in crate::sql::functions::all() {
         ctx.register_udf(f);
     }
+    for f in crate::catalog::pg_sizes::functions(oids.clone(), Arc::downgrade(engine)) {
+        ctx.register_udf(f);
+    }
     for f in crate::catalog::pg_views::functions(oids, Arc::downgrade(engine)) {
         ctx.register_udf(f);
     }

@@ -281,7 +281,7 @@ async fn views_equal_their_query_after_sigkill() {
     c.batch_execute(
         "CREATE SOURCE events (stmt BIGINT, k BIGINT, payload TEXT);
          CREATE TABLE counters (id BIGINT PRIMARY KEY, grp BIGINT, n BIGINT);
-         INSERT INTO counters SELECT value, value % 4, 0 FROM generate_series(1, 40);",
+         INSERT INTO counters SELECT value, value % 4, 0 FROM generate_series(1, 40) AS g(value);",
     )
     .await
     .unwrap();
