@@ -5,9 +5,10 @@
 //! `current_setting(name [, missing_ok])` (SQLAlchemy's table reflection)
 //! over the session's parameters ([`SessionSettings`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, BooleanArray, Int32Array, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::error::Result as DfResult;
@@ -271,6 +272,256 @@ impl ScalarUDFImpl for ExpandArrayList {
         )?;
         crate::sql::functions::same_shape(&args.args, Arc::new(out))
     }
+}
+
+/// A type's name as `format_type` gives it (`integer`, `character
+/// varying`, `integer[]`, `"char"`), from its `pg_type.typname`.
+fn sql_type_name(typname: &str, names: &HashMap<i32, String>, elem: Option<i32>) -> String {
+    if let Some(e) = elem.and_then(|e| names.get(&e)) {
+        if typname.starts_with('_') {
+            return format!("{}[]", sql_type_name(e, names, None));
+        }
+    }
+    match typname {
+        "int2" => "smallint",
+        "int4" => "integer",
+        "int8" => "bigint",
+        "float4" => "real",
+        "float8" => "double precision",
+        "bool" => "boolean",
+        "varchar" => "character varying",
+        "bpchar" => "character",
+        "timestamp" => "timestamp without time zone",
+        "timestamptz" => "timestamp with time zone",
+        "time" => "time without time zone",
+        "timetz" => "time with time zone",
+        "varbit" => "bit varying",
+        "char" => "\"char\"",
+        "any" => "\"any\"",
+        other => other,
+    }
+    .to_string()
+}
+
+/// A list as the static catalog stores it: `['a', 'b']`, `[1, 2]`, `{a,b}`
+/// or `1 2`.
+fn stored_list(text: &str) -> Vec<String> {
+    let t = text.trim();
+    let inner = t
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .or_else(|| t.strip_prefix('{').and_then(|t| t.strip_suffix('}')));
+    let parts: Vec<&str> = match inner {
+        Some(i) => i.split(',').collect(),
+        None => t.split_whitespace().collect(),
+    };
+    parts
+        .into_iter()
+        .map(|p| p.trim().trim_matches('\'').trim_matches('"').to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Each function's result and arguments as `pg_get_function_result` and
+/// `pg_get_function_arguments` print them, by `pg_proc.oid`.
+fn signatures(
+    statics: &datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables,
+) -> HashMap<i64, (String, String)> {
+    use datafusion::arrow::array::AsArray;
+    let mut out = HashMap::new();
+    let column = |b: &datafusion::arrow::array::RecordBatch, n: &str| {
+        b.schema().index_of(n).ok().map(|i| b.column(i).clone())
+    };
+    // type names and element types
+    let mut names: HashMap<i32, String> = HashMap::new();
+    let mut elems: HashMap<i32, i32> = HashMap::new();
+    for b in statics.pg_type.data() {
+        let (Some(oid), Some(name)) = (column(b, "oid"), column(b, "typname")) else {
+            continue;
+        };
+        let (Some(oid), Some(name)) = (
+            oid.as_primitive_opt::<datafusion::arrow::datatypes::Int32Type>(),
+            name.as_string_opt::<i32>(),
+        ) else {
+            continue;
+        };
+        let elem = column(b, "typelem");
+        let elem = elem
+            .as_ref()
+            .and_then(|e| e.as_primitive_opt::<datafusion::arrow::datatypes::Int32Type>());
+        for i in 0..b.num_rows() {
+            if oid.is_null(i) || name.is_null(i) {
+                continue;
+            }
+            names.insert(oid.value(i), name.value(i).to_string());
+            if let Some(e) = elem.filter(|e| !e.is_null(i) && e.value(i) != 0) {
+                elems.insert(oid.value(i), e.value(i));
+            }
+        }
+    }
+    let type_name = |oid: i32| {
+        names
+            .get(&oid)
+            .map(|n| sql_type_name(n, &names, elems.get(&oid).copied()))
+            .unwrap_or_else(|| oid.to_string())
+    };
+    for b in statics.pg_proc.data() {
+        let text = |n: &str| column(b, n);
+        let (Some(oid), Some(ret), Some(set), Some(args)) = (
+            column(b, "oid"),
+            column(b, "prorettype"),
+            column(b, "proretset"),
+            text("proargtypes"),
+        ) else {
+            continue;
+        };
+        let (Some(oid), Some(ret), Some(set), Some(args)) = (
+            oid.as_primitive_opt::<datafusion::arrow::datatypes::Int32Type>(),
+            ret.as_primitive_opt::<datafusion::arrow::datatypes::Int32Type>(),
+            set.as_boolean_opt(),
+            args.as_string_opt::<i32>(),
+        ) else {
+            continue;
+        };
+        let names_col = text("proargnames");
+        let modes_col = text("proargmodes");
+        let all_col = text("proallargtypes");
+        let get = |c: &Option<ArrayRef>, i: usize| -> Vec<String> {
+            c.as_ref()
+                .and_then(|a| a.as_string_opt::<i32>())
+                .filter(|a| !a.is_null(i))
+                .map(|a| stored_list(a.value(i)))
+                .unwrap_or_default()
+        };
+        for i in 0..b.num_rows() {
+            if oid.is_null(i) || ret.is_null(i) {
+                continue;
+            }
+            let arg_names = get(&names_col, i);
+            let modes = get(&modes_col, i);
+            let all: Vec<i32> = {
+                let a = get(&all_col, i);
+                if a.is_empty() {
+                    if args.is_null(i) {
+                        vec![]
+                    } else {
+                        stored_list(args.value(i))
+                            .iter()
+                            .filter_map(|t| t.parse().ok())
+                            .collect()
+                    }
+                } else {
+                    a.iter().filter_map(|t| t.parse().ok()).collect()
+                }
+            };
+            let mut shown = Vec::new();
+            let mut table = Vec::new();
+            for (k, t) in all.iter().enumerate() {
+                let mode = modes.get(k).map(String::as_str).unwrap_or("i");
+                let name = arg_names.get(k).filter(|n| !n.is_empty());
+                let named = |prefix: &str| match name {
+                    Some(n) => format!("{prefix}{n} {}", type_name(*t)),
+                    None => format!("{prefix}{}", type_name(*t)),
+                };
+                match mode {
+                    "t" => table.push(named("")),
+                    "o" => shown.push(named("OUT ")),
+                    "b" => shown.push(named("INOUT ")),
+                    "v" => shown.push(named("VARIADIC ")),
+                    _ => shown.push(named("")),
+                }
+            }
+            let result = if !table.is_empty() {
+                format!("TABLE({})", table.join(", "))
+            } else if set.value(i) {
+                format!("SETOF {}", type_name(ret.value(i)))
+            } else {
+                type_name(ret.value(i))
+            };
+            out.insert(i64::from(oid.value(i)), (result, shown.join(", ")));
+        }
+    }
+    out
+}
+
+/// `pg_get_function_result(oid)` (`arguments` false) or
+/// `pg_get_function_arguments(oid)`: NULL for an unknown OID.
+#[derive(Debug)]
+struct FunctionSignature {
+    signature: Signature,
+    arguments: bool,
+    defs: Arc<HashMap<i64, (String, String)>>,
+}
+
+impl PartialEq for FunctionSignature {
+    fn eq(&self, o: &Self) -> bool {
+        self.arguments == o.arguments
+    }
+}
+impl Eq for FunctionSignature {}
+impl std::hash::Hash for FunctionSignature {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.arguments.hash(h)
+    }
+}
+
+impl ScalarUDFImpl for FunctionSignature {
+    fn name(&self) -> &str {
+        if self.arguments {
+            "pg_get_function_arguments"
+        } else {
+            "pg_get_function_result"
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let oids = &arrays[0];
+        let out: StringArray = (0..oids.len())
+            .map(|i| {
+                let oid = match ScalarValue::try_from_array(oids, i).ok()? {
+                    ScalarValue::Int32(Some(x)) => i64::from(x),
+                    ScalarValue::Int64(Some(x)) => x,
+                    ScalarValue::UInt32(Some(x)) => i64::from(x),
+                    _ => return None,
+                };
+                self.defs.get(&oid).map(|(result, arguments)| {
+                    if self.arguments {
+                        arguments.clone()
+                    } else {
+                        result.clone()
+                    }
+                })
+            })
+            .collect();
+        crate::sql::functions::same_shape(&args.args, Arc::new(out))
+    }
+}
+
+/// `pg_get_function_result` and `pg_get_function_arguments` over the
+/// catalog's functions (psql's `\df`, pgJDBC's `getFunctions`).
+pub fn signature_functions(
+    statics: &datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables,
+) -> Vec<ScalarUDF> {
+    let defs = Arc::new(signatures(statics));
+    [false, true]
+        .into_iter()
+        .map(|arguments| {
+            ScalarUDF::new_from_impl(FunctionSignature {
+                signature: Signature::any(1, Volatility::Stable),
+                arguments,
+                defs: defs.clone(),
+            })
+        })
+        .collect()
 }
 
 /// The session's parameters, as `SHOW` gives them, for the statement's

@@ -113,11 +113,11 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
     let info = FreshetCatalogInfo {
         list: ctx.state().catalog_list().clone(),
     };
-    let pg = PgCatalogSchemaProvider::try_new(
-        info,
-        Arc::new(PgCatalogStaticTables::try_new()?),
-        EmptyContextProvider,
-    )?;
+    let statics = Arc::new(PgCatalogStaticTables::try_new()?);
+    for f in crate::catalog::pg_functions::signature_functions(&statics) {
+        ctx.register_udf(f);
+    }
+    let pg = PgCatalogSchemaProvider::try_new(info, statics, EmptyContextProvider)?;
     // ... and answers the role tables from the roles that exist
     let oids = crate::catalog::pg_views::ViewOids::default();
     catalog.register_schema(
