@@ -324,47 +324,66 @@ fn stored_list(text: &str) -> Vec<String> {
 
 /// Each function's result and arguments as `pg_get_function_result` and
 /// `pg_get_function_arguments` print them, by `pg_proc.oid`.
+/// The catalog's types by OID, named as `format_type` and `regtype`
+/// output name them.
+#[derive(Debug, Default)]
+pub struct TypeNames {
+    names: HashMap<i32, String>,
+    elems: HashMap<i32, i32>,
+}
+
+impl TypeNames {
+    pub fn new(statics: &datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables) -> TypeNames {
+        use datafusion::arrow::array::AsArray;
+        let mut t = TypeNames::default();
+        for b in statics.pg_type.data() {
+            let column = |n: &str| b.schema().index_of(n).ok().map(|i| b.column(i).clone());
+            let (Some(oid), Some(name)) = (column("oid"), column("typname")) else {
+                continue;
+            };
+            let (Some(oid), Some(name)) = (
+                oid.as_primitive_opt::<datafusion::arrow::datatypes::Int32Type>(),
+                name.as_string_opt::<i32>(),
+            ) else {
+                continue;
+            };
+            let elem = column("typelem");
+            let elem = elem
+                .as_ref()
+                .and_then(|e| e.as_primitive_opt::<datafusion::arrow::datatypes::Int32Type>());
+            for i in 0..b.num_rows() {
+                if oid.is_null(i) || name.is_null(i) {
+                    continue;
+                }
+                t.names.insert(oid.value(i), name.value(i).to_string());
+                if let Some(e) = elem.filter(|e| !e.is_null(i) && e.value(i) != 0) {
+                    t.elems.insert(oid.value(i), e.value(i));
+                }
+            }
+        }
+        t
+    }
+
+    /// The type's name (its OID in digits if it is unknown, as PostgreSQL
+    /// shows a `regtype` without a type).
+    pub fn name(&self, oid: i32) -> String {
+        self.names
+            .get(&oid)
+            .map(|n| sql_type_name(n, &self.names, self.elems.get(&oid).copied()))
+            .unwrap_or_else(|| oid.to_string())
+    }
+}
+
 fn signatures(
     statics: &datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables,
+    types: &TypeNames,
 ) -> HashMap<i64, (String, String)> {
     use datafusion::arrow::array::AsArray;
     let mut out = HashMap::new();
     let column = |b: &datafusion::arrow::array::RecordBatch, n: &str| {
         b.schema().index_of(n).ok().map(|i| b.column(i).clone())
     };
-    // type names and element types
-    let mut names: HashMap<i32, String> = HashMap::new();
-    let mut elems: HashMap<i32, i32> = HashMap::new();
-    for b in statics.pg_type.data() {
-        let (Some(oid), Some(name)) = (column(b, "oid"), column(b, "typname")) else {
-            continue;
-        };
-        let (Some(oid), Some(name)) = (
-            oid.as_primitive_opt::<datafusion::arrow::datatypes::Int32Type>(),
-            name.as_string_opt::<i32>(),
-        ) else {
-            continue;
-        };
-        let elem = column(b, "typelem");
-        let elem = elem
-            .as_ref()
-            .and_then(|e| e.as_primitive_opt::<datafusion::arrow::datatypes::Int32Type>());
-        for i in 0..b.num_rows() {
-            if oid.is_null(i) || name.is_null(i) {
-                continue;
-            }
-            names.insert(oid.value(i), name.value(i).to_string());
-            if let Some(e) = elem.filter(|e| !e.is_null(i) && e.value(i) != 0) {
-                elems.insert(oid.value(i), e.value(i));
-            }
-        }
-    }
-    let type_name = |oid: i32| {
-        names
-            .get(&oid)
-            .map(|n| sql_type_name(n, &names, elems.get(&oid).copied()))
-            .unwrap_or_else(|| oid.to_string())
-    };
+    let type_name = |oid: i32| types.name(oid);
     for b in statics.pg_proc.data() {
         let text = |n: &str| column(b, n);
         let (Some(oid), Some(ret), Some(set), Some(args)) = (
@@ -507,12 +526,14 @@ impl ScalarUDFImpl for FunctionSignature {
 }
 
 /// `pg_get_function_result` and `pg_get_function_arguments` over the
-/// catalog's functions (psql's `\df`, pgJDBC's `getFunctions`).
+/// catalog's functions (psql's `\\df`, pgJDBC's `getFunctions`), and
+/// `pg_regtype_array` (`x::regtype[]`, see `sql::compat`).
 pub fn signature_functions(
     statics: &datafusion_pg_catalog::pg_catalog::PgCatalogStaticTables,
 ) -> Vec<ScalarUDF> {
-    let defs = Arc::new(signatures(statics));
-    [false, true]
+    let types = Arc::new(TypeNames::new(statics));
+    let defs = Arc::new(signatures(statics, &types));
+    let mut out: Vec<ScalarUDF> = [false, true]
         .into_iter()
         .map(|arguments| {
             ScalarUDF::new_from_impl(FunctionSignature {
@@ -521,7 +542,118 @@ pub fn signature_functions(
                 defs: defs.clone(),
             })
         })
-        .collect()
+        .collect();
+    out.push(ScalarUDF::new_from_impl(RegtypeArray {
+        signature: Signature::any(1, Volatility::Stable),
+        types: types.clone(),
+        scalar: false,
+    }));
+    out.push(ScalarUDF::new_from_impl(RegtypeArray {
+        signature: Signature::any(1, Volatility::Stable),
+        types,
+        scalar: true,
+    }));
+    out
+}
+
+/// `pg_regtype_array(oids)`: an array of type OIDs (a list, or the
+/// catalog's stored text such as `[1034, 26]` or `700 701`) as the types'
+/// names, which is how a `regtype[]` shows (pgcli's function listing casts
+/// `proallargtypes::regtype[]`).
+/// With `scalar`, `pg_regtype_name(oid)`: one type's name.
+#[derive(Debug)]
+struct RegtypeArray {
+    signature: Signature,
+    types: Arc<TypeNames>,
+    scalar: bool,
+}
+
+impl PartialEq for RegtypeArray {
+    fn eq(&self, o: &Self) -> bool {
+        self.scalar == o.scalar
+    }
+}
+impl Eq for RegtypeArray {}
+impl std::hash::Hash for RegtypeArray {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.scalar.hash(h)
+    }
+}
+
+impl ScalarUDFImpl for RegtypeArray {
+    fn name(&self) -> &str {
+        if self.scalar {
+            "pg_regtype_name"
+        } else {
+            "pg_regtype_array"
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        if self.scalar {
+            return Ok(DataType::Utf8);
+        }
+        Ok(DataType::List(Arc::new(
+            datafusion::arrow::datatypes::Field::new_list_field(DataType::Utf8, true),
+        )))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        use datafusion::arrow::array::{ListBuilder, StringBuilder};
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let input = &arrays[0];
+        if self.scalar {
+            let out: StringArray = (0..input.len())
+                .map(|i| match ScalarValue::try_from_array(input, i).ok()? {
+                    ScalarValue::Int32(Some(x)) => Some(self.types.name(x)),
+                    ScalarValue::Int64(Some(x)) => {
+                        i32::try_from(x).ok().map(|x| self.types.name(x))
+                    }
+                    ScalarValue::UInt32(Some(x)) => {
+                        i32::try_from(x).ok().map(|x| self.types.name(x))
+                    }
+                    ScalarValue::Utf8(Some(t)) => Some(t),
+                    _ => None,
+                })
+                .collect();
+            return crate::sql::functions::same_shape(&args.args, Arc::new(out));
+        }
+        let mut b = ListBuilder::new(StringBuilder::new());
+        for i in 0..input.len() {
+            let oids: Option<Vec<i32>> = match ScalarValue::try_from_array(input, i)? {
+                ScalarValue::Utf8(Some(t))
+                | ScalarValue::LargeUtf8(Some(t))
+                | ScalarValue::Utf8View(Some(t)) => Some(
+                    stored_list(&t)
+                        .iter()
+                        .filter_map(|x| x.parse().ok())
+                        .collect(),
+                ),
+                ScalarValue::List(l) if !l.is_null(0) => {
+                    let v = datafusion::arrow::compute::cast(&l.value(0), &DataType::Int32)?;
+                    let v = v.as_any().downcast_ref::<Int32Array>().ok_or_else(|| {
+                        datafusion::error::DataFusionError::Internal("oids".into())
+                    })?;
+                    Some(v.iter().flatten().collect())
+                }
+                _ => None,
+            };
+            match oids {
+                Some(oids) => {
+                    for o in oids {
+                        b.values().append_value(self.types.name(o));
+                    }
+                    b.append(true);
+                }
+                None => b.append(false),
+            }
+        }
+        crate::sql::functions::same_shape(&args.args, Arc::new(b.finish()))
+    }
 }
 
 /// The session's parameters, as `SHOW` gives them, for the statement's

@@ -70,6 +70,7 @@ static FAITHFUL: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
             Arc::new(GenerateSubscripts),
             Arc::new(ExpandArray),
             Arc::new(CompositeField),
+            Arc::new(RegtypeArray),
         ]
     });
 
@@ -109,7 +110,7 @@ impl Compat {
                 .map(|s| {
                     let s = ArraySubquery.rewrite(PrependSessionTables.rewrite(s));
                     let s = GenerateSubscripts.rewrite(SeriesFunctions.rewrite(s));
-                    CompositeField.rewrite(ExpandArray.rewrite(s))
+                    RegtypeArray.rewrite(CompositeField.rewrite(ExpandArray.rewrite(s)))
                 })
                 .collect());
         }
@@ -711,6 +712,118 @@ impl SqlStatementRewriteRule for ExpandArray {
                         "unnest",
                         vec![call_named("pg_expandarray_list", vec![a.clone()])],
                     );
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = VisitMut::visit(&mut s, &mut V);
+        s
+    }
+}
+
+/// `x::regtype[]` as `pg_regtype_array(x)`: an array of type OIDs as the
+/// types' names; and `x::regtype::text` as `pg_regtype_name(x)`, the type's
+/// name (a `regtype` is an OID here, which would show as digits)
+/// (`catalog::pg_functions`).
+#[derive(Debug)]
+struct RegtypeArray;
+
+impl SqlStatementRewriteRule for RegtypeArray {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        use datafusion::sql::sqlparser::ast::DataType as T;
+        fn regtype(t: &T) -> bool {
+            matches!(t, T::Custom(n, _) if n.0.last().and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("regtype")))
+        }
+        struct V;
+        impl VisitorMut for V {
+            type Break = ();
+            // an unaliased `col::regtype::text` keeps the column's name
+            fn pre_visit_query(
+                &mut self,
+                q: &mut datafusion::sql::sqlparser::ast::Query,
+            ) -> ControlFlow<()> {
+                use datafusion::sql::sqlparser::ast::{SelectItem, SetExpr};
+                if let SetExpr::Select(sel) = q.body.as_mut() {
+                    for item in sel.projection.iter_mut() {
+                        let SelectItem::UnnamedExpr(e) = item else {
+                            continue;
+                        };
+                        let Expr::Cast {
+                            expr: inner,
+                            data_type: outer,
+                            ..
+                        } = &*e
+                        else {
+                            continue;
+                        };
+                        let column = match inner.as_ref() {
+                            Expr::Cast {
+                                expr: x,
+                                data_type: t,
+                                ..
+                            } if regtype(t) && matches!(outer, T::Text | T::Varchar(_)) => {
+                                Some(x.as_ref())
+                            }
+                            x if matches!(outer, T::Array(
+                                datafusion::sql::sqlparser::ast::ArrayElemTypeDef::SquareBracket(t, _)
+                            ) if regtype(t)) =>
+                            {
+                                Some(x)
+                            }
+                            _ => None,
+                        };
+                        let name = match column {
+                            Some(Expr::Identifier(id)) => Some(id.clone()),
+                            Some(Expr::CompoundIdentifier(ids)) => ids.last().cloned(),
+                            _ => None,
+                        };
+                        if let Some(alias) = name {
+                            *item = SelectItem::ExprWithAlias {
+                                expr: e.clone(),
+                                alias,
+                            };
+                        }
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+
+            fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+                if let Expr::Cast {
+                    expr, data_type, ..
+                } = e
+                {
+                    let array_of_regtype = match data_type {
+                        T::Array(
+                            datafusion::sql::sqlparser::ast::ArrayElemTypeDef::SquareBracket(
+                                inner,
+                                _,
+                            ),
+                        ) => regtype(inner),
+                        _ => false,
+                    };
+                    if array_of_regtype {
+                        *e = call_named("pg_regtype_array", vec![(**expr).clone()]);
+                        return ControlFlow::Continue(());
+                    }
+                    let to_text = matches!(
+                        data_type,
+                        T::Text | T::Varchar(_) | T::CharacterVarying(_) | T::String(_)
+                    );
+                    if let (
+                        true,
+                        Expr::Cast {
+                            expr: inner,
+                            data_type: inner_type,
+                            ..
+                        },
+                    ) = (to_text, expr.as_ref())
+                    {
+                        if regtype(inner_type) {
+                            *e = call_named("pg_regtype_name", vec![(**inner).clone()]);
+                        }
+                    }
                 }
                 ControlFlow::Continue(())
             }

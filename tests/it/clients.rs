@@ -209,3 +209,36 @@ async fn node_postgres() {
         "node-postgres checks failed:\n{stdout}\n{stderr}"
     );
 }
+
+/// The catalog SQL client tools send (`tests/clients/catalog_queries.sql`,
+/// copied from their sources): every block must run without an error on a
+/// server that holds a table with a key, a view and a materialized view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_queries_of_tools() {
+    let server = TestServer::start();
+    let c = server.connect().await;
+    c.batch_execute(
+        "CREATE TABLE pc_table (id INT PRIMARY KEY, name VARCHAR(20), doc JSONB);
+         CREATE VIEW pc_view AS SELECT id, name FROM pc_table;
+         CREATE MATERIALIZED VIEW pc_matview AS SELECT count(*) AS n FROM pc_table;",
+    )
+    .await
+    .unwrap();
+    let text = include_str!("../clients/catalog_queries.sql");
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for block in text.split("-- query: ").skip(1) {
+        let (name, sql) = block.split_once('\n').unwrap();
+        ran += 1;
+        if let Err(e) = c.simple_query(sql).await {
+            failures.push(format!("{name}: {e:?}"));
+        }
+    }
+    assert!(ran >= 10, "only {ran} queries read");
+    assert!(
+        failures.is_empty(),
+        "{} of {ran} catalog queries failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
