@@ -246,6 +246,18 @@ impl SchemaProvider for PgCatalogWithRoles {
         if name == "pg_class" {
             return self.pg_class().await;
         }
+        if name == "pg_attribute" {
+            let Some(inner) = self.inner.table("pg_attribute").await? else {
+                return Ok(None);
+            };
+            return Ok(Some(Arc::new(
+                crate::catalog::pg_attribute::TypedPgAttribute {
+                    inner,
+                    generic: self.inner.clone(),
+                    engine: self.engine.clone(),
+                },
+            )));
+        }
         if let Some(t) = crate::catalog::pg_keys::table(name, &self.inner, &self.engine) {
             return Ok(Some(t));
         }

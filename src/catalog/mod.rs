@@ -5,6 +5,7 @@
 //! store at start-up.
 
 pub mod information_schema;
+pub mod pg_attribute;
 pub mod pg_functions;
 pub mod pg_keys;
 pub mod pg_session;
