@@ -92,7 +92,7 @@ impl Compat {
     /// Parses one statement's text (it may hold several; the caller checks).
     pub fn parse(&self, text: &str) -> Result<Vec<Statement>, ParserError> {
         let owned;
-        let text = if text.contains("regproc") {
+        let text = if text.contains("regproc") || text.contains("regtype") {
             owned = regproc_literals(text);
             owned.as_str()
         } else {
@@ -126,8 +126,10 @@ impl Compat {
 /// `'schema.name'::regproc` as the text `'name'`: the catalog's `regproc`
 /// columns (`pg_type.typinput`, …) hold function names, so pgJDBC's
 /// `typinput = 'pg_catalog.array_in'::regproc` compares names, and the
-/// literal shows as PostgreSQL shows a `regproc` (`array_in`). Only a
-/// quoted literal directly cast is changed.
+/// literal shows as PostgreSQL shows a `regproc` (`array_in`). And
+/// `'type name'::regtype` (not cast further) as `to_regtype('type name')`,
+/// the type's OID for every spelling PostgreSQL reads (`integer`, `int4`,
+/// `character varying`). Only a quoted literal directly cast is changed.
 fn regproc_literals(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -152,18 +154,35 @@ fn regproc_literals(text: &str) -> String {
             break;
         };
         let after = &rest[end + 1..];
-        let cast = ["::pg_catalog.regproc", "::regproc"]
-            .iter()
-            .find(|c| {
-                after.len() >= c.len()
-                    && after[..c.len()].eq_ignore_ascii_case(c)
-                    && !after[c.len()..]
-                        .starts_with(|ch: char| ch.is_ascii_alphanumeric() || ch == '_')
-            })
-            .map(|c| c.len());
+        // (`get`: a slice that would cut a character is no match)
+        let cast = [
+            ("::pg_catalog.regproc", false),
+            ("::regproc", false),
+            ("::pg_catalog.regtype", true),
+            ("::regtype", true),
+        ]
+        .iter()
+        .find(|(c, regtype)| {
+            after
+                .get(..c.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(c))
+                && !after[c.len()..].starts_with(|ch: char| {
+                    ch.is_ascii_alphanumeric()
+                        || ch == '_'
+                        || (*regtype && (ch == ':' || ch == '['))
+                })
+        })
+        .map(|(c, regtype)| (c.len(), *regtype));
         out.push_str(&rest[..q]);
         match cast {
-            Some(len) => {
+            Some((len, true)) => {
+                // a type name: its OID, as `to_regtype` reads every spelling
+                out.push_str("to_regtype(");
+                out.push_str(&rest[q..end + 1]);
+                out.push(')');
+                rest = &after[len..];
+            }
+            Some((len, false)) => {
                 let name = &rest[body_start..end];
                 let name = name.split('(').next().unwrap_or(name);
                 let name = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
@@ -1227,6 +1246,27 @@ mod tests {
 
     fn one(sql: &str) -> Statement {
         Compat::new().parse(sql).unwrap().remove(0)
+    }
+
+    #[test]
+    fn reg_literals() {
+        assert_eq!(
+            regproc_literals("SELECT typinput = 'pg_catalog.array_in'::regproc"),
+            "SELECT typinput = 'array_in'"
+        );
+        assert_eq!(
+            regproc_literals("SELECT 'integer'::regtype, 'x'::regtype::text, 'y'::regtypes"),
+            "SELECT to_regtype('integer'), 'x'::regtype::text, 'y'::regtypes"
+        );
+        // a multi-byte character right after a literal is no cast
+        assert_eq!(
+            regproc_literals("SELECT 'a'ééééééééééééééé, 'b'::regproc"),
+            "SELECT 'a'ééééééééééééééé, 'b'"
+        );
+        assert_eq!(
+            regproc_literals("SELECT 'it''s'::regproc"),
+            "SELECT 'it''s'"
+        );
     }
 
     #[test]
