@@ -425,6 +425,9 @@ fn array_of(q: &datafusion::sql::sqlparser::ast::Query) -> Option<Expr> {
         }
         _ => None,
     };
+    if let Some(r) = plain.as_ref().and_then(|v| transform_of_unnest(q, v)) {
+        return Some(r);
+    }
     let Some(value) = plain else {
         return parse(&format!(
             "COALESCE((SELECT array_agg(__array.__v) FROM ({q}) AS __array(__v)), make_array())"
@@ -911,6 +914,102 @@ impl SqlStatementRewriteRule for CompositeField {
         let _ = VisitMut::visit(&mut s, &mut V);
         s
     }
+}
+
+/// `ARRAY(SELECT f(x) FROM unnest(a) x)` (psql's `\\d+` builds `toast.`
+/// options so, from an outer row's array) as `COALESCE(array_transform(a,
+/// x -> f(x)), make_array())`: no subquery, so no correlated unnest, which
+/// DataFusion cannot plan. Only for that exact shape, with `a` a column of
+/// the outer row and `f` naming the element unqualified. (DataFusion's
+/// lambdas can mistype the element when the array's type was coerced, as
+/// across a UNION: such a query fails with 42601 rather than answer.)
+fn transform_of_unnest(q: &datafusion::sql::sqlparser::ast::Query, value: &Expr) -> Option<Expr> {
+    use datafusion::sql::sqlparser::ast::{
+        LambdaFunction, LambdaFunctionParameter, LambdaSyntax, OneOrManyWithParens, SetExpr,
+        TableFactor,
+    };
+    if q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some() || q.with.is_some() {
+        return None;
+    }
+    let SetExpr::Select(sel) = q.body.as_ref() else {
+        return None;
+    };
+    let [from] = sel.from.as_slice() else {
+        return None;
+    };
+    if !from.joins.is_empty() || sel.selection.is_some() {
+        return None;
+    }
+    let (alias, array) = match &from.relation {
+        TableFactor::UNNEST {
+            alias: Some(alias),
+            array_exprs,
+            with_offset: false,
+            with_ordinality: false,
+            ..
+        } => match array_exprs.as_slice() {
+            [a] => (alias, a.clone()),
+            _ => return None,
+        },
+        // `pg_catalog.unnest(a) x`, read as a table function
+        TableFactor::Table {
+            name,
+            args: Some(args),
+            alias: Some(alias),
+            ..
+        } if name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .is_some_and(|i| i.value.eq_ignore_ascii_case("unnest")) =>
+        {
+            use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr};
+            match args.args.as_slice() {
+                [FunctionArg::Unnamed(FunctionArgExpr::Expr(a))] => (alias, a.clone()),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    // only an outer row's column (the one case a subquery cannot plan: a
+    // correlated unnest); anything else keeps the subquery
+    if !matches!(array, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+        return None;
+    }
+    let param = match alias.columns.as_slice() {
+        [] => alias.name.clone(),
+        [c] => c.name.clone(),
+        _ => return None,
+    };
+    // every reference to the element is the bare name
+    let qualified = datafusion::sql::sqlparser::ast::visit_expressions(value, |e| match e {
+        Expr::CompoundIdentifier(ids)
+            if ids
+                .first()
+                .is_some_and(|i| i.value.eq_ignore_ascii_case(&alias.name.value)) =>
+        {
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    });
+    if qualified.is_break() {
+        return None;
+    }
+    let lambda = Expr::Lambda(LambdaFunction {
+        params: OneOrManyWithParens::One(LambdaFunctionParameter {
+            name: param,
+            data_type: None,
+        }),
+        body: Box::new(value.clone()),
+        syntax: LambdaSyntax::Arrow,
+    });
+    Some(call_named(
+        "coalesce",
+        vec![
+            call_named("array_transform", vec![array, lambda]),
+            call_named("make_array", vec![]),
+        ],
+    ))
 }
 
 /// A call of the function `name` with these arguments.

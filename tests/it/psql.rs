@@ -75,6 +75,19 @@ async fn psql_describe_commands() {
     );
     let out = psql(&server, &["\\d auctions"]).unwrap_or_default();
     assert!(out.contains("seller") && out.contains("integer"), "{out}");
+    // the key under Indexes, as PostgreSQL prints it
+    assert!(
+        out.contains("\"auctions_pkey\" PRIMARY KEY, btree (id)"),
+        "{out}"
+    );
+    // \d+ (storage columns; its toast-options ARRAY over an outer row) and
+    // \dt+ (sizes)
+    let out = psql(&server, &["\\d+ auctions"]).unwrap_or_default();
+    assert!(out.contains("Storage") && out.contains("seller"), "{out}");
+    let out = psql(&server, &["\\dt+"]).unwrap_or_default();
+    assert!(out.contains("Size") && out.contains("auctions"), "{out}");
+    let out = psql(&server, &["\\df abs"]).unwrap_or_default();
+    assert!(out.contains("double precision"), "{out}");
     let out = psql(&server, &["\\d"]).unwrap_or_default();
     assert!(
         out.contains("per_seller"),
