@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session as CatalogSession, TableProvider};
-use datafusion::datasource::{MemTable, TableType};
+use datafusion::datasource::TableType;
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
@@ -520,9 +520,13 @@ impl TableProvider for InfoTable {
             Some(engine) => table_rows(self.name, &engine),
             None => vec![],
         };
-        let b = batch(self.columns, &rows)?;
-        MemTable::try_new(b.schema(), vec![vec![b]])?
-            .scan(state, projection, filters, limit)
-            .await
+        super::pg_keys::scan_batch(
+            batch(self.columns, &rows)?,
+            state,
+            projection,
+            filters,
+            limit,
+        )
+        .await
     }
 }

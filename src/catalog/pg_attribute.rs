@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, Int16Array, Int32Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, Int16Array, Int32Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session as CatalogSession, TableProvider};
 use datafusion::datasource::{MemTable, TableType};
@@ -53,35 +53,6 @@ fn declared(def: &RelationDef, column: usize) -> Option<(i32, i32)> {
         },
         _ => None,
     }
-}
-
-/// Our relations by the OIDs a `pg_class` read gave them.
-fn relation_oids(batches: &[RecordBatch], engine: &Engine) -> HashMap<i32, Arc<RelationDef>> {
-    let mut out = HashMap::new();
-    for b in batches {
-        let col = |n: &str| b.schema().index_of(n).ok().map(|i| b.column(i).clone());
-        let (Some(names), Some(oids), Some(spaces)) =
-            (col("relname"), col("oid"), col("relnamespace"))
-        else {
-            continue;
-        };
-        let (Some(names), Some(oids), Some(spaces)) = (
-            names.as_any().downcast_ref::<StringArray>(),
-            oids.as_any().downcast_ref::<Int32Array>(),
-            spaces.as_any().downcast_ref::<Int32Array>(),
-        ) else {
-            continue;
-        };
-        for i in 0..b.num_rows() {
-            if names.is_null(i) || oids.is_null(i) || spaces.value(i) == 11 {
-                continue;
-            }
-            if let Some(rel) = engine.relation(names.value(i)) {
-                out.insert(oids.value(i), rel);
-            }
-        }
-    }
-    out
 }
 
 /// `batch` (a `pg_attribute` batch) with our columns' declared types.
@@ -165,15 +136,16 @@ impl TableProvider for TypedPgAttribute {
         let plan = self.inner.scan(state, None, &[], None).await?;
         let mut batches = datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
         if let Some(engine) = self.engine.upgrade() {
-            if let Some(class) = self.generic.table("pg_class").await? {
-                let plan = class.scan(state, None, &[], None).await?;
-                let classes = datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
-                let rels = relation_oids(&classes, &engine);
-                batches = batches
+            let classes = super::pg_keys::generic_pg_class(&self.generic, state).await?;
+            let rels: HashMap<i32, Arc<RelationDef>> =
+                super::pg_keys::our_relations(&classes, &engine)
                     .into_iter()
-                    .map(|b| with_declared_types(b, &rels))
-                    .collect::<DfResult<_>>()?;
-            }
+                    .map(|(r, oid, _)| (oid, r))
+                    .collect();
+            batches = batches
+                .into_iter()
+                .map(|b| with_declared_types(b, &rels))
+                .collect::<DfResult<_>>()?;
         }
         MemTable::try_new(self.inner.schema(), vec![batches])?
             .scan(state, projection, filters, limit)

@@ -23,7 +23,6 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session as CatalogSession, TableProvider};
-use datafusion::common::ScalarValue;
 use datafusion::datasource::{MemTable, TableType};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{
@@ -103,9 +102,42 @@ fn index_def(rel: &RelationDef) -> String {
     )
 }
 
-/// Our tables' OIDs and namespace as a `pg_class` batch gives them.
-fn table_oids(batches: &[RecordBatch], engine: &Engine) -> HashMap<u64, (i32, i32)> {
-    let mut out = HashMap::new();
+/// The generic `pg_class`'s rows, read to learn the OIDs it gives our
+/// relations (this module and `pg_attribute` find their rows so).
+pub(crate) async fn generic_pg_class(
+    generic: &Arc<dyn SchemaProvider>,
+    state: &dyn CatalogSession,
+) -> DfResult<Vec<RecordBatch>> {
+    match generic.table("pg_class").await? {
+        Some(class) => {
+            let plan = class.scan(state, None, &[], None).await?;
+            datafusion::physical_plan::collect(plan, state.task_ctx()).await
+        }
+        None => Ok(vec![]),
+    }
+}
+
+/// A one-batch table scanned with the caller's projection, filters and
+/// limit (the catalog tables built at scan time).
+pub(crate) async fn scan_batch(
+    batch: RecordBatch,
+    state: &dyn CatalogSession,
+    projection: Option<&Vec<usize>>,
+    filters: &[Expr],
+    limit: Option<usize>,
+) -> DfResult<Arc<dyn ExecutionPlan>> {
+    MemTable::try_new(batch.schema(), vec![vec![batch]])?
+        .scan(state, projection, filters, limit)
+        .await
+}
+
+/// Our relations, each with its OID and namespace's as `pg_class` batches
+/// give them.
+pub(crate) fn our_relations(
+    batches: &[RecordBatch],
+    engine: &Engine,
+) -> Vec<(Arc<RelationDef>, i32, i32)> {
+    let mut out = Vec::new();
     for b in batches {
         let col = |n: &str| b.schema().index_of(n).ok().map(|i| b.column(i).clone());
         let (Some(names), Some(oids), Some(spaces)) =
@@ -124,12 +156,21 @@ fn table_oids(batches: &[RecordBatch], engine: &Engine) -> HashMap<u64, (i32, i3
             if names.is_null(i) || oids.is_null(i) || spaces.value(i) == 11 {
                 continue;
             }
-            if let Some(rel) = engine.relation(names.value(i)).filter(|r| has_key(r)) {
-                out.insert(rel.id, (oids.value(i), spaces.value(i)));
+            if let Some(rel) = engine.relation(names.value(i)) {
+                out.push((rel, oids.value(i), spaces.value(i)));
             }
         }
     }
     out
+}
+
+/// Our keyed tables' OIDs and namespace, by relation id.
+fn table_oids(batches: &[RecordBatch], engine: &Engine) -> HashMap<u64, (i32, i32)> {
+    our_relations(batches, engine)
+        .into_iter()
+        .filter(|(r, _, _)| has_key(r))
+        .map(|(r, oid, ns)| (r.id, (oid, ns)))
+        .collect()
 }
 
 fn int2_list() -> DataType {
@@ -372,24 +413,22 @@ impl TableProvider for KeysTable {
         let mut keyed = Vec::new();
         if let Some(engine) = self.engine.upgrade() {
             if engine.relations().iter().any(|r| has_key(r)) {
-                if let Some(class) = self.generic.table("pg_class").await? {
-                    let plan = class.scan(state, None, &[], None).await?;
-                    let batches =
-                        datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
-                    let oids = table_oids(&batches, &engine);
-                    for rel in engine.relations() {
-                        if let Some((oid, ns)) = oids.get(&rel.id) {
-                            keyed.push((rel.clone(), *oid, *ns));
-                        }
-                    }
-                }
+                let classes = generic_pg_class(&self.generic, state).await?;
+                keyed = our_relations(&classes, &engine)
+                    .into_iter()
+                    .filter(|(r, _, _)| has_key(r))
+                    .collect();
             }
         }
         keyed.sort_by_key(|(r, _, _)| r.id);
-        let batch = table_batch(self.table, &keyed)?;
-        MemTable::try_new(batch.schema(), vec![vec![batch]])?
-            .scan(state, projection, filters, limit)
-            .await
+        scan_batch(
+            table_batch(self.table, &keyed)?,
+            state,
+            projection,
+            filters,
+            limit,
+        )
+        .await
     }
 }
 
@@ -495,17 +534,6 @@ impl std::hash::Hash for KeyDef {
     }
 }
 
-fn int_at(a: &dyn Array, i: usize) -> Option<i64> {
-    match ScalarValue::try_from_array(a, i).ok()? {
-        ScalarValue::Int16(Some(x)) => Some(x.into()),
-        ScalarValue::Int32(Some(x)) => Some(x.into()),
-        ScalarValue::Int64(Some(x)) => Some(x),
-        ScalarValue::UInt32(Some(x)) => Some(x.into()),
-        ScalarValue::UInt64(Some(x)) => i64::try_from(x).ok(),
-        _ => None,
-    }
-}
-
 impl ScalarUDFImpl for KeyDef {
     fn name(&self) -> &str {
         if self.constraint {
@@ -532,7 +560,7 @@ impl ScalarUDFImpl for KeyDef {
         let rows = arrays.first().map_or(0, |a| a.len());
         let out: StringArray = (0..rows)
             .map(|i| {
-                let oid = int_at(arrays[0].as_ref(), i)?;
+                let oid = super::pg_views::int_at(arrays[0].as_ref(), i)?;
                 let (rel, is_constraint) = keyed_by_oid(&engine, oid)?;
                 if is_constraint != self.constraint {
                     return None;
@@ -543,7 +571,7 @@ impl ScalarUDFImpl for KeyDef {
                 // a column number: that key column's name
                 let column = match arrays.get(1) {
                     Some(a) if matches!(a.data_type(), DataType::Boolean) => 0,
-                    Some(a) => int_at(a.as_ref(), i).unwrap_or(0),
+                    Some(a) => super::pg_views::int_at(a.as_ref(), i).unwrap_or(0),
                     None => 0,
                 };
                 if column == 0 {

@@ -12,13 +12,12 @@ use std::sync::{Arc, Weak};
 
 use datafusion::arrow::array::{Array, Int64Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::ScalarValue;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use super::pg_views::ViewOids;
+use super::pg_views::{int_at, ViewOids};
 use crate::engine::Engine;
 
 /// `pg_size_pretty(bytes)`: PostgreSQL's rounding and units (bytes below
@@ -68,21 +67,6 @@ impl Eq for SizeFn {}
 impl std::hash::Hash for SizeFn {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
         self.which.hash(h)
-    }
-}
-
-fn int_at(a: &dyn Array, i: usize) -> Option<i64> {
-    match ScalarValue::try_from_array(a, i).ok()? {
-        ScalarValue::Int16(Some(x)) => Some(x.into()),
-        ScalarValue::Int32(Some(x)) => Some(x.into()),
-        ScalarValue::Int64(Some(x)) => Some(x),
-        ScalarValue::UInt32(Some(x)) => Some(x.into()),
-        ScalarValue::UInt64(Some(x)) => i64::try_from(x).ok(),
-        ScalarValue::Decimal128(Some(x), _, s) => {
-            i64::try_from(x / 10i128.pow(s.max(0) as u32)).ok()
-        }
-        ScalarValue::Float64(Some(x)) => Some(x as i64),
-        _ => None,
     }
 }
 

@@ -38,7 +38,7 @@ impl ViewOids {
     pub fn remember(&self, oids: &dyn Array, names: &StringArray) {
         let mut m = self.0.write();
         for i in 0..names.len() {
-            if let (Some(oid), false) = (oid_at(oids, i), names.is_null(i)) {
+            if let (Some(oid), false) = (int_at(oids, i), names.is_null(i)) {
                 m.insert(oid, names.value(i).to_string());
             }
         }
@@ -49,15 +49,22 @@ impl ViewOids {
     }
 }
 
-fn oid_at(a: &dyn Array, i: usize) -> Option<i64> {
-    ScalarValue::try_from_array(a, i)
-        .ok()
-        .and_then(|v| match v {
-            ScalarValue::Int32(Some(x)) => Some(i64::from(x)),
-            ScalarValue::UInt32(Some(x)) => Some(i64::from(x)),
-            ScalarValue::Int64(Some(x)) => Some(x),
-            _ => None,
-        })
+/// The integer at row `i` of an argument (an OID, a column number, a size):
+/// any integer type, or a numeric or float truncated; `None` for NULL or
+/// anything else. Shared by the catalog's functions.
+pub(crate) fn int_at(a: &dyn Array, i: usize) -> Option<i64> {
+    match ScalarValue::try_from_array(a, i).ok()? {
+        ScalarValue::Int16(Some(x)) => Some(x.into()),
+        ScalarValue::Int32(Some(x)) => Some(x.into()),
+        ScalarValue::Int64(Some(x)) => Some(x),
+        ScalarValue::UInt32(Some(x)) => Some(x.into()),
+        ScalarValue::UInt64(Some(x)) => i64::try_from(x).ok(),
+        ScalarValue::Decimal128(Some(x), _, s) => {
+            i64::try_from(x / 10i128.pow(u32::try_from(s).unwrap_or(0))).ok()
+        }
+        ScalarValue::Float64(Some(x)) => Some(x as i64),
+        _ => None,
+    }
 }
 
 /// A view's definition as `pg_get_viewdef` and the view tables give it.
@@ -186,7 +193,7 @@ impl ScalarUDFImpl for ViewDef {
                                 n.trim_matches('"').to_string()
                             })
                     }
-                    _ => oid_at(views, i).and_then(|o| self.oids.name(o)),
+                    _ => int_at(views, i).and_then(|o| self.oids.name(o)),
                 };
                 name.and_then(|n| engine.relation(&n))
                     .filter(|d| !d.is_base())
@@ -246,11 +253,11 @@ impl ScalarUDFImpl for Description {
         let n = arrays[0].len();
         let out: StringArray = (0..n)
             .map(|i| {
-                let def = oid_at(&arrays[0], i)
+                let def = int_at(&arrays[0], i)
                     .and_then(|o| self.oids.name(o))
                     .and_then(|name| engine.relation(&name))?;
                 let key = if self.column {
-                    let attnum = oid_at(&arrays[1], i)?;
+                    let attnum = int_at(&arrays[1], i)?;
                     let schema = def.schema();
                     let f = schema.fields().get(usize::try_from(attnum - 1).ok()?)?;
                     f.name().clone()

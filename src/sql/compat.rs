@@ -351,7 +351,7 @@ struct ArraySubquery;
 
 impl SqlStatementRewriteRule for ArraySubquery {
     fn rewrite(&self, mut s: Statement) -> Statement {
-        use datafusion::sql::sqlparser::ast::{FunctionArguments, Ident, SelectItem, SetExpr};
+        use datafusion::sql::sqlparser::ast::{FunctionArguments, Ident};
         struct V;
         impl VisitorMut for V {
             type Break = ();
@@ -360,22 +360,12 @@ impl SqlStatementRewriteRule for ArraySubquery {
                 &mut self,
                 q: &mut datafusion::sql::sqlparser::ast::Query,
             ) -> ControlFlow<()> {
-                if let SetExpr::Select(sel) = q.body.as_mut() {
-                    for item in sel.projection.iter_mut() {
-                        let SelectItem::UnnamedExpr(e @ Expr::Function(_)) = item else {
-                            continue;
-                        };
-                        let is_array = matches!(&*e, Expr::Function(f)
-                            if f.name.to_string().eq_ignore_ascii_case("array")
-                                && matches!(f.args, FunctionArguments::Subquery(_)));
-                        if is_array {
-                            *item = SelectItem::ExprWithAlias {
-                                expr: e.clone(),
-                                alias: Ident::new("array"),
-                            };
-                        }
-                    }
-                }
+                name_select_items(q, |e| {
+                    matches!(e, Expr::Function(f)
+                        if f.name.to_string().eq_ignore_ascii_case("array")
+                            && matches!(f.args, FunctionArguments::Subquery(_)))
+                    .then(|| Ident::new("array"))
+                });
                 ControlFlow::Continue(())
             }
             fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
@@ -518,27 +508,17 @@ fn int4_arguments(args: &[datafusion::sql::sqlparser::ast::FunctionArg]) -> bool
 impl SqlStatementRewriteRule for SeriesFunctions {
     fn rewrite(&self, mut s: Statement) -> Statement {
         use datafusion::sql::sqlparser::ast::{
-            FunctionArguments, Ident, ObjectName, Query, SelectItem, SetExpr, TableAlias,
-            TableAliasColumnDef, TableFactor,
+            FunctionArguments, Ident, ObjectName, Query, TableAlias, TableAliasColumnDef,
+            TableFactor,
         };
         struct V;
         impl VisitorMut for V {
             type Break = ();
             fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
-                if let SetExpr::Select(sel) = q.body.as_mut() {
-                    for item in sel.projection.iter_mut() {
-                        if let SelectItem::UnnamedExpr(e @ Expr::Function(_)) = item {
-                            if let Expr::Function(f) = &*e {
-                                if is_series(&f.name) {
-                                    *item = SelectItem::ExprWithAlias {
-                                        expr: e.clone(),
-                                        alias: Ident::new("generate_series"),
-                                    };
-                                }
-                            }
-                        }
-                    }
-                }
+                name_select_items(q, |e| {
+                    matches!(e, Expr::Function(f) if is_series(&f.name))
+                        .then(|| Ident::new("generate_series"))
+                });
                 ControlFlow::Continue(())
             }
 
@@ -765,49 +745,35 @@ impl SqlStatementRewriteRule for RegtypeArray {
                 &mut self,
                 q: &mut datafusion::sql::sqlparser::ast::Query,
             ) -> ControlFlow<()> {
-                use datafusion::sql::sqlparser::ast::{SelectItem, SetExpr};
-                if let SetExpr::Select(sel) = q.body.as_mut() {
-                    for item in sel.projection.iter_mut() {
-                        let SelectItem::UnnamedExpr(e) = item else {
-                            continue;
-                        };
-                        let Expr::Cast {
-                            expr: inner,
-                            data_type: outer,
+                name_select_items(q, |e| {
+                    let Expr::Cast {
+                        expr: inner,
+                        data_type: outer,
+                        ..
+                    } = e
+                    else {
+                        return None;
+                    };
+                    let column = match inner.as_ref() {
+                        Expr::Cast {
+                            expr: x,
+                            data_type: t,
                             ..
-                        } = &*e
-                        else {
-                            continue;
-                        };
-                        let column = match inner.as_ref() {
-                            Expr::Cast {
-                                expr: x,
-                                data_type: t,
-                                ..
-                            } if regtype(t) && matches!(outer, T::Text | T::Varchar(_)) => {
-                                Some(x.as_ref())
-                            }
-                            x if matches!(outer, T::Array(
-                                datafusion::sql::sqlparser::ast::ArrayElemTypeDef::SquareBracket(t, _)
-                            ) if regtype(t)) =>
-                            {
-                                Some(x)
-                            }
-                            _ => None,
-                        };
-                        let name = match column {
-                            Some(Expr::Identifier(id)) => Some(id.clone()),
-                            Some(Expr::CompoundIdentifier(ids)) => ids.last().cloned(),
-                            _ => None,
-                        };
-                        if let Some(alias) = name {
-                            *item = SelectItem::ExprWithAlias {
-                                expr: e.clone(),
-                                alias,
-                            };
+                        } if regtype(t) && matches!(outer, T::Text | T::Varchar(_)) => x.as_ref(),
+                        x if matches!(outer, T::Array(
+                            datafusion::sql::sqlparser::ast::ArrayElemTypeDef::SquareBracket(t, _)
+                        ) if regtype(t)) =>
+                        {
+                            x
                         }
+                        _ => return None,
+                    };
+                    match column {
+                        Expr::Identifier(id) => Some(id.clone()),
+                        Expr::CompoundIdentifier(ids) => ids.last().cloned(),
+                        _ => None,
                     }
-                }
+                });
                 ControlFlow::Continue(())
             }
 
@@ -862,7 +828,7 @@ struct CompositeField;
 
 impl SqlStatementRewriteRule for CompositeField {
     fn rewrite(&self, mut s: Statement) -> Statement {
-        use datafusion::sql::sqlparser::ast::{AccessExpr, SelectItem, SetExpr, Subscript, Value};
+        use datafusion::sql::sqlparser::ast::{AccessExpr, Subscript, Value};
         struct V;
         impl VisitorMut for V {
             type Break = ();
@@ -871,28 +837,17 @@ impl SqlStatementRewriteRule for CompositeField {
                 &mut self,
                 q: &mut datafusion::sql::sqlparser::ast::Query,
             ) -> ControlFlow<()> {
-                if let SetExpr::Select(sel) = q.body.as_mut() {
-                    for item in sel.projection.iter_mut() {
-                        let SelectItem::UnnamedExpr(Expr::CompoundFieldAccess {
-                            root,
-                            access_chain,
-                        }) = item
-                        else {
-                            continue;
-                        };
-                        let field = match (root.as_ref(), access_chain.last()) {
+                name_select_items(q, |e| match e {
+                    Expr::CompoundFieldAccess { root, access_chain } => {
+                        match (root.as_ref(), access_chain.last()) {
                             (Expr::Nested(_), Some(AccessExpr::Dot(Expr::Identifier(id)))) => {
-                                id.clone()
+                                Some(id.clone())
                             }
-                            _ => continue,
-                        };
-                        let expr = Expr::CompoundFieldAccess {
-                            root: root.clone(),
-                            access_chain: access_chain.clone(),
-                        };
-                        *item = SelectItem::ExprWithAlias { expr, alias: field };
+                            _ => None,
+                        }
                     }
-                }
+                    _ => None,
+                });
                 ControlFlow::Continue(())
             }
             fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
@@ -1010,6 +965,28 @@ fn transform_of_unnest(q: &datafusion::sql::sqlparser::ast::Query, value: &Expr)
             call_named("make_array", vec![]),
         ],
     ))
+}
+
+/// Gives the unaliased select items of `q` that `name_of` names that name:
+/// a rule that rewrites an expression into another shape keeps the column
+/// name PostgreSQL gives the original (`generate_series`, `array`, …).
+fn name_select_items(
+    q: &mut datafusion::sql::sqlparser::ast::Query,
+    name_of: impl Fn(&Expr) -> Option<datafusion::sql::sqlparser::ast::Ident>,
+) {
+    use datafusion::sql::sqlparser::ast::{SelectItem, SetExpr};
+    if let SetExpr::Select(sel) = q.body.as_mut() {
+        for item in sel.projection.iter_mut() {
+            if let SelectItem::UnnamedExpr(e) = item {
+                if let Some(alias) = name_of(e) {
+                    *item = SelectItem::ExprWithAlias {
+                        expr: e.clone(),
+                        alias,
+                    };
+                }
+            }
+        }
+    }
 }
 
 /// A call of the function `name` with these arguments.
