@@ -26,6 +26,7 @@ pub mod auth;
 pub mod catalog;
 pub mod dataflow;
 pub mod engine;
+pub mod index;
 pub mod ingest;
 pub mod pgtext;
 pub mod server;

@@ -224,6 +224,7 @@ impl SchemaProvider for PgCatalogWithRoles {
             .iter()
             .chain(&crate::catalog::pg_views::TABLES)
             .chain(&crate::catalog::pg_session::TABLES)
+            .chain(&crate::catalog::pg_keys::TABLES)
         {
             if !names.iter().any(|n| n == t) {
                 names.push(t.to_string());
@@ -281,6 +282,7 @@ impl SchemaProvider for PgCatalogWithRoles {
         TABLES.contains(&name)
             || crate::catalog::pg_views::TABLES.contains(&name)
             || crate::catalog::pg_session::TABLES.contains(&name)
+            || crate::catalog::pg_keys::TABLES.contains(&name)
             || self.inner.table_exist(name)
     }
 }

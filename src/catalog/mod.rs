@@ -101,6 +101,21 @@ pub struct RelationDef {
     /// `COMMENT ON`: the relation's (key `""`) and its columns' (by name).
     #[serde(default)]
     pub comments: BTreeMap<String, String>,
+    /// `CREATE INDEX`: secondary indexes (the primary key's is implied).
+    #[serde(default)]
+    pub indexes: Vec<IndexDef>,
+}
+
+/// A secondary index on a table, source or materialized view: an ordered
+/// map from the values of `columns` to the rows holding them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexDef {
+    pub name: String,
+    /// Indices into the relation's columns, in key order.
+    pub columns: Vec<usize>,
+    /// Small number, unique within the relation, from which the index's
+    /// OID is derived (see `pg_keys::index_oid`).
+    pub slot: u32,
 }
 
 fn bootstrap_owner() -> String {
@@ -138,6 +153,25 @@ impl RelationDef {
         matches!(self.kind, RelationKind::Source | RelationKind::Table)
     }
 
+    /// Every index the relation's rows are kept in: the primary key's
+    /// (unique) first, then those of `CREATE INDEX`.
+    pub fn index_specs(&self) -> Vec<crate::index::IndexSpec> {
+        let mut out = Vec::with_capacity(self.indexes.len() + 1);
+        if !self.primary_key.is_empty() {
+            out.push(crate::index::IndexSpec {
+                name: pg_keys::key_name(self),
+                columns: self.primary_key.clone(),
+                unique: true,
+            });
+        }
+        out.extend(self.indexes.iter().map(|i| crate::index::IndexSpec {
+            name: i.name.clone(),
+            columns: i.columns.clone(),
+            unique: false,
+        }));
+        out
+    }
+
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
     }
@@ -158,6 +192,8 @@ pub enum CatalogError {
     AlreadyExists(String),
     #[error("relation \"{0}\" does not exist")]
     NotFound(String),
+    #[error("index \"{0}\" does not exist")]
+    IndexNotFound(String),
     #[error("\"{name}\" is a {actual}, not a {expected}")]
     WrongKind {
         name: String,

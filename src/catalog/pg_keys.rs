@@ -1,16 +1,18 @@
-//! Primary keys as clients read them: a `pg_index` and a `pg_constraint`
-//! row per table with a primary key, the key's index in `pg_class`
-//! (`relkind 'i'`, named `<table>_pkey` as PostgreSQL names it),
-//! `relhasindex` on the table, and `pg_get_indexdef` /
-//! `pg_get_constraintdef` for them (psql's `\d`, SQLAlchemy's
-//! `get_pk_constraint` and `Table(autoload_with=)`, JDBC's
-//! `getPrimaryKeys`).
+//! Primary keys and indexes as clients read them: a `pg_index` row per
+//! index (a primary key's, named `<table>_pkey` as PostgreSQL names it,
+//! and those of `CREATE INDEX`), a `pg_constraint` row per primary key,
+//! each index in `pg_class` (`relkind 'i'`), `relhasindex` on the
+//! relation, and `pg_get_indexdef` / `pg_get_constraintdef` for them
+//! (psql's `\d` and `\di`, SQLAlchemy's `get_pk_constraint`,
+//! `get_indexes` and `Table(autoload_with=)`, JDBC's `getPrimaryKeys` and
+//! `getIndexInfo`).
 //!
-//! A table's OID is the one the generic `pg_catalog` gives it in
-//! `pg_class`, read when these tables are scanned. The index and the
-//! constraint have OIDs derived from the table's id, far above the range
-//! the generic catalog hands out ([`index_oid`], [`constraint_oid`]), so
-//! the functions find the table again from the OID alone.
+//! A relation's OID is the one the generic `pg_catalog` gives it in
+//! `pg_class`, read when these tables are scanned. Indexes and
+//! constraints have OIDs derived from the relation's id (and an index's
+//! slot), far above the range the generic catalog hands out
+//! ([`index_oid`], [`constraint_oid`], [`index_rows`]), so the functions
+//! find the relation again from the OID alone.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -35,7 +37,7 @@ use super::{RelationDef, RelationKind};
 use crate::engine::Engine;
 
 /// The tables this module serves in place of the generic catalog's.
-pub const TABLES: [&str; 2] = ["pg_index", "pg_constraint"];
+pub const TABLES: [&str; 3] = ["pg_index", "pg_constraint", "pg_indexes"];
 
 /// Where the derived OIDs start: above any OID the generic catalog gives.
 const BASE: i64 = 1_000_000_000;
@@ -43,9 +45,42 @@ const BASE: i64 = 1_000_000_000;
 /// `pg_am` OID of btree.
 const BTREE: i32 = 403;
 
+/// Where the OIDs of `CREATE INDEX` indexes start: relation `id`'s index
+/// in slot `s` has `SECONDARY + 32·id + s`.
+const SECONDARY: i64 = 1_500_000_000;
+
 /// The OID of the index of a table's primary key.
 pub fn index_oid(rel: &RelationDef) -> i32 {
     (BASE + 2 * rel.id as i64) as i32
+}
+
+/// One index of a relation as the catalog shows it.
+#[derive(Debug, Clone)]
+pub struct IndexRow {
+    pub oid: i32,
+    pub name: String,
+    pub columns: Vec<usize>,
+    pub primary: bool,
+}
+
+/// A relation's indexes: its primary key's, then those of `CREATE INDEX`.
+pub fn index_rows(rel: &RelationDef) -> Vec<IndexRow> {
+    let mut out = Vec::new();
+    if has_key(rel) {
+        out.push(IndexRow {
+            oid: index_oid(rel),
+            name: key_name(rel),
+            columns: rel.primary_key.clone(),
+            primary: true,
+        });
+    }
+    out.extend(rel.indexes.iter().map(|ix| IndexRow {
+        oid: (SECONDARY + 32 * rel.id as i64 + ix.slot as i64) as i32,
+        name: ix.name.clone(),
+        columns: ix.columns.clone(),
+        primary: false,
+    }));
+    out
 }
 
 /// The OID of a table's primary-key constraint.
@@ -53,15 +88,28 @@ pub fn constraint_oid(rel: &RelationDef) -> i32 {
     (BASE + 2 * rel.id as i64 + 1) as i32
 }
 
-/// The table whose index (`false`) or constraint (`true`) has this OID.
-fn keyed_by_oid(engine: &Engine, oid: i64) -> Option<(Arc<RelationDef>, bool)> {
+/// The index, or (`true`) the primary-key constraint, with this OID, and
+/// its relation.
+fn index_by_oid(engine: &Engine, oid: i64) -> Option<(Arc<RelationDef>, IndexRow, bool)> {
+    if oid >= SECONDARY {
+        let rel = engine.relation_by_id(((oid - SECONDARY) / 32) as u64)?;
+        let row = index_rows(&rel)
+            .into_iter()
+            .find(|r| r.oid as i64 == oid)?;
+        return Some((rel, row, false));
+    }
     let n = oid.checked_sub(BASE).filter(|n| *n >= 0)?;
     let rel = engine.relation_by_id((n / 2) as u64)?;
-    has_key(&rel).then_some((rel, n % 2 == 1))
+    let row = index_rows(&rel).into_iter().find(|r| r.primary)?;
+    Some((rel, row, n % 2 == 1))
 }
 
 fn has_key(rel: &RelationDef) -> bool {
     rel.kind == RelationKind::Table && !rel.primary_key.is_empty()
+}
+
+fn has_indexes(rel: &RelationDef) -> bool {
+    has_key(rel) || !rel.indexes.is_empty()
 }
 
 /// The name PostgreSQL gives a table's primary key (and its index).
@@ -84,21 +132,30 @@ fn quote_ident(s: &str) -> String {
     }
 }
 
-fn key_columns(rel: &RelationDef) -> String {
-    rel.primary_key
+fn column_name(rel: &RelationDef, i: usize) -> String {
+    rel.schema()
+        .fields()
+        .get(i)
+        .map(|f| quote_ident(f.name()))
+        .unwrap_or_default()
+}
+
+fn index_columns(rel: &RelationDef, ix: &IndexRow) -> String {
+    ix.columns
         .iter()
-        .map(|&i| quote_ident(&rel.columns[i].name))
+        .map(|&i| column_name(rel, i))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// `pg_get_indexdef` of a primary key's index.
-fn index_def(rel: &RelationDef) -> String {
+/// `pg_get_indexdef` of an index.
+fn index_def(rel: &RelationDef, ix: &IndexRow) -> String {
     format!(
-        "CREATE UNIQUE INDEX {} ON public.{} USING btree ({})",
-        quote_ident(&key_name(rel)),
+        "CREATE {}INDEX {} ON public.{} USING btree ({})",
+        if ix.primary { "UNIQUE " } else { "" },
+        quote_ident(&ix.name),
         quote_ident(&rel.name),
-        key_columns(rel)
+        index_columns(rel, ix)
     )
 }
 
@@ -164,11 +221,11 @@ pub(crate) fn our_relations(
     out
 }
 
-/// Our keyed tables' OIDs and namespace, by relation id.
+/// Our indexed relations' OIDs and namespace, by relation id.
 fn table_oids(batches: &[RecordBatch], engine: &Engine) -> HashMap<u64, (i32, i32)> {
     our_relations(batches, engine)
         .into_iter()
-        .filter(|(r, _, _)| has_key(r))
+        .filter(|(r, _, _)| has_indexes(r))
         .map(|(r, oid, ns)| (r.id, (oid, ns)))
         .collect()
 }
@@ -217,7 +274,15 @@ fn oid_lists(rows: &[Option<Vec<i32>>]) -> ArrayRef {
 fn schema_of(table: &str) -> SchemaRef {
     let b = |n: &str| Field::new(n, DataType::Boolean, false);
     let t = |n: &str| Field::new(n, DataType::Utf8, true);
-    let fields = if table == "pg_index" {
+    let fields = if table == "pg_indexes" {
+        vec![
+            t("schemaname"),
+            t("tablename"),
+            t("indexname"),
+            t("tablespace"),
+            t("indexdef"),
+        ]
+    } else if table == "pg_index" {
         vec![
             oid_field("indexrelid", kind::OID, false),
             oid_field("indrelid", kind::OID, false),
@@ -274,40 +339,63 @@ fn schema_of(table: &str) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// A keyed table, its OID and its namespace's.
-type Keyed = (Arc<RelationDef>, i32, i32);
+/// An index, its relation, the relation's OID and its namespace's.
+type Entry = (Arc<RelationDef>, IndexRow, i32, i32);
 
-/// The rows of `pg_index` or `pg_constraint` for the keyed tables.
-fn table_batch(table: &str, keyed: &[Keyed]) -> DfResult<RecordBatch> {
-    let n = keyed.len();
-    let schema = schema_of(table);
-    let keys: Vec<Option<Vec<i16>>> = keyed
+/// The rows of `pg_index` (every index) or `pg_constraint` (primary keys).
+fn table_batch(table: &str, entries: &[Entry]) -> DfResult<RecordBatch> {
+    let entries: Vec<&Entry> = entries
         .iter()
-        .map(|(r, _, _)| Some(r.primary_key.iter().map(|&i| i as i16 + 1).collect()))
+        .filter(|e| table != "pg_constraint" || e.1.primary)
+        .collect();
+    let n = entries.len();
+    let schema = schema_of(table);
+    let keys: Vec<Option<Vec<i16>>> = entries
+        .iter()
+        .map(|(_, ix, _, _)| Some(ix.columns.iter().map(|&i| i as i16 + 1).collect()))
         .collect();
     let bools = |v: bool| -> ArrayRef { Arc::new(BooleanArray::from(vec![v; n])) };
-    let oids = |f: &dyn Fn(&Keyed) -> i32| -> ArrayRef {
-        Arc::new(Int32Array::from_iter_values(keyed.iter().map(f)))
+    let flags = |f: &dyn Fn(&IndexRow) -> bool| -> ArrayRef {
+        Arc::new(BooleanArray::from_iter(
+            entries.iter().map(|(_, ix, _, _)| Some(f(ix))),
+        ))
+    };
+    let oids = |f: &dyn Fn(&Entry) -> i32| -> ArrayRef {
+        Arc::new(Int32Array::from_iter_values(entries.iter().map(|e| f(e))))
     };
     let chars = |c: &str| -> ArrayRef { Arc::new(StringArray::from(vec![c; n])) };
-    let columns: Vec<ArrayRef> = if table == "pg_index" {
+    let columns: Vec<ArrayRef> = if table == "pg_indexes" {
+        vec![
+            chars("public"),
+            Arc::new(StringArray::from_iter_values(
+                entries.iter().map(|(r, _, _, _)| r.name.clone()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                entries.iter().map(|(_, ix, _, _)| ix.name.clone()),
+            )),
+            Arc::new(StringArray::from(vec![None::<&str>; n])),
+            Arc::new(StringArray::from_iter_values(
+                entries.iter().map(|(r, ix, _, _)| index_def(r, ix)),
+            )),
+        ]
+    } else if table == "pg_index" {
         let natts: ArrayRef = Arc::new(Int16Array::from_iter_values(
-            keyed.iter().map(|(r, _, _)| r.primary_key.len() as i16),
+            entries.iter().map(|(_, ix, _, _)| ix.columns.len() as i16),
         ));
         let zeros = |v: i32| -> Vec<Option<Vec<i32>>> {
-            keyed
+            entries
                 .iter()
-                .map(|(r, _, _)| Some(vec![v; r.primary_key.len()]))
+                .map(|(_, ix, _, _)| Some(vec![v; ix.columns.len()]))
                 .collect()
         };
         vec![
-            oids(&|(r, _, _)| index_oid(r)),
-            oids(&|(_, t, _)| *t),
+            oids(&|(_, ix, _, _)| ix.oid),
+            oids(&|(_, _, t, _)| *t),
             natts.clone(),
             natts,
-            bools(true),
+            flags(&|ix| ix.primary),
             bools(false),
-            bools(true),
+            flags(&|ix| ix.primary),
             bools(false),
             bools(true),
             bools(false),
@@ -320,9 +408,9 @@ fn table_batch(table: &str, keyed: &[Keyed]) -> DfResult<RecordBatch> {
             oid_lists(&zeros(0)),
             oid_lists(&zeros(0)),
             int2_lists(
-                &keyed
+                &entries
                     .iter()
-                    .map(|(r, _, _)| Some(vec![0; r.primary_key.len()]))
+                    .map(|(_, ix, _, _)| Some(vec![0; ix.columns.len()]))
                     .collect::<Vec<_>>(),
             ),
             Arc::new(StringArray::from(vec![None::<&str>; n])),
@@ -332,18 +420,18 @@ fn table_batch(table: &str, keyed: &[Keyed]) -> DfResult<RecordBatch> {
         let none_i2: Vec<Option<Vec<i16>>> = vec![None; n];
         let none_oid: Vec<Option<Vec<i32>>> = vec![None; n];
         vec![
-            oids(&|(r, _, _)| constraint_oid(r)),
+            oids(&|(r, _, _, _)| constraint_oid(r)),
             Arc::new(StringArray::from_iter_values(
-                keyed.iter().map(|(r, _, _)| key_name(r)),
+                entries.iter().map(|(_, ix, _, _)| ix.name.clone()),
             )),
-            oids(&|(_, _, ns)| *ns),
+            oids(&|(_, _, _, ns)| *ns),
             chars("p"),
             bools(false),
             bools(false),
             bools(true),
-            oids(&|(_, t, _)| *t),
+            oids(&|(_, _, t, _)| *t),
             oids(&|_| 0),
-            oids(&|(r, _, _)| index_oid(r)),
+            oids(&|(_, ix, _, _)| ix.oid),
             oids(&|_| 0),
             oids(&|_| 0),
             chars(" "),
@@ -410,19 +498,24 @@ impl TableProvider for KeysTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let mut keyed = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
         if let Some(engine) = self.engine.upgrade() {
-            if engine.relations().iter().any(|r| has_key(r)) {
+            if engine.relations().iter().any(|r| has_indexes(r)) {
                 let classes = generic_pg_class(&self.generic, state).await?;
-                keyed = our_relations(&classes, &engine)
+                let mut rels: Vec<_> = our_relations(&classes, &engine)
                     .into_iter()
-                    .filter(|(r, _, _)| has_key(r))
+                    .filter(|(r, _, _)| has_indexes(r))
                     .collect();
+                rels.sort_by_key(|(r, _, _)| r.id);
+                for (r, oid, ns) in rels {
+                    for ix in index_rows(&r) {
+                        entries.push((r.clone(), ix, oid, ns));
+                    }
+                }
             }
         }
-        keyed.sort_by_key(|(r, _, _)| r.id);
         scan_batch(
-            table_batch(self.table, &keyed)?,
+            table_batch(self.table, &entries)?,
             state,
             projection,
             filters,
@@ -456,8 +549,10 @@ pub fn with_key_indexes(batch: RecordBatch, engine: &Engine) -> DfResult<RecordB
         }
         if let Some(rel) = engine.relation(names.value(i)) {
             if oids.contains_key(&rel.id) {
-                rows.push(i as u32);
-                rels.push(rel);
+                for ix in index_rows(&rel) {
+                    rows.push(i as u32);
+                    rels.push(ix);
+                }
             }
         }
     }
@@ -472,16 +567,16 @@ pub fn with_key_indexes(batch: RecordBatch, engine: &Engine) -> DfResult<RecordB
         let n = rels.len();
         let set: Option<ArrayRef> = match (f.name().as_str(), f.data_type()) {
             ("oid", DataType::Int32) => Some(Arc::new(Int32Array::from_iter_values(
-                rels.iter().map(|r| index_oid(r)),
+                rels.iter().map(|ix| ix.oid),
             ))),
             ("relname", DataType::Utf8) => Some(Arc::new(StringArray::from_iter_values(
-                rels.iter().map(|r| key_name(r)),
+                rels.iter().map(|ix| ix.name.clone()),
             ))),
             ("relkind", DataType::Utf8) => Some(Arc::new(StringArray::from(vec!["i"; n]))),
             ("relam", DataType::Int32) => Some(Arc::new(Int32Array::from(vec![BTREE; n]))),
             ("reltype", DataType::Int32) => Some(Arc::new(Int32Array::from(vec![0; n]))),
             ("relnatts", DataType::Int16) => Some(Arc::new(Int16Array::from_iter_values(
-                rels.iter().map(|r| r.primary_key.len() as i16),
+                rels.iter().map(|ix| ix.columns.len() as i16),
             ))),
             ("relhasindex", DataType::Boolean) => {
                 // the table has one; the index has none
@@ -561,12 +656,12 @@ impl ScalarUDFImpl for KeyDef {
         let out: StringArray = (0..rows)
             .map(|i| {
                 let oid = super::pg_views::int_at(arrays[0].as_ref(), i)?;
-                let (rel, is_constraint) = keyed_by_oid(&engine, oid)?;
+                let (rel, ix, is_constraint) = index_by_oid(&engine, oid)?;
                 if is_constraint != self.constraint {
                     return None;
                 }
                 if self.constraint {
-                    return Some(format!("PRIMARY KEY ({})", key_columns(&rel)));
+                    return Some(format!("PRIMARY KEY ({})", index_columns(&rel, &ix)));
                 }
                 // a column number: that key column's name
                 let column = match arrays.get(1) {
@@ -575,11 +670,11 @@ impl ScalarUDFImpl for KeyDef {
                     None => 0,
                 };
                 if column == 0 {
-                    return Some(index_def(&rel));
+                    return Some(index_def(&rel, &ix));
                 }
                 let k = usize::try_from(column - 1).ok()?;
-                let c = *rel.primary_key.get(k)?;
-                Some(quote_ident(&rel.columns[c].name))
+                let c = *ix.columns.get(k)?;
+                Some(column_name(&rel, c))
             })
             .collect();
         crate::sql::functions::same_shape(&args.args, Arc::new(out))

@@ -38,6 +38,20 @@ pub fn reshape(old: &RelationDef, actions: &[AlterAction]) -> Result<NewShape> {
         .iter()
         .map(|&i| old.columns[i].name.clone())
         .collect();
+    // indexes' columns by name too (an index goes with any of its
+    // columns, as in PostgreSQL)
+    let mut indexes: Vec<(crate::catalog::IndexDef, Vec<String>)> = old
+        .indexes
+        .iter()
+        .map(|ix| {
+            let cols = ix
+                .columns
+                .iter()
+                .map(|&i| old.columns[i].name.clone())
+                .collect();
+            (ix.clone(), cols)
+        })
+        .collect();
     let missing = |name: &str, def: &RelationDef| {
         EngineError::UndefinedColumn(format!(
             "column \"{name}\" of relation \"{}\" does not exist",
@@ -88,6 +102,7 @@ pub fn reshape(old: &RelationDef, actions: &[AlterAction]) -> Result<NewShape> {
                 if key.contains(name) {
                     key.clear();
                 }
+                indexes.retain(|(_, cols)| !cols.contains(name));
                 def.columns.remove(i);
                 sources.remove(i);
                 def.comments.remove(name);
@@ -104,7 +119,11 @@ pub fn reshape(old: &RelationDef, actions: &[AlterAction]) -> Result<NewShape> {
                     .into());
                 }
                 def.columns[i].name = to.clone();
-                for k in key.iter_mut().filter(|k| *k == from) {
+                for k in key
+                    .iter_mut()
+                    .chain(indexes.iter_mut().flat_map(|(_, cols)| cols.iter_mut()))
+                    .filter(|k| *k == from)
+                {
                     *k = to.clone();
                 }
                 if let Some(c) = def.comments.remove(from) {
@@ -150,6 +169,16 @@ pub fn reshape(old: &RelationDef, actions: &[AlterAction]) -> Result<NewShape> {
     def.primary_key = key
         .iter()
         .map(|k| def.column_index(k).ok_or_else(|| missing(k, &def)))
+        .collect::<Result<_>>()?;
+    def.indexes = indexes
+        .into_iter()
+        .map(|(mut ix, cols)| {
+            ix.columns = cols
+                .iter()
+                .map(|c| def.column_index(c).ok_or_else(|| missing(c, &def)))
+                .collect::<Result<_>>()?;
+            Ok(ix)
+        })
         .collect::<Result<_>>()?;
     def.sql = create_sql(&def);
     Ok(NewShape { def, sources })

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, Int64Builder, RecordBatch};
 use datafusion::arrow::compute::{concat_batches, filter_record_batch, interleave};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
-use datafusion::arrow::row::{RowConverter, SortField};
 use parking_lot::RwLock;
 use tokio::sync::oneshot;
 
@@ -68,6 +67,11 @@ pub enum Op {
     },
     DropRelation {
         id: u64,
+    },
+    /// `CREATE INDEX` / `DROP INDEX`: the relation's definition with its
+    /// new list of indexes; those added are built from its live rows.
+    SetIndexes {
+        def: Box<RelationDef>,
     },
     /// `ALTER TABLE`: the live rows of table `old` copied into the shape of
     /// `def` (a new id), column `i` from old column `sources[i]` (`None`:
@@ -180,42 +184,8 @@ pub(crate) struct RelWork {
     pub def: Arc<RelationDef>,
     pub data: Arc<RelationData>,
     pub next_offset: u64,
-    pub keys: Option<KeyIndex>,
     /// For sources with a `WATERMARK FOR` clause.
     pub watermark: Option<super::watermark::WatermarkTrack>,
-}
-
-/// Primary key -> offset of the live row holding it.
-pub(crate) struct KeyIndex {
-    converter: RowConverter,
-    map: HashMap<Box<[u8]>, u64>,
-}
-
-impl KeyIndex {
-    fn new(def: &RelationDef) -> Result<Option<KeyIndex>> {
-        if def.primary_key.is_empty() {
-            return Ok(None);
-        }
-        let fields = def
-            .primary_key
-            .iter()
-            .map(|&i| SortField::new(def.columns[i].ty.to_arrow()))
-            .collect();
-        Ok(Some(KeyIndex {
-            converter: RowConverter::new(fields)?,
-            map: HashMap::new(),
-        }))
-    }
-
-    fn keys(&self, def: &RelationDef, batch: &RecordBatch) -> Result<Vec<Box<[u8]>>> {
-        let cols: Vec<ArrayRef> = def
-            .primary_key
-            .iter()
-            .map(|&i| batch.column(i).clone())
-            .collect();
-        let rows = self.converter.convert_columns(&cols)?;
-        Ok(rows.iter().map(|r| r.as_ref().into()).collect())
-    }
 }
 
 /// Formats `Key (a, b)=(1, x)` for messages.
@@ -254,8 +224,10 @@ impl RelWork {
 
     pub fn new(def: Arc<RelationDef>, next_offset: u64) -> Result<RelWork> {
         Ok(RelWork {
-            data: Arc::new(RelationData::new(def.schema_with_offset())),
-            keys: KeyIndex::new(&def)?,
+            data: Arc::new(RelationData::with_indexes(
+                def.schema_with_offset(),
+                def.index_specs(),
+            )?),
             watermark: super::watermark::WatermarkTrack::for_relation(&def),
             def,
             next_offset,
@@ -264,12 +236,6 @@ impl RelWork {
 
     /// Applies inserted rows at `first_offset` (used by commits and replay).
     pub fn apply_insert(&mut self, batch: &RecordBatch, first_offset: u64) -> Result<()> {
-        if let Some(k) = &mut self.keys {
-            let keys = k.keys(&self.def, batch)?;
-            for (i, key) in keys.into_iter().enumerate() {
-                k.map.insert(key, first_offset + i as u64);
-            }
-        }
         if let Some(w) = &mut self.watermark {
             w.observe(batch)?;
         }
@@ -279,13 +245,7 @@ impl RelWork {
     }
 
     /// Applies retractions of live rows (used by commits and replay).
-    pub fn apply_retract(&mut self, offsets: &[u64], old_rows: &RecordBatch) -> Result<()> {
-        if let Some(k) = &mut self.keys {
-            let keys = k.keys(&self.def, old_rows)?;
-            for key in keys {
-                k.map.remove(&key);
-            }
-        }
+    pub fn apply_retract(&mut self, offsets: &[u64]) -> Result<()> {
         Arc::make_mut(&mut self.data).retract(offsets)?;
         Ok(())
     }
@@ -351,7 +311,7 @@ impl RelWork {
                 let user_batch = e.batch.project(&(0..user).collect::<Vec<_>>())?;
                 if n_retract > 0 {
                     let offsets: Vec<u64> = (0..n_retract).map(|i| refs.value(i) as u64).collect();
-                    self.apply_retract(&offsets, &user_batch.slice(0, n_retract))?;
+                    self.apply_retract(&offsets)?;
                 }
                 if n_retract < n {
                     self.apply_insert(
@@ -453,10 +413,10 @@ impl Committer {
         let mut at = 0u64;
         for b in batches.iter().flat_map(entry::chunks) {
             // a key added over rows that repeat it
-            if let Some(k) = &work.keys {
+            if let Some(k) = work.data.primary() {
                 let mut seen = HashSet::new();
-                for (i, key) in k.keys(&def, &b)?.into_iter().enumerate() {
-                    if k.map.contains_key(&key) || !seen.insert(key) {
+                for (i, key) in k.keys(&b)?.into_iter().enumerate() {
+                    if k.first(&key).is_some() || !seen.insert(key) {
                         return Err(EngineError::UniqueViolation(format!(
                             "could not create unique index \"{}\": {} is duplicated",
                             crate::catalog::pg_keys::key_name(&def),
@@ -1042,6 +1002,27 @@ impl Committer {
                 self.relations.insert(work.def.id, work);
                 Ok(Outcome::default())
             }
+            Op::SetIndexes { def } => {
+                let id = def.id;
+                let bytes = def.to_bytes();
+                let def = Arc::new(*def);
+                let specs = def.index_specs();
+                if let Some(work) = self.relations.get_mut(&id) {
+                    let mut data = (*work.data).clone();
+                    data.set_indexes(specs)?;
+                    work.data = Arc::new(data);
+                    work.def = def;
+                } else if let Some(view) = self.views.get_mut(&id) {
+                    view.state.set_indexes(specs)?;
+                    view.def = def;
+                } else {
+                    return Err(EngineError::Catalog(crate::catalog::CatalogError::NotFound(
+                        def.name.clone(),
+                    )));
+                }
+                puts.push(Put::Catalog { id, bytes });
+                Ok(Outcome::default())
+            }
             Op::DropRelation { id } => {
                 puts.push(Put::DeleteCatalog { id });
                 self.relations.remove(&id);
@@ -1247,9 +1228,9 @@ impl RelWork {
         let user_schema = r.def.schema();
         let mut insert = insert.unwrap_or_else(|| RecordBatch::new_empty(user_schema.clone()));
         // Upserts: rows whose key is live become retract + insert.
-        if let Some(k) = &r.keys {
+        if let Some(k) = r.data.primary() {
             let retracting: HashSet<u64> = retract.iter().copied().collect();
-            let keys = k.keys(&r.def, &insert)?;
+            let keys = k.keys(&insert)?;
             let mut keep = Vec::with_capacity(keys.len());
             let mut seen: HashSet<&[u8]> = HashSet::new();
             let mut merges: Vec<(usize, u64)> = Vec::new();
@@ -1275,8 +1256,8 @@ impl RelWork {
                         }
                     }
                 }
-                match k.map.get(key) {
-                    Some(&live) if !retracting.contains(&live) => match on_conflict {
+                match k.first(key) {
+                    Some(live) if !retracting.contains(&live) => match on_conflict {
                         OnConflict::Error => {
                             return Err(EngineError::UniqueViolation(format!(
                                 "duplicate key value violates unique constraint \"{}_pkey\": {} already exists",
@@ -1325,7 +1306,7 @@ impl RelWork {
         let (n_retract, n_insert) = (old_rows.num_rows(), insert.num_rows());
         let first = r.next_offset;
         if n_retract > 0 {
-            r.apply_retract(&retract, &old_rows)?;
+            r.apply_retract(&retract)?;
         }
         if n_insert > 0 {
             r.apply_insert(&insert, first + n_retract as u64)?;
@@ -1349,14 +1330,14 @@ impl RelWork {
                 "could not serialize access due to concurrent update".into(),
             ));
         }
-        let Some(k) = &self.keys else {
+        let Some(k) = self.data.primary() else {
             return Ok(());
         };
         let retracting: HashSet<u64> = retract.iter().copied().collect();
         let mut seen: HashSet<Box<[u8]>> = HashSet::new();
         for b in insert {
-            for (i, key) in k.keys(&self.def, b)?.into_iter().enumerate() {
-                let live = k.map.get(&key).is_some_and(|o| !retracting.contains(o));
+            for (i, key) in k.keys(b)?.into_iter().enumerate() {
+                let live = k.first(&key).is_some_and(|o| !retracting.contains(&o));
                 if live || !seen.insert(key) {
                     return Err(EngineError::UniqueViolation(format!(
                         "duplicate key value violates unique constraint \"{}_pkey\": {} already exists",
@@ -1371,7 +1352,8 @@ impl RelWork {
 
     /// A private working copy of a relation's rows as `data` has them,
     /// for a transaction block: offsets of new rows start at
-    /// `next_offset`; no key index until [`RelWork::index_keys`].
+    /// `next_offset`; its indexes are the snapshot's (shared until
+    /// changed).
     pub(crate) fn private(
         def: Arc<RelationDef>,
         data: Arc<RelationData>,
@@ -1381,72 +1363,32 @@ impl RelWork {
             def,
             data,
             next_offset,
-            keys: None,
             watermark: None,
         }
     }
 
-    /// Builds the key index from the live rows (for a private copy).
-    pub(crate) fn index_keys(&mut self) -> Result<()> {
-        if self.keys.is_some() {
-            return Ok(());
-        }
-        let Some(mut k) = KeyIndex::new(&self.def)? else {
-            return Ok(());
-        };
-        let user = self.def.columns.len();
-        for seg in self.data.segments() {
-            let b = seg.visible()?;
-            let offsets = b.column(user).as_primitive::<Int64Type>();
-            for (i, key) in k.keys(&self.def, b)?.into_iter().enumerate() {
-                k.map.insert(key, offsets.value(i) as u64);
-            }
-        }
-        self.keys = Some(k);
-        Ok(())
-    }
-
-    /// Whether the relation has a primary key.
-    pub(crate) fn keyed(&self) -> bool {
-        !self.def.primary_key.is_empty()
-    }
 
     /// A copy of this private working state (a savepoint).
     pub(crate) fn try_clone(&self) -> Result<RelWork> {
-        let keys = match &self.keys {
-            None => None,
-            Some(k) => KeyIndex::new(&self.def)?.map(|mut c| {
-                c.map = k.map.clone();
-                c
-            }),
-        };
         Ok(RelWork {
             def: self.def.clone(),
             data: self.data.clone(),
             next_offset: self.next_offset,
-            keys,
             watermark: None,
         })
     }
 
-    /// The encoded keys of `batch`'s rows, if the relation has a key.
-    pub(crate) fn row_keys(&self, batch: &RecordBatch) -> Result<Option<Vec<Box<[u8]>>>> {
-        match KeyIndex::new(&self.def)? {
-            Some(k) => Ok(Some(k.keys(&self.def, batch)?)),
-            None => Ok(None),
-        }
-    }
 
     /// Fails with a unique violation if an appended row's key is live or
     /// repeats within the batches.
     pub(crate) fn check_append(&self, batches: &[RecordBatch]) -> Result<()> {
-        let Some(k) = &self.keys else {
+        let Some(k) = self.data.primary() else {
             return Ok(());
         };
         let mut seen: HashSet<Box<[u8]>> = HashSet::new();
         for b in batches {
-            for (i, key) in k.keys(&self.def, b)?.into_iter().enumerate() {
-                if k.map.contains_key(&key) || !seen.insert(key) {
+            for (i, key) in k.keys(b)?.into_iter().enumerate() {
+                if k.first(&key).is_some() || !seen.insert(key) {
                     return Err(EngineError::UniqueViolation(format!(
                         "duplicate key value violates unique constraint \"{}_pkey\": {} already exists",
                         self.def.name,

@@ -15,6 +15,8 @@ use datafusion::arrow::compute::{concat_batches, filter_record_batch, take_recor
 use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
 use datafusion::arrow::error::ArrowError;
 
+use crate::index::{IndexSpec, RowIndex};
+
 /// A segment smaller than this is merged with the next append, so that
 /// single-row inserts do not leave one segment per row.
 const MERGE_BELOW_ROWS: usize = 1024;
@@ -90,6 +92,9 @@ pub struct RelationData {
     schema: SchemaRef,
     segments: Vec<Arc<Segment>>,
     live_rows: usize,
+    /// The live rows by the values of some columns (the primary key's
+    /// first, if any), kept in step with every append and retraction.
+    indexes: Vec<RowIndex>,
 }
 
 impl RelationData {
@@ -98,7 +103,55 @@ impl RelationData {
             schema: schema_with_offset,
             segments: Vec::new(),
             live_rows: 0,
+            indexes: Vec::new(),
         }
+    }
+
+    /// Empty, with these (empty) indexes.
+    pub fn with_indexes(
+        schema_with_offset: SchemaRef,
+        specs: Vec<IndexSpec>,
+    ) -> Result<RelationData, ArrowError> {
+        let mut d = RelationData::new(schema_with_offset);
+        d.set_indexes(specs)?;
+        Ok(d)
+    }
+
+    /// Keeps exactly these indexes: those already here stay as they are,
+    /// new ones are built from the live rows.
+    pub fn set_indexes(&mut self, specs: Vec<IndexSpec>) -> Result<(), ArrowError> {
+        let mut out = Vec::with_capacity(specs.len());
+        for spec in specs {
+            if let Some(old) = self.indexes.iter().find(|i| i.spec() == &spec) {
+                out.push(old.clone());
+                continue;
+            }
+            let mut ix = RowIndex::new(spec, &self.schema)?;
+            let offset_col = self.schema.fields().len() - 1;
+            for s in &self.segments {
+                let b = s.visible()?;
+                let offsets: Vec<u64> = b
+                    .column(offset_col)
+                    .as_primitive::<Int64Type>()
+                    .values()
+                    .iter()
+                    .map(|o| *o as u64)
+                    .collect();
+                ix.insert_at(b, &offsets)?;
+            }
+            out.push(ix);
+        }
+        self.indexes = out;
+        Ok(())
+    }
+
+    pub fn indexes(&self) -> &[RowIndex] {
+        &self.indexes
+    }
+
+    /// The primary key's index.
+    pub fn primary(&self) -> Option<&RowIndex> {
+        self.indexes.first().filter(|i| i.spec().unique)
     }
 
     pub fn schema(&self) -> &SchemaRef {
@@ -133,6 +186,9 @@ impl RelationData {
         let mut columns = user_rows.columns().to_vec();
         columns.push(offsets);
         let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
+        for ix in &mut self.indexes {
+            ix.insert(&batch, first_offset)?;
+        }
         let merge = matches!(self.segments.last(),
             Some(last) if last.live.is_none() && last.batch.num_rows() < MERGE_BELOW_ROWS);
         if merge {
@@ -201,6 +257,19 @@ impl RelationData {
         let mut compacted = false;
         for (seg, rows) in by_segment {
             let s = &self.segments[seg];
+            if !self.indexes.is_empty() {
+                let idx = datafusion::arrow::array::UInt32Array::from_iter_values(
+                    rows.iter().map(|r| *r as u32),
+                );
+                let old = take_record_batch(&s.batch, &idx)?;
+                let offsets: Vec<u64> = rows
+                    .iter()
+                    .map(|r| s.offsets().value(*r) as u64)
+                    .collect();
+                for ix in &mut self.indexes {
+                    ix.remove(&old, &offsets)?;
+                }
+            }
             let mut mask: Vec<bool> = match &s.live {
                 Some(m) => m.iter().map(|v| v.unwrap_or(false)).collect(),
                 None => vec![true; s.batch.num_rows()],

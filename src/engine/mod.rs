@@ -121,7 +121,7 @@ pub struct Engine {
     commit_tx: Mutex<Option<Sender<Request>>>,
     committer: Mutex<Option<JoinHandle<()>>>,
     /// Serializes DDL statements.
-    ddl_lock: tokio::sync::Mutex<()>,
+    pub(crate) ddl_lock: tokio::sync::Mutex<()>,
     /// Serializes read-modify-write statements (UPDATE, DELETE, upserts) per table.
     table_locks: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     recovery: RecoveryReport,

@@ -22,6 +22,7 @@ use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{
+    TableProviderFilterPushDown,
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::physical_plan::ExecutionPlan;
@@ -31,7 +32,7 @@ use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::pg_catalog::{PgCatalogSchemaProvider, PgCatalogStaticTables};
 use parking_lot::RwLock;
 
-use super::data::DbSnapshot;
+use super::data::{DbSnapshot, RelationData};
 use super::Engine;
 use crate::catalog::{RelationDef, OFFSET_COLUMN};
 use crate::sql::rewrite::OFFSETS_SCHEMA;
@@ -578,10 +579,81 @@ impl RelationTable {
     }
 }
 
+impl RelationTable {
+    /// The rows an index finds for these filters, if one applies.
+    fn index_scan(
+        &self,
+        data: &RelationData,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+    ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
+        if data.indexes().is_empty() || filters.is_empty() {
+            return Ok(None);
+        }
+        let conds = crate::index::plan::conditions(filters, &self.schema);
+        let Some(choice) = crate::index::plan::choose(data.indexes(), &conds, &self.schema)? else {
+            return Ok(None);
+        };
+        let ix = &data.indexes()[choice.index];
+        let mut offsets: Vec<u64> = choice.bounds.iter().flat_map(|b| ix.lookup(b)).collect();
+        if choice.bounds.len() > 1 {
+            offsets.sort_unstable();
+            offsets.dedup();
+        }
+        let Some((rows, order)) = data.take(&offsets)? else {
+            return Ok(None);
+        };
+        let batch = if self.with_offset {
+            let mut cols = rows.columns().to_vec();
+            cols.push(Arc::new(datafusion::arrow::array::Int64Array::from_iter_values(
+                order.iter().map(|o| *o as i64),
+            )));
+            RecordBatch::try_new(self.schema.clone(), cols)?
+        } else {
+            rows
+        };
+        let rows = batch.num_rows();
+        let inner = MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            self.schema.clone(),
+            projection.cloned(),
+        )?;
+        Ok(Some(Arc::new(crate::index::scan::IndexScanExec {
+            relation: self.def.name.clone(),
+            index: ix.name().to_string(),
+            condition: choice.describe,
+            rows,
+            inner,
+        })))
+    }
+}
+
 #[async_trait]
 impl TableProvider for RelationTable {
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        let indexed: Vec<usize> = self
+            .def
+            .index_specs()
+            .into_iter()
+            .flat_map(|s| s.columns)
+            .collect();
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if !indexed.is_empty() && crate::index::plan::usable(f, &self.schema, &indexed) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
     }
 
     fn table_type(&self) -> TableType {
@@ -596,7 +668,7 @@ impl TableProvider for RelationTable {
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let snapshot = statement_snapshot(state, &self.engine);
@@ -611,6 +683,9 @@ impl TableProvider for RelationTable {
         let data = snapshot.relation(self.def.id).ok_or_else(|| {
             DataFusionError::Plan(format!("relation \"{}\" does not exist", self.def.name))
         })?;
+        if let Some(plan) = self.index_scan(data, projection, filters)? {
+            return Ok(plan);
+        }
         let user_cols: Vec<usize> = (0..self.def.schema().fields().len()).collect();
         let mut batches = Vec::with_capacity(data.segments().len());
         for s in data.segments() {

@@ -809,7 +809,11 @@ impl Session {
                 _ => {
                     let plan = self.plan_query(ast).await?;
                     let params = param_types(&plan)?;
-                    let schema = Some(self.result_schema(&plan));
+                    let schema = Some(if crate::sql::explain::postgres_form(&plan) {
+                        crate::sql::explain::schema()
+                    } else {
+                        self.result_schema(&plan)
+                    });
                     (PreparedKind::Query(Box::new(plan)), params, schema)
                 }
             },
@@ -1021,11 +1025,18 @@ impl Session {
                 self.check_reads(plan, None)?;
                 let state = self.statement_state();
                 let plan = bind(plan, params)?;
+                let explain = crate::sql::explain::postgres_form(&plan);
                 let (schema, stream) = self
                     .engine
                     .queries()
                     .run(state, plan, super::exec::deadline())
                     .await?;
+                if explain {
+                    return Ok(Output::Rows {
+                        schema: crate::sql::explain::schema(),
+                        stream: crate::sql::explain::reshape(stream),
+                    });
+                }
                 Ok(Output::Rows { schema, stream })
             }
             PreparedKind::Write(plan) => {
@@ -1084,6 +1095,7 @@ impl Session {
                     owner: self.role.clone(),
                     acl: Default::default(),
                     comments: Default::default(),
+                    indexes: Vec::new(),
                 };
                 self.engine
                     .create_view(def, circuit, v.if_not_exists)
@@ -1399,6 +1411,22 @@ impl Session {
                     }
                 }
                 Ok(Output::Command { tag, rows: None })
+            }
+            Statement::CreateIndex(ci) => {
+                let engine = self.engine.clone();
+                engine.create_index(ci, &self.role).await?;
+                Ok(Output::Command {
+                    tag: "CREATE INDEX",
+                    rows: None,
+                })
+            }
+            Statement::DropIndex(di) => {
+                let engine = self.engine.clone();
+                engine.drop_indexes(di, &self.role).await?;
+                Ok(Output::Command {
+                    tag: "DROP INDEX",
+                    rows: None,
+                })
             }
             Statement::AlterTable(a) => {
                 // (the new shape is a new relation: the block's rows for the

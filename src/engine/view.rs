@@ -162,7 +162,10 @@ impl ViewState {
     pub fn new(def: &RelationDef, append_only: bool) -> Result<ViewState> {
         let converter = crate::dataflow::row_converter(&def.schema())?;
         Ok(ViewState {
-            data: Arc::new(RelationData::new(def.schema_with_offset())),
+            data: Arc::new(RelationData::with_indexes(
+                def.schema_with_offset(),
+                def.index_specs(),
+            )?),
             converter,
             index: crate::dataflow::FastMap::default(),
             next_id: 0,
@@ -172,6 +175,14 @@ impl ViewState {
 
     pub fn rows(&self) -> usize {
         self.data.live_rows()
+    }
+
+    /// Keeps exactly these indexes on the view's rows (new ones are built).
+    pub fn set_indexes(&mut self, specs: Vec<crate::index::IndexSpec>) -> Result<()> {
+        let mut data = (*self.data).clone();
+        data.set_indexes(specs)?;
+        self.data = Arc::new(data);
+        Ok(())
     }
 
     /// Integrates an output delta of the view's circuit.

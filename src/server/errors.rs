@@ -18,6 +18,7 @@ pub fn sqlstate(e: &EngineError) -> &'static str {
         EngineError::Catalog(c) => match c {
             CatalogError::AlreadyExists(_) => "42P07",
             CatalogError::NotFound(_) => "42P01",
+            CatalogError::IndexNotFound(_) => "42704",
             CatalogError::WrongKind { .. } => "42809",
             CatalogError::Corrupt(_) => "XX001",
         },

@@ -91,6 +91,7 @@ pub fn relation_def(c: &CreateRelation, id: u64, owner: &str) -> Result<Relation
         owner: owner.to_string(),
         acl: Default::default(),
         comments: Default::default(),
+        indexes: Vec::new(),
     })
 }
 

@@ -7,6 +7,7 @@ pub mod asof;
 pub mod checked;
 pub mod compat;
 pub mod datetime;
+pub mod explain;
 pub mod ddl;
 pub mod depth;
 pub mod dialect;

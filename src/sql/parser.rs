@@ -96,6 +96,9 @@ pub enum Statement {
     Comment(CommentOn),
     /// `ALTER TABLE name action, …` (see [`AlterTable`]).
     AlterTable(AlterTable),
+    /// `CREATE INDEX` on a table, source or materialized view.
+    CreateIndex(crate::index::ddl::CreateIndex),
+    DropIndex(crate::index::ddl::DropIndex),
     /// `VACUUM` / `ANALYZE` [tables]: storage and statistics upkeep that
     /// Freshet does not need; the tables must exist.
     Maintenance {
@@ -377,8 +380,11 @@ impl SqlParser {
             ["CREATE", "TEMP" | "TEMPORARY" | "UNLOGGED", ..] => Err(SqlError::Unsupported(
                 format!("CREATE {} TABLE is not supported", w[1]),
             )),
-            ["CREATE", "INDEX" | "UNIQUE", ..] => Err(SqlError::Unsupported(
-                "CREATE INDEX is not supported".into(),
+            ["CREATE", "INDEX" | "UNIQUE", ..] => Ok(Statement::CreateIndex(
+                crate::index::ddl::parse_create_index(text)?,
+            )),
+            ["DROP", "INDEX", ..] => Ok(Statement::DropIndex(
+                crate::index::ddl::parse_drop_index(text)?,
             )),
             ["DROP", ..] => parse_drop(text),
             ["SHOW", ..] => parse_show(text),

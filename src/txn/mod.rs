@@ -31,7 +31,7 @@ use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::Int64Type;
 
 use crate::catalog::RelationKind;
-use crate::engine::commit::{OnConflict, Op, Outcome, RelWork, TxChange};
+use crate::engine::commit::{Op, Outcome, RelWork, TxChange};
 use crate::engine::data::DbSnapshot;
 use crate::engine::error::{EngineError, Result};
 use crate::store::{entry, EntryKind};
@@ -175,9 +175,6 @@ impl Transaction {
         match op {
             Op::Append { rel, batches, .. } => {
                 let r = self.rel(engine, rel)?;
-                if r.work.keyed() {
-                    r.work.index_keys()?;
-                }
                 r.work.check_append(&batches)?;
                 let mut out = Outcome {
                     first_offset: r.work.next_offset,
@@ -197,9 +194,6 @@ impl Transaction {
                 on_conflict,
             } => {
                 let r = self.rel(engine, rel)?;
-                if r.work.keyed() && needs_keys(&r.work, &retract, insert.as_ref(), &on_conflict)? {
-                    r.work.index_keys()?;
-                }
                 let applied = r.work.change(retract, insert, &on_conflict)?;
                 r.retracted
                     .extend(applied.retract.iter().filter(|o| **o < PROVISIONAL));
@@ -306,31 +300,3 @@ impl Transaction {
     }
 }
 
-/// Whether a change needs the key index: upserts, and inserted keys that
-/// are not the keys of rows the same change retracts (an UPDATE that
-/// leaves the key alone needs none).
-fn needs_keys(
-    work: &RelWork,
-    retract: &[u64],
-    insert: Option<&RecordBatch>,
-    on_conflict: &OnConflict,
-) -> Result<bool> {
-    let Some(insert) = insert.filter(|b| b.num_rows() > 0) else {
-        return Ok(false);
-    };
-    if *on_conflict != OnConflict::Error {
-        return Ok(true);
-    }
-    let Some((old, _)) = work.data.take(retract)? else {
-        // a retracted row is gone: the change fails either way
-        return Ok(false);
-    };
-    let (Some(new_keys), Some(old_keys)) = (work.row_keys(insert)?, work.row_keys(&old)?) else {
-        return Ok(false);
-    };
-    let old: std::collections::HashSet<&[u8]> = old_keys.iter().map(|k| k.as_ref()).collect();
-    let mut seen = std::collections::HashSet::new();
-    Ok(new_keys
-        .iter()
-        .any(|k| !old.contains(k.as_ref()) || !seen.insert(k.as_ref())))
-}

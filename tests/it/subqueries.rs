@@ -134,11 +134,17 @@ async fn explain_shows_the_subquery_as_a_join() {
             "Left Join: t1.b IS NULL = ",
         ),
     ] {
-        let rows = c.simple_query(&format!("EXPLAIN {q}")).await.unwrap();
+        // (VERBOSE: DataFusion's plans by type; the optimized logical one)
+        let rows = c
+            .simple_query(&format!("EXPLAIN VERBOSE {q}"))
+            .await
+            .unwrap();
         let plan: String = rows
             .iter()
             .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(1).map(str::to_string),
+                tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("logical_plan") => {
+                    r.get(1).map(str::to_string)
+                }
                 _ => None,
             })
             .collect::<Vec<_>>()

@@ -68,6 +68,7 @@ impl Session {
             owner: self.role.clone(),
             acl: Default::default(),
             comments: Default::default(),
+            indexes: Vec::new(),
         };
         let engine = self.engine.clone();
         engine
