@@ -174,9 +174,12 @@ impl Engine {
                 )));
             };
             if !super::indexable(f.data_type()) {
-                let ty = crate::types::pg_type_of(f)
-                    .map(|t| t.name().to_string())
-                    .unwrap_or_else(|| f.data_type().to_string());
+                let ty = match def.columns.get(i) {
+                    Some(c) => c.ty.to_string(),
+                    None => crate::types::pg_type_of(f)
+                        .map(|t| t.name().to_string())
+                        .unwrap_or_else(|| f.data_type().to_string()),
+                };
                 return Err(EngineError::Unsupported(format!(
                     "an index on column \"{c}\" of type {ty} is not supported"
                 )));

@@ -305,7 +305,8 @@ impl SqlStatementRewriteRule for SpecialRegisters {
 }
 
 /// The catalog tables sessions fill (`crate::catalog::pg_session`:
-/// `pg_stat_activity`, `pg_cursors`) unqualified are `pg_catalog`'s, as
+/// `pg_stat_activity`, `pg_cursors`) and those of keys and indexes
+/// (`pg_indexes`, …) unqualified are `pg_catalog`'s, as
 /// Postgres resolves them (the generic rule knows only its own tables).
 #[derive(Debug)]
 struct PrependSessionTables;
@@ -323,6 +324,7 @@ impl SqlStatementRewriteRule for PrependSessionTables {
                         && name.0[0].as_ident().is_some_and(|i| {
                             crate::catalog::pg_session::TABLES
                                 .iter()
+                                .chain(&crate::catalog::pg_keys::TABLES)
                                 .any(|t| t.eq_ignore_ascii_case(&i.value))
                         });
                     if ours {
