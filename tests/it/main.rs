@@ -10,6 +10,7 @@ mod differential;
 mod docs;
 mod errors;
 mod harness;
+mod indexes;
 mod joins;
 mod limits;
 mod nexmark;
