@@ -5,6 +5,7 @@
 //! ```text
 //! cargo bench --bench wire                      # 1 M-row COPY (without and with views) and 5 000 single-row INSERTs, 3 runs each
 //! cargo bench --bench wire -- --rows 200000 --inserts 2000 --runs 5
+//! cargo bench --bench wire -- --only lookup      # point lookups by key and by an indexed column vs a scan
 //! ```
 //!
 //! Prints the median of the runs. Data generation is not timed.
@@ -147,6 +148,109 @@ async fn insert_run(client: &tokio_postgres::Client, table: &str, n: usize) -> V
     lat
 }
 
+/// Latencies of `n` runs of a one-parameter prepared statement, the
+/// parameter drawn from `0..range`; with the rows each returned.
+async fn lookup_run(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    n: usize,
+    range: i32,
+) -> (Vec<Duration>, u64) {
+    let stmt = client.prepare(sql).await.expect("prepare");
+    let mut seed: u32 = 0x2545_F491;
+    let mut lat = Vec::with_capacity(n);
+    let mut rows = 0;
+    for _ in 0..n {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        let key = (seed % range as u32) as i32;
+        let start = Instant::now();
+        rows += client.query(&stmt, &[&key]).await.expect("lookup").len() as u64;
+        lat.push(start.elapsed());
+    }
+    lat.sort();
+    (lat, rows)
+}
+
+/// A table of `rows` accounts (`id` the key, `grp` one of 10 000 groups),
+/// then lookups: by key, by `grp` scanned, by `grp` through an index, and
+/// updates by key.
+async fn lookups(client: &tokio_postgres::Client, rows: usize, n: usize, runs: usize) {
+    client
+        .batch_execute("CREATE TABLE accounts (id INT PRIMARY KEY, grp INT, bal BIGINT)")
+        .await
+        .expect("create table");
+    let mut buf = String::new();
+    let sink = client
+        .copy_in("COPY accounts FROM STDIN")
+        .await
+        .expect("copy in");
+    let mut sink = Box::pin(sink);
+    for i in 0..rows {
+        let _ = writeln!(buf, "{i}\t{}\t0", (i * 7919) % 10_000);
+        if buf.len() >= 1 << 20 {
+            sink.send(Bytes::from(std::mem::take(&mut buf)))
+                .await
+                .expect("copy data");
+        }
+    }
+    sink.send(Bytes::from(buf)).await.expect("copy data");
+    sink.as_mut().finish().await.expect("copy done");
+    let range = rows as i32;
+    let cases: [(&str, &str, usize, i32); 4] = [
+        (
+            "by primary key",
+            "SELECT bal FROM accounts WHERE id = $1",
+            n,
+            range,
+        ),
+        (
+            "by grp, scanned",
+            "SELECT id FROM accounts WHERE grp = $1",
+            (n / 20).max(5),
+            10_000,
+        ),
+        (
+            "by grp, indexed",
+            "SELECT id FROM accounts WHERE grp = $1",
+            n,
+            10_000,
+        ),
+        (
+            "update by primary key",
+            "UPDATE accounts SET bal = bal + 1 WHERE id = $1",
+            n,
+            range,
+        ),
+    ];
+    for (label, sql, count, range) in cases {
+        if label == "by grp, indexed" {
+            client
+                .batch_execute("CREATE INDEX accounts_grp ON accounts (grp)")
+                .await
+                .expect("create index");
+        }
+        let (mut p50s, mut p99s) = (Vec::new(), Vec::new());
+        for r in 0..runs {
+            let (lat, found) = lookup_run(client, sql, count, range).await;
+            let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
+            println!(
+                "lookup {label} run {r}: {count} statements, {found} rows, p50 {:.3} ms, p99 {:.3} ms",
+                p50.as_secs_f64() * 1e3,
+                p99.as_secs_f64() * 1e3
+            );
+            p50s.push(p50.as_secs_f64() * 1e3);
+            p99s.push(p99.as_secs_f64() * 1e3);
+        }
+        println!(
+            "wire lookup {label}: p50 {:.3} ms, p99 {:.3} ms (median of {runs} runs, {rows} rows)",
+            median(p50s),
+            median(p99s)
+        );
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -170,6 +274,13 @@ fn main() {
     let rows = arg(&args, "--rows", 1_000_000);
     let inserts = arg(&args, "--inserts", 5_000);
     let runs = arg(&args, "--runs", 3).max(1);
+    let lookups_n = arg(&args, "--lookups", 2_000);
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    let phase = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -177,9 +288,19 @@ fn main() {
     rt.block_on(async {
         let server = start_server();
         let client = connect(server.port).await;
-        let chunks = bids_csv(rows);
+        if phase("lookup") {
+            lookups(&client, rows, lookups_n, runs).await;
+        }
+        let chunks = if phase("copy") {
+            bids_csv(rows)
+        } else {
+            vec![]
+        };
         let mb: usize = chunks.iter().map(|c| c.len()).sum::<usize>() / (1 << 20);
         for (label, with_views) in [("copy", false), ("copy with q1+agg views", true)] {
+            if !phase("copy") {
+                break;
+            }
             let mut rates = Vec::new();
             for r in 0..runs {
                 let table = format!("bids_{}_{r}", if with_views { "v" } else { "plain" });
@@ -209,6 +330,9 @@ fn main() {
             }
         }
 
+        if !phase("insert") {
+            return;
+        }
         let mut p50s = Vec::new();
         let mut p99s = Vec::new();
         for r in 0..runs {

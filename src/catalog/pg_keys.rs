@@ -93,9 +93,7 @@ pub fn constraint_oid(rel: &RelationDef) -> i32 {
 fn index_by_oid(engine: &Engine, oid: i64) -> Option<(Arc<RelationDef>, IndexRow, bool)> {
     if oid >= SECONDARY {
         let rel = engine.relation_by_id(((oid - SECONDARY) / 32) as u64)?;
-        let row = index_rows(&rel)
-            .into_iter()
-            .find(|r| r.oid as i64 == oid)?;
+        let row = index_rows(&rel).into_iter().find(|r| r.oid as i64 == oid)?;
         return Some((rel, row, false));
     }
     let n = oid.checked_sub(BASE).filter(|n| *n >= 0)?;

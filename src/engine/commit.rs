@@ -1016,9 +1016,9 @@ impl Committer {
                     view.state.set_indexes(specs)?;
                     view.def = def;
                 } else {
-                    return Err(EngineError::Catalog(crate::catalog::CatalogError::NotFound(
-                        def.name.clone(),
-                    )));
+                    return Err(EngineError::Catalog(
+                        crate::catalog::CatalogError::NotFound(def.name.clone()),
+                    ));
                 }
                 puts.push(Put::Catalog { id, bytes });
                 Ok(Outcome::default())
@@ -1367,7 +1367,6 @@ impl RelWork {
         }
     }
 
-
     /// A copy of this private working state (a savepoint).
     pub(crate) fn try_clone(&self) -> Result<RelWork> {
         Ok(RelWork {
@@ -1377,7 +1376,6 @@ impl RelWork {
             watermark: None,
         })
     }
-
 
     /// Fails with a unique violation if an appended row's key is live or
     /// repeats within the batches.

@@ -262,10 +262,7 @@ impl RelationData {
                     rows.iter().map(|r| *r as u32),
                 );
                 let old = take_record_batch(&s.batch, &idx)?;
-                let offsets: Vec<u64> = rows
-                    .iter()
-                    .map(|r| s.offsets().value(*r) as u64)
-                    .collect();
+                let offsets: Vec<u64> = rows.iter().map(|r| s.offsets().value(*r) as u64).collect();
                 for ix in &mut self.indexes {
                     ix.remove(&old, &offsets)?;
                 }

@@ -22,8 +22,8 @@ use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{
-    TableProviderFilterPushDown,
-    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    TableProviderFilterPushDown, Volatility,
 };
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -605,9 +605,11 @@ impl RelationTable {
         };
         let batch = if self.with_offset {
             let mut cols = rows.columns().to_vec();
-            cols.push(Arc::new(datafusion::arrow::array::Int64Array::from_iter_values(
-                order.iter().map(|o| *o as i64),
-            )));
+            cols.push(Arc::new(
+                datafusion::arrow::array::Int64Array::from_iter_values(
+                    order.iter().map(|o| *o as i64),
+                ),
+            ));
             RecordBatch::try_new(self.schema.clone(), cols)?
         } else {
             rows

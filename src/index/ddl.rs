@@ -52,7 +52,9 @@ pub fn parse_create_index(text: &str) -> std::result::Result<CreateIndex, SqlErr
     let stmt = p.parse_statement().map_err(syntax)?;
     expect_end(&mut p)?;
     let ast::Statement::CreateIndex(ci) = stmt else {
-        return Err(SqlError::Syntax("syntax error: expected CREATE INDEX".into()));
+        return Err(SqlError::Syntax(
+            "syntax error: expected CREATE INDEX".into(),
+        ));
     };
     if ci.unique {
         return Err(unsupported(
@@ -236,9 +238,7 @@ impl Engine {
                     )))
                 }
                 None if di.if_exists => {}
-                None => {
-                    return Err(EngineError::Catalog(CatalogError::IndexNotFound(n.clone())))
-                }
+                None => return Err(EngineError::Catalog(CatalogError::IndexNotFound(n.clone()))),
             }
         }
         for n in found {
@@ -274,7 +274,10 @@ mod tests {
                 if_not_exists: true,
             }
         );
-        assert_eq!(parse_create_index("CREATE INDEX ON t (a)").unwrap().name, None);
+        assert_eq!(
+            parse_create_index("CREATE INDEX ON t (a)").unwrap().name,
+            None
+        );
         for bad in [
             "CREATE UNIQUE INDEX i ON t (a)",
             "CREATE INDEX i ON t USING gin (a)",

@@ -86,7 +86,12 @@ pub struct RowIndex {
 
 impl fmt::Debug for RowIndex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RowIndex({}, {} rows)", self.spec.name, self.entries.len())
+        write!(
+            f,
+            "RowIndex({}, {} rows)",
+            self.spec.name,
+            self.entries.len()
+        )
     }
 }
 
@@ -308,7 +313,14 @@ mod tests {
         ix.insert(
             &batch(
                 vec![Some(1), Some(2), Some(2), Some(3), None, Some(2)],
-                vec![Some("x"), Some("a"), Some("b"), Some("a"), Some("z"), Some("ab")],
+                vec![
+                    Some("x"),
+                    Some("a"),
+                    Some("b"),
+                    Some("a"),
+                    Some("z"),
+                    Some("ab"),
+                ],
             ),
             10,
         )
@@ -316,7 +328,10 @@ mod tests {
         let i = |v: i32| ScalarValue::Int32(Some(v));
         let s = |v: &str| ScalarValue::Utf8(Some(v.into()));
         // a = 2
-        assert_eq!(ix.lookup(&bounds(&ix, &[i(2)], None, None)), vec![11, 12, 15]);
+        assert_eq!(
+            ix.lookup(&bounds(&ix, &[i(2)], None, None)),
+            vec![11, 12, 15]
+        );
         // a = 2 AND b > 'a'
         assert_eq!(
             ix.lookup(&bounds(&ix, &[i(2)], Some((s("a"), false)), None)),

@@ -282,10 +282,7 @@ pub fn choose(
     let mut combos: Vec<Vec<ScalarValue>> = vec![vec![]];
     let mut describe = Vec::new();
     for &c in &cols[..k] {
-        let vals = conds
-            .get(&c)
-            .and_then(|c| c.eq.clone())
-            .unwrap_or_default();
+        let vals = conds.get(&c).and_then(|c| c.eq.clone()).unwrap_or_default();
         describe.push(match vals.as_slice() {
             [v] => format!("{} = {v}", schema.field(c).name()),
             _ => format!(

@@ -383,9 +383,9 @@ impl SqlParser {
             ["CREATE", "INDEX" | "UNIQUE", ..] => Ok(Statement::CreateIndex(
                 crate::index::ddl::parse_create_index(text)?,
             )),
-            ["DROP", "INDEX", ..] => Ok(Statement::DropIndex(
-                crate::index::ddl::parse_drop_index(text)?,
-            )),
+            ["DROP", "INDEX", ..] => Ok(Statement::DropIndex(crate::index::ddl::parse_drop_index(
+                text,
+            )?)),
             ["DROP", ..] => parse_drop(text),
             ["SHOW", ..] => parse_show(text),
             ["SET", ..] => parse_set(text),

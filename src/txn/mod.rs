@@ -299,4 +299,3 @@ impl Transaction {
         Ok((!changes.is_empty()).then_some(Op::Transaction { changes }))
     }
 }
-

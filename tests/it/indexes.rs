@@ -63,7 +63,12 @@ fn condition(rng: &mut StdRng) -> String {
         }
         4 => format!("s {cmp} {}", value_s(rng)),
         5 => format!("s = {} AND a {cmp} {}", value_s(rng), constant_a(rng)),
-        6 => format!("s IN ({}, {}) AND a = {}", value_s(rng), value_s(rng), constant_a(rng)),
+        6 => format!(
+            "s IN ({}, {}) AND a = {}",
+            value_s(rng),
+            value_s(rng),
+            constant_a(rng)
+        ),
         7 => format!("id {cmp} {}", rng.random_range(0..60)),
         8 => format!(
             "id > {} AND id < {} AND a = {}",
@@ -142,7 +147,11 @@ async fn indexed_lookups_answer_as_scans() {
             let with = sorted_rows(&c, &q("ti")).await;
             let without = sorted_rows(&c, &q("tn")).await;
             assert_eq!(with, without, "step {step}: WHERE {cond}");
-            let plan = row_texts(c.simple_query(&format!("EXPLAIN {}", q("ti"))).await.unwrap());
+            let plan = row_texts(
+                c.simple_query(&format!("EXPLAIN {}", q("ti")))
+                    .await
+                    .unwrap(),
+            );
             if plan.iter().any(|l| l.contains("IndexScan")) {
                 used += 1;
             }
@@ -156,12 +165,14 @@ async fn indexed_lookups_answer_as_scans() {
                 c.batch_execute(&format!("BEGIN; {}", extra.replace("{t}", t)))
                     .await
                     .unwrap();
-                answers.push(
-                    sorted_rows(&c, &format!("SELECT id, a, s FROM {t} WHERE {cond}")).await,
-                );
+                answers
+                    .push(sorted_rows(&c, &format!("SELECT id, a, s FROM {t} WHERE {cond}")).await);
                 c.batch_execute("ROLLBACK").await.unwrap();
             }
-            assert_eq!(answers[0], answers[1], "step {step}: in a block: {extra}; WHERE {cond}");
+            assert_eq!(
+                answers[0], answers[1],
+                "step {step}: in a block: {extra}; WHERE {cond}"
+            );
         }
     }
     assert!(used > 200, "the index answered only {used} of 480 lookups");
