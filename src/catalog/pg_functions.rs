@@ -181,7 +181,210 @@ pub fn functions() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(SerialSequence {
             signature: Signature::string(2, Volatility::Stable),
         }),
+        ScalarUDF::new_from_impl(GetExpr {
+            signature: Signature::variadic_any(Volatility::Stable),
+        }),
+        ScalarUDF::new_from_impl(RelationPart {
+            signature: Signature::any(2, Volatility::Immutable),
+        }),
+        ScalarUDF::new_from_impl(SetConfig {
+            signature: Signature::any(3, Volatility::Volatile),
+        }),
     ]
+}
+
+/// `set_config(name, value, is_local)`: the value, when it is the
+/// parameter's value already (pgAdmin sets `bytea_output` to `hex` as it
+/// connects); changing a parameter this way is refused (0A000: a function
+/// cannot change the session here; `SET` does).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SetConfig {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for SetConfig {
+    fn name(&self) -> &str {
+        "set_config"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let params = args
+            .config_options
+            .extensions
+            .get::<SessionSettings>()
+            .cloned()
+            .unwrap_or_default();
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let text = |i: usize| -> DfResult<ArrayRef> {
+            Ok(datafusion::arrow::compute::cast(
+                &arrays[i],
+                &DataType::Utf8,
+            )?)
+        };
+        let (names, values) = (text(0)?, text(1)?);
+        let (Some(names), Some(values)) = (
+            names.as_any().downcast_ref::<StringArray>(),
+            values.as_any().downcast_ref::<StringArray>(),
+        ) else {
+            return Err(datafusion::error::DataFusionError::Internal(
+                "set_config".into(),
+            ));
+        };
+        let mut out = Vec::with_capacity(names.len());
+        for i in 0..names.len() {
+            if names.is_null(i) {
+                return Err(datafusion::error::DataFusionError::External(Box::new(
+                    crate::sql::SqlError::NullValueNotAllowed("SET requires parameter name".into()),
+                )));
+            }
+            let name = names.value(i);
+            let value = (!values.is_null(i)).then(|| values.value(i));
+            let Some(current) = params.0.get(name) else {
+                return Err(datafusion::error::DataFusionError::External(Box::new(
+                    crate::engine::EngineError::UndefinedObject(format!(
+                        "unrecognized configuration parameter \"{name}\""
+                    )),
+                )));
+            };
+            if value.is_some_and(|v| v.eq_ignore_ascii_case(current)) {
+                out.push(Some(current.to_string()));
+            } else {
+                return Err(datafusion::error::DataFusionError::External(Box::new(
+                    crate::sql::SqlError::Unsupported(format!(
+                        "set_config() changing \"{name}\" is not supported; use SET {name} = …"
+                    )),
+                )));
+            }
+        }
+        crate::sql::functions::same_shape(&args.args, Arc::new(StringArray::from(out)))
+    }
+}
+
+/// The parts of a relation name as PostgreSQL reads one (`parse_ident`:
+/// `.`-separated, unquoted parts lower-cased, quoted ones kept); `None` for
+/// a malformed name.
+fn name_parts(text: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut chars = text.trim().chars().peekable();
+    loop {
+        let mut part = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        part.push('"');
+                    }
+                    '"' => break,
+                    c => part.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.peek().copied().filter(|c| *c != '.') {
+                part.push(c.to_ascii_lowercase());
+                chars.next();
+            }
+            part = part.trim().to_string();
+        }
+        if part.is_empty() {
+            return None;
+        }
+        parts.push(part);
+        match chars.next() {
+            None => return Some(parts),
+            Some('.') => continue,
+            Some(_) => return None,
+        }
+    }
+}
+
+/// `__relation_part(name, 1 | 2)`: the schema (`public` when the name has
+/// none) or the relation of a relation name (`sql::compat::RegclassOfText`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RelationPart {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for RelationPart {
+    fn name(&self) -> &str {
+        "__relation_part"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let names = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+        let names = names
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| datafusion::error::DataFusionError::Internal("names".into()))?;
+        let out: StringArray = (0..names.len())
+            .map(|i| {
+                if names.is_null(i) {
+                    return None;
+                }
+                let part = super::pg_views::int_at(arrays[1].as_ref(), i)?;
+                let parts = name_parts(names.value(i))?;
+                let (schema, name) = match parts.as_slice() {
+                    [n] => ("public".to_string(), n.clone()),
+                    [s, n] | [_, s, n] => (s.clone(), n.clone()),
+                    _ => return None,
+                };
+                Some(if part == 1 { schema } else { name })
+            })
+            .collect();
+        crate::sql::functions::same_shape(&args.args, Arc::new(out))
+    }
+}
+
+/// `pg_get_expr(expr, relation [, pretty])`: the expression's text. The
+/// catalog keeps no stored expressions (`adbin`, `indpred`, `relpartbound`
+/// are NULL), so it is NULL for NULL, as in PostgreSQL (Metabase keeps the
+/// indexes whose `pg_get_expr(indpred, indrelid) IS NULL`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct GetExpr {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for GetExpr {
+    fn name(&self) -> &str {
+        "pg_get_expr"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let Some(expr) = arrays.first() else {
+            return Err(datafusion::error::DataFusionError::Plan(
+                "function pg_get_expr() needs an expression".into(),
+            ));
+        };
+        let text = datafusion::arrow::compute::cast(expr, &DataType::Utf8)?;
+        crate::sql::functions::same_shape(&args.args, text)
+    }
 }
 
 /// `pg_expandarray_list(array)`: each element with its subscript, as a

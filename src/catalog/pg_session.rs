@@ -4,7 +4,9 @@
 //! them in each statement's configuration, [`OpenCursors`]), and
 //! `pg_stat_activity`, one row per connection of the server with what it
 //! runs ([`Activity`], shared by the server, which keeps it up to date, and
-//! every session, through the session template's configuration).
+//! every session, through the session template's configuration), and
+//! `pg_settings` (also `pg_show_all_settings()`), the reading session's
+//! parameters as `SHOW ALL` gives them.
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,7 +22,7 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
 /// The tables this module serves.
-pub const TABLES: [&str; 2] = ["pg_cursors", "pg_stat_activity"];
+pub const TABLES: [&str; 3] = ["pg_cursors", "pg_stat_activity", "pg_settings"];
 
 /// One connection as `pg_stat_activity` shows it.
 #[derive(Debug, Clone, Default)]
@@ -87,6 +89,7 @@ pub fn table(name: &str) -> Option<Arc<dyn TableProvider>> {
     let (schema, batch): (fn() -> SchemaRef, Builder) = match name {
         "pg_cursors" => (cursors_schema, cursors_batch),
         "pg_stat_activity" => (activity_schema, activity_batch),
+        "pg_settings" => (settings_schema, settings_batch),
         _ => return None,
     };
     Some(Arc::new(SessionTable {
@@ -266,4 +269,100 @@ fn cursors_batch(state: &dyn Session) -> DfResult<RecordBatch> {
             Arc::new(created),
         ],
     )?)
+}
+
+fn settings_schema() -> SchemaRef {
+    let t = |n: &str| Field::new(n, DataType::Utf8, true);
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        t("setting"),
+        t("unit"),
+        t("category"),
+        t("short_desc"),
+        t("extra_desc"),
+        t("context"),
+        t("vartype"),
+        t("source"),
+        t("min_val"),
+        t("max_val"),
+        Field::new(
+            "enumvals",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            true,
+        ),
+        t("boot_val"),
+        t("reset_val"),
+        t("sourcefile"),
+        Field::new("sourceline", DataType::Int32, true),
+        Field::new("pending_restart", DataType::Boolean, false),
+    ]))
+}
+
+/// A parameter's type as `pg_settings.vartype` names it.
+fn vartype(value: &str) -> &'static str {
+    if matches!(value, "on" | "off") {
+        "bool"
+    } else if value.parse::<i64>().is_ok() {
+        "integer"
+    } else {
+        "string"
+    }
+}
+
+/// The rows of `pg_settings`: the reading session's parameters.
+fn settings_batch(state: &dyn Session) -> DfResult<RecordBatch> {
+    use datafusion::arrow::array::{Int32Array, ListArray};
+    let params = state
+        .config()
+        .options()
+        .extensions
+        .get::<super::pg_functions::SessionSettings>()
+        .cloned()
+        .unwrap_or_default();
+    let rows: Vec<(String, String)> = params
+        .0
+        .all()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let n = rows.len();
+    let text = |f: &dyn Fn(&(String, String)) -> Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from(rows.iter().map(f).collect::<Vec<_>>()))
+    };
+    let nothing = || -> ArrayRef { Arc::new(StringArray::from(vec![None::<&str>; n])) };
+    let enumvals = ListArray::new_null(Arc::new(Field::new("item", DataType::Utf8, true)), n);
+    Ok(RecordBatch::try_new(
+        settings_schema(),
+        vec![
+            text(&|(k, _)| Some(k.clone())),
+            text(&|(_, v)| Some(v.clone())),
+            nothing(),
+            text(&|_| Some("Client Connection Defaults".into())),
+            nothing(),
+            nothing(),
+            text(&|_| Some("user".into())),
+            text(&|(_, v)| Some(vartype(v).into())),
+            text(&|_| Some("session".into())),
+            nothing(),
+            nothing(),
+            Arc::new(enumvals),
+            text(&|(_, v)| Some(v.clone())),
+            text(&|(_, v)| Some(v.clone())),
+            nothing(),
+            Arc::new(Int32Array::from(vec![None::<i32>; n])),
+            Arc::new(BooleanArray::from(vec![false; n])),
+        ],
+    )?)
+}
+
+/// `pg_show_all_settings()`: the rows of `pg_settings` (pgAdmin reads it
+/// when it connects).
+#[derive(Debug)]
+pub struct ShowAllSettings;
+
+impl datafusion::catalog::TableFunctionImpl for ShowAllSettings {
+    fn call(&self, _args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
+        table("pg_settings").ok_or_else(|| {
+            datafusion::error::DataFusionError::Internal("pg_settings is not served".into())
+        })
+    }
 }

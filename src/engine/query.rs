@@ -152,9 +152,14 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
     for f in crate::catalog::pg_functions::functions() {
         ctx.register_udf(f);
     }
+    ctx.register_udf(crate::sql::format::udf());
     for f in crate::sql::limits::bounded_functions() {
         ctx.register_udf(f);
     }
+    ctx.register_udtf(
+        "pg_show_all_settings",
+        Arc::new(crate::catalog::pg_session::ShowAllSettings),
+    );
     ctx.register_udtf(
         "session_window",
         Arc::new(SessionWindowFn {

@@ -165,6 +165,7 @@ pub const REPORTED: &[&str] = &[
 
 const DEFAULTS: &[(&str, &str)] = &[
     ("application_name", ""),
+    ("bytea_output", "hex"),
     ("client_encoding", "UTF8"),
     ("client_min_messages", "notice"),
     ("DateStyle", "ISO, MDY"),

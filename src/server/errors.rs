@@ -82,6 +82,8 @@ fn sql_state(s: &SqlError) -> &'static str {
         SqlError::InvalidGrant(_) => "0LP01",
         SqlError::InvalidEncoding(_) => "22021",
         SqlError::UndefinedSchema(_) => "3F000",
+        SqlError::InvalidParameterValue(_) => "22023",
+        SqlError::NullValueNotAllowed(_) => "22004",
         SqlError::Plan(_) => "XX000",
     }
 }

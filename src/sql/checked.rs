@@ -165,6 +165,9 @@ impl AnalyzerRule for IntegerLiterals {
             if matches!(node, LogicalPlan::Limit(_)) {
                 return Ok(Transformed::no(node));
             }
+            if let LogicalPlan::RecursiveQuery(rq) = node {
+                return retype_work_table(rq);
+            }
             if let LogicalPlan::Values(v) = node {
                 return if insert {
                     Ok(Transformed::no(LogicalPlan::Values(v)))
@@ -198,6 +201,62 @@ impl AnalyzerRule for IntegerLiterals {
     fn name(&self) -> &str {
         "freshet_integer_literals"
     }
+}
+
+/// A recursive query whose anchor's column types may have changed (its
+/// integer literals are `integer` now: `WITH RECURSIVE t(n) AS (SELECT 1
+/// UNION ALL SELECT n + 1 FROM t …)`): the recursive term reads the work
+/// table with the anchor's types, and the schemas above that read follow.
+fn retype_work_table(
+    rq: datafusion::logical_expr::RecursiveQuery,
+) -> Result<Transformed<LogicalPlan>> {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::catalog::cte_worktable::CteWorkTable;
+    use datafusion::common::tree_node::TreeNode;
+    use datafusion::datasource::{provider_as_source, source_as_provider};
+    use datafusion::logical_expr::{RecursiveQuery, TableScanBuilder};
+    let fields: Vec<Field> = rq
+        .static_term
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    let work = Arc::new(Schema::new(fields));
+    let name = rq.name.clone();
+    let recursive = Arc::unwrap_or_clone(rq.recursive_term)
+        .transform_up(|n| {
+            let LogicalPlan::TableScan(scan) = &n else {
+                // the schemas above the work table follow its types
+                return Ok(Transformed::yes(n.recompute_schema()?));
+            };
+            let is_work_table = scan.table_name.table() == name
+                && source_as_provider(&scan.source).is_ok_and(|p| {
+                    let any: &dyn std::any::Any = p.as_ref();
+                    any.is::<CteWorkTable>()
+                        && p.schema().fields().len() == work.fields().len()
+                        && p.schema()
+                            .fields()
+                            .iter()
+                            .zip(work.fields())
+                            .any(|(a, b)| a.data_type() != b.data_type())
+                });
+            if !is_work_table {
+                return Ok(Transformed::no(n));
+            }
+            let source = provider_as_source(Arc::new(CteWorkTable::new(&name, work.clone())));
+            Ok(Transformed::yes(LogicalPlan::TableScan(
+                TableScanBuilder::new(scan.table_name.clone(), source)
+                    .with_projection(scan.projection.clone())
+                    .with_filters(scan.filters.clone())
+                    .with_fetch(scan.fetch)
+                    .build()?,
+            )))
+        })?
+        .data;
+    Ok(Transformed::yes(LogicalPlan::RecursiveQuery(
+        RecursiveQuery::try_new(name, rq.static_term, Arc::new(recursive), rq.is_distinct)?,
+    )))
 }
 
 /// The operand types PostgreSQL's operator resolution picks where

@@ -31,8 +31,10 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion_pg_catalog::pg_catalog::PG_CATALOG_TABLES;
 use datafusion_pg_catalog::sql::rules::{
-    FixVersionColumnName, PrependUnqualifiedPgTableName, RewritePgCatalogOperator,
-    RewriteRegCastToSubquery, SqlStatementRewriteRule, StripCallableQualifier,
+    AliasDuplicatedProjectionRewrite, CurrentUserVariableToSessionUserFunctionCall,
+    FixArrayLiteral, FixVersionColumnName, PrependUnqualifiedPgTableName,
+    ResolveUnqualifiedIdentifier, RewriteArrayAnyAllOperation, RewritePgCatalogOperator,
+    RewriteRegCastToSubquery, SqlStatementRewriteRule, StripCallableQualifier, StripCollate,
 };
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
@@ -71,6 +73,37 @@ static FAITHFUL: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
             Arc::new(ExpandArray),
             Arc::new(CompositeField),
             Arc::new(RegtypeArray),
+            Arc::new(RegclassOfText),
+        ]
+    });
+
+/// The client-compatibility rules for statements that read only the
+/// catalog: those of `datafusion-pg-catalog`'s parser but for its
+/// `RemoveSubqueryFromProjection`, which answers NULL for a correlated
+/// subquery in a select list (Freshet plans those: `(SELECT count(*) FROM
+/// pg_class k WHERE k.relname = t.name)` is a number), then ours.
+static CATALOG: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
+    std::sync::LazyLock::new(|| {
+        vec![
+            Arc::new(AliasDuplicatedProjectionRewrite),
+            Arc::new(ResolveUnqualifiedIdentifier),
+            Arc::new(RewriteArrayAnyAllOperation),
+            Arc::new(PrependUnqualifiedPgTableName),
+            Arc::new(StripCallableQualifier),
+            Arc::new(FixArrayLiteral),
+            Arc::new(CurrentUserVariableToSessionUserFunctionCall),
+            Arc::new(StripCollate),
+            Arc::new(RewritePgCatalogOperator),
+            Arc::new(RewriteRegCastToSubquery::new()),
+            Arc::new(FixVersionColumnName),
+            Arc::new(PrependSessionTables),
+            Arc::new(ArraySubquery),
+            Arc::new(SeriesFunctions),
+            Arc::new(GenerateSubscripts),
+            Arc::new(ExpandArray),
+            Arc::new(CompositeField),
+            Arc::new(RegtypeArray),
+            Arc::new(RegclassOfText),
         ]
     });
 
@@ -103,14 +136,24 @@ impl Compat {
             .try_with_sql(text)?
             .parse_statements()?;
         if !plain.is_empty() && plain.iter().all(reads_only_catalog) {
-            return Ok(self
-                .client
-                .parse(text)?
+            // A client query the library answers with a canned replacement
+            // (its parse differs from its rules alone) keeps that answer;
+            // any other gets the rules of [`CATALOG`].
+            let client = self.client.parse(text)?;
+            let replaced = client.len() != plain.len()
+                || client
+                    .iter()
+                    .zip(&plain)
+                    .any(|(c, p)| c != &self.client.rewrite(p.clone()));
+            let statements = if replaced { client } else { plain };
+            return Ok(statements
                 .into_iter()
                 .map(|s| {
-                    let s = ArraySubquery.rewrite(PrependSessionTables.rewrite(s));
-                    let s = GenerateSubscripts.rewrite(SeriesFunctions.rewrite(s));
-                    RegtypeArray.rewrite(CompositeField.rewrite(ExpandArray.rewrite(s)))
+                    let mut s = s;
+                    for rule in CATALOG.iter() {
+                        s = rule.rewrite(s);
+                    }
+                    s
                 })
                 .collect());
         }
@@ -468,6 +511,8 @@ fn array_of(q: &datafusion::sql::sqlparser::ast::Query) -> Option<Expr> {
 ///   a second pass leaves it alone), named `generate_series` in a select
 ///   list. A table alias of `unnest(a)` without column names names its
 ///   column too, as in PostgreSQL.
+/// * A function that returns one value, in `FROM` (see [`SCALAR_IN_FROM`]),
+///   is `(SELECT f(…) AS alias) AS alias`: one row, as in PostgreSQL.
 #[derive(Debug)]
 struct SeriesFunctions;
 
@@ -486,6 +531,27 @@ fn int_constant(e: &Expr) -> Option<i64> {
         Expr::Nested(inner) => int_constant(inner),
         _ => None,
     }
+}
+
+/// Functions that return one value (here: arrays and settings) and that
+/// tools call in FROM, where PostgreSQL makes them a one-row table whose
+/// column is named by the alias (Grafana reads `FROM
+/// string_to_array(current_setting('search_path'), ',') s`).
+const SCALAR_IN_FROM: [&str; 6] = [
+    "string_to_array",
+    "regexp_split_to_array",
+    "current_schemas",
+    "current_setting",
+    "parse_ident",
+    "current_database",
+];
+
+fn is_scalar_in_from(name: &datafusion::sql::sqlparser::ast::ObjectName) -> bool {
+    name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+        SCALAR_IN_FROM
+            .iter()
+            .any(|f| i.value.eq_ignore_ascii_case(f))
+    })
 }
 
 fn is_series(name: &datafusion::sql::sqlparser::ast::ObjectName) -> bool {
@@ -565,6 +631,52 @@ impl SqlStatementRewriteRule for SeriesFunctions {
                         let alias = alias.clone().unwrap_or(TableAlias {
                             explicit: true,
                             name: Ident::new("generate_series"),
+                            columns: vec![],
+                            at: None,
+                        });
+                        *t = TableFactor::Derived {
+                            lateral: false,
+                            subquery,
+                            alias: Some(alias),
+                            sample: None,
+                        };
+                    }
+                    TableFactor::Table {
+                        name,
+                        args: Some(args),
+                        alias,
+                        ..
+                    } if is_scalar_in_from(name) => {
+                        let function = name
+                            .0
+                            .last()
+                            .and_then(|p| p.as_ident())
+                            .map(|i| Ident::new(i.value.to_lowercase()))
+                            .unwrap_or_else(|| Ident::new("f"));
+                        let column = alias
+                            .as_ref()
+                            .map(|a| match a.columns.first() {
+                                Some(c) => c.name.clone(),
+                                None => a.name.clone(),
+                            })
+                            .unwrap_or_else(|| function.clone());
+                        let call = args
+                            .args
+                            .iter()
+                            .map(|a| a.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        let sql = format!("(SELECT {name}({call}) AS {column})");
+                        let Some(subquery) = Parser::new(&crate::sql::dialect::Postgres)
+                            .try_with_sql(&sql)
+                            .ok()
+                            .and_then(|mut p| p.parse_query().ok())
+                        else {
+                            return ControlFlow::Continue(());
+                        };
+                        let alias = alias.clone().unwrap_or(TableAlias {
+                            explicit: true,
+                            name: function,
                             columns: vec![],
                             at: None,
                         });
@@ -722,6 +834,89 @@ impl SqlStatementRewriteRule for ExpandArray {
         }
         let _ = VisitMut::visit(&mut s, &mut V);
         s
+    }
+}
+
+/// A relation's name computed at run time cast to `regclass`
+/// (`format('%I.%I', schema, name)::regclass`, Metabase's) or passed to
+/// `to_regclass(text)`, as the OID `pg_class` gives the relation: a
+/// subquery over `pg_class` and `pg_namespace` matching the name's parts
+/// (`__relation_part`: an unqualified name is `public`'s). A name that
+/// matches nothing is NULL (PostgreSQL's cast fails with 42P01 there;
+/// `to_regclass` is NULL as here). Constant names are resolved by the
+/// generic catalog's rule before this one.
+#[derive(Debug)]
+struct RegclassOfText;
+
+fn is_regclass(t: &DataType) -> bool {
+    match t {
+        DataType::Regclass => true,
+        DataType::Custom(name, _) => name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .is_some_and(|i| i.value.eq_ignore_ascii_case("regclass")),
+        _ => false,
+    }
+}
+
+impl SqlStatementRewriteRule for RegclassOfText {
+    fn rewrite(&self, mut s: Statement) -> Statement {
+        use datafusion::sql::sqlparser::ast::{FunctionArg, FunctionArgExpr, FunctionArguments};
+        struct V;
+        impl VisitorMut for V {
+            type Break = ();
+            fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+                let name = match e {
+                    Expr::Cast {
+                        expr, data_type, ..
+                    } if is_regclass(data_type) && !is_string_literal(expr) => expr.to_string(),
+                    Expr::Function(f)
+                        if f.name
+                            .0
+                            .last()
+                            .and_then(|p| p.as_ident())
+                            .is_some_and(|i| i.value.eq_ignore_ascii_case("to_regclass")) =>
+                    {
+                        match &f.args {
+                            FunctionArguments::List(l) => match l.args.as_slice() {
+                                [FunctionArg::Unnamed(FunctionArgExpr::Expr(x))] => x.to_string(),
+                                _ => return ControlFlow::Continue(()),
+                            },
+                            _ => return ControlFlow::Continue(()),
+                        }
+                    }
+                    _ => return ControlFlow::Continue(()),
+                };
+                let sql = format!(
+                    "(SELECT __rc.oid FROM pg_catalog.pg_class __rc \
+                     JOIN pg_catalog.pg_namespace __rn ON __rn.oid = __rc.relnamespace \
+                     WHERE __rc.relname = __relation_part({name}, 2) \
+                     AND __rn.nspname = __relation_part({name}, 1))"
+                );
+                if let Some(q) = Parser::new(&crate::sql::dialect::Postgres)
+                    .try_with_sql(&sql)
+                    .ok()
+                    .and_then(|mut p| p.parse_expr().ok())
+                {
+                    *e = q;
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let _ = VisitMut::visit(&mut s, &mut V);
+        s
+    }
+}
+
+fn is_string_literal(e: &Expr) -> bool {
+    match e {
+        Expr::Value(v) => matches!(
+            v.value,
+            Value::SingleQuotedString(_) | Value::EscapedStringLiteral(_)
+        ),
+        Expr::Nested(inner) => is_string_literal(inner),
+        _ => false,
     }
 }
 

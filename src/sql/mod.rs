@@ -12,6 +12,7 @@ pub mod depth;
 pub mod dialect;
 pub mod explain;
 pub mod extract;
+pub mod format;
 pub mod functions;
 pub mod jsonb;
 pub mod limits;
@@ -63,6 +64,12 @@ pub enum SqlError {
     /// A schema other than `public` (3F000).
     #[error("schema \"{0}\" does not exist")]
     UndefinedSchema(String),
+    /// A function argument out of its domain (22023).
+    #[error("{0}")]
+    InvalidParameterValue(String),
+    /// A NULL where the function needs a value (22004).
+    #[error("{0}")]
+    NullValueNotAllowed(String),
     /// An internal planning failure (not the user's SQL).
     #[error("{0}")]
     Plan(String),

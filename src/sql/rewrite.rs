@@ -274,7 +274,70 @@ pub fn postgres_output_names(stmt: &mut Statement) {
     let Statement::Query(q) = stmt else {
         return;
     };
+    cte_column_names(q);
     output_names(q);
+}
+
+/// A `WITH name (a, b, …) AS (SELECT …)` whose column list names its
+/// columns: the names go onto the first `SELECT`'s items, so columns that
+/// DataFusion would name alike (`SELECT 1, 1::bigint`: both `Int64(1)`)
+/// stay apart, as the list keeps them in PostgreSQL (a recursive CTE's
+/// anchor is often such constants). Every `WITH` of the statement.
+fn cte_column_names(q: &mut Query) {
+    use datafusion::sql::sqlparser::ast::{VisitMut, VisitorMut};
+    use std::ops::ControlFlow;
+    struct V;
+    impl VisitorMut for V {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            let Some(with) = &mut q.with else {
+                return ControlFlow::Continue(());
+            };
+            for cte in &mut with.cte_tables {
+                let names: Vec<Ident> = cte.alias.columns.iter().map(|c| c.name.clone()).collect();
+                if names.is_empty() {
+                    continue;
+                }
+                let mut body = cte.query.body.as_mut();
+                loop {
+                    match body {
+                        SetExpr::SetOperation { left, .. } => body = left.as_mut(),
+                        SetExpr::Query(inner) => body = inner.body.as_mut(),
+                        _ => break,
+                    }
+                }
+                let SetExpr::Select(select) = body else {
+                    continue;
+                };
+                let plain = select.projection.len() == names.len()
+                    && select.projection.iter().all(|i| {
+                        matches!(
+                            i,
+                            SelectItem::UnnamedExpr(_) | SelectItem::ExprWithAlias { .. }
+                        )
+                    });
+                if !plain {
+                    continue;
+                }
+                let items = std::mem::take(&mut select.projection);
+                select.projection = items
+                    .into_iter()
+                    .zip(&names)
+                    .map(|(item, name)| match item {
+                        // (an item's own alias stays: the body may refer
+                        // to it, in ORDER BY)
+                        SelectItem::UnnamedExpr(expr) => SelectItem::ExprWithAlias {
+                            expr,
+                            alias: name.clone(),
+                        },
+                        other => other,
+                    })
+                    .collect();
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = VisitMut::visit(q, &mut V);
 }
 
 /// [`postgres_output_names`] for a query (also the query of an `INSERT …
