@@ -1064,6 +1064,114 @@ impl Session {
     }
 
     async fn execute_direct(&mut self, stmt: &Statement) -> Result<Output> {
+        let creating = self.creation(stmt);
+        let out = self.execute_direct_inner(stmt).await?;
+        if let Some(c) = creating {
+            self.record_creation(c);
+        }
+        Ok(out)
+    }
+
+    /// What a `CREATE` is about to make, if it makes something new (a
+    /// block's `ROLLBACK` drops it again).
+    fn creation(&self, stmt: &Statement) -> Option<Creation> {
+        if !self.in_block() {
+            return None;
+        }
+        let relation = |name: &str, kind: DropKind| {
+            self.engine
+                .relation(name)
+                .is_none()
+                .then(|| Creation::Relation(name.to_string(), kind))
+        };
+        match stmt {
+            Statement::CreateRelation(c) => relation(
+                &c.name,
+                match c.kind {
+                    RelationKind::Source => DropKind::Source,
+                    RelationKind::Table => DropKind::Table,
+                    RelationKind::View => DropKind::MaterializedView,
+                    RelationKind::PlainView => DropKind::View,
+                },
+            ),
+            Statement::CreateView(v) if !v.explain => relation(
+                &v.name,
+                if v.plain {
+                    DropKind::View
+                } else {
+                    DropKind::MaterializedView
+                },
+            ),
+            Statement::CreateIndex(ci) => {
+                let before = self
+                    .engine
+                    .relation(&ci.relation)?
+                    .indexes
+                    .iter()
+                    .map(|i| i.name.clone())
+                    .collect();
+                Some(Creation::Indexes(ci.relation.clone(), before))
+            }
+            _ => None,
+        }
+    }
+
+    /// Records in the open block what a `CREATE` made.
+    fn record_creation(&self, c: Creation) {
+        let undo: Vec<crate::txn::Undo> = match c {
+            Creation::Relation(name, kind) => {
+                if self.engine.relation(&name).is_none() {
+                    return;
+                }
+                vec![crate::txn::Undo::Drop(crate::sql::parser::DropStatement {
+                    kind,
+                    names: vec![name],
+                    if_exists: true,
+                    cascade: true,
+                })]
+            }
+            Creation::Indexes(relation, before) => match self.engine.relation(&relation) {
+                Some(r) => r
+                    .indexes
+                    .iter()
+                    .filter(|i| !before.contains(&i.name))
+                    .map(|i| crate::txn::Undo::DropIndex(i.name.clone()))
+                    .collect(),
+                None => return,
+            },
+        };
+        if let Some(t) = self.tx.lock().as_mut() {
+            for u in undo {
+                t.created(u);
+            }
+        }
+    }
+
+    /// Drops what a block created (its `ROLLBACK`), last first. A failure
+    /// (someone dropped it already) is logged and the rest goes on.
+    async fn undo(&self, undo: Vec<crate::txn::Undo>) {
+        for u in undo {
+            let r = match &u {
+                crate::txn::Undo::Drop(d) => self.engine.drop_relations(d, &self.role).await,
+                crate::txn::Undo::DropIndex(name) => {
+                    self.engine
+                        .drop_indexes(
+                            &crate::index::ddl::DropIndex {
+                                names: vec![name.clone()],
+                                if_exists: true,
+                            },
+                            &self.role,
+                        )
+                        .await
+                }
+            };
+            if let Err(e) = r {
+                tracing::warn!(undo = ?u, error = %e, "could not undo what a rolled-back block created");
+            }
+        }
+    }
+
+    async fn execute_direct_inner(&mut self, stmt: &Statement) -> Result<Output> {
         match stmt {
             Statement::CreateView(v) if v.plain => self.create_plain_view(v).await,
             Statement::CreateView(v) => {
@@ -1210,7 +1318,11 @@ impl Session {
                 let tx = self.tx.lock().take();
                 match tx {
                     // a failed block can only roll back
-                    Some(t) if t.is_failed() => Ok(Output::Rollback),
+                    Some(mut t) if t.is_failed() => {
+                        let undo = t.take_undo();
+                        self.undo(undo).await;
+                        Ok(Output::Rollback)
+                    }
                     Some(t) => {
                         if let Some(op) = t.into_op()? {
                             self.engine.commit(op).await?;
@@ -1221,7 +1333,13 @@ impl Session {
                 }
             }
             Statement::Rollback => {
-                self.tx.lock().take();
+                let undo = self
+                    .tx
+                    .lock()
+                    .take()
+                    .map(|mut t| t.take_undo())
+                    .unwrap_or_default();
+                self.undo(undo).await;
                 self.cursors.lock().await.retain(|_, c| c.hold);
                 Ok(Output::Rollback)
             }
@@ -1380,7 +1498,12 @@ impl Session {
                 })
             }
             Statement::RollbackTo(name) => {
-                self.with_block("ROLLBACK TO SAVEPOINT", |t| t.rollback_to(name))?;
+                let mut undo = Vec::new();
+                self.with_block("ROLLBACK TO SAVEPOINT", |t| {
+                    undo = t.rollback_to(name)?;
+                    Ok(())
+                })?;
+                self.undo(undo).await;
                 Ok(Output::Command {
                     tag: "ROLLBACK",
                     rows: None,
@@ -1595,4 +1718,11 @@ fn distinct_column_names(schema: &SchemaRef) -> Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// Something a `CREATE` in a transaction block is about to make.
+enum Creation {
+    Relation(String, DropKind),
+    /// The relation and the names of its indexes before.
+    Indexes(String, std::collections::HashSet<String>),
 }

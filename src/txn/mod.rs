@@ -72,6 +72,17 @@ impl TxRel {
 struct Savepoint {
     name: String,
     rels: BTreeMap<u64, TxRel>,
+    /// How much DDL the block had run when the savepoint was set.
+    undo_len: usize,
+}
+
+/// What undoes a `CREATE` a block ran (DDL takes effect at once; `ROLLBACK`
+/// and `ROLLBACK TO` drop what the block created after the point they go
+/// back to).
+#[derive(Debug, Clone)]
+pub enum Undo {
+    Drop(crate::sql::parser::DropStatement),
+    DropIndex(String),
 }
 
 /// An open transaction block.
@@ -82,6 +93,8 @@ pub struct Transaction {
     snapshot: Option<Arc<DbSnapshot>>,
     rels: BTreeMap<u64, TxRel>,
     savepoints: Vec<Savepoint>,
+    /// The objects the block created, in order.
+    undo: Vec<Undo>,
     /// A statement failed: everything but ROLLBACK fails until the end.
     /// Shared, so a statement whose rows fail while they stream to the
     /// client (after it returned) can mark it too.
@@ -95,6 +108,7 @@ impl Transaction {
             snapshot: None,
             rels: BTreeMap::new(),
             savepoints: Vec::new(),
+            undo: Vec::new(),
             failed: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -215,6 +229,7 @@ impl Transaction {
         self.savepoints.push(Savepoint {
             name: name.to_string(),
             rels,
+            undo_len: self.undo.len(),
         });
         Ok(())
     }
@@ -242,10 +257,12 @@ impl Transaction {
 
     /// `ROLLBACK TO name`: the state as the savepoint saw it; the savepoint
     /// stays, those after it go; the block is no longer failed.
-    pub fn rollback_to(&mut self, name: &str) -> Result<()> {
+    pub fn rollback_to(&mut self, name: &str) -> Result<Vec<Undo>> {
         let at = self.find(name)?;
         self.savepoints.truncate(at + 1);
         let saved = &self.savepoints[at];
+        let mut undo = self.undo.split_off(saved.undo_len.min(self.undo.len()));
+        undo.reverse();
         let rels = saved
             .rels
             .iter()
@@ -253,7 +270,19 @@ impl Transaction {
             .collect::<Result<_>>()?;
         self.rels = rels;
         self.failed.store(false, Ordering::SeqCst);
-        Ok(())
+        Ok(undo)
+    }
+
+    /// Records an object the block created.
+    pub fn created(&mut self, u: Undo) {
+        self.undo.push(u);
+    }
+
+    /// What undoes every `CREATE` of the block, last first (its `ROLLBACK`).
+    pub fn take_undo(&mut self) -> Vec<Undo> {
+        let mut undo = std::mem::take(&mut self.undo);
+        undo.reverse();
+        undo
     }
 
     /// The op that commits the block: its net change per relation.
