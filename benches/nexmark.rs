@@ -267,6 +267,7 @@ fn bench_view_def() -> RelationDef {
         owner: "freshet".into(),
         acl: Default::default(),
         comments: Default::default(),
+        indexes: Vec::new(),
     }
 }
 

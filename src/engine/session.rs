@@ -1147,6 +1147,18 @@ impl Session {
         }
     }
 
+    /// Ends an open block as `ROLLBACK` does (also when the client has
+    /// gone): its writes are discarded and what it created is dropped.
+    pub async fn end(&mut self) {
+        let undo = self
+            .tx
+            .lock()
+            .take()
+            .map(|mut t| t.take_undo())
+            .unwrap_or_default();
+        self.undo(undo).await;
+    }
+
     /// Drops what a block created (its `ROLLBACK`), last first. A failure
     /// (someone dropped it already) is logged and the rest goes on.
     async fn undo(&self, undo: Vec<crate::txn::Undo>) {
@@ -1333,13 +1345,7 @@ impl Session {
                 }
             }
             Statement::Rollback => {
-                let undo = self
-                    .tx
-                    .lock()
-                    .take()
-                    .map(|mut t| t.take_undo())
-                    .unwrap_or_default();
-                self.undo(undo).await;
+                self.end().await;
                 self.cursors.lock().await.retain(|_, c| c.hold);
                 Ok(Output::Rollback)
             }

@@ -165,6 +165,8 @@ async fn connection(
             if let Ok(Err(e)) = r {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            // a block the client left open rolls back
+            conn.session.lock().await.end().await;
         }
         _ = stopped(&mut stop) => {
             // Wait for the statement in progress (it holds the session),

@@ -310,3 +310,32 @@ async fn pg_stat_activity_lists_connections() {
         .get(0);
     assert_eq!(n, 1);
 }
+
+/// A block whose client goes away rolls back: what it created is dropped
+/// again (and its rows were never committed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_clients_block_drops_what_it_created() {
+    let server = TestServer::start();
+    let c = server.connect().await;
+    c.batch_execute("BEGIN; CREATE TABLE left_open (id INT); INSERT INTO left_open VALUES (1); CREATE INDEX ON left_open (id)")
+        .await
+        .unwrap();
+    drop(c);
+    let c = server.connect().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let gone = c.simple_query("SELECT * FROM left_open").await.is_err();
+        if gone {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the table of a vanished block is still there"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // and the name is free again
+    c.batch_execute("CREATE TABLE left_open (id INT)")
+        .await
+        .unwrap();
+}
