@@ -3,6 +3,7 @@
 //! statement. No I/O happens here.
 
 pub mod access;
+pub mod arrays;
 pub mod asof;
 pub mod checked;
 pub mod compat;
