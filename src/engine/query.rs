@@ -47,7 +47,7 @@ pub const SYSTEM_SCHEMA: &str = "freshet_catalog";
 /// `PostgreSQL <major>.<minor>`.
 pub fn version_string() -> String {
     format!(
-        "PostgreSQL 16.6 (Freshet {}) on {}-unknown-linux-gnu, a streaming SQL database",
+        "PostgreSQL 15.20 (Freshet {}) on {}-unknown-linux-gnu, a streaming SQL database",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH
     )
