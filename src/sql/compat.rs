@@ -31,10 +31,10 @@ use datafusion::sql::sqlparser::ast::{
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion_pg_catalog::pg_catalog::PG_CATALOG_TABLES;
 use datafusion_pg_catalog::sql::rules::{
-    AliasDuplicatedProjectionRewrite, CurrentUserVariableToSessionUserFunctionCall,
-    FixArrayLiteral, FixVersionColumnName, PrependUnqualifiedPgTableName,
-    ResolveUnqualifiedIdentifier, RewriteArrayAnyAllOperation, RewritePgCatalogOperator,
-    RewriteRegCastToSubquery, SqlStatementRewriteRule, StripCallableQualifier, StripCollate,
+    AliasDuplicatedProjectionRewrite, FixArrayLiteral, FixVersionColumnName,
+    PrependUnqualifiedPgTableName, ResolveUnqualifiedIdentifier, RewriteArrayAnyAllOperation,
+    RewritePgCatalogOperator, RewriteRegCastToSubquery, SqlStatementRewriteRule,
+    StripCallableQualifier, StripCollate,
 };
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 
@@ -81,7 +81,8 @@ static FAITHFUL: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
 /// catalog: those of `datafusion-pg-catalog`'s parser but for its
 /// `RemoveSubqueryFromProjection`, which answers NULL for a correlated
 /// subquery in a select list (Freshet plans those: `(SELECT count(*) FROM
-/// pg_class k WHERE k.relname = t.name)` is a number), then ours.
+/// pg_class k WHERE k.relname = t.name)` is a number), and ours for the
+/// special registers, then ours.
 static CATALOG: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
     std::sync::LazyLock::new(|| {
         vec![
@@ -91,7 +92,10 @@ static CATALOG: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
             Arc::new(PrependUnqualifiedPgTableName),
             Arc::new(StripCallableQualifier),
             Arc::new(FixArrayLiteral),
-            Arc::new(CurrentUserVariableToSessionUserFunctionCall),
+            // (not the library's `CurrentUserVariableToSessionUserFunctionCall`:
+            // it makes `current_user` `session_user`, which differs after
+            // `SET ROLE`)
+            Arc::new(SpecialRegisters),
             Arc::new(StripCollate),
             Arc::new(RewritePgCatalogOperator),
             Arc::new(RewriteRegCastToSubquery::new()),
