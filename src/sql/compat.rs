@@ -144,11 +144,19 @@ impl Compat {
             // (its parse differs from its rules alone) keeps that answer;
             // any other gets the rules of [`CATALOG`].
             let client = self.client.parse(text)?;
-            let replaced = client.len() != plain.len()
+            // (compared with the library's own parse of the text, in its
+            // dialect: ours parses some words, `user`, differently)
+            let theirs = Parser::new(&datafusion::sql::sqlparser::dialect::PostgreSqlDialect {})
+                .with_recursion_limit(super::depth::MAX_DEPTH)
+                .try_with_sql(text)?
+                .parse_statements()?;
+            // (as text: the token-level reparse may build another tree for
+            // the same text, `user` as a function or a keyword)
+            let replaced = client.len() != theirs.len()
                 || client
                     .iter()
-                    .zip(&plain)
-                    .any(|(c, p)| c != &self.client.rewrite(p.clone()));
+                    .zip(theirs)
+                    .any(|(c, p)| c.to_string() != self.client.rewrite(p).to_string());
             let statements = if replaced { client } else { plain };
             return Ok(statements
                 .into_iter()
@@ -313,7 +321,7 @@ pub fn reads_only_catalog(s: &Statement) -> bool {
 /// already uses, so the clause can go. Any other collation is left for
 /// DataFusion to refuse: dropping it would change an ORDER BY's answer.
 /// `current_catalog` → `current_database()`, a bare `current_schema` →
-/// `current_schema()`. (`current_user` stays itself: it differs from
+/// `current_schema()`, `user` → `current_user`. (`current_user` stays itself: it differs from
 /// `session_user` after `SET ROLE`; both are functions of the session.)
 #[derive(Debug)]
 struct SpecialRegisters;
@@ -340,6 +348,18 @@ impl SqlStatementRewriteRule for SpecialRegisters {
                             && f.name.to_string().eq_ignore_ascii_case("current_catalog") =>
                     {
                         *e = call("current_database");
+                    }
+                    // `user` is `current_user` (the same function, under
+                    // the name whose plans are known to hold: a `CASE …
+                    // THEN user …` inside an `IN` subquery was found to
+                    // match nothing)
+                    Expr::Function(f)
+                        if matches!(f.args, FunctionArguments::None)
+                            && f.name.to_string().eq_ignore_ascii_case("user") =>
+                    {
+                        f.name = datafusion::sql::sqlparser::ast::ObjectName::from(vec![
+                            datafusion::sql::sqlparser::ast::Ident::new("current_user"),
+                        ]);
                     }
                     _ => {}
                 }
