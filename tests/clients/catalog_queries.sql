@@ -5,8 +5,9 @@
 -- succeed, and where `-- expect: a|b` lines follow a block, answer those
 -- rows in that order (what PostgreSQL 15 answers for the same schema).
 -- `-- differs: a|b` marks PostgreSQL's answer to a block Freshet still
--- answers differently (a known wrong answer, see docs/clients.md): the test
--- fails once the answers agree, so the mark turns into `expect`.
+-- answers differently (a known wrong answer, see docs/clients.md), and
+-- `-- fails: CODE` a block Freshet refuses with that SQLSTATE: the test
+-- fails once the block is answered, so the mark turns into `expect`.
 --
 -- pgcli (BSD 3-Clause licence, Copyright (c) 2015, dbcli): pgcli/pgexecute.py
 -- at github.com/dbcli/pgcli commit 5900a081a862326c6ef29bd71b37c1bbc620a07d; psycopg parameters filled in.
@@ -370,8 +371,7 @@ SELECT
             ) as i,
             string_to_array(current_setting('search_path'),',') s
           ) THEN 0 ELSE 1 END, 1;
--- differs: pc_table
--- differs: pc_view
+-- fails: 0A000
 
 -- query: grafana tables of a schema
 SELECT quote_ident(table_name) AS "table"
@@ -401,7 +401,7 @@ SELECT quote_ident(column_name) AS "column", data_type AS "type"
             string_to_array(current_setting('search_path'),',') s
           )
       END;
--- differs: id|integer
--- differs: name|character varying
--- differs: doc|jsonb
+-- expect: id|integer
+-- expect: name|character varying
+-- expect: doc|jsonb
 
