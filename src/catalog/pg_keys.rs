@@ -35,6 +35,7 @@ use datafusion_pg_catalog::pg_catalog::oid_field::{kind, oid_field};
 
 use super::{RelationDef, RelationKind};
 use crate::engine::Engine;
+use crate::sql::format::quote_ident;
 
 /// The tables this module serves in place of the generic catalog's.
 pub const TABLES: [&str; 3] = ["pg_index", "pg_constraint", "pg_indexes"];
@@ -113,21 +114,6 @@ fn has_indexes(rel: &RelationDef) -> bool {
 /// The name PostgreSQL gives a table's primary key (and its index).
 pub fn key_name(rel: &RelationDef) -> String {
     format!("{}_pkey", rel.name)
-}
-
-/// An identifier as PostgreSQL's `quote_ident` writes it.
-fn quote_ident(s: &str) -> String {
-    let plain = s
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$');
-    if plain {
-        s.to_string()
-    } else {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    }
 }
 
 fn column_name(rel: &RelationDef, i: usize) -> String {

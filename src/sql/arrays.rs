@@ -16,11 +16,13 @@ use datafusion::logical_expr::{
 /// The functions of this module.
 pub fn functions() -> Vec<ScalarUDF> {
     vec![
-        ScalarUDF::new_from_impl(ArrayLength {
+        ScalarUDF::new_from_impl(ArrayCount {
             signature: Signature::any(2, Volatility::Immutable),
+            total: false,
         }),
-        ScalarUDF::new_from_impl(Cardinality {
+        ScalarUDF::new_from_impl(ArrayCount {
             signature: Signature::any(1, Volatility::Immutable),
+            total: true,
         }),
     ]
 }
@@ -94,14 +96,20 @@ fn inner_lengths(a: &ArrayRef) -> DfResult<Vec<Option<usize>>> {
         .collect())
 }
 
+/// `array_length(a, d)` (`total` false) or `cardinality(a)` (`total`).
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct ArrayLength {
+struct ArrayCount {
     signature: Signature,
+    total: bool,
 }
 
-impl ScalarUDFImpl for ArrayLength {
+impl ScalarUDFImpl for ArrayCount {
     fn name(&self) -> &str {
-        "array_length"
+        if self.total {
+            "cardinality"
+        } else {
+            "array_length"
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -118,50 +126,23 @@ impl ScalarUDFImpl for ArrayLength {
         let inner = inner_lengths(&arrays[0])?;
         let out: Int32Array = (0..arrays[0].len())
             .map(|i| {
-                let d = crate::catalog::pg_views::int_at(arrays[1].as_ref(), i)?;
-                let n = match d {
-                    1 => outer[i]?,
-                    2 => inner[i]?,
-                    _ => return None,
+                let n = if self.total {
+                    let n = outer[i]?;
+                    inner[i].map_or(n, |m| n * m)
+                } else {
+                    let d = crate::catalog::pg_views::int_at(arrays[1].as_ref(), i)?;
+                    let n = match d {
+                        1 => outer[i]?,
+                        2 => inner[i]?,
+                        _ => return None,
+                    };
+                    // an empty array has no dimensions: NULL
+                    if n == 0 {
+                        return None;
+                    }
+                    n
                 };
-                // an empty array has no dimensions: NULL
-                (n > 0).then(|| i32::try_from(n).ok()).flatten()
-            })
-            .collect();
-        super::functions::same_shape(&args.args, Arc::new(out))
-    }
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct Cardinality {
-    signature: Signature,
-}
-
-impl ScalarUDFImpl for Cardinality {
-    fn name(&self) -> &str {
-        "cardinality"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Int32)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let outer = lengths(&arrays[0])?;
-        let inner = inner_lengths(&arrays[0])?;
-        let out: Int32Array = (0..arrays[0].len())
-            .map(|i| {
-                let n = outer[i]?;
-                let total = match inner[i] {
-                    Some(m) => n * m,
-                    None => n,
-                };
-                i32::try_from(total).ok()
+                i32::try_from(n).ok()
             })
             .collect();
         super::functions::same_shape(&args.args, Arc::new(out))

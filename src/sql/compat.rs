@@ -54,7 +54,7 @@ impl Default for Compat {
 /// Postgres: applied to every statement, and to a view's stored query.
 static FAITHFUL: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
     std::sync::LazyLock::new(|| {
-        vec![
+        let mut rules: Vec<Arc<dyn SqlStatementRewriteRule>> = vec![
             // Postgres resolves these names in pg_catalog first too.
             Arc::new(PrependUnqualifiedPgTableName),
             Arc::new(PrependSessionTables),
@@ -67,15 +67,23 @@ static FAITHFUL: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
             Arc::new(RewritePgCatalogOperator),
             Arc::new(RewriteRegCastToSubquery::new()),
             Arc::new(FixVersionColumnName),
-            Arc::new(ArraySubquery),
-            Arc::new(SeriesFunctions),
-            Arc::new(GenerateSubscripts),
-            Arc::new(ExpandArray),
-            Arc::new(CompositeField),
-            Arc::new(RegtypeArray),
-            Arc::new(RegclassOfText),
-        ]
+        ];
+        rules.extend(ours());
+        rules
     });
+
+/// Our rules of client SQL shapes, last in both pipelines.
+fn ours() -> Vec<Arc<dyn SqlStatementRewriteRule>> {
+    vec![
+        Arc::new(ArraySubquery),
+        Arc::new(SeriesFunctions),
+        Arc::new(GenerateSubscripts),
+        Arc::new(ExpandArray),
+        Arc::new(CompositeField),
+        Arc::new(RegtypeArray),
+        Arc::new(RegclassOfText),
+    ]
+}
 
 /// The client-compatibility rules for statements that read only the
 /// catalog: those of `datafusion-pg-catalog`'s parser but for its
@@ -85,7 +93,7 @@ static FAITHFUL: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
 /// special registers, then ours.
 static CATALOG: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
     std::sync::LazyLock::new(|| {
-        vec![
+        let mut rules: Vec<Arc<dyn SqlStatementRewriteRule>> = vec![
             Arc::new(AliasDuplicatedProjectionRewrite),
             Arc::new(ResolveUnqualifiedIdentifier),
             Arc::new(RewriteArrayAnyAllOperation),
@@ -101,14 +109,9 @@ static CATALOG: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
             Arc::new(RewriteRegCastToSubquery::new()),
             Arc::new(FixVersionColumnName),
             Arc::new(PrependSessionTables),
-            Arc::new(ArraySubquery),
-            Arc::new(SeriesFunctions),
-            Arc::new(GenerateSubscripts),
-            Arc::new(ExpandArray),
-            Arc::new(CompositeField),
-            Arc::new(RegtypeArray),
-            Arc::new(RegclassOfText),
-        ]
+        ];
+        rules.extend(ours());
+        rules
     });
 
 /// Client queries the catalog library replaces with a canned answer that
@@ -118,8 +121,12 @@ static CATALOG: std::sync::LazyLock<Vec<Arc<dyn SqlStatementRewriteRule>>> =
 const ANSWERED_HERE: [&str; 1] = ["'\"$user\"'THENuserELSEtrim(s[i])END"];
 
 /// The faithful rewrites ([`FAITHFUL`]) of one statement.
-pub fn faithful(mut s: Statement) -> Statement {
-    for rule in FAITHFUL.iter() {
+pub fn faithful(s: Statement) -> Statement {
+    apply(&FAITHFUL, s)
+}
+
+fn apply(rules: &[Arc<dyn SqlStatementRewriteRule>], mut s: Statement) -> Statement {
+    for rule in rules {
         s = rule.rewrite(s);
     }
     s
@@ -151,16 +158,7 @@ impl Compat {
             // any other gets the rules of [`CATALOG`].
             let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
             if ANSWERED_HERE.iter().any(|f| compact.contains(f)) {
-                return Ok(plain
-                    .into_iter()
-                    .map(|s| {
-                        let mut s = s;
-                        for rule in CATALOG.iter() {
-                            s = rule.rewrite(s);
-                        }
-                        s
-                    })
-                    .collect());
+                return Ok(plain.into_iter().map(|s| apply(&CATALOG, s)).collect());
             }
             let client = self.client.parse(text)?;
             // (compared with the library's own parse of the text, in its
@@ -177,16 +175,7 @@ impl Compat {
                     .zip(theirs)
                     .any(|(c, p)| c.to_string() != self.client.rewrite(p).to_string());
             let statements = if replaced { client } else { plain };
-            return Ok(statements
-                .into_iter()
-                .map(|s| {
-                    let mut s = s;
-                    for rule in CATALOG.iter() {
-                        s = rule.rewrite(s);
-                    }
-                    s
-                })
-                .collect());
+            return Ok(statements.into_iter().map(|s| apply(&CATALOG, s)).collect());
         }
         Ok(plain.into_iter().map(|s| self.rewrite(s)).collect())
     }

@@ -298,15 +298,7 @@ fn cte_column_names(q: &mut Query) {
                 if names.is_empty() {
                     continue;
                 }
-                let mut body = cte.query.body.as_mut();
-                loop {
-                    match body {
-                        SetExpr::SetOperation { left, .. } => body = left.as_mut(),
-                        SetExpr::Query(inner) => body = inner.body.as_mut(),
-                        _ => break,
-                    }
-                }
-                let SetExpr::Select(select) = body else {
+                let Some(select) = leftmost_select(cte.query.body.as_mut()) else {
                     continue;
                 };
                 let plain = select.projection.len() == names.len()
@@ -340,18 +332,23 @@ fn cte_column_names(q: &mut Query) {
     let _ = VisitMut::visit(q, &mut V);
 }
 
-/// [`postgres_output_names`] for a query (also the query of an `INSERT …
-/// SELECT`, whose names only need to be unique).
-pub fn output_names(q: &mut Query) {
-    let mut body = q.body.as_mut();
+/// The `SELECT` whose items name a query's columns: the first of a set
+/// operation's, through parentheses.
+fn leftmost_select(mut body: &mut SetExpr) -> Option<&mut datafusion::sql::sqlparser::ast::Select> {
     loop {
         match body {
             SetExpr::SetOperation { left, .. } => body = left.as_mut(),
             SetExpr::Query(inner) => body = inner.body.as_mut(),
-            _ => break,
+            SetExpr::Select(select) => return Some(select.as_mut()),
+            _ => return None,
         }
     }
-    let SetExpr::Select(select) = body else {
+}
+
+/// [`postgres_output_names`] for a query (also the query of an `INSERT …
+/// SELECT`, whose names only need to be unique).
+pub fn output_names(q: &mut Query) {
+    let Some(select) = leftmost_select(q.body.as_mut()) else {
         return;
     };
     // a wildcard's columns are not seen here: a column named next to one
