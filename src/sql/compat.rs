@@ -902,7 +902,7 @@ impl SqlStatementRewriteRule for RegclassOfText {
                 let name = match e {
                     Expr::Cast {
                         expr, data_type, ..
-                    } if is_regclass(data_type) && !is_string_literal(expr) => expr.to_string(),
+                    } if is_regclass(data_type) && computes_text(expr) => expr.to_string(),
                     Expr::Function(f)
                         if f.name
                             .0
@@ -947,13 +947,23 @@ impl SqlStatementRewriteRule for RegclassOfText {
     }
 }
 
-fn is_string_literal(e: &Expr) -> bool {
+/// Whether a `regclass` cast's operand computes a name (a function call,
+/// a concatenation): a column or a number cast so is an OID already
+/// (`a.attrelid::regclass`, SQLAlchemy's), and a string constant the generic
+/// rule resolves.
+fn computes_text(e: &Expr) -> bool {
     match e {
-        Expr::Value(v) => matches!(
-            v.value,
-            Value::SingleQuotedString(_) | Value::EscapedStringLiteral(_)
-        ),
-        Expr::Nested(inner) => is_string_literal(inner),
+        // (only functions that build names: a cast of another function's
+        // result, `pg_get_serial_sequence(…)::regclass` in SQLAlchemy's
+        // reflection, would become a subquery correlated two levels out)
+        Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+            ["format", "concat", "concat_ws"].contains(&i.value.to_lowercase().as_str())
+        }),
+        Expr::BinaryOp {
+            op: datafusion::sql::sqlparser::ast::BinaryOperator::StringConcat,
+            ..
+        } => true,
+        Expr::Nested(inner) => computes_text(inner),
         _ => false,
     }
 }
