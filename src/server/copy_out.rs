@@ -1,18 +1,20 @@
 //! `COPY … TO STDOUT`: rows as lines of PostgreSQL's text or CSV format,
-//! one CopyData message per line.
+//! one CopyData message per line, or as rows of its binary format.
 //!
-//! Values are first rendered exactly as a text-format DataRow would carry
-//! them (the same encoder as query results, so every type reads as in a
-//! query), then escaped or quoted for the format.
+//! Values are first encoded exactly as a DataRow would carry them (the same
+//! encoder as query results, so every type reads as in a query): in text,
+//! then escaped or quoted for the format; in binary, each type's send form,
+//! which is what a binary COPY row holds after its field count.
 
-use std::sync::Arc;
+use std::fmt::Debug;
 
-use bytes::Bytes;
-use datafusion::arrow::array::RecordBatch;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::{Sink, SinkExt, Stream, StreamExt};
 use pgwire::api::results::FieldInfo;
-use pgwire::error::PgWireResult;
-use pgwire::messages::copy::CopyData;
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
 use pgwire::messages::data::DataRow;
+use pgwire::messages::PgWireBackendMessage;
 
 use crate::ingest::copy::{CopyFormat, CopyFormatKind};
 
@@ -47,7 +49,7 @@ pub fn line(cells: &[Option<&[u8]>], f: &CopyFormat) -> Vec<u8> {
         }
         match (c, f.kind) {
             (None, _) => out.extend_from_slice(f.null.as_bytes()),
-            // (binary COPY TO is refused before rows are written)
+            // (a binary row is not a line)
             (Some(v), CopyFormatKind::Text | CopyFormatKind::Binary) => {
                 for &b in v.iter() {
                     match b {
@@ -94,15 +96,71 @@ pub fn header(fields: &[FieldInfo], f: &CopyFormat) -> Vec<u8> {
     line(&cells, f)
 }
 
-/// The lines of a batch whose columns were rendered for text output.
-pub fn batch_lines(
-    fields: Arc<Vec<FieldInfo>>,
-    batch: RecordBatch,
+/// The binary format's header: signature, flags, no header extension.
+const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+
+/// One row of the binary format: the field count, then each field as
+/// the DataRow holds it (length, -1 for NULL, and the send form).
+fn binary_row(row: &DataRow) -> Bytes {
+    let mut out = BytesMut::with_capacity(2 + row.data.len());
+    out.put_i16(row.field_count);
+    out.extend_from_slice(&row.data);
+    out.freeze()
+}
+
+/// Sends the CopyOutResponse, the rows and CopyDone; answers how many rows
+/// went out. An error mid-way ends the copy with the error (no CopyDone),
+/// as PostgreSQL does.
+pub async fn send<C, S>(
+    client: &mut C,
+    fields: &[FieldInfo],
+    rows: S,
     f: &CopyFormat,
-) -> Vec<PgWireResult<CopyData>> {
-    arrow_pg::datatypes::encode_recordbatch(fields, batch)
-        .map(|row| row.map(|r| CopyData::new(Bytes::from(line(&cells(&r), f)))))
-        .collect()
+) -> PgWireResult<usize>
+where
+    C: Sink<PgWireBackendMessage> + Unpin,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    S: Stream<Item = PgWireResult<DataRow>>,
+{
+    let binary = f.kind == CopyFormatKind::Binary;
+    let code = i8::from(binary);
+    let response = CopyOutResponse::new(code, fields.len() as i16, vec![code.into(); fields.len()]);
+    client
+        .send(PgWireBackendMessage::CopyOutResponse(response))
+        .await?;
+    let data = |b: Bytes| PgWireBackendMessage::CopyData(CopyData::new(b));
+    if f.header && !binary {
+        client.feed(data(Bytes::from(header(fields, f)))).await?;
+    }
+    // the binary header travels in the message of the first row (or of the
+    // trailer), as PostgreSQL sends it: readers take a message for a row
+    let mut prefix = binary.then_some(BINARY_HEADER);
+    let mut with_prefix = |b: &[u8]| -> Bytes {
+        match prefix.take() {
+            Some(p) => [p, b].concat().into(),
+            None => Bytes::copy_from_slice(b),
+        }
+    };
+    let mut rows = std::pin::pin!(rows);
+    let mut n = 0;
+    while let Some(row) = rows.next().await {
+        let row = row?;
+        let bytes = if binary {
+            with_prefix(&binary_row(&row))
+        } else {
+            Bytes::from(line(&cells(&row), f))
+        };
+        client.feed(data(bytes)).await?;
+        n += 1;
+    }
+    if binary {
+        client.feed(data(with_prefix(&[0xff, 0xff]))).await?;
+    }
+    client
+        .send(PgWireBackendMessage::CopyDone(CopyDone::new()))
+        .await?;
+    Ok(n)
 }
 
 #[cfg(test)]

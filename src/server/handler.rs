@@ -29,6 +29,7 @@ use super::text;
 use crate::engine::session::{Output, Prepared, Session, REPORTED};
 use crate::engine::write::CopyIn;
 use crate::engine::{Engine, EngineError};
+use crate::ingest::copy::CopyFormatKind;
 use crate::types::SQL_TYPE_KEY;
 
 /// Everything one connection needs.
@@ -156,6 +157,28 @@ fn renders(schema: &SchemaRef, fields: &[FieldInfo]) -> Vec<(usize, text::Render
         .collect()
 }
 
+/// A result's rows encoded for the wire in the fields' formats.
+fn data_rows(
+    schema: &SchemaRef,
+    fields: Arc<Vec<FieldInfo>>,
+    stream: SendableRecordBatchStream,
+    zone: Option<chrono_tz::Tz>,
+) -> impl futures::Stream<Item = PgWireResult<pgwire::messages::data::DataRow>> + Send + 'static {
+    let text_cols = renders(schema, &fields);
+    stream
+        .map(move |batch| {
+            let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> = match batch
+                .map_err(EngineError::DataFusion)
+                .and_then(|b| text::render(&b, &text_cols, zone).map_err(EngineError::from))
+            {
+                Ok(b) => arrow_pg::datatypes::encode_recordbatch(fields.clone(), b),
+                Err(e) => Box::new(std::iter::once(Err(to_pgwire(&e)))),
+            };
+            stream::iter(rows)
+        })
+        .flatten()
+}
+
 /// A statement's rows that a CancelRequest stops (57014), also while they
 /// stream to the client, which is where a query's work happens: pgwire's
 /// own cancel covers only the call that starts the statement. Dropping the
@@ -280,21 +303,7 @@ impl Conn {
             Output::Rows { schema, stream } => {
                 let stream = cancellable(client, stream).await;
                 let fields = Arc::new(fields(&schema, format, format_options(client))?);
-                let text_cols = renders(&schema, &fields);
-                let zone = session_zone(client);
-                let f2 = fields.clone();
-                let rows = stream
-                    .map(move |batch| {
-                        let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> =
-                            match batch.map_err(EngineError::DataFusion).and_then(|b| {
-                                text::render(&b, &text_cols, zone).map_err(EngineError::from)
-                            }) {
-                                Ok(b) => arrow_pg::datatypes::encode_recordbatch(f2.clone(), b),
-                                Err(e) => Box::new(std::iter::once(Err(to_pgwire(&e)))),
-                            };
-                        stream::iter(rows)
-                    })
-                    .flatten();
+                let rows = data_rows(&schema, fields.clone(), stream, session_zone(client));
                 Response::Query(QueryResponse::new(fields, rows))
             }
             Output::CopyOut {
@@ -302,46 +311,20 @@ impl Conn {
                 stream,
                 format: copy,
             } => {
-                let stream = cancellable(client, stream).await;
-                let fields = Arc::new(fields(
-                    &schema,
-                    &Format::UnifiedText,
-                    format_options(client),
-                )?);
-                let text_cols = renders(&schema, &fields);
-                let zone = session_zone(client);
-                let columns = fields.len();
-                // (the header travels with the first row: pgwire counts the
-                // CopyData messages for the command tag, `COPY n`)
-                let header = Arc::new(parking_lot::Mutex::new(
-                    copy.header.then(|| super::copy_out::header(&fields, &copy)),
-                ));
-                let header_left = header.clone();
-                let lines = stream
-                    .map(move |batch| {
-                        let lines = match batch.map_err(EngineError::DataFusion).and_then(|b| {
-                            text::render(&b, &text_cols, zone).map_err(EngineError::from)
-                        }) {
-                            Ok(b) => super::copy_out::batch_lines(fields.clone(), b, &copy),
-                            Err(e) => vec![Err(to_pgwire(&e))],
-                        };
-                        stream::iter(lines)
-                    })
-                    .flatten()
-                    .map(move |line| match (header.lock().take(), line) {
-                        (Some(mut h), Ok(l)) => {
-                            h.extend_from_slice(&l.data);
-                            Ok(pgwire::messages::copy::CopyData::new(bytes::Bytes::from(h)))
-                        }
-                        (_, other) => other,
-                    })
-                    // no rows: the header alone
-                    .chain(stream::iter(std::iter::from_fn(move || {
-                        header_left.lock().take().map(|h| {
-                            Ok(pgwire::messages::copy::CopyData::new(bytes::Bytes::from(h)))
-                        })
-                    })));
-                Response::CopyOut(CopyResponse::new(0, columns, lines))
+                // (no `cancellable`: the rows are sent within the call
+                // that started the statement, which pgwire's cancel covers)
+                let wire = if copy.kind == CopyFormatKind::Binary {
+                    Format::UnifiedBinary
+                } else {
+                    Format::UnifiedText
+                };
+                let fields = Arc::new(fields(&schema, &wire, format_options(client))?);
+                let rows = data_rows(&schema, fields.clone(), stream, session_zone(client));
+                // (sent here rather than as pgwire's CopyOut response, which
+                // counts every CopyData message, the header's too, for the
+                // `COPY n` tag)
+                let n = super::copy_out::send(client, &fields, rows, &copy).await?;
+                Response::Execution(Tag::new("COPY").with_rows(n))
             }
             Output::Command { tag, rows } => {
                 let mut t = Tag::new(tag);

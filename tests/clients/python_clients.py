@@ -110,7 +110,16 @@ def p3_binary_copy():
             cp.write_row((None,) * 8)
         got = c.execute("SELECT * FROM p3bin ORDER BY i").fetchall()
         assert got == [row, (None,) * 8], got
-check("psycopg3 binary copy in", p3_binary_copy)
+        # and back out in binary, read with the same types
+        with c.cursor().copy("COPY (SELECT * FROM p3bin ORDER BY i) TO STDOUT (FORMAT binary)") as cp:
+            cp.set_types(["bool", "int8", "float8", "numeric", "text", "bytea", "timestamp", "interval"])
+            out = list(cp.rows())
+        assert out == [row, (None,) * 8], out
+        with c.cursor().copy("COPY (SELECT 7::int4, 1.5::real, DATE '2021-03-04', '{\"a\": [1, 2]}'::jsonb) TO STDOUT (FORMAT binary)") as cp:
+            cp.set_types(["int4", "float4", "date", "jsonb"])
+            out = list(cp.rows())
+        assert out == [(7, 1.5, datetime.date(2021, 3, 4), {"a": [1, 2]})], out
+check("psycopg3 binary copy both ways", p3_binary_copy)
 def p3_server_cursor():
     with psycopg.connect(dsn) as c:
         with c.cursor(name="srv") as cur:

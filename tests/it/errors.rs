@@ -3,7 +3,7 @@
 //! keeps serving.
 
 use bytes::Bytes;
-use futures::SinkExt;
+use futures::{SinkExt, TryStreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::TestServer;
@@ -254,12 +254,28 @@ async fn binary_copy_in() {
         assert!(message(&e).contains(says), "{what}: {}", message(&e));
     }
     assert_eq!(count(&c, "s").await, 2);
-    // binary COPY TO is not there yet, and says so
+    // binary COPY TO writes the same format back, byte for byte, with the
+    // row count in the tag
+    let out = c
+        .copy_out("COPY (SELECT id, name FROM s ORDER BY id) TO STDOUT (FORMAT binary)")
+        .await
+        .unwrap();
+    let chunks: Vec<Bytes> = out.try_collect().await.unwrap();
+    assert_eq!(chunks.concat(), good);
+    let empty = c
+        .copy_out("COPY (SELECT id FROM s WHERE false) TO STDOUT (FORMAT binary)")
+        .await
+        .unwrap();
+    let chunks: Vec<Bytes> = empty.try_collect().await.unwrap();
+    let mut nothing = Vec::new();
+    header(&mut nothing);
+    nothing.extend_from_slice(&(-1i16).to_be_bytes());
+    assert_eq!(chunks.concat(), nothing);
     let e = c
-        .batch_execute("COPY s TO STDOUT (FORMAT binary)")
+        .batch_execute("COPY s TO STDOUT (FORMAT binary, HEADER)")
         .await
         .unwrap_err();
-    assert_eq!(code(&e), "0A000");
+    assert_eq!(code(&e), "42601", "{}", message(&e));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
