@@ -149,3 +149,10 @@ SELECT oj1.id, CASE WHEN oj1.id > 1 THEN (SELECT oj1.a IS NULL FROM oj2 WHERE oj
 -- ARRAY(subquery): ordered, correlated, empty
 SELECT oj1.id, ARRAY(SELECT oj2.id FROM oj2 WHERE oj2.y >= oj1.a ORDER BY oj2.id DESC) AS ids FROM oj1 ORDER BY 1;
 SELECT ARRAY(SELECT s FROM oj2 WHERE s <> '' ORDER BY 1) AS names, ARRAY(SELECT y FROM oj2 WHERE false) AS none;
+
+-- columns of a WITH query or a FROM subquery without a column list are
+-- named as a result's are (they were DataFusion's `Int64(1)`)
+WITH w AS (SELECT 1, 0::bigint, upper('a'), oj1.a + 1 FROM oj1 WHERE oj1.id = 1) SELECT * FROM w;
+WITH w AS (SELECT count(*) FROM oj1) SELECT count FROM w;
+SELECT * FROM (SELECT 'x', 2.5, oj1.id FROM oj1 WHERE oj1.id = 6) s;
+SELECT s.sum FROM (SELECT sum(a) FROM oj1) s;

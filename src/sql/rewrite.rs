@@ -126,13 +126,15 @@ impl OffsetVisitor<'_> {
                     let qualifier = match alias {
                         Some(a) => normalize_ident(&a.name),
                         None => {
+                            // (an unaliased `s.t` is referred to as `t`)
+                            let bare = super::names::split(&n).1.to_string();
                             *alias = Some(TableAlias {
                                 explicit: true,
-                                name: Ident::with_quote('"', n.clone()),
+                                name: Ident::with_quote('"', bare.clone()),
                                 columns: vec![],
                                 at: None,
                             });
-                            n.clone()
+                            bare
                         }
                     };
                     *name = ObjectName::from(vec![
@@ -275,7 +277,43 @@ pub fn postgres_output_names(stmt: &mut Statement) {
         return;
     };
     cte_column_names(q);
+    inner_output_names(q);
     output_names(q);
+}
+
+/// The columns of a `WITH` query or a subquery in `FROM` without a column
+/// list are named as a result's are (`WITH t AS (SELECT 1, 0::bigint)`
+/// gives `t` the columns `?column?` and `int8`), so a `SELECT *` over them
+/// shows PostgreSQL's names and the outer query can refer to them by those.
+fn inner_output_names(q: &mut Query) {
+    use datafusion::sql::sqlparser::ast::{TableFactor, VisitMut, VisitorMut};
+    use std::ops::ControlFlow;
+    struct V;
+    impl VisitorMut for V {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            if let Some(with) = &mut q.with {
+                for cte in &mut with.cte_tables {
+                    if cte.alias.columns.is_empty() {
+                        output_names(&mut cte.query);
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Derived {
+                subquery, alias, ..
+            } = t
+            {
+                if alias.as_ref().is_none_or(|a| a.columns.is_empty()) {
+                    output_names(subquery);
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = VisitMut::visit(q, &mut V);
 }
 
 /// A `WITH name (a, b, …) AS (SELECT …)` whose column list names its
