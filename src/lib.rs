@@ -29,6 +29,7 @@ pub mod engine;
 pub mod index;
 pub mod ingest;
 pub mod pgtext;
+pub mod schema;
 pub mod server;
 pub mod sql;
 pub mod store;

@@ -296,6 +296,7 @@ impl PgCatalogWithRoles {
         };
         Ok(Some(Arc::new(OwnedPgClass {
             inner,
+            generic: self.inner.clone(),
             engine: self.engine.clone(),
             oids: self.oids.clone(),
         })))
@@ -307,6 +308,8 @@ impl PgCatalogWithRoles {
 /// patch must not run when only the schema is asked for).
 struct OwnedPgClass {
     inner: Arc<dyn TableProvider>,
+    /// The generic catalog (for `pg_namespace`).
+    generic: Arc<dyn SchemaProvider>,
     engine: Weak<Engine>,
     oids: crate::catalog::pg_views::ViewOids,
 }
@@ -337,15 +340,20 @@ impl TableProvider for OwnedPgClass {
         let plan = self.inner.scan(state, None, &[], None).await?;
         let batches = datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
         let patched = match self.engine.upgrade() {
-            Some(engine) => batches
-                .into_iter()
-                .map(|b| {
-                    crate::catalog::pg_keys::with_key_indexes(
-                        with_owners(b, &engine, &self.oids)?,
-                        &engine,
-                    )
-                })
-                .collect::<DfResult<Vec<_>>>()?,
+            Some(engine) => {
+                let spaces =
+                    crate::catalog::pg_keys::generic_namespaces(&self.generic, state).await?;
+                batches
+                    .into_iter()
+                    .map(|b| {
+                        crate::catalog::pg_keys::with_key_indexes(
+                            with_owners(b, &spaces, &engine, &self.oids)?,
+                            &spaces,
+                            &engine,
+                        )
+                    })
+                    .collect::<DfResult<Vec<_>>>()?
+            }
             None => batches,
         };
         let schema = with_option_columns(&self.inner.schema());
@@ -381,25 +389,31 @@ fn with_option_columns(
 /// Views get their `relkind`, and the OIDs are remembered in `oids`.
 fn with_owners(
     b: RecordBatch,
+    spaces: &crate::catalog::pg_keys::Namespaces,
     engine: &Engine,
     oids: &crate::catalog::pg_views::ViewOids,
 ) -> DfResult<RecordBatch> {
     let schema = b.schema();
-    let (Ok(name_i), Ok(owner_i)) = (schema.index_of("relname"), schema.index_of("relowner"))
-    else {
+    let Ok(owner_i) = schema.index_of("relowner") else {
         return Ok(b);
     };
-    let names = b.column(name_i).as_any().downcast_ref::<StringArray>();
-    let owners = b.column(owner_i).as_any().downcast_ref::<Int32Array>();
-    let (Some(names), Some(owners)) = (names, owners) else {
+    let Some(owners) = b.column(owner_i).as_any().downcast_ref::<Int32Array>() else {
         return Ok(b);
     };
+    // (our relations by their catalog names; NULL for the system's)
+    let names = StringArray::from(spaces.catalog_names(&b));
+    let rels: Vec<Option<Arc<crate::catalog::RelationDef>>> = (0..b.num_rows())
+        .map(|i| {
+            (!names.is_null(i))
+                .then(|| engine.relation(names.value(i)))
+                .flatten()
+        })
+        .collect();
     let access = engine.access();
     let patched: Int32Array = (0..b.num_rows())
         .map(|i| {
-            let ours = (!names.is_null(i))
-                .then(|| engine.relation(names.value(i)))
-                .flatten()
+            let ours = rels[i]
+                .as_ref()
                 .and_then(|d| access.roles.get(&d.owner).map(|r| r.oid as i32));
             let given = (!owners.is_null(i))
                 .then(|| owners.value(i))
@@ -410,22 +424,14 @@ fn with_owners(
     let mut cols = b.columns().to_vec();
     cols[owner_i] = Arc::new(patched);
     if let Ok(oid_i) = schema.index_of("oid") {
-        oids.remember(b.column(oid_i).as_ref(), names);
+        oids.remember(b.column(oid_i).as_ref(), &names);
     }
     if let Ok(kind_i) = schema.index_of("relkind") {
         if let Some(kinds) = b.column(kind_i).as_any().downcast_ref::<StringArray>() {
             let patched: StringArray = (0..b.num_rows())
                 .map(|i| {
                     (!kinds.is_null(i)).then(|| {
-                        if names.is_null(i) {
-                            kinds.value(i).to_string()
-                        } else {
-                            crate::catalog::pg_views::relkind(
-                                engine,
-                                names.value(i),
-                                kinds.value(i),
-                            )
-                        }
+                        crate::catalog::pg_views::relkind(rels[i].as_deref(), kinds.value(i))
                     })
                 })
                 .collect();
@@ -601,12 +607,19 @@ impl HasPrivilege {
                     name.as_str(),
                     "public" | "pg_catalog" | "information_schema" | "freshet_catalog"
                 );
-                if !known {
+                // (a schema of CREATE SCHEMA is its owner's alone)
+                let owner = engine
+                    .schemas()
+                    .into_iter()
+                    .find(|s| s.name == name)
+                    .map(|s| s.owner);
+                if !known && owner.is_none() {
                     return Err(external(AuthError::UndefinedSchema(name)));
                 }
                 Ok(wanted.iter().any(|(p, grant_option)| match p {
                     _ if superuser => true,
                     _ if *grant_option => false,
+                    _ if owner.is_some() => owner.as_deref() == Some(user),
                     Some(Privilege::Create) => {
                         name == "public" && access.schema_acl.has(user, Privilege::Create)
                     }

@@ -15,8 +15,7 @@ use datafusion::sql::sqlparser::ast;
 
 use super::{check, AuthError, Privilege, Roles};
 use crate::catalog::RelationDef;
-use crate::engine::query::{SessionWindowTable, PUBLIC_SCHEMA};
-use crate::sql::rewrite::OFFSETS_SCHEMA;
+use crate::engine::query::SessionWindowTable;
 
 /// What a plan reads, for the privilege check.
 #[derive(Debug, Default)]
@@ -41,11 +40,8 @@ pub fn relations_read(plan: &LogicalPlan) -> Reads {
             let table = t.table_name.table();
             if let Some(name) = session_window {
                 out.relations.insert(name);
-            } else if matches!(
-                t.table_name.schema(),
-                None | Some(PUBLIC_SCHEMA) | Some(OFFSETS_SCHEMA)
-            ) {
-                out.relations.insert(table.to_string());
+            } else if let Some(name) = crate::sql::names::of_reference(&t.table_name) {
+                out.relations.insert(name);
             } else if t.table_name.schema() == Some("pg_catalog")
                 && super::catalog::SUPERUSER_TABLES.contains(&table)
             {

@@ -291,18 +291,30 @@ fn type_facts(declared: Option<&SqlType>, field: &Field) -> TypeFacts {
     }
 }
 
+/// A relation's schema, as the catalog shows it.
+fn schema_name_of(r: &RelationDef) -> &str {
+    crate::sql::names::split(&r.name).0
+}
+
+/// A relation's name within its schema.
+fn name_of(r: &RelationDef) -> &str {
+    crate::sql::names::split(&r.name).1
+}
+
 fn table_rows(name: &str, engine: &Engine) -> Vec<Row> {
     let rels = listed(engine);
     match name {
         "schemata" => ["information_schema", "pg_catalog", "public"]
             .iter()
-            .map(|sch| {
+            .map(|sch| (sch.to_string(), crate::auth::BOOTSTRAP_ROLE.to_string()))
+            .chain(engine.schemas().into_iter().map(|d| (d.name, d.owner)))
+            .map(|(sch, owner)| {
                 row(
                     SCHEMATA,
                     &[
                         ("catalog_name", s(DATABASE)),
-                        ("schema_name", s(sch)),
-                        ("schema_owner", s(crate::auth::BOOTSTRAP_ROLE)),
+                        ("schema_name", s(&sch)),
+                        ("schema_owner", s(&owner)),
                     ],
                 )
             })
@@ -315,8 +327,8 @@ fn table_rows(name: &str, engine: &Engine) -> Vec<Row> {
                     TABLES,
                     &[
                         ("table_catalog", s(DATABASE)),
-                        ("table_schema", s("public")),
-                        ("table_name", s(&r.name)),
+                        ("table_schema", s(schema_name_of(r))),
+                        ("table_name", s(name_of(r))),
                         ("table_type", s(if view { "VIEW" } else { "BASE TABLE" })),
                         ("is_insertable_into", s(if view { "NO" } else { "YES" })),
                         ("is_typed", s("NO")),
@@ -328,8 +340,8 @@ fn table_rows(name: &str, engine: &Engine) -> Vec<Row> {
             let mut out = Vec::new();
             for r in &rels {
                 let view = r.kind == RelationKind::PlainView;
-                let schema = r.schema();
-                for (i, f) in schema.fields().iter().enumerate() {
+                let fields = r.schema();
+                for (i, f) in fields.fields().iter().enumerate() {
                     let declared = (!view).then(|| r.columns.get(i).map(|c| &c.ty)).flatten();
                     let t = type_facts(declared, f);
                     let (precision, radix, scale) = match t.precision {
@@ -340,8 +352,8 @@ fn table_rows(name: &str, engine: &Engine) -> Vec<Row> {
                         COLUMNS,
                         &[
                             ("table_catalog", s(DATABASE)),
-                            ("table_schema", s("public")),
-                            ("table_name", s(&r.name)),
+                            ("table_schema", s(schema_name_of(r))),
+                            ("table_name", s(name_of(r))),
                             ("column_name", s(f.name())),
                             ("ordinal_position", n(i + 1)),
                             // (a view's columns are nullable, as PostgreSQL says)
@@ -393,8 +405,8 @@ fn table_rows(name: &str, engine: &Engine) -> Vec<Row> {
                     VIEWS,
                     &[
                         ("table_catalog", s(DATABASE)),
-                        ("table_schema", s("public")),
-                        ("table_name", s(&r.name)),
+                        ("table_schema", s(schema_name_of(r))),
+                        ("table_name", s(name_of(r))),
                         ("view_definition", super::pg_views::definition(r)),
                         ("check_option", s("NONE")),
                         ("is_updatable", s("NO")),
@@ -414,11 +426,11 @@ fn table_rows(name: &str, engine: &Engine) -> Vec<Row> {
                     TABLE_CONSTRAINTS,
                     &[
                         ("constraint_catalog", s(DATABASE)),
-                        ("constraint_schema", s("public")),
+                        ("constraint_schema", s(schema_name_of(r))),
                         ("constraint_name", Some(super::pg_keys::key_name(r))),
                         ("table_catalog", s(DATABASE)),
-                        ("table_schema", s("public")),
-                        ("table_name", s(&r.name)),
+                        ("table_schema", s(schema_name_of(r))),
+                        ("table_name", s(name_of(r))),
                         ("constraint_type", s("PRIMARY KEY")),
                         ("is_deferrable", s("NO")),
                         ("initially_deferred", s("NO")),
@@ -436,11 +448,11 @@ fn table_rows(name: &str, engine: &Engine) -> Vec<Row> {
                         KEY_COLUMN_USAGE,
                         &[
                             ("constraint_catalog", s(DATABASE)),
-                            ("constraint_schema", s("public")),
+                            ("constraint_schema", s(schema_name_of(r))),
                             ("constraint_name", Some(super::pg_keys::key_name(r))),
                             ("table_catalog", s(DATABASE)),
-                            ("table_schema", s("public")),
-                            ("table_name", s(&r.name)),
+                            ("table_schema", s(schema_name_of(r))),
+                            ("table_name", s(name_of(r))),
                             ("column_name", s(&r.columns[c].name)),
                             ("ordinal_position", n(k + 1)),
                         ],

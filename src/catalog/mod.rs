@@ -194,6 +194,8 @@ pub enum CatalogError {
     NotFound(String),
     #[error("index \"{0}\" does not exist")]
     IndexNotFound(String),
+    #[error("schema \"{0}\" already exists")]
+    SchemaExists(String),
     #[error("\"{name}\" is a {actual}, not a {expected}")]
     WrongKind {
         name: String,
@@ -209,6 +211,8 @@ pub enum CatalogError {
 pub struct Catalog {
     by_name: BTreeMap<String, Arc<RelationDef>>,
     next_id: u64,
+    /// The schemas other than `public`.
+    schemas: BTreeMap<String, crate::schema::SchemaDef>,
 }
 
 impl Catalog {
@@ -216,7 +220,20 @@ impl Catalog {
         Catalog {
             by_name: BTreeMap::new(),
             next_id,
+            schemas: BTreeMap::new(),
         }
+    }
+
+    pub fn schema(&self, name: &str) -> Option<&crate::schema::SchemaDef> {
+        self.schemas.get(name)
+    }
+
+    pub fn schemas(&self) -> impl Iterator<Item = &crate::schema::SchemaDef> {
+        self.schemas.values()
+    }
+
+    pub fn set_schemas(&mut self, schemas: BTreeMap<String, crate::schema::SchemaDef>) {
+        self.schemas = schemas;
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<RelationDef>> {

@@ -137,8 +137,9 @@ impl TableProvider for TypedPgAttribute {
         let mut batches = datafusion::physical_plan::collect(plan, state.task_ctx()).await?;
         if let Some(engine) = self.engine.upgrade() {
             let classes = super::pg_keys::generic_pg_class(&self.generic, state).await?;
+            let spaces = super::pg_keys::generic_namespaces(&self.generic, state).await?;
             let rels: HashMap<i32, Arc<RelationDef>> =
-                super::pg_keys::our_relations(&classes, &engine)
+                super::pg_keys::our_relations(&classes, &spaces, &engine)
                     .into_iter()
                     .map(|(r, oid, _)| (oid, r))
                     .collect();

@@ -271,7 +271,7 @@ impl ScalarUDFImpl for SetConfig {
 /// The parts of a relation name as PostgreSQL reads one (`parse_ident`:
 /// `.`-separated, unquoted parts lower-cased, quoted ones kept); `None` for
 /// a malformed name.
-fn name_parts(text: &str) -> Option<Vec<String>> {
+pub(crate) fn name_parts(text: &str) -> Option<Vec<String>> {
     let mut parts = Vec::new();
     let mut chars = text.trim().chars().peekable();
     loop {

@@ -113,7 +113,7 @@ fn has_indexes(rel: &RelationDef) -> bool {
 
 /// The name PostgreSQL gives a table's primary key (and its index).
 pub fn key_name(rel: &RelationDef) -> String {
-    format!("{}_pkey", rel.name)
+    format!("{}_pkey", crate::sql::names::split(&rel.name).1)
 }
 
 fn column_name(rel: &RelationDef, i: usize) -> String {
@@ -135,10 +135,11 @@ fn index_columns(rel: &RelationDef, ix: &IndexRow) -> String {
 /// `pg_get_indexdef` of an index.
 fn index_def(rel: &RelationDef, ix: &IndexRow) -> String {
     format!(
-        "CREATE {}INDEX {} ON public.{} USING btree ({})",
+        "CREATE {}INDEX {} ON {}.{} USING btree ({})",
         if ix.primary { "UNIQUE " } else { "" },
         quote_ident(&ix.name),
-        quote_ident(&rel.name),
+        quote_ident(crate::sql::names::split(&rel.name).0),
+        quote_ident(crate::sql::names::split(&rel.name).1),
         index_columns(rel, ix)
     )
 }
@@ -172,33 +173,98 @@ pub(crate) async fn scan_batch(
         .await
 }
 
+/// The generic catalog's namespaces: OID to name (to tell which schema a
+/// `pg_class` row is in).
+pub(crate) async fn generic_namespaces(
+    generic: &Arc<dyn SchemaProvider>,
+    state: &dyn CatalogSession,
+) -> DfResult<Namespaces> {
+    let mut out = HashMap::new();
+    let Some(table) = generic.table("pg_namespace").await? else {
+        return Ok(Namespaces(out));
+    };
+    let plan = table.scan(state, None, &[], None).await?;
+    for b in datafusion::physical_plan::collect(plan, state.task_ctx()).await? {
+        let col = |n: &str| b.schema().index_of(n).ok().map(|i| b.column(i).clone());
+        let (Some(oids), Some(names)) = (col("oid"), col("nspname")) else {
+            continue;
+        };
+        let (Some(oids), Some(names)) = (
+            oids.as_any().downcast_ref::<Int32Array>(),
+            names.as_any().downcast_ref::<StringArray>(),
+        ) else {
+            continue;
+        };
+        for i in 0..b.num_rows() {
+            if !oids.is_null(i) && !names.is_null(i) {
+                out.insert(oids.value(i), names.value(i).to_string());
+            }
+        }
+    }
+    Ok(Namespaces(out))
+}
+
+/// Namespace OIDs to names, as the generic catalog numbers them.
+#[derive(Debug, Default, Clone)]
+pub struct Namespaces(HashMap<i32, String>);
+
+impl Namespaces {
+    /// The catalog name of each row of a `pg_class` batch that may be one
+    /// of our relations (`None` for the system schemas' rows).
+    pub fn catalog_names(&self, b: &RecordBatch) -> Vec<Option<String>> {
+        let col = |n: &str| b.schema().index_of(n).ok().map(|i| b.column(i).clone());
+        let (Some(names), Some(spaces)) = (col("relname"), col("relnamespace")) else {
+            return vec![None; b.num_rows()];
+        };
+        let (Some(names), Some(spaces)) = (
+            names.as_any().downcast_ref::<StringArray>(),
+            spaces.as_any().downcast_ref::<Int32Array>(),
+        ) else {
+            return vec![None; b.num_rows()];
+        };
+        (0..b.num_rows())
+            .map(|i| {
+                if names.is_null(i) || spaces.is_null(i) || spaces.value(i) == 11 {
+                    return None;
+                }
+                let schema = self
+                    .0
+                    .get(&spaces.value(i))
+                    .map_or(crate::sql::names::PUBLIC, String::as_str);
+                if crate::sql::names::SYSTEM_SCHEMAS.contains(&schema) {
+                    return None;
+                }
+                Some(crate::sql::names::qualified(schema, names.value(i)))
+            })
+            .collect()
+    }
+}
+
 /// Our relations, each with its OID and namespace's as `pg_class` batches
 /// give them.
 pub(crate) fn our_relations(
     batches: &[RecordBatch],
+    spaces: &Namespaces,
     engine: &Engine,
 ) -> Vec<(Arc<RelationDef>, i32, i32)> {
     let mut out = Vec::new();
     for b in batches {
         let col = |n: &str| b.schema().index_of(n).ok().map(|i| b.column(i).clone());
-        let (Some(names), Some(oids), Some(spaces)) =
-            (col("relname"), col("oid"), col("relnamespace"))
-        else {
+        let (Some(oids), Some(ns)) = (col("oid"), col("relnamespace")) else {
             continue;
         };
-        let (Some(names), Some(oids), Some(spaces)) = (
-            names.as_any().downcast_ref::<StringArray>(),
+        let (Some(oids), Some(ns)) = (
             oids.as_any().downcast_ref::<Int32Array>(),
-            spaces.as_any().downcast_ref::<Int32Array>(),
+            ns.as_any().downcast_ref::<Int32Array>(),
         ) else {
             continue;
         };
-        for i in 0..b.num_rows() {
-            if names.is_null(i) || oids.is_null(i) || spaces.value(i) == 11 {
+        for (i, name) in spaces.catalog_names(b).into_iter().enumerate() {
+            if oids.is_null(i) {
                 continue;
             }
-            if let Some(rel) = engine.relation(names.value(i)) {
-                out.push((rel, oids.value(i), spaces.value(i)));
+            if let Some(rel) = name.and_then(|n| engine.relation(&n)) {
+                out.push((rel, oids.value(i), ns.value(i)));
             }
         }
     }
@@ -206,8 +272,12 @@ pub(crate) fn our_relations(
 }
 
 /// Our indexed relations' OIDs and namespace, by relation id.
-fn table_oids(batches: &[RecordBatch], engine: &Engine) -> HashMap<u64, (i32, i32)> {
-    our_relations(batches, engine)
+fn table_oids(
+    batches: &[RecordBatch],
+    spaces: &Namespaces,
+    engine: &Engine,
+) -> HashMap<u64, (i32, i32)> {
+    our_relations(batches, spaces, engine)
         .into_iter()
         .filter(|(r, _, _)| has_indexes(r))
         .map(|(r, oid, ns)| (r.id, (oid, ns)))
@@ -350,9 +420,15 @@ fn table_batch(table: &str, entries: &[Entry]) -> DfResult<RecordBatch> {
     let chars = |c: &str| -> ArrayRef { Arc::new(StringArray::from(vec![c; n])) };
     let columns: Vec<ArrayRef> = if table == "pg_indexes" {
         vec![
-            chars("public"),
             Arc::new(StringArray::from_iter_values(
-                entries.iter().map(|(r, _, _, _)| r.name.clone()),
+                entries
+                    .iter()
+                    .map(|(r, _, _, _)| crate::sql::names::split(&r.name).0),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                entries
+                    .iter()
+                    .map(|(r, _, _, _)| crate::sql::names::split(&r.name).1),
             )),
             Arc::new(StringArray::from_iter_values(
                 entries.iter().map(|(_, ix, _, _)| ix.name.clone()),
@@ -486,7 +562,8 @@ impl TableProvider for KeysTable {
         if let Some(engine) = self.engine.upgrade() {
             if engine.relations().iter().any(|r| has_indexes(r)) {
                 let classes = generic_pg_class(&self.generic, state).await?;
-                let mut rels: Vec<_> = our_relations(&classes, &engine)
+                let spaces = generic_namespaces(&self.generic, state).await?;
+                let mut rels: Vec<_> = our_relations(&classes, &spaces, &engine)
                     .into_iter()
                     .filter(|(r, _, _)| has_indexes(r))
                     .collect();
@@ -511,27 +588,21 @@ impl TableProvider for KeysTable {
 
 /// `pg_class` with a row for each primary key's index after the rows of
 /// `batch` (a `pg_class` batch), and `relhasindex` set on keyed tables.
-pub fn with_key_indexes(batch: RecordBatch, engine: &Engine) -> DfResult<RecordBatch> {
+pub fn with_key_indexes(
+    batch: RecordBatch,
+    spaces: &Namespaces,
+    engine: &Engine,
+) -> DfResult<RecordBatch> {
     let schema = batch.schema();
-    let oids = table_oids(std::slice::from_ref(&batch), engine);
+    let oids = table_oids(std::slice::from_ref(&batch), spaces, engine);
     if oids.is_empty() {
         return Ok(batch);
     }
-    let names = schema
-        .index_of("relname")
-        .ok()
-        .and_then(|i| batch.column(i).as_any().downcast_ref::<StringArray>());
-    let Some(names) = names else {
-        return Ok(batch);
-    };
     // the table rows, each copied for its index then changed
     let mut rows = Vec::new();
     let mut rels = Vec::new();
-    for i in 0..batch.num_rows() {
-        if names.is_null(i) {
-            continue;
-        }
-        if let Some(rel) = engine.relation(names.value(i)) {
+    for (i, name) in spaces.catalog_names(&batch).into_iter().enumerate() {
+        if let Some(rel) = name.and_then(|n| engine.relation(&n)) {
             if oids.contains_key(&rel.id) {
                 for ix in index_rows(&rel) {
                     rows.push(i as u32);

@@ -72,9 +72,20 @@ pub fn definition(def: &RelationDef) -> Option<String> {
     def.query.as_ref().map(|q| format!(" {q};"))
 }
 
+/// The catalog name a relation's name as text means (`t`, `public.t`,
+/// `s.t`, `"My T"`); the search path is not consulted.
+pub fn regclass_name(text: &str) -> Option<String> {
+    let parts = crate::catalog::pg_functions::name_parts(text)?;
+    match parts.as_slice() {
+        [n] => Some(n.clone()),
+        [s, n] | [_, s, n] => Some(crate::sql::names::qualified(s, n)),
+        _ => None,
+    }
+}
+
 /// `relkind` of our materialized views: `m`.
-pub fn relkind(engine: &Engine, name: &str, given: &str) -> String {
-    match engine.relation(name).map(|d| d.kind) {
+pub fn relkind(rel: Option<&RelationDef>, given: &str) -> String {
+    match rel.map(|d| d.kind) {
         Some(RelationKind::View) => "m".into(),
         Some(RelationKind::PlainView) => "v".into(),
         _ => given.to_string(),
@@ -99,8 +110,8 @@ pub fn table_batch(name: &str, engine: &Engine) -> Option<RecordBatch> {
             views.iter().map(|v| f(v)).collect::<Vec<_>>(),
         ))
     };
-    let schema_name = text(&|_| Some(crate::engine::query::PUBLIC_SCHEMA.to_string()));
-    let view_name = text(&|v| Some(v.name.clone()));
+    let schema_name = text(&|v| Some(crate::sql::names::split(&v.name).0.to_string()));
+    let view_name = text(&|v| Some(crate::sql::names::split(&v.name).1.to_string()));
     let owner = text(&|v| Some(v.owner.clone()));
     let definition = text(&|v| definition(v));
     let f = |n: &str, t: DataType| Field::new(n, t, true);
@@ -188,10 +199,7 @@ impl ScalarUDFImpl for ViewDef {
                         ScalarValue::try_from_array(views, i)
                             .ok()
                             .and_then(|v| v.try_as_str().flatten().map(str::to_string))
-                            .map(|n| {
-                                let n = n.strip_prefix("public.").unwrap_or(&n);
-                                n.trim_matches('"').to_string()
-                            })
+                            .and_then(|n| regclass_name(&n))
                     }
                     _ => int_at(views, i).and_then(|o| self.oids.name(o)),
                 };

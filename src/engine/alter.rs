@@ -130,7 +130,10 @@ pub fn reshape(old: &RelationDef, actions: &[AlterAction]) -> Result<NewShape> {
                     def.comments.insert(to.clone(), c);
                 }
             }
-            AlterAction::RenameTo(name) => def.name = name.clone(),
+            // (the new name is in the table's schema)
+            AlterAction::RenameTo(name) => {
+                def.name = crate::sql::names::qualified(crate::sql::names::split(&def.name).0, name)
+            }
             AlterAction::AddPrimaryKey(columns) => {
                 if !key.is_empty() {
                     return Err(EngineError::InvalidTableDefinition(format!(

@@ -116,7 +116,7 @@ pub struct RecoveryReport {
 
 pub struct Engine {
     config: EngineConfig,
-    catalog: RwLock<Catalog>,
+    pub(crate) catalog: RwLock<Catalog>,
     snapshot: Arc<RwLock<Arc<DbSnapshot>>>,
     commit_tx: Mutex<Option<Sender<Request>>>,
     committer: Mutex<Option<JoinHandle<()>>>,
@@ -130,6 +130,8 @@ pub struct Engine {
     queries: exec::SharedRuntime,
     /// Roles and the privileges on schema `public`.
     access: RwLock<Arc<crate::auth::Access>>,
+    /// The OIDs `pg_class` gave our relations, to their catalog names.
+    pub(crate) view_oids: crate::catalog::pg_views::ViewOids,
     /// Set by the committer while a storage failure lasts.
     storage_failed: Arc<std::sync::atomic::AtomicBool>,
     /// Whether the storage watcher runs.
@@ -187,6 +189,9 @@ impl Engine {
         while catalog.next_id() < next_id {
             catalog.allocate_id();
         }
+        catalog.set_schemas(crate::schema::load(
+            store.meta(crate::schema::META_SCHEMAS)?,
+        )?);
         report.relations = catalog.relations().count();
         let snapshot = Arc::new(RwLock::new(Arc::new(DbSnapshot::default())));
         let clock = if config.manual_clock {
@@ -243,6 +248,7 @@ impl Engine {
             clock,
             queries,
             access: RwLock::new(Arc::new(access)),
+            view_oids: Default::default(),
             storage_failed,
             watching: std::sync::atomic::AtomicBool::new(false),
         }))
@@ -435,6 +441,7 @@ impl Engine {
         if_not_exists: bool,
     ) -> Result<bool> {
         let _ddl = self.ddl_lock.lock().await;
+        self.check_schema_of(&def.name)?;
         if self.catalog.read().get(&def.name).is_some() {
             if if_not_exists {
                 return Ok(false);
@@ -470,6 +477,7 @@ impl Engine {
         owner: &str,
     ) -> Result<bool> {
         let _ddl = self.ddl_lock.lock().await;
+        self.check_schema_of(&create.name)?;
         if self.catalog.read().get(&create.name).is_some() {
             if create.if_not_exists {
                 return Ok(false);

@@ -120,7 +120,7 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
     }
     let pg = PgCatalogSchemaProvider::try_new(info, statics, EmptyContextProvider)?;
     // ... and answers the role tables from the roles that exist
-    let oids = crate::catalog::pg_views::ViewOids::default();
+    let oids = engine.view_oids.clone();
     catalog.register_schema(
         "pg_catalog",
         Arc::new(crate::auth::catalog::PgCatalogWithRoles {
@@ -190,6 +190,9 @@ impl CatalogProvider for FreshetCatalog {
             crate::catalog::information_schema::SCHEMA.to_string(),
         ];
         names.extend(self.extra.read().keys().cloned());
+        if let Some(e) = self.engine.upgrade() {
+            names.extend(e.schemas().into_iter().map(|s| s.name));
+        }
         names
     }
 
@@ -198,10 +201,12 @@ impl CatalogProvider for FreshetCatalog {
             PUBLIC_SCHEMA => Some(Arc::new(RelationSchema {
                 engine: self.engine.clone(),
                 with_offset: false,
+                schema: PUBLIC_SCHEMA.to_string(),
             })),
             OFFSETS_SCHEMA => Some(Arc::new(RelationSchema {
                 engine: self.engine.clone(),
                 with_offset: true,
+                schema: OFFSETS_SCHEMA.to_string(),
             })),
             SYSTEM_SCHEMA => Some(Arc::new(SystemSchema {
                 engine: self.engine.clone(),
@@ -211,7 +216,19 @@ impl CatalogProvider for FreshetCatalog {
                     engine: self.engine.clone(),
                 },
             )),
-            other => self.extra.read().get(other).cloned(),
+            other => {
+                if let Some(s) = self.extra.read().get(other).cloned() {
+                    return Some(s);
+                }
+                let engine = self.engine.upgrade()?;
+                engine.schema_exists(other).then(|| {
+                    Arc::new(RelationSchema {
+                        engine: self.engine.clone(),
+                        with_offset: false,
+                        schema: other.to_string(),
+                    }) as Arc<dyn SchemaProvider>
+                })
+            }
         }
     }
 
@@ -231,9 +248,23 @@ impl CatalogProvider for FreshetCatalog {
     }
 }
 
+/// The relations of one schema (`public`, one of `CREATE SCHEMA`, or the
+/// hidden `__offsets`, which holds every relation by its catalog name).
 struct RelationSchema {
     engine: Weak<Engine>,
     with_offset: bool,
+    schema: String,
+}
+
+impl RelationSchema {
+    /// The catalog name of this schema's relation `name`.
+    fn catalog_name(&self, name: &str) -> String {
+        if self.with_offset {
+            name.to_string()
+        } else {
+            crate::sql::names::qualified(&self.schema, name)
+        }
+    }
 }
 
 /// `freshet_catalog`: read-only relations describing the engine's state.
@@ -512,7 +543,14 @@ impl SchemaProvider for RelationSchema {
             return vec![];
         }
         match self.engine.upgrade() {
-            Some(e) => e.relations().iter().map(|r| r.name.clone()).collect(),
+            Some(e) => e
+                .relations()
+                .iter()
+                .filter_map(|r| {
+                    let (schema, name) = crate::sql::names::split(&r.name);
+                    (schema == self.schema).then(|| name.to_string())
+                })
+                .collect(),
             None => vec![],
         }
     }
@@ -521,7 +559,7 @@ impl SchemaProvider for RelationSchema {
         let Some(engine) = self.engine.upgrade() else {
             return Ok(None);
         };
-        let Some(def) = engine.relation(name) else {
+        let Some(def) = engine.relation(&self.catalog_name(name)) else {
             return Ok(None);
         };
         if def.kind == crate::catalog::RelationKind::PlainView {
@@ -550,7 +588,7 @@ impl SchemaProvider for RelationSchema {
     fn table_exist(&self, name: &str) -> bool {
         self.engine
             .upgrade()
-            .is_some_and(|e| e.relation(name).is_some())
+            .is_some_and(|e| e.relation(&self.catalog_name(name)).is_some())
     }
 }
 

@@ -421,6 +421,7 @@ impl Session {
             let _ =
                 datafusion::execution::FunctionRegistry::register_udf(&mut self.state, Arc::new(f));
         }
+        self.bind_path();
         let superuser = self.engine.access().roles.is_superuser(&self.role);
         self.params.values.insert(
             "is_superuser".into(),
@@ -429,6 +430,21 @@ impl Session {
         self.params
             .values
             .insert("session_authorization".into(), self.session_user.clone());
+    }
+
+    /// Binds `current_schema()`, `current_schemas()` and
+    /// `pg_table_is_visible()` to the session's search path and role.
+    fn bind_path(&mut self) {
+        let path = self
+            .params
+            .values
+            .get("search_path")
+            .cloned()
+            .unwrap_or_default();
+        for f in crate::schema::functions::bound(&path, &self.role, Arc::downgrade(&self.engine)) {
+            let _ =
+                datafusion::execution::FunctionRegistry::register_udf(&mut self.state, Arc::new(f));
+        }
     }
 
     /// Fails with 42501 unless the current role may read every relation
@@ -443,6 +459,10 @@ impl Session {
                 ))
                 .into());
             }
+        }
+        for n in &reads.relations {
+            self.engine
+                .check_schema_usage(&self.role, crate::sql::names::split(n).0)?;
         }
         crate::auth::enforce::check_reads(
             &access.roles,
@@ -459,6 +479,8 @@ impl Session {
     /// Fails with 42501 unless the current role may run the write.
     fn check_write(&self, statement: &Statement, plan: &WritePlan) -> Result<()> {
         let (rel, privileges, reads) = plan.access();
+        self.engine
+            .check_schema_usage(&self.role, crate::sql::names::split(&rel.name).0)?;
         let access = self.engine.access();
         for p in privileges {
             crate::auth::check(&access.roles, &self.role, rel, p)?;
@@ -474,8 +496,14 @@ impl Session {
         Ok(())
     }
 
-    /// Fails with 42501 unless the current role may create relations.
-    fn check_create(&self) -> Result<()> {
+    /// Fails with 42501 unless the current role may create relation
+    /// `name` (a catalog name) in its schema.
+    fn check_create(&self, name: &str) -> Result<()> {
+        let (schema, _) = crate::sql::names::split(name);
+        if schema != crate::sql::names::PUBLIC {
+            self.engine.check_schema_of(name)?;
+            return self.engine.check_schema_usage(&self.role, schema);
+        }
         let access = self.engine.access();
         if crate::auth::manage::may_create(&access.roles, &access.schema_acl, &self.role) {
             Ok(())
@@ -753,17 +781,45 @@ impl Session {
 
     /// Parses SQL text into statements.
     pub fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
-        Ok(self.parser.parse(sql)?)
+        let scope = self.name_scope();
+        Ok(crate::sql::names::with_scope(&scope, || {
+            self.parser.parse(sql)
+        })?)
+    }
+
+    /// What this session's unqualified names resolve against: the schemas
+    /// of its `search_path` that exist.
+    pub fn name_scope(&self) -> crate::sql::names::NameScope {
+        let engine = Arc::downgrade(&self.engine);
+        crate::sql::names::NameScope {
+            path: self.search_path(),
+            exists: Arc::new(move |n: &str| {
+                engine.upgrade().is_some_and(|e| e.relation(n).is_some())
+            }),
+        }
+    }
+
+    /// The schemas of `search_path` that exist, in order.
+    pub fn search_path(&self) -> Vec<String> {
+        let path = self
+            .params
+            .values
+            .get("search_path")
+            .map(String::as_str)
+            .unwrap_or("public");
+        crate::schema::search_path(path, &self.role, |s| self.engine.schema_exists(s))
     }
 
     /// Parses one statement's text (see `sql::parser::split_statements`);
     /// a long one is parsed as blocking work, so the thread's other
     /// connections move elsewhere meanwhile.
     pub fn parse_one(&self, text: &str) -> Result<Statement> {
+        let scope = self.name_scope();
+        let parse = || crate::sql::names::with_scope(&scope, || self.parser.parse_one(text));
         if text.len() > super::exec::HEAVY_BYTES {
-            super::exec::heavy(|| Ok(self.parser.parse_one(text)?))
+            super::exec::heavy(|| Ok(parse()?))
         } else {
-            Ok(self.parser.parse_one(text)?)
+            Ok(parse()?)
         }
     }
 
@@ -987,8 +1043,8 @@ impl Session {
                     session: Some(spec),
                 });
             }
-            engine
-                .relation(t.table())
+            crate::sql::names::of_reference(t)
+                .and_then(|n| engine.relation(&n))
                 .map(|r| crate::sql::lower::ScanTarget {
                     id: r.id,
                     name: r.name.clone(),
@@ -1102,6 +1158,9 @@ impl Session {
                     DropKind::MaterializedView
                 },
             ),
+            Statement::CreateSchema(c) => {
+                (!self.engine.schema_exists(&c.name)).then(|| Creation::Schema(c.name.clone()))
+            }
             Statement::CreateIndex(ci) => {
                 let before = self
                     .engine
@@ -1129,6 +1188,12 @@ impl Session {
                     if_exists: true,
                     cascade: true,
                 })]
+            }
+            Creation::Schema(name) => {
+                if !self.engine.schema_exists(&name) {
+                    return;
+                }
+                vec![crate::txn::Undo::DropSchema(name)]
             }
             Creation::Indexes(relation, before) => match self.engine.relation(&relation) {
                 Some(r) => r
@@ -1165,6 +1230,20 @@ impl Session {
         for u in undo {
             let r = match &u {
                 crate::txn::Undo::Drop(d) => self.engine.drop_relations(d, &self.role).await,
+                // (what the block created in the schema was dropped before:
+                // undos run newest first)
+                crate::txn::Undo::DropSchema(name) => {
+                    self.engine
+                        .drop_schemas(
+                            &crate::schema::DropSchema {
+                                names: vec![name.clone()],
+                                if_exists: true,
+                                cascade: true,
+                            },
+                            &self.role,
+                        )
+                        .await
+                }
                 crate::txn::Undo::DropIndex(name) => {
                     self.engine
                         .drop_indexes(
@@ -1194,7 +1273,7 @@ impl Session {
                         circuit.explain().lines().map(str::to_string).collect();
                     return rows(text_batch("plan", lines)?);
                 }
-                self.check_create()?;
+                self.check_create(&v.name)?;
                 self.check_select_on(&depends_on)?;
                 let def = crate::catalog::RelationDef {
                     id: 0,
@@ -1228,7 +1307,7 @@ impl Session {
                 })
             }
             Statement::CreateRelation(c) => {
-                self.check_create()?;
+                self.check_create(&c.name)?;
                 self.engine.create_relation(c, &self.role).await?;
                 self.adopt_new_relations();
                 Ok(Output::Command {
@@ -1302,11 +1381,17 @@ impl Session {
             }
             Statement::Set { name, value } => {
                 let (name, value) = self.params.set(name, value.as_deref())?;
+                if name == "search_path" {
+                    self.bind_path();
+                }
                 Ok(Output::Set { name, value })
             }
             Statement::Reset(name) => match name {
                 Some(n) => {
                     let (name, value) = self.params.set(n, None)?;
+                    if name == "search_path" {
+                        self.bind_path();
+                    }
                     Ok(Output::Set { name, value })
                 }
                 None => {
@@ -1550,6 +1635,20 @@ impl Session {
                     rows: None,
                 })
             }
+            Statement::CreateSchema(c) => {
+                self.engine.create_schema(c, &self.role).await?;
+                Ok(Output::Command {
+                    tag: "CREATE SCHEMA",
+                    rows: None,
+                })
+            }
+            Statement::DropSchema(d) => {
+                self.engine.drop_schemas(d, &self.role).await?;
+                Ok(Output::Command {
+                    tag: "DROP SCHEMA",
+                    rows: None,
+                })
+            }
             Statement::DropIndex(di) => {
                 let engine = self.engine.clone();
                 engine.drop_indexes(di, &self.role).await?;
@@ -1731,4 +1830,5 @@ enum Creation {
     Relation(String, DropKind),
     /// The relation and the names of its indexes before.
     Indexes(String, std::collections::HashSet<String>),
+    Schema(String),
 }

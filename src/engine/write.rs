@@ -587,7 +587,8 @@ fn select_sql(
 ) -> String {
     let alias = match alias {
         Some(a) => a.to_string(),
-        None => quote(&rel.name),
+        // (an unaliased `s.t` is referred to as `t`)
+        None => quote(crate::sql::names::split(&rel.name).1),
     };
     let mut sql = format!(
         "SELECT {} FROM {}.{} AS {alias}",
@@ -636,11 +637,6 @@ pub fn copy_out_query(stmt: &ast::Statement) -> Result<Option<(ast::Query, CopyF
         ));
     }
     let format = copy_format(options, legacy_options)?;
-    if format.kind == CopyFormatKind::Binary {
-        return Err(unsupported(
-            "COPY TO STDOUT (FORMAT binary); use text or CSV",
-        ));
-    }
     let query = match source {
         CopySource::Query(q) => (**q).clone(),
         CopySource::Table {

@@ -14,7 +14,7 @@ use datafusion::sql::sqlparser::ast;
 use crate::catalog::{CatalogError, IndexDef, RelationDef, RelationKind};
 use crate::engine::commit::Op;
 use crate::engine::{Engine, EngineError, Result};
-use crate::sql::parser::{expect_end, normalize_ident, object_name, object_names, parser, syntax};
+use crate::sql::parser::{expect_end, normalize_ident, object_name, parser, syntax};
 use crate::sql::SqlError;
 
 /// Indexes a relation may have besides its primary key's (their OIDs are
@@ -88,7 +88,7 @@ pub fn parse_create_index(text: &str) -> std::result::Result<CreateIndex, SqlErr
         }
     }
     let name = match &ci.name {
-        Some(n) => Some(object_name(n)?),
+        Some(n) => Some(index_name(n)?),
         None => None,
     };
     Ok(CreateIndex {
@@ -99,6 +99,15 @@ pub fn parse_create_index(text: &str) -> std::result::Result<CreateIndex, SqlErr
     })
 }
 
+/// An index's name: indexes have one namespace across schemas, so a
+/// schema before the name (`s.t_a_idx`) only says where the table is.
+fn index_name(n: &ast::ObjectName) -> Result<String, SqlError> {
+    match n.0.last().and_then(|p| p.as_ident()) {
+        Some(id) if n.0.len() <= 3 => Ok(normalize_ident(id)),
+        _ => Err(SqlError::Syntax(format!("invalid index name {n}"))),
+    }
+}
+
 /// Parses `DROP INDEX …` (after the parser saw `DROP INDEX`).
 pub fn parse_drop_index(text: &str) -> std::result::Result<DropIndex, SqlError> {
     use datafusion::sql::sqlparser::keywords::Keyword;
@@ -107,7 +116,12 @@ pub fn parse_drop_index(text: &str) -> std::result::Result<DropIndex, SqlError> 
         .map_err(syntax)?;
     let _ = p.parse_keyword(Keyword::CONCURRENTLY);
     let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
-    let names = object_names(&mut p)?;
+    let names = p
+        .parse_comma_separated(|p| p.parse_object_name(false))
+        .map_err(syntax)?
+        .iter()
+        .map(index_name)
+        .collect::<Result<Vec<_>, _>>()?;
     if !p.parse_keyword(Keyword::CASCADE) {
         let _ = p.parse_keyword(Keyword::RESTRICT);
     }
@@ -118,7 +132,11 @@ pub fn parse_drop_index(text: &str) -> std::result::Result<DropIndex, SqlError> 
 /// The name PostgreSQL chooses for an unnamed index: `table_col_…_idx`,
 /// cut to 63 bytes, with a number added until it is free.
 fn choose_name(rel: &RelationDef, columns: &[String], taken: impl Fn(&str) -> bool) -> String {
-    let base = format!("{}_{}", rel.name, columns.join("_"));
+    let base = format!(
+        "{}_{}",
+        crate::sql::names::split(&rel.name).1,
+        columns.join("_")
+    );
     for n in 0.. {
         let suffix = if n == 0 {
             "_idx".to_string()

@@ -19,6 +19,7 @@ pub fn sqlstate(e: &EngineError) -> &'static str {
             CatalogError::AlreadyExists(_) => "42P07",
             CatalogError::NotFound(_) => "42P01",
             CatalogError::IndexNotFound(_) => "42704",
+            CatalogError::SchemaExists(_) => "42P06",
             CatalogError::WrongKind { .. } => "42809",
             CatalogError::Corrupt(_) => "XX001",
         },
@@ -81,7 +82,8 @@ fn sql_state(s: &SqlError) -> &'static str {
         SqlError::LimitExceeded(_) => "54000",
         SqlError::InvalidGrant(_) => "0LP01",
         SqlError::InvalidEncoding(_) => "22021",
-        SqlError::UndefinedSchema(_) => "3F000",
+        SqlError::UndefinedSchema(_) | SqlError::NoSchema(_) => "3F000",
+        SqlError::ReservedName(_) => "42939",
         SqlError::InvalidParameterValue(_) => "22023",
         SqlError::NullValueNotAllowed(_) => "22004",
         SqlError::Plan(_) => "XX000",
@@ -251,7 +253,7 @@ fn datafusion_message(e: &DataFusionError) -> String {
     }
 }
 
-/// `table 'freshet.public.x' not found` -> `x`
+/// `table 'freshet.public.x' not found` -> `x` (`freshet.s.x`: `s.x`)
 fn missing_table(m: &str) -> Option<String> {
     let start = m.find("table '")? + "table '".len();
     let rest = &m[start..];
@@ -259,13 +261,14 @@ fn missing_table(m: &str) -> Option<String> {
     if !rest[end..].contains("not found") {
         return None;
     }
-    Some(
-        rest[..end]
-            .rsplit('.')
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-    )
+    // (a qualified name keeps a schema other than public)
+    let name = &rest[..end];
+    let name = name.strip_prefix("freshet.").unwrap_or(name);
+    let name = ["public.", "__offsets."]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name);
+    Some(name.to_string())
 }
 
 pub fn error_info(e: &EngineError) -> ErrorInfo {

@@ -241,7 +241,9 @@ fn grant_on(p: &mut Parser) -> Result<On, SqlError> {
         for n in &names {
             let n = normalize_ident(n);
             if n != "public" {
-                return Err(SqlError::UndefinedSchema(n));
+                return Err(SqlError::Unsupported(format!(
+                    "GRANT and REVOKE on schema {n}: privileges can be granted on schema public only (another schema is its owner's)"
+                )));
             }
         }
         return Ok(On::Schema);
@@ -264,7 +266,9 @@ fn grant_on(p: &mut Parser) -> Result<On, SqlError> {
             .map_err(syntax)?;
         let s = normalize_ident(&p.parse_identifier().map_err(syntax)?);
         if s != "public" {
-            return Err(SqlError::UndefinedSchema(s));
+            return Err(SqlError::Unsupported(format!(
+                "GRANT … ON ALL … IN SCHEMA {s}: only schema public's relations are granted so (another schema is its owner's)"
+            )));
         }
         return Ok(On::Relations(GrantTarget::AllInSchema));
     }

@@ -18,6 +18,7 @@ pub mod functions;
 pub mod jsonb;
 pub mod limits;
 pub mod lower;
+pub mod names;
 pub mod optimizer;
 pub mod parser;
 pub mod rewrite;
@@ -62,9 +63,15 @@ pub enum SqlError {
     /// A privilege that does not apply to the object (0LP01).
     #[error("{0}")]
     InvalidGrant(String),
-    /// A schema other than `public` (3F000).
+    /// A schema that does not exist (3F000).
     #[error("schema \"{0}\" does not exist")]
     UndefinedSchema(String),
+    /// No schema to create in, or another 3F000 in its own words.
+    #[error("{0}")]
+    NoSchema(String),
+    /// A name reserved for the system (42939).
+    #[error("{0}")]
+    ReservedName(String),
     /// A function argument out of its domain (22023).
     #[error("{0}")]
     InvalidParameterValue(String),

@@ -99,6 +99,9 @@ pub enum Statement {
     /// `CREATE INDEX` on a table, source or materialized view.
     CreateIndex(crate::index::ddl::CreateIndex),
     DropIndex(crate::index::ddl::DropIndex),
+    /// `CREATE SCHEMA` / `DROP SCHEMA`.
+    CreateSchema(crate::schema::CreateSchema),
+    DropSchema(crate::schema::DropSchema),
     /// `VACUUM` / `ANALYZE` [tables]: storage and statistics upkeep that
     /// Freshet does not need; the tables must exist.
     Maintenance {
@@ -255,7 +258,7 @@ impl SqlParser {
 
     /// Parses exactly one statement.
     pub fn parse_one(&self, text: &str) -> Result<Statement, SqlError> {
-        self.parse_one_inner(text).map_err(|e| match e {
+        let mut st = self.parse_one_inner(text).map_err(|e| match e {
             // the tokenizer refuses an escape that makes a NUL character
             // (E'\000', E'\x00', …), as Postgres does, in its own words
             SqlError::Syntax(m)
@@ -266,7 +269,9 @@ impl SqlParser {
                 )
             }
             other => other,
-        })
+        })?;
+        qualify(&mut st);
+        Ok(st)
     }
 
     /// `PREPARE name [(type, …)] AS statement` (the declared types are
@@ -386,6 +391,10 @@ impl SqlParser {
             ["DROP", "INDEX", ..] => Ok(Statement::DropIndex(crate::index::ddl::parse_drop_index(
                 text,
             )?)),
+            ["CREATE", "SCHEMA", ..] => {
+                Ok(Statement::CreateSchema(crate::schema::parse_create(text)?))
+            }
+            ["DROP", "SCHEMA", ..] => Ok(Statement::DropSchema(crate::schema::parse_drop(text)?)),
             ["DROP", ..] => parse_drop(text),
             ["SHOW", ..] => parse_show(text),
             ["SET", ..] => parse_set(text),
@@ -633,24 +642,23 @@ pub fn normalize_ident(id: &ast::Ident) -> String {
     }
 }
 
-/// The relation name of an object name; `public.x` is `x`.
-pub fn object_name(name: &ObjectName) -> Result<String, SqlError> {
-    let parts: Vec<String> = name
-        .0
-        .iter()
-        .map(|p| match p.as_ident() {
-            Some(id) => Ok(normalize_ident(id)),
-            None => Err(SqlError::Syntax(format!("invalid name {name}"))),
-        })
-        .collect::<Result<_, _>>()?;
-    match parts.as_slice() {
-        [n] => Ok(n.clone()),
-        [s, n] if s == "public" => Ok(n.clone()),
-        [c, s, n] if s == "public" && (c == "freshet" || c == "postgres") => Ok(n.clone()),
-        _ => Err(SqlError::Unsupported(format!(
-            "schema-qualified name {name}: only the public schema exists"
-        ))),
+/// Resolves the unqualified relations a statement's syntax trees name
+/// against the search path (see [`super::names::qualify`]).
+fn qualify(st: &mut Statement) {
+    match st {
+        Statement::Sql(ast) => super::names::qualify(ast.as_mut()),
+        Statement::CreateView(v) => super::names::qualify(v.query.as_mut()),
+        Statement::Declare { query, .. } => qualify(query),
+        Statement::PrepareAs { body, .. } => qualify(body),
+        _ => {}
     }
+}
+
+/// The catalog name of a reference to a relation (see [`super::names`]:
+/// `public.x` is `x`, `s.x` is `s.x`, an unqualified name is looked up on
+/// the search path).
+pub fn object_name(name: &ObjectName) -> Result<String, SqlError> {
+    super::names::existing(name)
 }
 
 /// What every statement goes through before DataFusion plans it: long
@@ -709,7 +717,7 @@ fn parse_create(text: &str, kind: RelationKind) -> Result<Statement, SqlError> {
     p.expect_keyword_is(Keyword::CREATE).map_err(syntax)?;
     p.next_token(); // SOURCE | TABLE
     let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
-    let name = object_name(&p.parse_object_name(false).map_err(syntax)?)?;
+    let name = super::names::new_relation(&p.parse_object_name(false).map_err(syntax)?)?;
     if p.parse_keyword(Keyword::AS) {
         return Err(SqlError::Unsupported(format!(
             "CREATE {} ... AS is not supported",
@@ -903,7 +911,7 @@ fn parse_create_view(text: &str, explain: bool) -> Result<Statement, SqlError> {
                 return Err(SqlError::Unsupported("CREATE TEMPORARY VIEW".into()));
             }
             Ok(Statement::CreateView(CreateView {
-                name: object_name(&v.name)?,
+                name: super::names::new_relation(&v.name)?,
                 if_not_exists: v.if_not_exists,
                 query: view_query(v.query)?,
                 sql: full_text.to_string(),
@@ -927,7 +935,7 @@ fn parse_create_view(text: &str, explain: bool) -> Result<Statement, SqlError> {
                 ));
             }
             Ok(Statement::CreateView(CreateView {
-                name: object_name(&v.name)?,
+                name: super::names::new_relation(&v.name)?,
                 if_not_exists: v.if_not_exists,
                 query: view_query(v.query)?,
                 sql: full_text.to_string(),
@@ -1104,7 +1112,18 @@ fn parse_alter_table(text: &str) -> Result<Statement, SqlError> {
             A::RenameTable { table_name } => {
                 let (ast::RenameTableNameKind::To(n) | ast::RenameTableNameKind::As(n)) =
                     table_name;
-                AlterAction::RenameTo(object_name(&n)?)
+                // (a new name takes no schema: it stays in the table's)
+                let [part] = n.0.as_slice() else {
+                    return Err(SqlError::Syntax(format!(
+                        "syntax error at or near \".\": RENAME TO {n} takes a name without a schema"
+                    )));
+                };
+                let id = part
+                    .as_ident()
+                    .ok_or_else(|| SqlError::Syntax(format!("invalid name {n}")))?;
+                let name = normalize_ident(id);
+                super::names::check_no_dot(&name, "relation")?;
+                AlterAction::RenameTo(name)
             }
             A::AddConstraint {
                 constraint: ast::TableConstraint::PrimaryKey(pk),

@@ -207,8 +207,8 @@ pub fn literal_insert(text: &str) -> Option<LiteralInsert> {
         name.push(sc.ident()?);
     }
     let table = match name.as_slice() {
-        [t] => t.clone(),
-        [s, t] if s == "public" => t.clone(),
+        [t] => super::names::resolve(t),
+        [s, t] => super::names::qualified(s, t),
         _ => return None,
     };
     let mut columns = Vec::new();
@@ -312,6 +312,10 @@ mod tests {
                 .table,
             "t"
         );
+        assert_eq!(
+            literal_insert("INSERT INTO s.t VALUES (1)").unwrap().table,
+            "s.t"
+        );
     }
 
     #[test]
@@ -326,7 +330,7 @@ mod tests {
             "INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING",
             "INSERT INTO t VALUES (1) -- comment",
             "INSERT INTO t SELECT 1",
-            "INSERT INTO s.t VALUES (1)",
+            "INSERT INTO d.s.t VALUES (1)",
             "INSERT INTO t VALUES ('a' 'b')",
             "INSERT INTO t VALUES (1abc)",
             "INSERT INTO t VALUES (+1)",

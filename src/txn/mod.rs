@@ -83,6 +83,7 @@ struct Savepoint {
 pub enum Undo {
     Drop(crate::sql::parser::DropStatement),
     DropIndex(String),
+    DropSchema(String),
 }
 
 /// An open transaction block.

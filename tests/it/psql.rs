@@ -143,3 +143,55 @@ async fn psql_view_and_role_commands() {
         "\\du:\n{out}"
     );
 }
+
+/// `\dn`, `\dt s.*`, `\d s.t` and `\dt` under a search path: schemas apart,
+/// the same name in two of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_schema_commands() {
+    let server = TestServer::start();
+    server
+        .connect()
+        .await
+        .batch_execute(
+            "CREATE SCHEMA sales;
+             CREATE TABLE sales.orders (id BIGINT PRIMARY KEY, amount INT);
+             CREATE TABLE orders (id BIGINT, note TEXT);
+             CREATE MATERIALIZED VIEW sales.totals AS SELECT sum(amount) AS s FROM sales.orders;",
+        )
+        .await
+        .unwrap();
+    let Some(out) = psql(&server, &["\\dn"]) else {
+        return;
+    };
+    assert!(out.contains("sales") && out.contains("public"), "{out}");
+    let out = psql(&server, &["\\dt sales.*"]).unwrap_or_default();
+    assert!(
+        out.contains("sales  | orders") && !out.contains("public"),
+        "{out}"
+    );
+    let out = psql(&server, &["\\d sales.orders"]).unwrap_or_default();
+    assert!(
+        out.contains("Table \"sales.orders\"") && out.contains("amount") && !out.contains("note"),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"orders_pkey\" PRIMARY KEY, btree (id)"),
+        "{out}"
+    );
+    // the default path shows public's orders only; with sales first, its
+    let out = psql(&server, &["\\dt"]).unwrap_or_default();
+    assert!(
+        out.contains("public | orders") && !out.contains("sales"),
+        "{out}"
+    );
+    let out = psql(
+        &server,
+        &["SET search_path = sales, public", "\\dt", "\\dm"],
+    )
+    .unwrap_or_default();
+    assert!(
+        out.contains("sales  | orders") && !out.contains("public | orders"),
+        "{out}"
+    );
+    assert!(out.contains("totals"), "{out}");
+}

@@ -43,7 +43,7 @@ impl Session {
     pub(super) async fn create_plain_view(&mut self, v: &CreateView) -> Result<Output> {
         let query = v.query.to_string();
         let planned = plan(self, &query, &v.columns).await?;
-        self.check_create()?;
+        self.check_create(&v.name)?;
         self.check_select_on(&planned.depends_on)?;
         let mut options = std::collections::BTreeMap::new();
         if !v.columns.is_empty() {
@@ -119,11 +119,9 @@ async fn plan(session: &Session, query: &str, column_names: &[String]) -> Result
     let mut depends_on = views_read(engine, &stmt);
     plan.apply_with_subqueries(|p| {
         if let LogicalPlan::TableScan(t) = p {
-            let ours = t
-                .table_name
-                .schema()
-                .is_none_or(|s| s == crate::engine::query::PUBLIC_SCHEMA);
-            if let Some(rel) = engine.relation(t.table_name.table()).filter(|_| ours) {
+            if let Some(rel) =
+                crate::sql::names::of_reference(&t.table_name).and_then(|n| engine.relation(&n))
+            {
                 if !depends_on.contains(&rel.id) {
                     depends_on.push(rel.id);
                 }
@@ -142,24 +140,9 @@ async fn plan(session: &Session, query: &str, column_names: &[String]) -> Result
 pub(super) fn views_read(engine: &Engine, stmt: &ast::Statement) -> Vec<u64> {
     let mut ids = Vec::new();
     let _ = ast::visit_relations(stmt, |name| {
-        let parts: Vec<String> = name
-            .0
-            .iter()
-            .filter_map(|p| p.as_ident())
-            .map(|i| match i.quote_style {
-                Some(_) => i.value.clone(),
-                None => i.value.to_lowercase(),
-            })
-            .collect();
-        let ours = match parts.as_slice() {
-            [_] => true,
-            [schema, _] => schema == crate::engine::query::PUBLIC_SCHEMA,
-            _ => false,
-        };
-        if let Some(rel) = parts
-            .last()
-            .filter(|_| ours)
-            .and_then(|n| engine.relation(n))
+        if let Some(rel) = crate::sql::names::existing(name)
+            .ok()
+            .and_then(|n| engine.relation(&n))
         {
             if rel.kind == RelationKind::PlainView && !ids.contains(&rel.id) {
                 ids.push(rel.id);
@@ -224,6 +207,7 @@ impl Engine {
         actor: &str,
     ) -> Result<bool> {
         let _ddl = self.ddl_lock.lock().await;
+        self.check_schema_of(&def.name)?;
         let existing = self.catalog.read().get(&def.name).cloned();
         for dep in &def.depends_on {
             if self.catalog.read().by_id(*dep).is_none() {
