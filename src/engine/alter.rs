@@ -223,6 +223,20 @@ pub fn contains_nulls(def: &RelationDef, column: usize) -> EngineError {
 impl Engine {
     /// Runs an `ALTER TABLE`; only the owner may.
     pub async fn alter_table(self: &Arc<Self>, a: &AlterTable, actor: &str) -> Result<()> {
+        // a rename alone copies nothing
+        if let [AlterAction::RenameTo(new_name)] = a.actions.as_slice() {
+            return self
+                .rename_relation(
+                    &super::rename::Rename {
+                        kind: RelationKind::Table,
+                        name: a.name.clone(),
+                        new_name: new_name.clone(),
+                        if_exists: a.if_exists,
+                    },
+                    actor,
+                )
+                .await;
+        }
         let _ddl = self.ddl_lock.lock().await;
         let Some(old) = self.relation(&a.name) else {
             if a.if_exists {

@@ -73,6 +73,12 @@ pub enum Op {
     SetIndexes {
         def: Box<RelationDef>,
     },
+    /// A relation's new definition that changes nothing of its rows or
+    /// state (`RENAME TO`): the record is stored, and the committer's copy
+    /// replaced.
+    Redefine {
+        def: Box<RelationDef>,
+    },
     /// `ALTER TABLE`: the live rows of table `old` copied into the shape of
     /// `def` (a new id), column `i` from old column `sources[i]` (`None`:
     /// NULL); the old table is dropped in the same batch.
@@ -1019,6 +1025,18 @@ impl Committer {
                     return Err(EngineError::Catalog(
                         crate::catalog::CatalogError::NotFound(def.name.clone()),
                     ));
+                }
+                puts.push(Put::Catalog { id, bytes });
+                Ok(Outcome::default())
+            }
+            Op::Redefine { def } => {
+                let id = def.id;
+                let bytes = def.to_bytes();
+                let def = Arc::new(*def);
+                if let Some(work) = self.relations.get_mut(&id) {
+                    work.def = def;
+                } else if let Some(view) = self.views.get_mut(&id) {
+                    view.def = def;
                 }
                 puts.push(Put::Catalog { id, bytes });
                 Ok(Outcome::default())

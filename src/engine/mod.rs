@@ -10,6 +10,7 @@ pub mod data;
 pub mod error;
 pub mod exec;
 pub mod query;
+pub mod rename;
 pub mod returning;
 pub mod roles;
 pub mod session;

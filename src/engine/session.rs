@@ -1635,6 +1635,18 @@ impl Session {
                     rows: None,
                 })
             }
+            Statement::Rename(r) => {
+                self.engine.rename_relation(r, &self.role).await?;
+                Ok(Output::Command {
+                    tag: match r.kind {
+                        RelationKind::Source => "ALTER SOURCE",
+                        RelationKind::Table => "ALTER TABLE",
+                        RelationKind::View => "ALTER MATERIALIZED VIEW",
+                        RelationKind::PlainView => "ALTER VIEW",
+                    },
+                    rows: None,
+                })
+            }
             Statement::CreateSchema(c) => {
                 self.engine.create_schema(c, &self.role).await?;
                 Ok(Output::Command {

@@ -85,7 +85,10 @@ pub(crate) fn write_estimate(op: &Op) -> Option<u64> {
                 .sum::<u64>()
                 + 4096,
         ),
-        Op::CreateRelation { .. } | Op::CreateView { .. } | Op::Records { .. } => Some(64 << 10),
+        Op::CreateRelation { .. }
+        | Op::CreateView { .. }
+        | Op::Records { .. }
+        | Op::Redefine { .. } => Some(64 << 10),
         // (a copy of the table's rows; the old log is freed after)
         Op::AlterTable { .. } => Some(1 << 20),
         _ => None,

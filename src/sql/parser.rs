@@ -99,6 +99,8 @@ pub enum Statement {
     /// `CREATE INDEX` on a table, source or materialized view.
     CreateIndex(crate::index::ddl::CreateIndex),
     DropIndex(crate::index::ddl::DropIndex),
+    /// `ALTER SOURCE | VIEW | MATERIALIZED VIEW … RENAME TO`.
+    Rename(crate::engine::rename::Rename),
     /// `CREATE SCHEMA` / `DROP SCHEMA`.
     CreateSchema(crate::schema::CreateSchema),
     DropSchema(crate::schema::DropSchema),
@@ -434,6 +436,11 @@ impl SqlParser {
                 self.parse_prepare(text)
             }
             ["EXECUTE", ..] => parse_execute(text),
+            ["ALTER", "MATERIALIZED", "VIEW"] | ["ALTER", "VIEW" | "SOURCE", ..]
+                if crate::engine::rename::is_rename(&statement_words(text)) =>
+            {
+                Ok(Statement::Rename(crate::engine::rename::parse(text)?))
+            }
             ["ALTER", "MATERIALIZED", "VIEW"] | ["REFRESH", "MATERIALIZED", "VIEW"] => {
                 parse_recompute(text)
             }
