@@ -301,6 +301,29 @@ pub fn render_array_in(a: &ArrayRef, zone: Option<chrono_tz::Tz>) -> Result<Arra
                 }
             )
         }
+        DataType::List(_) => {
+            let list = a.as_list::<i32>();
+            let elements = element_texts(list.values(), zone)?;
+            let nested = matches!(list.values().data_type(), DataType::List(_));
+            for i in 0..n {
+                if list.is_null(i) {
+                    b.append_null();
+                    continue;
+                }
+                let (start, end) = (
+                    list.value_offsets()[i] as usize,
+                    list.value_offsets()[i + 1] as usize,
+                );
+                let parts: Vec<String> = (start..end)
+                    .map(|j| match elements[j].as_deref() {
+                        None => "NULL".to_string(),
+                        Some(t) if nested => t.to_string(),
+                        Some(t) => array_element(t),
+                    })
+                    .collect();
+                b.append_value(format!("{{{}}}", parts.join(",")));
+            }
+        }
         other => {
             return Err(ArrowError::InvalidArgumentError(format!(
                 "no Postgres text rendering for {other}"
@@ -308,6 +331,52 @@ pub fn render_array_in(a: &ArrayRef, zone: Option<chrono_tz::Tz>) -> Result<Arra
         }
     }
     Ok(Arc::new(b.finish()))
+}
+
+/// The text of each element of an array's values, as PostgreSQL prints
+/// the element type (`None` for NULL).
+fn element_texts(
+    values: &ArrayRef,
+    zone: Option<chrono_tz::Tz>,
+) -> Result<Vec<Option<String>>, ArrowError> {
+    let text = match values.data_type() {
+        t if needs_text(t) || matches!(t, DataType::List(_)) => render_array_in(values, zone)?,
+        DataType::Boolean => {
+            let bools = values.as_boolean();
+            return Ok((0..bools.len())
+                .map(|i| {
+                    (!bools.is_null(i)).then(|| if bools.value(i) { "t" } else { "f" }.to_string())
+                })
+                .collect());
+        }
+        _ => datafusion::arrow::compute::cast(values, &DataType::Utf8)?,
+    };
+    let text = text.as_string::<i32>();
+    Ok((0..text.len())
+        .map(|i| (!text.is_null(i)).then(|| text.value(i).to_string()))
+        .collect())
+}
+
+/// An element of an array's text form: quoted where PostgreSQL quotes it
+/// (empty, `NULL`, or holding a brace, comma, quote, backslash or space).
+fn array_element(t: &str) -> String {
+    let quote = t.is_empty()
+        || t.eq_ignore_ascii_case("null")
+        || t.chars()
+            .any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_ascii_whitespace());
+    if !quote {
+        return t.to_string();
+    }
+    let mut out = String::with_capacity(t.len() + 2);
+    out.push('"');
+    for c in t.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
 }
 
 /// Microseconds since the Unix epoch, as Postgres prints a timestamp.

@@ -156,3 +156,9 @@ WITH w AS (SELECT 1, 0::bigint, upper('a'), oj1.a + 1 FROM oj1 WHERE oj1.id = 1)
 WITH w AS (SELECT count(*) FROM oj1) SELECT count FROM w;
 SELECT * FROM (SELECT 'x', 2.5, oj1.id FROM oj1 WHERE oj1.id = 6) s;
 SELECT s.sum FROM (SELECT sum(a) FROM oj1) s;
+
+-- an array cast to text is PostgreSQL's array text (it was Arrow's `[1, 2]`)
+SELECT CAST(ARRAY[1,2] AS TEXT), ARRAY['a b', NULL, '', 'x', 'null', 'q"x', 'back\slash']::text;
+SELECT ARRAY[1.5, NULL]::text, ARRAY[[1,2],[3,4]]::text, ARRAY[true,false]::text;
+SELECT ARRAY['2020-01-01 10:00'::timestamp]::text, ARRAY[1.5::float8, 0.1::float8]::text, ARRAY[DATE '2021-01-02']::text, (ARRAY[1,2]::text) || 'x';
+SELECT oj2.id, ARRAY[oj2.s, oj2.y::text]::text AS a FROM oj2 ORDER BY 1;

@@ -77,7 +77,7 @@ fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         }
         other => other,
     };
-    // a timestamp, interval or float cast to text reads as Postgres
+    // a timestamp, interval, float or array cast to text reads as Postgres
     // prints it
     let e = match e {
         Expr::Cast(Cast { expr, field })

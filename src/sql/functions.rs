@@ -202,8 +202,9 @@ impl ScalarUDFImpl for ClockTimestamp {
     }
 }
 
-/// The cast of a timestamp, interval or float to text, in Postgres' text
-/// form (Arrow's cast writes `2020-01-01T12:00:00`, `1 days 2 hours`).
+/// The cast of a timestamp, interval, float or array to text, in Postgres'
+/// text form (Arrow's cast writes `2020-01-01T12:00:00`, `1 days 2 hours`,
+/// `[1, 2]`).
 pub fn pg_text(e: datafusion::logical_expr::Expr) -> datafusion::logical_expr::Expr {
     ScalarUDF::new_from_impl(PgText {
         signature: Signature::any(1, Volatility::Immutable),
@@ -214,7 +215,8 @@ pub fn pg_text(e: datafusion::logical_expr::Expr) -> datafusion::logical_expr::E
 /// Whether `pg_text` renders values of this type (where a cast to text
 /// would differ from Postgres).
 pub fn pg_text_renders(t: &DataType) -> bool {
-    crate::pgtext::needs_text(t)
+    // (an array's text is `{1,2}`; Arrow's cast writes `[1, 2]`)
+    crate::pgtext::needs_text(t) || matches!(t, DataType::List(_))
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]

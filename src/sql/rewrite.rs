@@ -501,6 +501,7 @@ fn pg_name(e: &Expr) -> Option<String> {
         // a scalar subquery is named after its one output column
         Expr::Subquery(q) => Some(subquery_name(q).unwrap_or_else(|| "?column?".to_string())),
         Expr::Exists { .. } => Some("exists".to_string()),
+        Expr::Array(_) => Some("array".to_string()),
         Expr::Extract { .. } => Some("extract".to_string()),
         _ => Some("?column?".to_string()),
     }
@@ -515,7 +516,7 @@ fn strong_name(e: &Expr) -> Option<String> {
         Expr::Nested(inner) => strong_name(inner),
         Expr::Cast { expr, .. } => strong_name(expr),
         Expr::Case { else_result, .. } => else_result.as_deref().and_then(strong_name),
-        Expr::Function(_) | Expr::Exists { .. } => pg_name(e),
+        Expr::Function(_) | Expr::Exists { .. } | Expr::Array(_) => pg_name(e),
         Expr::Subquery(q) => subquery_name(q),
         _ => None,
     }
