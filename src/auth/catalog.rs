@@ -471,6 +471,9 @@ impl ScalarUDFImpl for UserName {
 enum On {
     Table,
     Schema,
+    /// `pg_has_role`: membership (there is none in Freshet: a role is
+    /// only itself; superusers have every role).
+    Role,
 }
 
 /// `has_table_privilege([user,] table, privileges)` and
@@ -522,6 +525,7 @@ fn privilege_list(text: &str, on: On) -> Result<Vec<(Option<Privilege>, bool)>, 
             (On::Table, "TRUNCATE" | "REFERENCES" | "TRIGGER") => None,
             (On::Schema, "CREATE") => Some(Privilege::Create),
             (On::Schema, "USAGE") => Some(Privilege::Select),
+            (On::Role, "USAGE" | "MEMBER" | "SET") => Some(Privilege::Select),
             _ => {
                 return Err(AuthError::InvalidParameter(format!(
                     "unrecognized privilege type: \"{}\"",
@@ -573,8 +577,9 @@ impl HasPrivilege {
             On::Table => {
                 let (schema, name) = relation_name(object);
                 let rel = match schema.as_deref() {
-                    None | Some("public") => engine.relation(&name),
-                    _ => None,
+                    None => engine.relation(&name),
+                    Some(s) if crate::sql::names::SYSTEM_SCHEMAS.contains(&s) => None,
+                    Some(s) => engine.relation(&crate::sql::names::qualified(s, &name)),
                 };
                 let Some(rel) = rel else {
                     let catalog = matches!(
@@ -600,6 +605,27 @@ impl HasPrivilege {
                     Some(p) => rel.acl.has(user, *p),
                     None => false,
                 }))
+            }
+            On::Role => {
+                let (_, name) = relation_name(object);
+                // (a role by name, or by OID)
+                let target = name
+                    .parse::<u32>()
+                    .ok()
+                    .and_then(|oid| access.roles.iter().find(|r| r.oid == oid))
+                    .or_else(|| access.roles.get(&name))
+                    .map(|r| r.name.clone());
+                let Some(target) = target else {
+                    // PostgreSQL's predefined roles (pg_read_all_stats, …):
+                    // nobody is a member here
+                    if name.starts_with("pg_") {
+                        return Ok(superuser);
+                    }
+                    return Err(external(AuthError::UndefinedRole(name)));
+                };
+                Ok(wanted
+                    .iter()
+                    .any(|(_, grant_option)| superuser || (target == user && !grant_option)))
             }
             On::Schema => {
                 let (_, name) = relation_name(object);
@@ -648,6 +674,7 @@ impl ScalarUDFImpl for HasPrivilege {
         match self.on {
             On::Table => "has_table_privilege",
             On::Schema => "has_schema_privilege",
+            On::Role => "pg_has_role",
         }
     }
     fn signature(&self) -> &Signature {
@@ -772,7 +799,7 @@ pub fn session_functions(user: &str, session_user: &str, engine: Weak<Engine>) -
             Volatility::Stable,
         )
     };
-    for on in [On::Table, On::Schema] {
+    for on in [On::Table, On::Schema, On::Role] {
         out.push(ScalarUDF::new_from_impl(HasPrivilege {
             on,
             user: user.to_string(),

@@ -69,7 +69,13 @@ impl TestServer {
                 .expect("spawn freshet");
             let deadline = Instant::now() + Duration::from_secs(60);
             loop {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // (the port was free when chosen; another test's server may
+                // have taken it since, making ours exit: what answers must
+                // be ours, still running a moment later)
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && {
+                    std::thread::sleep(Duration::from_millis(100));
+                    matches!(child.try_wait(), Ok(None))
+                } {
                     return TestServer {
                         child: Some(child),
                         port,

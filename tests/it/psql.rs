@@ -194,4 +194,7 @@ async fn psql_schema_commands() {
         "{out}"
     );
     assert!(out.contains("totals"), "{out}");
+    // \l+ (its size column asks pg_has_role)
+    let out = psql(&server, &["\\l+"]).unwrap_or_default();
+    assert!(out.contains("freshet") && out.contains("Size"), "{out}");
 }
