@@ -163,6 +163,9 @@ impl ScalarUDFImpl for SerialSequence {
 /// The functions of this module.
 pub fn functions() -> Vec<ScalarUDF> {
     vec![
+        ScalarUDF::new_from_impl(SharedDescription {
+            signature: Signature::any(2, Volatility::Stable),
+        }),
         ScalarUDF::new_from_impl(ExpandArrayList {
             signature: Signature::any(1, Volatility::Immutable),
         }),
@@ -975,5 +978,33 @@ mod tests {
         assert_eq!(type_oid("char"), Some(1042));
         assert_eq!(type_oid("hstore"), None);
         assert_eq!(type_oid("void[]"), None);
+    }
+}
+
+/// `shobj_description(oid, catalog)`: the comment on a shared object (a
+/// database, a role). Freshet keeps none (`COMMENT ON DATABASE | ROLE` is
+/// not supported), so NULL, as PostgreSQL answers for an uncommented one.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SharedDescription {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for SharedDescription {
+    fn name(&self) -> &str {
+        "shobj_description"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let n = args.number_rows;
+        let out: StringArray = (0..n.max(1)).map(|_| None::<&str>).collect();
+        crate::sql::functions::same_shape(&args.args, Arc::new(out))
     }
 }
