@@ -154,6 +154,11 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .recover_views()
         .await
         .context("cannot restore materialized views")?;
+    engine
+        .databases()
+        .open_all(&engine)
+        .await
+        .context("cannot open the other databases")?;
     if let Some(pw) = superuser_password {
         engine
             .set_bootstrap_password(&pw)

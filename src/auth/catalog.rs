@@ -247,6 +247,14 @@ impl SchemaProvider for PgCatalogWithRoles {
         if name == "pg_class" {
             return self.pg_class().await;
         }
+        if name == "pg_database" {
+            let Some(engine) = self.engine.upgrade() else {
+                return Ok(None);
+            };
+            let batch = crate::database::catalog::pg_database(&engine)?;
+            let table = MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+            return Ok(Some(Arc::new(table)));
+        }
         if name == "pg_attribute" {
             let Some(inner) = self.inner.table("pg_attribute").await? else {
                 return Ok(None);
@@ -846,7 +854,7 @@ mod tests {
         let mut a = Access::default();
         let mut r = RoleDef::bootstrap();
         r.password = Some("SCRAM-SHA-256$4096:AA==$AA==:AA==".into());
-        a.roles.put(r);
+        std::sync::Arc::make_mut(&mut a.roles).put(r);
         let roles = table_batch("pg_roles", &a).unwrap();
         let authid = table_batch("pg_authid", &a).unwrap();
         let col = |b: &RecordBatch, n: &str| {

@@ -161,7 +161,7 @@ impl Roles {
 /// records).
 #[derive(Debug, Clone, Default)]
 pub struct Access {
-    pub roles: Roles,
+    pub roles: std::sync::Arc<Roles>,
     pub schema_acl: Acl,
 }
 

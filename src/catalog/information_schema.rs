@@ -26,9 +26,6 @@ use crate::types::SqlType;
 
 pub const SCHEMA: &str = "information_schema";
 
-/// The database's name, as `table_catalog` shows it.
-const DATABASE: &str = crate::engine::query::CATALOG_NAME;
-
 /// A column of one of these tables: text, or an integer.
 #[derive(Clone, Copy)]
 enum Kind {
@@ -303,6 +300,7 @@ fn name_of(r: &RelationDef) -> &str {
 
 fn table_rows(name: &str, engine: &Engine) -> Vec<Row> {
     let rels = listed(engine);
+    let db = engine.database_name();
     match name {
         "schemata" => ["information_schema", "pg_catalog", "public"]
             .iter()
@@ -312,7 +310,7 @@ fn table_rows(name: &str, engine: &Engine) -> Vec<Row> {
                 row(
                     SCHEMATA,
                     &[
-                        ("catalog_name", s(DATABASE)),
+                        ("catalog_name", s(&db)),
                         ("schema_name", s(&sch)),
                         ("schema_owner", s(&owner)),
                     ],
@@ -326,7 +324,7 @@ fn table_rows(name: &str, engine: &Engine) -> Vec<Row> {
                 row(
                     TABLES,
                     &[
-                        ("table_catalog", s(DATABASE)),
+                        ("table_catalog", s(&db)),
                         ("table_schema", s(schema_name_of(r))),
                         ("table_name", s(name_of(r))),
                         ("table_type", s(if view { "VIEW" } else { "BASE TABLE" })),
@@ -351,7 +349,7 @@ fn table_rows(name: &str, engine: &Engine) -> Vec<Row> {
                     out.push(row(
                         COLUMNS,
                         &[
-                            ("table_catalog", s(DATABASE)),
+                            ("table_catalog", s(&db)),
                             ("table_schema", s(schema_name_of(r))),
                             ("table_name", s(name_of(r))),
                             ("column_name", s(f.name())),
@@ -382,7 +380,7 @@ fn table_rows(name: &str, engine: &Engine) -> Vec<Row> {
                                 "datetime_precision",
                                 t.datetime_precision.map(|p| p.to_string()),
                             ),
-                            ("udt_catalog", s(DATABASE)),
+                            ("udt_catalog", s(&db)),
                             ("udt_schema", s("pg_catalog")),
                             ("udt_name", Some(t.udt_name.clone())),
                             ("dtd_identifier", n(i + 1)),
@@ -404,7 +402,7 @@ fn table_rows(name: &str, engine: &Engine) -> Vec<Row> {
                 row(
                     VIEWS,
                     &[
-                        ("table_catalog", s(DATABASE)),
+                        ("table_catalog", s(&db)),
                         ("table_schema", s(schema_name_of(r))),
                         ("table_name", s(name_of(r))),
                         ("view_definition", super::pg_views::definition(r)),
@@ -425,10 +423,10 @@ fn table_rows(name: &str, engine: &Engine) -> Vec<Row> {
                 row(
                     TABLE_CONSTRAINTS,
                     &[
-                        ("constraint_catalog", s(DATABASE)),
+                        ("constraint_catalog", s(&db)),
                         ("constraint_schema", s(schema_name_of(r))),
                         ("constraint_name", Some(super::pg_keys::key_name(r))),
-                        ("table_catalog", s(DATABASE)),
+                        ("table_catalog", s(&db)),
                         ("table_schema", s(schema_name_of(r))),
                         ("table_name", s(name_of(r))),
                         ("constraint_type", s("PRIMARY KEY")),
@@ -443,14 +441,15 @@ fn table_rows(name: &str, engine: &Engine) -> Vec<Row> {
             .iter()
             .filter(|r| r.kind == RelationKind::Table)
             .flat_map(|r| {
+                let db = &db;
                 r.primary_key.iter().enumerate().map(move |(k, &c)| {
                     row(
                         KEY_COLUMN_USAGE,
                         &[
-                            ("constraint_catalog", s(DATABASE)),
+                            ("constraint_catalog", s(db)),
                             ("constraint_schema", s(schema_name_of(r))),
                             ("constraint_name", Some(super::pg_keys::key_name(r))),
-                            ("table_catalog", s(DATABASE)),
+                            ("table_catalog", s(db)),
                             ("table_schema", s(schema_name_of(r))),
                             ("table_name", s(name_of(r))),
                             ("column_name", s(&r.columns[c].name)),

@@ -23,6 +23,8 @@ pub enum EngineError {
     Auth(#[from] crate::auth::AuthError),
     #[error(transparent)]
     Txn(#[from] crate::txn::TxnError),
+    #[error(transparent)]
+    Database(#[from] crate::database::DatabaseError),
     /// A value that does not fit its column (row and column in the message).
     #[error("{message}")]
     Value {

@@ -66,6 +66,8 @@ pub struct EngineConfig {
     /// Free bytes a write must leave on the data directory's file system
     /// (`--min-free-disk`); a write that would not is refused with 53100.
     pub min_free_disk: u64,
+    /// The database this engine holds ([`crate::database`]).
+    pub database_oid: u32,
 }
 
 /// The clock that views with `now()` follow.
@@ -101,6 +103,7 @@ impl EngineConfig {
             manual_clock: false,
             max_statement_memory: None,
             min_free_disk: DEFAULT_MIN_FREE_DISK,
+            database_oid: crate::database::DEFAULT_OID,
         }
     }
 }
@@ -116,7 +119,7 @@ pub struct RecoveryReport {
 }
 
 pub struct Engine {
-    config: EngineConfig,
+    pub(crate) config: EngineConfig,
     pub(crate) catalog: RwLock<Catalog>,
     snapshot: Arc<RwLock<Arc<DbSnapshot>>>,
     commit_tx: Mutex<Option<Sender<Request>>>,
@@ -137,12 +140,28 @@ pub struct Engine {
     storage_failed: Arc<std::sync::atomic::AtomicBool>,
     /// Whether the storage watcher runs.
     watching: std::sync::atomic::AtomicBool,
+    /// The default database's engine, for another database's: it keeps
+    /// the roles (`None` for the default database itself).
+    pub(crate) home: Option<std::sync::Weak<Engine>>,
+    /// Every database of the server (shared by their engines).
+    pub(crate) databases: Arc<crate::database::Databases>,
 }
 
 impl Engine {
     /// Opens the data directory, replays every log, and starts the
     /// committer. Blocking: call before serving, or from a blocking thread.
     pub fn open(config: EngineConfig) -> Result<Arc<Engine>> {
+        Self::open_with(config, None)
+    }
+
+    /// Opens another database of the server whose default database is
+    /// `home`'s: it shares `home`'s roles, list of databases and query
+    /// threads.
+    pub fn open_in(config: EngineConfig, home: &Arc<Engine>) -> Result<Arc<Engine>> {
+        Self::open_with(config, Some(home))
+    }
+
+    fn open_with(config: EngineConfig, home: Option<&Arc<Engine>>) -> Result<Arc<Engine>> {
         let started = Instant::now();
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             EngineError::Internal(format!(
@@ -151,7 +170,14 @@ impl Engine {
             ))
         })?;
         let store = Store::open(&config.data_dir, config.cache_bytes)?;
-        let access = roles::load(&store)?;
+        let access = roles::load(&store, home.is_none())?;
+        let databases = match home {
+            Some(h) => h.databases.clone(),
+            None => Arc::new(crate::database::Databases::load(
+                &config,
+                store.meta(crate::database::META_DATABASES)?,
+            )?),
+        };
         let mut next_id = match store.meta(keys::META_NEXT_RELATION_ID)? {
             Some(b) if b.len() == 8 => {
                 u64::from_be_bytes(b.as_slice().try_into().unwrap_or([0; 8]))
@@ -236,7 +262,10 @@ impl Engine {
             .spawn(move || committer.run(rx))
             .map_err(|e| EngineError::Internal(format!("cannot start committer: {e}")))?;
         report.millis = started.elapsed().as_millis();
-        let queries = Arc::new(exec::QueryRuntime::new(config.max_statement_memory)?);
+        let queries = match home {
+            Some(h) => h.queries.clone(),
+            None => Arc::new(exec::QueryRuntime::new(config.max_statement_memory)?),
+        };
         Ok(Arc::new(Engine {
             config,
             catalog: RwLock::new(catalog),
@@ -252,6 +281,8 @@ impl Engine {
             view_oids: Default::default(),
             storage_failed,
             watching: std::sync::atomic::AtomicBool::new(false),
+            home: home.map(Arc::downgrade),
+            databases,
         }))
     }
 
@@ -581,6 +612,11 @@ impl Engine {
 
     /// Stops accepting writes, lets queued ones finish, flushes storage.
     pub async fn shutdown(&self) {
+        if self.home.is_none() {
+            for e in self.databases.take_open() {
+                Box::pin(e.shutdown()).await;
+            }
+        }
         let sent = {
             let tx = self.commit_tx.lock().take();
             tx.map(|tx| {

@@ -133,6 +133,10 @@ pub fn session_template(engine: &Arc<Engine>) -> Result<SessionState, DataFusion
     for f in crate::sql::functions::all() {
         ctx.register_udf(f);
     }
+    ctx.register_udf(crate::database::catalog::current_database(Arc::downgrade(
+        engine,
+    )));
+    ctx.register_udf(crate::database::catalog::pg_encoding_to_char());
     for f in crate::catalog::pg_sizes::functions(oids.clone(), Arc::downgrade(engine)) {
         ctx.register_udf(f);
     }

@@ -14,12 +14,16 @@ use crate::store::{keys, Put, Store};
 
 /// The roles and the privileges on schema `public` as stored; a data
 /// directory without roles gets the bootstrap superuser (written now).
-pub(super) fn load(store: &Store) -> Result<Access> {
+/// Another database than the default (`with_roles` false) keeps no roles:
+/// it reads the default database's.
+pub(super) fn load(store: &Store, with_roles: bool) -> Result<Access> {
     let mut roles = Vec::new();
-    for bytes in store.roles()? {
-        roles.push(RoleDef::from_bytes(&bytes)?);
+    if with_roles {
+        for bytes in store.roles()? {
+            roles.push(RoleDef::from_bytes(&bytes)?);
+        }
     }
-    if roles.is_empty() {
+    if roles.is_empty() && with_roles {
         let boot = RoleDef::bootstrap();
         store.apply(vec![Put::Role {
             name: boot.name.clone(),
@@ -34,7 +38,7 @@ pub(super) fn load(store: &Store) -> Result<Access> {
         None => Acl::default(),
     };
     Ok(Access {
-        roles: Roles::new(roles),
+        roles: Arc::new(Roles::new(roles)),
         schema_acl,
     })
 }
@@ -51,7 +55,21 @@ impl Engine {
     /// The roles and schema privileges as of the last statement that
     /// changed them.
     pub fn access(&self) -> Arc<Access> {
-        self.access.read().clone()
+        let own = self.access.read().clone();
+        let Some(home) = self.home.as_ref().and_then(|h| h.upgrade()) else {
+            return own;
+        };
+        // the roles are the default database's; the rest is this one's
+        let roles = home.access().roles.clone();
+        if Arc::ptr_eq(&own.roles, &roles) {
+            return own;
+        }
+        let next = Arc::new(Access {
+            roles,
+            schema_acl: own.schema_acl.clone(),
+        });
+        *self.access.write() = next.clone();
+        next
     }
 
     /// Runs a statement about roles or privileges for role `actor`.
@@ -70,21 +88,42 @@ impl Engine {
                     })??;
             *options = o;
         }
+        let home = match &self.home {
+            Some(h) => Some(h.upgrade().ok_or(EngineError::ShuttingDown)?),
+            None => None,
+        };
         let _ddl = self.ddl_lock.lock().await;
+        // roles are the default database's: its DDL lock orders role changes
+        // made from every database
+        let _home_ddl = match &home {
+            Some(h) => Some(h.ddl_lock.lock().await),
+            None => None,
+        };
         let access = self.access();
         let relations = self.relations();
         let change = manage::plan(&access.roles, &relations, &access.schema_acl, actor, &stmt)
             .map_err(refusal)?;
-        let mut puts = Vec::new();
         for name in &change.dropped_roles {
-            puts.push(Put::DeleteRole { name: name.clone() });
+            let elsewhere = self.role_objects_elsewhere(name);
+            if !elsewhere.is_empty() {
+                return Err(AuthError::RoleInUse {
+                    role: name.clone(),
+                    detail: elsewhere.join("\n"),
+                }
+                .into());
+            }
+        }
+        let mut role_puts = Vec::new();
+        for name in &change.dropped_roles {
+            role_puts.push(Put::DeleteRole { name: name.clone() });
         }
         for r in &change.roles {
-            puts.push(Put::Role {
+            role_puts.push(Put::Role {
                 name: r.name.clone(),
                 bytes: r.to_bytes(),
             });
         }
+        let mut puts = Vec::new();
         for d in &change.relations {
             puts.push(Put::Catalog {
                 id: d.id,
@@ -97,21 +136,36 @@ impl Engine {
                 bytes: serde_json::to_vec(acl).unwrap_or_default(),
             });
         }
-        if puts.is_empty() {
-            return Ok(());
+        match &home {
+            Some(h) if !role_puts.is_empty() => {
+                h.commit(Op::Records { puts: role_puts }).await?;
+            }
+            _ => puts.extend(role_puts),
         }
-        self.commit(Op::Records { puts }).await?;
-        let mut next = (*access).clone();
+        if !puts.is_empty() {
+            self.commit(Op::Records { puts }).await?;
+        }
+        let mut roles = (*access.roles).clone();
         for name in &change.dropped_roles {
-            next.roles.remove(name);
+            roles.remove(name);
         }
         for r in change.roles {
-            next.roles.put(r);
+            roles.put(r);
         }
-        if let Some(acl) = change.schema_acl {
-            next.schema_acl = acl;
+        let roles = Arc::new(roles);
+        if let Some(h) = &home {
+            let theirs = h.access.read().schema_acl.clone();
+            *h.access.write() = Arc::new(Access {
+                roles: roles.clone(),
+                schema_acl: theirs,
+            });
         }
-        *self.access.write() = Arc::new(next);
+        *self.access.write() = Arc::new(Access {
+            roles,
+            schema_acl: change
+                .schema_acl
+                .unwrap_or_else(|| access.schema_acl.clone()),
+        });
         let mut cat = self.catalog.write();
         for d in change.relations {
             cat.remove(&d.name);

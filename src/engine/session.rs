@@ -792,6 +792,7 @@ impl Session {
     pub fn name_scope(&self) -> crate::sql::names::NameScope {
         let engine = Arc::downgrade(&self.engine);
         crate::sql::names::NameScope {
+            database: self.engine.database_name(),
             path: self.search_path(),
             exists: Arc::new(move |n: &str| {
                 engine.upgrade().is_some_and(|e| e.relation(n).is_some())
@@ -1644,6 +1645,33 @@ impl Session {
                         RelationKind::View => "ALTER MATERIALIZED VIEW",
                         RelationKind::PlainView => "ALTER VIEW",
                     },
+                    rows: None,
+                })
+            }
+            Statement::CreateDatabase(c) => {
+                if self.in_block() {
+                    return Err(crate::txn::TxnError::InBlock("CREATE DATABASE").into());
+                }
+                self.engine.create_database(c, &self.role).await?;
+                Ok(Output::Command {
+                    tag: "CREATE DATABASE",
+                    rows: None,
+                })
+            }
+            Statement::DropDatabase(d) => {
+                if self.in_block() {
+                    return Err(crate::txn::TxnError::InBlock("DROP DATABASE").into());
+                }
+                self.engine.drop_database(d, &self.role).await?;
+                Ok(Output::Command {
+                    tag: "DROP DATABASE",
+                    rows: None,
+                })
+            }
+            Statement::AlterDatabase(a) => {
+                self.engine.alter_database(a, &self.role).await?;
+                Ok(Output::Command {
+                    tag: "ALTER DATABASE",
                     rows: None,
                 })
             }

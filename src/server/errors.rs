@@ -57,6 +57,19 @@ pub fn sqlstate(e: &EngineError) -> &'static str {
         EngineError::Txn(crate::txn::TxnError::NoSavepoint(_)) => "3B001",
         EngineError::Txn(crate::txn::TxnError::NoBlock(_)) => "25P01",
         EngineError::Txn(crate::txn::TxnError::InBlock(_)) => "25001",
+        EngineError::Database(d) => {
+            use crate::database::DatabaseError as D;
+            match d {
+                D::Undefined(_) => "3D000",
+                D::Duplicate(_) => "42P04",
+                D::InUse { .. } => "55006",
+                D::Denied(_) => "42501",
+                D::NotAccepting(_) => "55000",
+                D::TooManyConnections(_) => "53300",
+                D::Unsupported(_) => "0A000",
+                D::Storage(_) => "58030",
+            }
+        }
         EngineError::DependentObjects(_) => "2BP01",
         EngineError::InvalidTableDefinition(_) => "42P16",
         EngineError::ShuttingDown => "57P01",
@@ -277,8 +290,14 @@ pub fn error_info(e: &EngineError) -> ErrorInfo {
         _ => "ERROR",
     };
     let mut info = ErrorInfo::new(severity.to_string(), sqlstate(e).to_string(), message(e));
-    if let EngineError::Auth(AuthError::RoleInUse { detail, .. }) = e {
-        info.detail = Some(detail.clone());
+    match e {
+        EngineError::Auth(AuthError::RoleInUse { detail, .. })
+        | EngineError::Database(crate::database::DatabaseError::InUse { detail, .. })
+            if !detail.is_empty() =>
+        {
+            info.detail = Some(detail.clone());
+        }
+        _ => {}
     }
     info
 }

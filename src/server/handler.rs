@@ -36,9 +36,13 @@ use crate::types::SQL_TYPE_KEY;
 pub struct Conn {
     me: Weak<Conn>,
     pub(super) session: tokio::sync::Mutex<Session>,
+    /// The default database's engine (roles; the list of databases).
     engine: Arc<Engine>,
     copy: parking_lot::Mutex<Option<Box<CopyIn>>>,
     manager: Arc<ConnectionManager>,
+    templates: Arc<super::Templates>,
+    /// This connection's claim on its database (taken at start-up).
+    ticket: parking_lot::Mutex<Option<crate::database::Ticket>>,
 }
 
 impl Conn {
@@ -46,6 +50,7 @@ impl Conn {
         session: Session,
         engine: Arc<Engine>,
         manager: Arc<ConnectionManager>,
+        templates: Arc<super::Templates>,
     ) -> Arc<Conn> {
         Arc::new_cyclic(|me| Conn {
             me: me.clone(),
@@ -53,14 +58,33 @@ impl Conn {
             engine,
             copy: parking_lot::Mutex::new(None),
             manager,
+            templates,
+            ticket: parking_lot::Mutex::new(None),
         })
     }
 }
 
 impl Conn {
-    /// The engine this connection's statements run on.
+    /// The default database's engine: it knows the roles and the
+    /// databases.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// Binds the connection to database `database` as role `user` (the
+    /// end of start-up): 3D000 for a database that does not exist, 55000
+    /// or 53300 when it takes no more connections.
+    pub(super) async fn enter(&self, database: &str, user: &str) -> Result<(), EngineError> {
+        let home = self.engine.clone();
+        let superuser = home.access().roles.get(user).is_some_and(|r| r.superuser);
+        let (engine, ticket) = home.databases().connect(database, superuser, &home).await?;
+        let mut session = self.session.lock().await;
+        if !Arc::ptr_eq(session.engine(), &engine) {
+            *session = self.templates.session(&engine)?;
+        }
+        *self.ticket.lock() = Some(ticket);
+        session.login(user);
+        Ok(())
     }
 
     /// The start-up handler of this connection.

@@ -69,12 +69,16 @@ pub async fn serve(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), EngineError> {
-    let mut template = session_template(&engine)?;
     // every session reads the server's connections (pg_stat_activity)
     let activity = Arc::new(crate::catalog::pg_session::Activity::default());
-    template.config_mut().set_extension(activity.clone());
-    let mut next_connection: u64 = 0;
     let parser = Arc::new(SqlParser::new());
+    let templates = Arc::new(Templates {
+        activity: activity.clone(),
+        parser: parser.clone(),
+        by_database: parking_lot::Mutex::new(std::collections::HashMap::new()),
+    });
+    let template = templates.template(&engine)?;
+    let mut next_connection: u64 = 0;
     let manager = Arc::new(ConnectionManager::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -106,7 +110,7 @@ pub async fn serve(
                 }
                 let _ = socket.set_nodelay(true);
                 let session = Session::new(engine.clone(), &template, parser.clone());
-                let conn = Conn::new(session, engine.clone(), manager.clone());
+                let conn = Conn::new(session, engine.clone(), manager.clone(), templates.clone());
                 let stop = stop_rx.clone();
                 next_connection += 1;
                 let seen = Seen {
@@ -136,6 +140,47 @@ pub async fn serve(
     engine.shutdown().await;
     tracing::info!("storage flushed; bye");
     Ok(())
+}
+
+/// The session state each database's connections start from (built once
+/// per database: it registers the catalog and every function).
+pub struct Templates {
+    activity: Arc<crate::catalog::pg_session::Activity>,
+    parser: Arc<SqlParser>,
+    by_database: parking_lot::Mutex<
+        std::collections::HashMap<
+            u32,
+            (std::sync::Weak<Engine>, datafusion::execution::SessionState),
+        >,
+    >,
+}
+
+impl Templates {
+    /// The template of `engine`'s database.
+    fn template(
+        &self,
+        engine: &Arc<Engine>,
+    ) -> Result<datafusion::execution::SessionState, EngineError> {
+        let oid = engine.database_oid();
+        let mut by = self.by_database.lock();
+        if let Some((e, t)) = by.get(&oid) {
+            if e.upgrade().is_some_and(|e| Arc::ptr_eq(&e, engine)) {
+                return Ok(t.clone());
+            }
+        }
+        let mut t = session_template(engine)?;
+        t.config_mut().set_extension(self.activity.clone());
+        // (a dropped database's template goes with it)
+        by.retain(|_, (e, _)| e.strong_count() > 0);
+        by.insert(oid, (Arc::downgrade(engine), t.clone()));
+        Ok(t)
+    }
+
+    /// A new session on `engine`'s database.
+    pub fn session(&self, engine: &Arc<Engine>) -> Result<Session, EngineError> {
+        let t = self.template(engine)?;
+        Ok(Session::new(engine.clone(), &t, self.parser.clone()))
+    }
 }
 
 /// A connection's row of `pg_stat_activity`: removed when it closes.

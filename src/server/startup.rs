@@ -154,7 +154,18 @@ impl Login {
     {
         self.admit(user)?;
         if let Some(conn) = self.conn.upgrade() {
-            conn.session.lock().await.login(user);
+            // (PostgreSQL: the database defaults to the user's name)
+            let database = client
+                .metadata()
+                .get("database")
+                .filter(|d| !d.is_empty())
+                .cloned()
+                .unwrap_or_else(|| user.to_string());
+            if let Err(e) = conn.enter(&database, user).await {
+                let mut info = super::errors::error_info(&e);
+                info.severity = "FATAL".into();
+                return Err(PgWireError::UserError(Box::new(info)));
+            }
         }
         *self.state.lock() = State::Done;
         self.finish

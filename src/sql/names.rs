@@ -81,6 +81,8 @@ pub struct NameScope {
     pub path: Vec<String>,
     /// Whether a relation of this catalog name exists.
     pub exists: std::sync::Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    /// The session's database: the one a three-part name may name.
+    pub database: String,
 }
 
 thread_local! {
@@ -133,6 +135,17 @@ pub fn create_in(name: &str) -> Result<String, SqlError> {
     }
 }
 
+/// Whether `name` is the database of the current scope (outside a scope:
+/// the default database).
+fn is_current_database(name: &str) -> bool {
+    SCOPE.with(|s| {
+        s.borrow()
+            .as_ref()
+            .map(|scope| scope.database == name)
+            .unwrap_or(name == crate::database::DEFAULT)
+    })
+}
+
 /// The parts of an object name, normalized.
 fn parts(name: &ObjectName) -> Result<Vec<String>, SqlError> {
     name.0
@@ -157,7 +170,7 @@ fn catalog_name(name: &ObjectName, new: bool) -> Result<String, SqlError> {
             }
             Ok(qualified(s, n))
         }
-        [c, s, n] if c == "freshet" || c == "postgres" => Ok(qualified(s, n)),
+        [c, s, n] if is_current_database(c) => Ok(qualified(s, n)),
         [c, ..] if parts.len() == 3 => Err(SqlError::Unsupported(format!(
             "cross-database references are not implemented: {name} (database \"{c}\")"
         ))),
@@ -204,11 +217,10 @@ pub fn object_name_of(catalog: &str) -> ObjectName {
 
 /// Resolves every unqualified relation a statement's syntax tree reads or
 /// writes against the scope (names of its `WITH` queries excepted): one
-/// that the path finds outside `public` becomes `schema.name`.
-pub fn qualify<V: VisitMut>(tree: &mut V) {
-    if lookup(|path, _| path.iter().all(|s| s == PUBLIC)).unwrap_or(true) {
-        return;
-    }
+/// that the path finds outside `public` becomes `schema.name`. A
+/// three-part name loses its database part when that is the session's
+/// database; another database's is refused (0A000), as in PostgreSQL.
+pub fn qualify<V: VisitMut>(tree: &mut V) -> Result<(), SqlError> {
     struct Ctes(std::collections::HashSet<String>);
     impl VisitorMut for Ctes {
         type Break = ();
@@ -221,42 +233,74 @@ pub fn qualify<V: VisitMut>(tree: &mut V) {
             ControlFlow::Continue(())
         }
     }
+    let only_public = lookup(|path, _| path.iter().all(|s| s == PUBLIC)).unwrap_or(true);
     let mut ctes = Ctes(Default::default());
-    let _ = tree.visit(&mut ctes);
-    struct Q(std::collections::HashSet<String>);
+    if !only_public {
+        let _ = tree.visit(&mut ctes);
+    }
+    struct Q {
+        ctes: std::collections::HashSet<String>,
+        only_public: bool,
+    }
     impl Q {
-        fn fix(&self, name: &mut ObjectName) {
+        fn fix(&self, name: &mut ObjectName) -> Result<(), SqlError> {
+            if let [ObjectNamePart::Identifier(c), ObjectNamePart::Identifier(s), ObjectNamePart::Identifier(t)] =
+                name.0.as_slice()
+            {
+                let db = normalize_ident(c);
+                if !is_current_database(&db) {
+                    return Err(SqlError::Unsupported(format!(
+                        "cross-database references are not implemented: {name}"
+                    )));
+                }
+                *name = ObjectName::from(vec![s.clone(), t.clone()]);
+                return Ok(());
+            }
             let [ObjectNamePart::Identifier(id)] = name.0.as_slice() else {
-                return;
+                return Ok(());
             };
+            if self.only_public {
+                return Ok(());
+            }
             let n = normalize_ident(id);
-            if self.0.contains(&n) {
-                return;
+            if self.ctes.contains(&n) {
+                return Ok(());
             }
             let resolved = resolve(&n);
             if resolved != n {
                 *name = object_name_of(&resolved);
             }
+            Ok(())
         }
     }
     impl VisitorMut for Q {
-        type Break = ();
-        fn pre_visit_relation(&mut self, name: &mut ObjectName) -> ControlFlow<()> {
-            self.fix(name);
-            ControlFlow::Continue(())
+        type Break = SqlError;
+        fn pre_visit_relation(&mut self, name: &mut ObjectName) -> ControlFlow<SqlError> {
+            match self.fix(name) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => ControlFlow::Break(e),
+            }
         }
-        fn pre_visit_statement(&mut self, s: &mut ast::Statement) -> ControlFlow<()> {
+        fn pre_visit_statement(&mut self, s: &mut ast::Statement) -> ControlFlow<SqlError> {
             if let ast::Statement::Copy {
                 source: ast::CopySource::Table { table_name, .. },
                 ..
             } = s
             {
-                self.fix(table_name);
+                if let Err(e) = self.fix(table_name) {
+                    return ControlFlow::Break(e);
+                }
             }
             ControlFlow::Continue(())
         }
     }
-    let _ = tree.visit(&mut Q(ctes.0));
+    match tree.visit(&mut Q {
+        ctes: ctes.0,
+        only_public,
+    }) {
+        ControlFlow::Break(e) => Err(e),
+        ControlFlow::Continue(()) => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -280,6 +324,7 @@ mod tests {
         let scope = NameScope {
             path: vec!["s".into(), PUBLIC.into()],
             exists: exists.clone(),
+            database: "shop".into(),
         };
         with_scope(&scope, || {
             assert_eq!(resolve("t"), "s.t");
@@ -287,6 +332,21 @@ mod tests {
             assert_eq!(resolve("v"), "s.v");
             assert_eq!(resolve("nothing"), "nothing");
             assert_eq!(create_in("n").unwrap(), "s.n");
+            assert_eq!(
+                existing(&ObjectName::from(vec![
+                    datafusion::sql::sqlparser::ast::Ident::new("shop"),
+                    datafusion::sql::sqlparser::ast::Ident::new("s"),
+                    datafusion::sql::sqlparser::ast::Ident::new("t"),
+                ]))
+                .unwrap(),
+                "s.t"
+            );
+            assert!(existing(&ObjectName::from(vec![
+                datafusion::sql::sqlparser::ast::Ident::new("freshet"),
+                datafusion::sql::sqlparser::ast::Ident::new("s"),
+                datafusion::sql::sqlparser::ast::Ident::new("t"),
+            ]))
+            .is_err());
         });
         // outside a scope: public
         assert_eq!(resolve("t"), "t");
@@ -294,6 +354,7 @@ mod tests {
         let none = NameScope {
             path: vec![],
             exists,
+            database: "shop".into(),
         };
         with_scope(&none, || assert!(create_in("n").is_err()));
     }

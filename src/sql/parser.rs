@@ -103,6 +103,9 @@ pub enum Statement {
     Rename(crate::engine::rename::Rename),
     /// `CREATE SCHEMA` / `DROP SCHEMA`.
     CreateSchema(crate::schema::CreateSchema),
+    CreateDatabase(crate::database::CreateDatabase),
+    DropDatabase(crate::database::DropDatabase),
+    AlterDatabase(crate::database::AlterDatabase),
     DropSchema(crate::schema::DropSchema),
     /// `VACUUM` / `ANALYZE` [tables]: storage and statistics upkeep that
     /// Freshet does not need; the tables must exist.
@@ -272,7 +275,7 @@ impl SqlParser {
             }
             other => other,
         })?;
-        qualify(&mut st);
+        qualify(&mut st)?;
         Ok(st)
     }
 
@@ -397,6 +400,15 @@ impl SqlParser {
                 Ok(Statement::CreateSchema(crate::schema::parse_create(text)?))
             }
             ["DROP", "SCHEMA", ..] => Ok(Statement::DropSchema(crate::schema::parse_drop(text)?)),
+            ["CREATE", "DATABASE", ..] => Ok(Statement::CreateDatabase(
+                crate::database::parse::parse_create(text)?,
+            )),
+            ["DROP", "DATABASE", ..] => Ok(Statement::DropDatabase(
+                crate::database::parse::parse_drop(text)?,
+            )),
+            ["ALTER", "DATABASE", ..] => Ok(Statement::AlterDatabase(
+                crate::database::parse::parse_alter(text)?,
+            )),
             ["DROP", ..] => parse_drop(text),
             ["SHOW", ..] => parse_show(text),
             ["SET", ..] => parse_set(text),
@@ -651,13 +663,13 @@ pub fn normalize_ident(id: &ast::Ident) -> String {
 
 /// Resolves the unqualified relations a statement's syntax trees name
 /// against the search path (see [`super::names::qualify`]).
-fn qualify(st: &mut Statement) {
+fn qualify(st: &mut Statement) -> Result<(), SqlError> {
     match st {
         Statement::Sql(ast) => super::names::qualify(ast.as_mut()),
         Statement::CreateView(v) => super::names::qualify(v.query.as_mut()),
         Statement::Declare { query, .. } => qualify(query),
         Statement::PrepareAs { body, .. } => qualify(body),
-        _ => {}
+        _ => Ok(()),
     }
 }
 

@@ -118,6 +118,16 @@ impl TestServer {
         client
     }
 
+    /// A connection to database `db` as role `user`.
+    pub async fn connect_as(&self, db: &str, user: &str) -> Result<Client, tokio_postgres::Error> {
+        let conf = format!("host=127.0.0.1 port={} user={user} dbname={db}", self.port);
+        let (client, conn) = tokio_postgres::connect(&conf, NoTls).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -6,6 +6,7 @@ mod auth;
 mod chaos;
 mod clients;
 mod crash;
+mod databases;
 mod differential;
 mod docs;
 mod errors;
