@@ -29,6 +29,7 @@ pub const TABLES: [&str; 3] = ["pg_cursors", "pg_stat_activity", "pg_settings"];
 pub struct Backend {
     pub pid: i32,
     pub database: String,
+    pub datid: u32,
     pub user: String,
     pub application_name: String,
     pub client_addr: String,
@@ -196,7 +197,7 @@ fn activity_batch(state: &dyn Session) -> DfResult<RecordBatch> {
     Ok(RecordBatch::try_new(
         activity_schema(),
         vec![
-            int(&|_| Some(1)),
+            int(&|b| Some(b.datid as i32)),
             text(&|b| Some(b.database.clone())),
             int(&|b| Some(b.pid)),
             int(&|_| None),

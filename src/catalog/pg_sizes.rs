@@ -117,33 +117,60 @@ impl ScalarUDFImpl for SizeFn {
             )
         };
         let out: Int64Array = (0..rows)
-            .map(|i| {
+            .map(|i| -> DfResult<Option<i64>> {
                 if input.is_null(i) {
-                    return None;
+                    return Ok(None);
                 }
                 if self.which == Which::Database {
-                    // every relation of the one database
-                    return Some(
-                        engine
-                            .relations()
-                            .iter()
-                            .filter_map(|r| snapshot.relation(r.id))
-                            .map(|d| d.memory_bytes() as i64)
-                            .sum(),
-                    );
+                    return Ok(database_size(&engine, input.as_ref(), i)?);
                 }
-                let oid = int_at(input.as_ref(), i)?;
+                let Some(oid) = int_at(input.as_ref(), i) else {
+                    return Ok(None);
+                };
                 let name = self.oids.name(oid);
-                match (self.which, name) {
+                Ok(match (self.which, name) {
                     (Which::Indexes, Some(_)) => Some(0),
                     (_, Some(n)) => Some(size_of(&n).unwrap_or(0)),
                     // an index, or a catalog table: nothing of ours
                     (_, None) => Some(0),
-                }
+                })
             })
-            .collect();
+            .collect::<DfResult<_>>()?;
         crate::sql::functions::same_shape(&args.args, Arc::new(out))
     }
+}
+
+/// `pg_database_size(name | oid)`: the bytes every relation of that
+/// database holds; 3D000 for a name no database has, NULL for such an OID.
+fn database_size(engine: &Arc<Engine>, input: &dyn Array, i: usize) -> DfResult<Option<i64>> {
+    use datafusion::scalar::ScalarValue;
+    let oid = match ScalarValue::try_from_array(input, i)? {
+        ScalarValue::Utf8(Some(n)) | ScalarValue::Utf8View(Some(n)) | ScalarValue::LargeUtf8(Some(n)) => {
+            match engine.databases().get(&n) {
+                Some(d) => d.oid,
+                None => {
+                    return Err(DataFusionError::External(Box::new(
+                        crate::engine::EngineError::from(crate::database::DatabaseError::Undefined(n)),
+                    )))
+                }
+            }
+        }
+        _ => match int_at(input, i).and_then(|o| u32::try_from(o).ok()) {
+            Some(o) => o,
+            None => return Ok(None),
+        },
+    };
+    let Some(e) = engine.database_engine(oid) else {
+        return Ok(None);
+    };
+    let snapshot = e.snapshot();
+    Ok(Some(
+        e.relations()
+            .iter()
+            .filter_map(|r| snapshot.relation(r.id))
+            .map(|d| d.memory_bytes() as i64)
+            .sum(),
+    ))
 }
 
 /// The functions of this module.

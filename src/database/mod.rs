@@ -405,6 +405,18 @@ impl Engine {
         self.config.database_oid
     }
 
+    /// The open engine of the database of OID `oid`, if there is one.
+    pub fn database_engine(self: &Arc<Self>, oid: u32) -> Option<Arc<Engine>> {
+        if oid == self.database_oid() {
+            return Some(self.clone());
+        }
+        let home = self.home().ok()?;
+        if home.database_oid() == oid {
+            return Some(home);
+        }
+        self.databases.open.lock().get(&oid).cloned()
+    }
+
     /// `CREATE DATABASE`: a new, empty database owned by the actor (or by
     /// `OWNER`). Superusers and roles with CREATEDB may.
     pub async fn create_database(self: &Arc<Self>, c: &CreateDatabase, actor: &str) -> Result<()> {

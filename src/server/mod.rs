@@ -283,13 +283,13 @@ async fn serve_socket(
             let session = conn.session.lock().await;
             let status = session.block_status();
             let (pid, _) = socket.pid_and_secret_key();
-            let database = socket.metadata().get("database").cloned();
             let startup_app = socket.metadata().get("application_name").cloned();
             let addr = socket.socket_addr();
             seen.activity.update(seen.id, |b| {
                 if b.pid == 0 {
                     b.pid = pid;
-                    b.database = database.unwrap_or_default();
+                    b.database = session.engine().database_name();
+                    b.datid = session.engine().database_oid();
                     b.client_addr = addr.ip().to_canonical().to_string();
                     b.client_port = i32::from(addr.port());
                     b.backend_start = started;

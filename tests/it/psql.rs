@@ -198,3 +198,37 @@ async fn psql_schema_commands() {
     let out = psql(&server, &["\\l+"]).unwrap_or_default();
     assert!(out.contains("freshet") && out.contains("Size"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_databases_and_connect() {
+    let server = TestServer::start();
+    let Some(out) = psql(&server, &["CREATE DATABASE shop", "\\l"]) else {
+        return;
+    };
+    assert!(
+        out.contains(" shop    | freshet | UTF8     | C       | C")
+            && out.contains(" freshet | freshet | UTF8"),
+        "{out}"
+    );
+    // \c switches database: what is made there stays there
+    let out = psql(
+        &server,
+        &[
+            "\\c shop",
+            "CREATE TABLE items (id INT PRIMARY KEY)",
+            "SELECT current_database()",
+            "\\dt",
+        ],
+    )
+    .unwrap_or_default();
+    assert!(
+        out.contains("You are now connected to database \"shop\"")
+            && out.contains("\n shop\n")
+            && out.contains("public | items | table"),
+        "{out}"
+    );
+    let out = psql(&server, &["\\dt"]).unwrap_or_default();
+    assert!(!out.contains("items"), "{out}");
+    let out = psql(&server, &["DROP DATABASE shop", "\\l"]).unwrap_or_default();
+    assert!(!out.contains("shop"), "{out}");
+}
