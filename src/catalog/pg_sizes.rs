@@ -145,16 +145,16 @@ impl ScalarUDFImpl for SizeFn {
 fn database_size(engine: &Arc<Engine>, input: &dyn Array, i: usize) -> DfResult<Option<i64>> {
     use datafusion::scalar::ScalarValue;
     let oid = match ScalarValue::try_from_array(input, i)? {
-        ScalarValue::Utf8(Some(n)) | ScalarValue::Utf8View(Some(n)) | ScalarValue::LargeUtf8(Some(n)) => {
-            match engine.databases().get(&n) {
-                Some(d) => d.oid,
-                None => {
-                    return Err(DataFusionError::External(Box::new(
-                        crate::engine::EngineError::from(crate::database::DatabaseError::Undefined(n)),
-                    )))
-                }
+        ScalarValue::Utf8(Some(n))
+        | ScalarValue::Utf8View(Some(n))
+        | ScalarValue::LargeUtf8(Some(n)) => match engine.databases().get(&n) {
+            Some(d) => d.oid,
+            None => {
+                return Err(DataFusionError::External(Box::new(
+                    crate::engine::EngineError::from(crate::database::DatabaseError::Undefined(n)),
+                )))
             }
-        }
+        },
         _ => match int_at(input, i).and_then(|o| u32::try_from(o).ok()) {
             Some(o) => o,
             None => return Ok(None),

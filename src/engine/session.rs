@@ -399,6 +399,16 @@ impl Session {
     }
 
     /// The session is `user`'s from now on.
+    /// Sets (`None`: resets) a run-time parameter, as `SET` does; returns
+    /// its canonical name and new value.
+    pub fn set_parameter(&mut self, name: &str, value: Option<&str>) -> Result<(String, String)> {
+        let (name, value) = self.params.set(name, value)?;
+        if name == "search_path" {
+            self.bind_path();
+        }
+        Ok((name, value))
+    }
+
     pub fn login(&mut self, user: &str) {
         self.session_user = user.to_string();
         self.role = user.to_string();
@@ -1381,18 +1391,12 @@ impl Session {
                 })
             }
             Statement::Set { name, value } => {
-                let (name, value) = self.params.set(name, value.as_deref())?;
-                if name == "search_path" {
-                    self.bind_path();
-                }
+                let (name, value) = self.set_parameter(name, value.as_deref())?;
                 Ok(Output::Set { name, value })
             }
             Statement::Reset(name) => match name {
                 Some(n) => {
-                    let (name, value) = self.params.set(n, None)?;
-                    if name == "search_path" {
-                        self.bind_path();
-                    }
+                    let (name, value) = self.set_parameter(n, None)?;
                     Ok(Output::Set { name, value })
                 }
                 None => {

@@ -74,7 +74,15 @@ impl Conn {
     /// Binds the connection to database `database` as role `user` (the
     /// end of start-up): 3D000 for a database that does not exist, 55000
     /// or 53300 when it takes no more connections.
-    pub(super) async fn enter(&self, database: &str, user: &str) -> Result<(), EngineError> {
+    /// `settings` are the start-up packet's run-time parameters (and those
+    /// of its `options`), applied as `SET` would; the applied ones come
+    /// back with their canonical names.
+    pub(super) async fn enter(
+        &self,
+        database: &str,
+        user: &str,
+        settings: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, EngineError> {
         let home = self.engine.clone();
         let superuser = home.access().roles.get(user).is_some_and(|r| r.superuser);
         let (engine, ticket) = home.databases().connect(database, superuser, &home).await?;
@@ -84,7 +92,11 @@ impl Conn {
         }
         *self.ticket.lock() = Some(ticket);
         session.login(user);
-        Ok(())
+        let mut applied = Vec::with_capacity(settings.len());
+        for (k, v) in settings {
+            applied.push(session.set_parameter(k, Some(v))?);
+        }
+        Ok(applied)
     }
 
     /// The start-up handler of this connection.

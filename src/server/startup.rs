@@ -161,10 +161,19 @@ impl Login {
                 .filter(|d| !d.is_empty())
                 .cloned()
                 .unwrap_or_else(|| user.to_string());
-            if let Err(e) = conn.enter(&database, user).await {
-                let mut info = super::errors::error_info(&e);
-                info.severity = "FATAL".into();
-                return Err(PgWireError::UserError(Box::new(info)));
+            let settings = startup_settings(client.metadata())?;
+            match conn.enter(&database, user, &settings).await {
+                Ok(applied) => {
+                    // (what rendering reads: the canonical, lower-cased names)
+                    for (k, v) in applied {
+                        client.metadata_mut().insert(k.to_ascii_lowercase(), v);
+                    }
+                }
+                Err(e) => {
+                    let mut info = super::errors::error_info(&e);
+                    info.severity = "FATAL".into();
+                    return Err(PgWireError::UserError(Box::new(info)));
+                }
             }
         }
         *self.state.lock() = State::Done;
@@ -288,6 +297,78 @@ fn message_name(m: &PgWireFrontendMessage) -> &'static str {
 /// The end of a successful start-up: pgwire's (connection registered for
 /// cancel requests, AuthenticationOk, parameters, BackendKeyData), plus
 /// the parameters that depend on the role.
+/// The run-time parameters a start-up packet sets: every parameter but
+/// `user`, `database`, `replication` and protocol options (`_pq_.…`), then
+/// those of `options` (`-c name=value`, `--name=value`; a backslash keeps
+/// the next character, so `\ ` is a space in a value), as PostgreSQL
+/// applies them.
+fn startup_settings(
+    meta: &std::collections::HashMap<String, String>,
+) -> PgWireResult<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = meta
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(k.as_str(), "user" | "database" | "replication" | "options")
+                && !k.starts_with("_pq_.")
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out.sort();
+    if let Some(options) = meta.get("options") {
+        out.extend(parse_options(options)?);
+    }
+    Ok(out)
+}
+
+/// The `name=value` settings of a start-up `options` string.
+fn parse_options(options: &str) -> PgWireResult<Vec<(String, String)>> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut chars = options.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    word.push(n);
+                }
+            }
+            c if c.is_ascii_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    let invalid = |w: &str| {
+        fatal(
+            "22023",
+            format!("invalid command-line argument for server process: {w}"),
+        )
+    };
+    let mut out = Vec::new();
+    let mut words = words.into_iter();
+    while let Some(w) = words.next() {
+        let setting = if w == "-c" {
+            words.next().ok_or_else(|| invalid(&w))?
+        } else if let Some(rest) = w.strip_prefix("-c") {
+            rest.to_string()
+        } else if let Some(rest) = w.strip_prefix("--") {
+            rest.to_string()
+        } else {
+            return Err(invalid(&w));
+        };
+        let Some((k, v)) = setting.split_once('=') else {
+            return Err(invalid(&setting));
+        };
+        out.push((k.replace('-', "_"), v.to_string()));
+    }
+    Ok(out)
+}
+
 pub struct Finish {
     conn: Weak<Conn>,
     manager: Arc<ConnectionManager>,
@@ -313,7 +394,7 @@ impl NoopStartupHandler for Finish {
             return Ok(());
         };
         let session = conn.session.lock().await;
-        for name in ["is_superuser", "session_authorization", "server_version"] {
+        for name in crate::engine::session::REPORTED {
             if let Some(v) = session.params.get(name) {
                 client
                     .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
@@ -324,5 +405,31 @@ impl NoopStartupHandler for Finish {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_options;
+
+    #[test]
+    fn startup_options() {
+        let got =
+            parse_options("-c search_path=sales,public --statement-timeout=5s -cTimeZone=UTC")
+                .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                ("search_path".to_string(), "sales,public".to_string()),
+                ("statement_timeout".to_string(), "5s".to_string()),
+                ("TimeZone".to_string(), "UTC".to_string()),
+            ]
+        );
+        assert_eq!(
+            parse_options(r"-c application_name=a\ b").unwrap(),
+            vec![("application_name".to_string(), "a b".to_string())]
+        );
+        assert!(parse_options("-x").is_err());
+        assert!(parse_options("-c nothing").is_err());
     }
 }

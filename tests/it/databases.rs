@@ -218,3 +218,54 @@ async fn database_statements_check_and_refuse() {
     let e = server.connect_as("b", "freshet").await.err().unwrap();
     assert_eq!(code(&e), "55000");
 }
+
+/// Run-time parameters of the start-up packet (libpq's `options`,
+/// `PGOPTIONS`, `PGTZ`, `application_name`; JDBC's `currentSchema`) are set
+/// for the session, as in PostgreSQL; a bad one ends the start-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_parameters_are_settings() {
+    let server = TestServer::start();
+    let main = server.connect().await;
+    main.batch_execute(
+        "CREATE SCHEMA sales; CREATE TABLE sales.t (a INT); INSERT INTO sales.t VALUES (7)",
+    )
+    .await
+    .unwrap();
+    let conf = format!(
+        "host=127.0.0.1 port={} user=freshet dbname=freshet application_name=app1 \
+         options='-c search_path=sales,public -c TimeZone=Asia/Tokyo --statement-timeout=5s'",
+        server.port
+    );
+    let (c, conn) = tokio_postgres::connect(&conf, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    assert_eq!(
+        row_texts(
+            c.simple_query(
+                "SELECT a, current_setting('search_path'), current_setting('TimeZone'), \
+                 current_setting('statement_timeout'), current_setting('application_name') FROM t"
+            )
+            .await
+            .unwrap()
+        ),
+        vec!["7|sales,public|Asia/Tokyo|5s|app1"]
+    );
+    assert_eq!(
+        row_texts(
+            c.simple_query("SELECT TIMESTAMPTZ '2020-01-01 00:00:00+00'")
+                .await
+                .unwrap()
+        ),
+        vec!["2020-01-01 09:00:00+09"]
+    );
+    let conf = format!(
+        "host=127.0.0.1 port={} user=freshet dbname=freshet options='-c TimeZone=Nowhere/Special'",
+        server.port
+    );
+    let e = tokio_postgres::connect(&conf, tokio_postgres::NoTls)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(code(&e), "22023");
+}
