@@ -122,7 +122,7 @@ impl ScalarUDFImpl for SizeFn {
                     return Ok(None);
                 }
                 if self.which == Which::Database {
-                    return Ok(database_size(&engine, input.as_ref(), i)?);
+                    return database_size(&engine, input.as_ref(), i);
                 }
                 let Some(oid) = int_at(input.as_ref(), i) else {
                     return Ok(None);
