@@ -48,9 +48,11 @@ pub enum Output {
         format: crate::ingest::copy::CopyFormat,
     },
     /// A parameter was set; reportable ones are sent to the client.
+    /// A parameter changed: `SET` or `RESET` (the tag).
     Set {
         name: String,
         value: String,
+        tag: &'static str,
     },
     Begin,
     Commit,
@@ -1392,12 +1394,20 @@ impl Session {
             }
             Statement::Set { name, value } => {
                 let (name, value) = self.set_parameter(name, value.as_deref())?;
-                Ok(Output::Set { name, value })
+                Ok(Output::Set {
+                    name,
+                    value,
+                    tag: "SET",
+                })
             }
             Statement::Reset(name) => match name {
                 Some(n) => {
                     let (name, value) = self.set_parameter(n, None)?;
-                    Ok(Output::Set { name, value })
+                    Ok(Output::Set {
+                        name,
+                        value,
+                        tag: "RESET",
+                    })
                 }
                 None => {
                     self.params = Params::default();

@@ -378,7 +378,7 @@ impl Conn {
                 *self.copy.lock() = Some(c);
                 Response::CopyIn(CopyResponse::new(format, columns, stream::empty()))
             }
-            Output::Set { name, value } => {
+            Output::Set { name, value, tag } => {
                 client
                     .metadata_mut()
                     .insert(name.to_ascii_lowercase(), value.clone());
@@ -389,7 +389,7 @@ impl Conn {
                         )))
                         .await?;
                 }
-                Response::Execution(Tag::new("SET"))
+                Response::Execution(Tag::new(tag))
             }
             Output::Begin => Response::TransactionStart(Tag::new("BEGIN")),
             Output::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
@@ -579,6 +579,57 @@ impl Planner {
 
 /// A prepared statement as pgwire stores it.
 pub type Stmt = Arc<Prepared>;
+
+/// A Bind's parameter values. arrow-pg decodes each by the client's type,
+/// else the planner's; a NULL with neither (`$1::varchar` bound to NULL
+/// with type 0, as psycopg 3 sends None) it would leave out, shifting
+/// every later parameter one place: such NULLs are declared text (their
+/// bytes are never read), which decodes them as an untyped NULL.
+fn decode_parameters(
+    portal: &Portal<Stmt>,
+    inferred: &[Option<&DataType>],
+) -> PgWireResult<Vec<ScalarValue>> {
+    let types = &portal.statement.parameter_types;
+    let untyped_nulls: Vec<usize> = portal
+        .parameters
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| {
+            p.is_none()
+                && matches!(types.get(*i), None | Some(None) | Some(Some(Type::UNKNOWN)))
+                && inferred.get(*i).copied().flatten().is_none()
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let values = if untyped_nulls.is_empty() {
+        arrow_pg::datatypes::df::deserialize_parameters(portal, inferred)?
+    } else {
+        let mut types = types.clone();
+        types.resize(types.len().max(portal.parameters.len()), None);
+        for &i in &untyped_nulls {
+            types[i] = Some(Type::TEXT);
+        }
+        let mut retyped = Portal::new_cursor(
+            portal.name.clone(),
+            Arc::new(pgwire::api::stmt::StoredStatement::new(
+                portal.statement.id.clone(),
+                portal.statement.statement.clone(),
+                types,
+            )),
+        );
+        retyped.parameter_format = portal.parameter_format.clone();
+        retyped.parameters = portal.parameters.clone();
+        arrow_pg::datatypes::df::deserialize_parameters(&retyped, inferred)?
+    };
+    match values {
+        datafusion::common::ParamValues::List(v) => {
+            Ok(v.into_iter().map(|s| s.value().clone()).collect())
+        }
+        datafusion::common::ParamValues::Map(_) => Err(to_pgwire(&EngineError::ProtocolViolation(
+            "named parameters are not supported".into(),
+        ))),
+    }
+}
 
 #[async_trait]
 impl QueryParser for Planner {
@@ -773,16 +824,7 @@ impl ExtendedQueryHandler for Conn {
         let params: Vec<ScalarValue> = if portal.parameter_len() == 0 {
             vec![]
         } else {
-            match arrow_pg::datatypes::df::deserialize_parameters(portal, &inferred)? {
-                datafusion::common::ParamValues::List(v) => {
-                    v.into_iter().map(|s| s.value().clone()).collect()
-                }
-                datafusion::common::ParamValues::Map(_) => {
-                    return Err(to_pgwire(&EngineError::ProtocolViolation(
-                        "named parameters are not supported".into(),
-                    )))
-                }
-            }
+            decode_parameters(portal, &inferred)?
         };
         let mut session = self.session.lock().await;
         let deadline = session

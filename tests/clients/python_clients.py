@@ -1,5 +1,5 @@
 """Freshet against the Python drivers people point at PostgreSQL: psycopg2,
-psycopg 3 and SQLAlchemy 2 with both. Run by tests/it/clients.rs against a
+psycopg 3 and SQLAlchemy 2 with both, and pandas over SQLAlchemy. Run by tests/it/clients.rs against a
 fresh server: `python3 tests/clients/python_clients.py PORT`. Each check
 prints ok / FAIL / gap; a gap is a known missing feature (listed in
 KNOWN_GAPS and in docs/clients.md) that does not fail the run, and a gap
@@ -12,6 +12,7 @@ try:
     import psycopg2
     import psycopg
     import sqlalchemy as sa
+    import pandas as pd
 except ImportError as e:
     print(f"missing driver: {e}")
     sys.exit(2)
@@ -87,6 +88,16 @@ def p3_basic():
             pass
         assert c.execute("SELECT count(*) FROM p2 WHERE id = 22").fetchone()[0] == 0
 check("psycopg3 transactions and savepoints", p3_basic)
+
+def p3_null_parameters():
+    # None goes as an untyped NULL: every later parameter keeps its place
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("INSERT INTO p2 VALUES (%s::INT, %s::VARCHAR)", (23, None))
+        r = c.execute("SELECT %s::VARCHAR, %s::INT, %s, %s::TEXT", (None, 5, None, "x")).fetchone()
+        assert r == (None, 5, None, "x"), r
+        assert c.execute("SELECT name FROM p2 WHERE id = 23").fetchone() == (None,)
+        c.execute("DELETE FROM p2 WHERE id = 23")
+check("psycopg3 NULL parameters", p3_null_parameters)
 def p3_copy():
     with psycopg.connect(dsn) as c:
         with c.cursor().copy("COPY p2 (id, name) FROM STDIN") as cp:
@@ -194,6 +205,26 @@ for drv in ["postgresql+psycopg2", "postgresql+psycopg"]:
             r = conn.execute(t.delete().where(t.c.id == k).returning(t.c.id)).all()
             assert [tuple(x) for x in r] == [(k,)], r
     check(f"sqlalchemy {drv} RETURNING", sa_returning)
+    def pandas_sql(url=url, drv=drv):
+        e = sa.create_engine(url)
+        df = pd.read_sql_table("p2", e)
+        assert list(df.columns) == ["id", "name"], df.columns
+        assert len(df) >= 5 and str(df["id"].dtype) == "int64", df.dtypes
+        q = pd.read_sql_query("SELECT id, name FROM p2 WHERE id < 4 ORDER BY id", e)
+        assert q["id"].tolist() == [1, 3], q
+        name = "frame_" + drv.split("+")[1]
+        out = pd.DataFrame({"k": [1, 2, 3], "x": [0.5, None, 2.5], "s": ["a", "b", None],
+                            "t": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"])})
+        out.to_sql(name, e, index=False)
+        back = pd.read_sql_table(name, e)
+        assert back["k"].tolist() == [1, 2, 3], back
+        assert back["s"].tolist()[:2] == ["a", "b"] and back["s"].isna().tolist()[2], back
+        assert str(back["t"].dtype).startswith("datetime64"), back.dtypes
+        out.to_sql(name, e, index=False, if_exists="append")
+        assert len(pd.read_sql_table(name, e)) == 6
+        out.to_sql(name, e, index=False, if_exists="replace")
+        assert len(pd.read_sql_table(name, e)) == 3
+    check(f"pandas over {drv}", pandas_sql)
 
 failed = [n for n, e in results if e]
 gaps = sum(1 for n, _ in results if n in KNOWN_GAPS)
