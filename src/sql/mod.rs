@@ -23,6 +23,7 @@ pub mod optimizer;
 pub mod parser;
 pub mod rewrite;
 pub mod setops;
+pub mod sort_subquery;
 pub mod subquery;
 pub mod temporal;
 pub mod values;

@@ -81,6 +81,8 @@ pub fn analyzer_rules() -> Vec<Arc<dyn AnalyzerRule + Send + Sync>> {
     rules.push(Arc::new(super::checked::CheckedArithmetic));
     rules.push(Arc::new(super::datetime::PostgresDatetime));
     rules.push(Arc::new(super::datetime::IntervalOrder));
+    // (first: what it builds is then coerced and planned as any projection)
+    rules.insert(0, Arc::new(super::sort_subquery::SortSubqueries));
     rules
 }
 

@@ -371,7 +371,8 @@ SELECT
             ) as i,
             string_to_array(current_setting('search_path'),',') s
           ) THEN 0 ELSE 1 END, 1;
--- fails: 0A000
+-- expect: pc_table
+-- expect: pc_view
 
 -- query: grafana tables of a schema
 SELECT quote_ident(table_name) AS "table"
