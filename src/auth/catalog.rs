@@ -641,19 +641,21 @@ impl HasPrivilege {
                     name.as_str(),
                     "public" | "pg_catalog" | "information_schema" | "freshet_catalog"
                 );
-                // (a schema of CREATE SCHEMA is its owner's alone)
-                let owner = engine
-                    .schemas()
-                    .into_iter()
-                    .find(|s| s.name == name)
-                    .map(|s| s.owner);
-                if !known && owner.is_none() {
+                // (a schema of CREATE SCHEMA: its owner's and its grantees')
+                let def = engine.schemas().into_iter().find(|s| s.name == name);
+                if !known && def.is_none() {
                     return Err(external(AuthError::UndefinedSchema(name)));
                 }
                 Ok(wanted.iter().any(|(p, grant_option)| match p {
                     _ if superuser => true,
                     _ if *grant_option => false,
-                    _ if owner.is_some() => owner.as_deref() == Some(user),
+                    _ if def.is_some() => def.as_ref().is_some_and(|d| {
+                        let asked = match p {
+                            Some(Privilege::Create) => Privilege::Create,
+                            _ => Privilege::Usage,
+                        };
+                        d.owner == user || d.acl.has(user, asked)
+                    }),
                     Some(Privilege::Create) => {
                         name == "public" && access.schema_acl.has(user, Privilege::Create)
                     }

@@ -378,7 +378,17 @@ pub fn plan(
                 }
             }
         }
-        AccessStatement::GrantSchema { create, to, grant } => {
+        AccessStatement::GrantSchema {
+            schemas,
+            create,
+            to,
+            grant,
+            ..
+        } => {
+            // (the other schemas' privileges are the schema module's)
+            if !schemas.iter().any(|s| s == PUBLIC) {
+                return Ok(change);
+            }
             if !me.superuser {
                 return Err(denied("permission denied for schema public"));
             }

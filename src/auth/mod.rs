@@ -227,10 +227,12 @@ pub enum AccessStatement {
         from: Vec<String>,
         to: String,
     },
-    /// `GRANT|REVOKE {CREATE|USAGE} ON SCHEMA public TO|FROM …` (`create`:
-    /// CREATE was named; USAGE is everyone's already)
+    /// `GRANT|REVOKE {CREATE|USAGE} ON SCHEMA s, … TO|FROM …` (`create`,
+    /// `usage`: named; on `public`, USAGE is everyone's already)
     GrantSchema {
+        schemas: Vec<String>,
         create: bool,
+        usage: bool,
         to: Vec<String>,
         grant: bool,
     },

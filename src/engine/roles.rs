@@ -88,6 +88,31 @@ impl Engine {
                     })??;
             *options = o;
         }
+        if let AccessStatement::GrantSchema {
+            schemas,
+            create,
+            usage,
+            to,
+            grant,
+        } = &stmt
+        {
+            let others: Vec<String> = schemas
+                .iter()
+                .filter(|s| s.as_str() != crate::sql::names::PUBLIC)
+                .cloned()
+                .collect();
+            if !others.is_empty() {
+                let mut privileges = Vec::new();
+                if *usage {
+                    privileges.push(crate::auth::Privilege::Usage);
+                }
+                if *create {
+                    privileges.push(crate::auth::Privilege::Create);
+                }
+                self.grant_on_schemas(&others, &privileges, to, *grant, actor)
+                    .await?;
+            }
+        }
         let home = match &self.home {
             Some(h) => Some(h.upgrade().ok_or(EngineError::ShuttingDown)?),
             None => None,
@@ -104,7 +129,8 @@ impl Engine {
         let change = manage::plan(&access.roles, &relations, &access.schema_acl, actor, &stmt)
             .map_err(refusal)?;
         for name in &change.dropped_roles {
-            let elsewhere = self.role_objects_elsewhere(name);
+            let mut elsewhere = self.schemas_granting(name);
+            elsewhere.extend(self.role_objects_elsewhere(name));
             if !elsewhere.is_empty() {
                 return Err(AuthError::RoleInUse {
                     role: name.clone(),

@@ -514,7 +514,7 @@ impl Session {
         let (schema, _) = crate::sql::names::split(name);
         if schema != crate::sql::names::PUBLIC {
             self.engine.check_schema_of(name)?;
-            return self.engine.check_schema_usage(&self.role, schema);
+            return self.engine.check_schema_create(&self.role, schema);
         }
         let access = self.engine.access();
         if crate::auth::manage::may_create(&access.roles, &access.schema_acl, &self.role) {

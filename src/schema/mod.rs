@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Privilege};
 use crate::catalog::CatalogError;
 use crate::engine::commit::Op;
 use crate::engine::{Engine, EngineError, Result};
@@ -34,6 +34,9 @@ pub const META_SCHEMAS: &str = "schemas";
 pub struct SchemaDef {
     pub name: String,
     pub owner: String,
+    /// USAGE and CREATE granted to roles other than the owner.
+    #[serde(default)]
+    pub acl: crate::auth::Acl,
 }
 
 /// `CREATE SCHEMA [IF NOT EXISTS] name [AUTHORIZATION role]` or `CREATE
@@ -167,20 +170,91 @@ impl Engine {
         }
     }
 
-    /// Fails with 42501 unless `role` may use schema `schema` (its owner
-    /// and superusers; everyone for `public`).
+    /// Fails with 42501 unless `role` may use schema `schema` (its owner,
+    /// superusers and roles granted USAGE; everyone for `public`).
     pub fn check_schema_usage(&self, role: &str, schema: &str) -> Result<()> {
-        if schema == PUBLIC || self.access().roles.is_superuser(role) {
-            return Ok(());
+        self.check_schema_privilege(role, schema, Privilege::Usage)
+    }
+
+    /// Fails with 42501 unless `role` may create relations in schema
+    /// `schema` (not `public`: its owner, superusers and roles granted
+    /// CREATE).
+    pub fn check_schema_create(&self, role: &str, schema: &str) -> Result<()> {
+        self.check_schema_privilege(role, schema, Privilege::Create)
+    }
+
+    /// Whether `role` holds `privilege` (USAGE or CREATE) on schema
+    /// `schema`, not `public`, as owner, superuser or grantee.
+    pub fn has_schema_privilege(&self, role: &str, schema: &str, privilege: Privilege) -> bool {
+        if self.access().roles.is_superuser(role) {
+            return true;
         }
         match self.catalog.read().schema(schema) {
-            Some(s) if s.owner == role => Ok(()),
-            Some(_) => Err(AuthError::PermissionDenied(format!(
-                "permission denied for schema {schema}"
-            ))
-            .into()),
-            None => Ok(()),
+            Some(s) => s.owner == role || s.acl.has(role, privilege),
+            None => false,
         }
+    }
+
+    fn check_schema_privilege(&self, role: &str, schema: &str, privilege: Privilege) -> Result<()> {
+        if schema == PUBLIC
+            || self.catalog.read().schema(schema).is_none()
+            || self.has_schema_privilege(role, schema, privilege)
+        {
+            return Ok(());
+        }
+        Err(AuthError::PermissionDenied(format!("permission denied for schema {schema}")).into())
+    }
+
+    /// `GRANT | REVOKE {USAGE | CREATE | ALL} ON SCHEMA s, … TO | FROM
+    /// roles` for schemas other than `public`: by each schema's owner or a
+    /// superuser.
+    pub async fn grant_on_schemas(
+        &self,
+        schemas: &[String],
+        privileges: &[Privilege],
+        to: &[String],
+        grant: bool,
+        actor: &str,
+    ) -> Result<()> {
+        let access = self.access();
+        for who in to {
+            if who != crate::auth::PUBLIC && access.roles.get(who).is_none() {
+                return Err(AuthError::UndefinedRole(who.clone()).into());
+            }
+        }
+        let _ddl = self.ddl_lock.lock().await;
+        let mut all = self.schemas();
+        for name in schemas {
+            let Some(s) = all.iter_mut().find(|s| &s.name == name) else {
+                return Err(SqlError::UndefinedSchema(name.clone()).into());
+            };
+            if s.owner != actor && !access.roles.is_superuser(actor) {
+                return Err(AuthError::PermissionDenied(format!(
+                    "permission denied for schema {name}"
+                ))
+                .into());
+            }
+            for who in to {
+                for p in privileges {
+                    if grant {
+                        s.acl.grant(who, *p);
+                    } else {
+                        s.acl.revoke(who, *p);
+                    }
+                }
+            }
+        }
+        self.store_schemas(all).await
+    }
+
+    /// The schemas whose privileges name `role` (DROP ROLE refuses while
+    /// there is any).
+    pub fn schemas_granting(&self, role: &str) -> Vec<String> {
+        self.schemas()
+            .into_iter()
+            .filter(|s| s.acl.0.contains_key(role))
+            .map(|s| format!("privileges for schema {}", s.name))
+            .collect()
     }
 
     /// `CREATE SCHEMA`: only superusers (the database's owner) may. Returns
@@ -190,7 +264,7 @@ impl Engine {
         if !access.roles.is_superuser(actor) {
             return Err(AuthError::PermissionDenied(format!(
                 "permission denied for database {}",
-                crate::engine::query::CATALOG_NAME
+                self.database_name()
             ))
             .into());
         }
@@ -209,6 +283,7 @@ impl Engine {
         all.push(SchemaDef {
             name: c.name.clone(),
             owner,
+            acl: Default::default(),
         });
         self.store_schemas(all).await?;
         Ok(true)

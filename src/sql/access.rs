@@ -229,7 +229,7 @@ fn privileges(p: &mut Parser) -> Result<Option<Vec<Privilege>>, SqlError> {
 
 enum On {
     Relations(GrantTarget),
-    Schema,
+    Schema(Vec<String>),
 }
 
 fn grant_on(p: &mut Parser) -> Result<On, SqlError> {
@@ -238,15 +238,7 @@ fn grant_on(p: &mut Parser) -> Result<On, SqlError> {
         let names = p
             .parse_comma_separated(|p| p.parse_identifier())
             .map_err(syntax)?;
-        for n in &names {
-            let n = normalize_ident(n);
-            if n != "public" {
-                return Err(SqlError::Unsupported(format!(
-                    "GRANT and REVOKE on schema {n}: privileges can be granted on schema public only (another schema is its owner's)"
-                )));
-            }
-        }
-        return Ok(On::Schema);
+        return Ok(On::Schema(names.iter().map(normalize_ident).collect()));
     }
     if p.parse_keyword(Keyword::ALL) {
         match word(p).as_deref() {
@@ -267,7 +259,7 @@ fn grant_on(p: &mut Parser) -> Result<On, SqlError> {
         let s = normalize_ident(&p.parse_identifier().map_err(syntax)?);
         if s != "public" {
             return Err(SqlError::Unsupported(format!(
-                "GRANT … ON ALL … IN SCHEMA {s}: only schema public's relations are granted so (another schema is its owner's)"
+                "GRANT … ON ALL … IN SCHEMA {s} is not supported for schemas other than public: grant on each relation (GRANT SELECT ON {s}.name …)"
             )));
         }
         return Ok(On::Relations(GrantTarget::AllInSchema));
@@ -338,9 +330,9 @@ pub fn parse_grant(text: &str) -> Result<AccessStatement, SqlError> {
     }
     expect_end(&mut p)?;
     match on {
-        On::Schema => {
-            let create = match &privs {
-                None => true,
+        On::Schema(schemas) => {
+            let (create, usage) = match &privs {
+                None => (true, true),
                 Some(v) => {
                     if let Some(bad) = v
                         .iter()
@@ -351,10 +343,19 @@ pub fn parse_grant(text: &str) -> Result<AccessStatement, SqlError> {
                             bad.as_str()
                         )));
                     }
-                    v.contains(&Privilege::Create)
+                    (
+                        v.contains(&Privilege::Create),
+                        v.contains(&Privilege::Usage),
+                    )
                 }
             };
-            Ok(AccessStatement::GrantSchema { create, to, grant })
+            Ok(AccessStatement::GrantSchema {
+                schemas,
+                create,
+                usage,
+                to,
+                grant,
+            })
         }
         On::Relations(target) => {
             let privileges = match privs {
@@ -525,9 +526,11 @@ mod tests {
             }
         );
         assert_eq!(
-            parse_grant("GRANT USAGE, CREATE ON SCHEMA public TO etl").unwrap(),
+            parse_grant("GRANT USAGE, CREATE ON SCHEMA public, Sales TO etl").unwrap(),
             AccessStatement::GrantSchema {
+                schemas: vec!["public".into(), "sales".into()],
                 create: true,
+                usage: true,
                 to: vec!["etl".into()],
                 grant: true
             }
