@@ -247,6 +247,15 @@ impl SchemaProvider for PgCatalogWithRoles {
         if name == "pg_class" {
             return self.pg_class().await;
         }
+        if name == "pg_namespace" {
+            let Some(inner) = self.inner.table("pg_namespace").await? else {
+                return Ok(None);
+            };
+            return Ok(Some(Arc::new(crate::schema::catalog::PgNamespace {
+                inner,
+                engine: self.engine.clone(),
+            })));
+        }
         if name == "pg_database" {
             let Some(engine) = self.engine.upgrade() else {
                 return Ok(None);

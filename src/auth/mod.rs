@@ -391,6 +391,7 @@ impl Acl {
             Privilege::Update,
             Privilege::Delete,
             Privilege::Create,
+            Privilege::Usage,
         ]
         .into_iter()
         .filter(|p| bits & p.bit() != 0)

@@ -10,6 +10,7 @@
 //! the relations in it, as in PostgreSQL before any `GRANT … ON SCHEMA`
 //! (which is not supported for schemas other than `public`).
 
+pub mod catalog;
 pub mod functions;
 
 use std::collections::BTreeMap;

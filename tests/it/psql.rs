@@ -197,6 +197,24 @@ async fn psql_schema_commands() {
     // \l+ (its size column asks pg_has_role)
     let out = psql(&server, &["\\l+"]).unwrap_or_default();
     assert!(out.contains("freshet") && out.contains("Size"), "{out}");
+    // \dn+: owners and grants of each schema
+    let out = psql(
+        &server,
+        &[
+            "CREATE ROLE reader",
+            "CREATE ROLE mart_owner",
+            "CREATE SCHEMA mart AUTHORIZATION mart_owner",
+            "GRANT USAGE ON SCHEMA sales TO reader",
+            "\\dn+",
+        ],
+    )
+    .unwrap_or_default();
+    assert!(
+        out.contains("freshet=UC/freshet")
+            && out.contains("reader=U/freshet")
+            && out.contains(" mart            | mart_owner |"),
+        "{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
