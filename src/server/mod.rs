@@ -103,6 +103,8 @@ pub async fn serve(
                     )));
                     continue;
                 }
+                // (connections that ended count no more, reaped or not)
+                while connections.try_join_next().is_some() {}
                 if connections.len() >= options.max_connections {
                     tracing::warn!(%peer, max = options.max_connections, "refusing a connection: too many clients");
                     tokio::spawn(refuse(socket, "53300", "sorry, too many clients already".into()));
