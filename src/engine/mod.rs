@@ -379,6 +379,11 @@ impl Engine {
             .filter(|r| !r.is_base())
             .collect();
         views.sort_by_key(|v| v.id);
+        if views.is_empty() {
+            // (a session's template is costly to build: not for nothing)
+            self.commit(Op::RestoreViews { views: Vec::new() }).await?;
+            return Ok(());
+        }
         let session = session::Session::standalone(self.clone())?;
         let mut planned = Vec::with_capacity(views.len());
         for def in views {
