@@ -1760,8 +1760,8 @@ impl Session {
                 self.bind_role();
                 Ok(Output::Command { tag, rows: None })
             }
-            Statement::SetRole(target) => {
-                let target = match target.as_deref() {
+            Statement::SetRole { role, reset } => {
+                let target = match role.as_deref() {
                     None => self.session_user.clone(),
                     Some(crate::sql::access::CURRENT_USER) => self.role.clone(),
                     Some(t) => t.to_string(),
@@ -1781,7 +1781,7 @@ impl Session {
                 self.role = target;
                 self.bind_role();
                 Ok(Output::Command {
-                    tag: "SET",
+                    tag: if *reset { "RESET" } else { "SET" },
                     rows: None,
                 })
             }

@@ -122,7 +122,12 @@ pub enum Statement {
     Access(crate::auth::AccessStatement),
     /// `SET ROLE name | NONE` / `SET SESSION AUTHORIZATION name | DEFAULT`
     /// (`None`: back to the role that logged in).
-    SetRole(Option<String>),
+    /// `SET ROLE r | NONE`, `SET SESSION AUTHORIZATION`; `RESET ROLE`
+    /// (`reset`: answered with tag RESET).
+    SetRole {
+        role: Option<String>,
+        reset: bool,
+    },
 }
 
 /// `ALTER TABLE [IF EXISTS] name action, …`.
@@ -373,12 +378,14 @@ impl SqlParser {
             }
             ["SET", "ROLE", ..]
             | ["SET", "SESSION" | "LOCAL", "ROLE"]
-            | ["SET", "SESSION", "AUTHORIZATION"] => {
-                Ok(Statement::SetRole(access::parse_set_role(text)?))
-            }
-            ["RESET", "ROLE"] | ["RESET", "SESSION", "AUTHORIZATION"] => {
-                Ok(Statement::SetRole(None))
-            }
+            | ["SET", "SESSION", "AUTHORIZATION"] => Ok(Statement::SetRole {
+                role: access::parse_set_role(text)?,
+                reset: false,
+            }),
+            ["RESET", "ROLE"] | ["RESET", "SESSION", "AUTHORIZATION"] => Ok(Statement::SetRole {
+                role: None,
+                reset: true,
+            }),
             ["CREATE", "SOURCE", ..] => parse_create(text, RelationKind::Source),
             ["CREATE", "TABLE", ..] => parse_create(text, RelationKind::Table),
             ["CREATE", "MATERIALIZED", "VIEW"] => parse_create_view(text, false),
