@@ -105,14 +105,17 @@ pub fn current_database(engine: Weak<Engine>) -> ScalarUDF {
 /// (`UTF8`); an unknown number gives the empty string.
 pub fn pg_encoding_to_char() -> ScalarUDF {
     use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::Int64Type;
     create_udf(
         "pg_encoding_to_char",
-        vec![DataType::Int32],
+        // (an int4 column and an integer literal alike)
+        vec![DataType::Int64],
         DataType::Utf8,
         Volatility::Immutable,
         Arc::new(|args: &[ColumnarValue]| {
             let args = ColumnarValue::values_to_arrays(args)?;
-            let codes = args[0].as_primitive::<Int32Type>();
+            let codes = datafusion::arrow::compute::cast(&args[0], &DataType::Int64)?;
+            let codes = codes.as_primitive::<Int64Type>();
             let names: StringArray = (0..codes.len())
                 .map(|i| {
                     (!codes.is_null(i)).then(|| match codes.value(i) {

@@ -171,8 +171,8 @@ fn catalog_name(name: &ObjectName, new: bool) -> Result<String, SqlError> {
             Ok(qualified(s, n))
         }
         [c, s, n] if is_current_database(c) => Ok(qualified(s, n)),
-        [c, ..] if parts.len() == 3 => Err(SqlError::Unsupported(format!(
-            "cross-database references are not implemented: {name} (database \"{c}\")"
+        [_, ..] if parts.len() == 3 => Err(SqlError::Unsupported(format!(
+            "cross-database references are not implemented: \"{name}\""
         ))),
         _ => Err(SqlError::Syntax(format!(
             "improper qualified name (too many dotted names): {name}"
@@ -250,7 +250,7 @@ pub fn qualify<V: VisitMut>(tree: &mut V) -> Result<(), SqlError> {
                 let db = normalize_ident(c);
                 if !is_current_database(&db) {
                     return Err(SqlError::Unsupported(format!(
-                        "cross-database references are not implemented: {name}"
+                        "cross-database references are not implemented: \"{name}\""
                     )));
                 }
                 *name = ObjectName::from(vec![s.clone(), t.clone()]);
