@@ -268,6 +268,7 @@ fn bench_view_def() -> RelationDef {
         acl: Default::default(),
         comments: Default::default(),
         indexes: Vec::new(),
+        source: None,
     }
 }
 

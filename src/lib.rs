@@ -24,6 +24,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod connectors;
 pub mod database;
 pub mod dataflow;
 pub mod engine;

@@ -85,6 +85,14 @@ struct ServeArgs {
     /// Connections served at once; one more is refused with 53300.
     #[arg(long, default_value_t = 100, env = "FRESHET_MAX_CONNECTIONS")]
     max_connections: usize,
+    /// Address for HTTP ingest (`POST /v1/sources/{name}`); off unless
+    /// given. It takes the same roles and passwords as the SQL port.
+    #[arg(long, env = "FRESHET_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
+    /// The largest HTTP ingest request body (bytes, or with a unit);
+    /// larger ones are refused with 413.
+    #[arg(long, default_value = "64MB", value_parser = parse_bytes, env = "FRESHET_HTTP_MAX_BODY")]
+    http_max_body: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -175,6 +183,24 @@ async fn run(args: ServeArgs) -> anyhow::Result<()> {
         millis = r.millis,
         "recovered"
     );
+    if let Some(addr) = args.http_listen {
+        if !addr.ip().is_loopback() && !args.allow_remote {
+            anyhow::bail!(
+                "--http-listen {addr} is not a loopback address: add --allow-remote (with --auth scram)"
+            );
+        }
+        let http = listen(addr).with_context(|| format!("cannot listen on {addr} (HTTP)"))?;
+        tracing::info!(address = %http.local_addr()?, "HTTP ingest listening");
+        let options = freshet::connectors::http::HttpOptions {
+            max_body: usize::try_from(args.http_max_body).unwrap_or(usize::MAX),
+            require_password: args.auth != server::startup::AuthMethod::Trust,
+        };
+        tokio::spawn(freshet::connectors::http::serve(
+            engine.clone(),
+            http,
+            options,
+        ));
+    }
     let listener =
         listen(args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, "listening");

@@ -107,6 +107,18 @@ impl Verifier {
         }
     }
 
+    /// Whether `password` is the one this verifier was made from (for
+    /// HTTP Basic authentication; compared in constant time).
+    pub fn matches(&self, password: &str) -> bool {
+        let other = Verifier::with_salt(password, &self.salt, self.iterations);
+        other
+            .stored_key
+            .iter()
+            .zip(&self.stored_key)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+
     /// Reads the stored form; `None` if `s` is not a SCRAM-SHA-256 verifier.
     pub fn parse(s: &str) -> Option<Verifier> {
         let rest = s.strip_prefix("SCRAM-SHA-256$")?;

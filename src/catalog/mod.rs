@@ -104,6 +104,9 @@ pub struct RelationDef {
     /// `CREATE INDEX`: secondary indexes (the primary key's is implied).
     #[serde(default)]
     pub indexes: Vec<IndexDef>,
+    /// For sources and tables fed by a connector: which, and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::connectors::spec::SourceSpec>,
 }
 
 /// A secondary index on a table, source or materialized view: an ordered

@@ -124,6 +124,15 @@ pub enum Op {
     Transaction {
         changes: Vec<TxChange>,
     },
+    /// A connector's batch: its rows, the upstream position after them
+    /// and the messages it passed over, staged into one batch (what makes
+    /// ingestion exactly once).
+    Ingest(Box<Ingest>),
+    /// A connector's stored position and the messages it passed over.
+    SourceState {
+        rel: u64,
+        reply: oneshot::Sender<Result<SourceState>>,
+    },
     /// Write the views' checkpoint after this group.
     Checkpoint,
     /// After a storage failure: reopen the data directory and reload the
@@ -142,6 +151,40 @@ pub struct TxChange {
     pub retract: Vec<u64>,
     pub insert: Vec<RecordBatch>,
     pub entries: Vec<EncodedEntry>,
+}
+
+/// A connector's position and skipped messages, as stored.
+pub type SourceState = (Option<Vec<u8>>, Vec<(u64, Vec<u8>)>);
+
+/// The rows of a connector's batch.
+#[derive(Debug)]
+pub enum IngestRows {
+    None,
+    /// Rows appended (a source, or a table without a primary key), already
+    /// encoded as log entries.
+    Append {
+        batches: Vec<RecordBatch>,
+        entries: Vec<EncodedEntry>,
+    },
+    /// A table with a primary key: each row replaces the live row with its
+    /// key (if any); each key of `deletes` (its values, of the key columns'
+    /// types) retracts the live row with that key (if any). The connector
+    /// leaves at most one change per key.
+    Upsert {
+        rows: Option<RecordBatch>,
+        deletes: Vec<Vec<datafusion::common::ScalarValue>>,
+    },
+}
+
+#[derive(Debug)]
+pub struct Ingest {
+    pub rel: u64,
+    pub rows: IngestRows,
+    pub position: Option<Vec<u8>>,
+    /// Messages passed over: sequence number and record.
+    pub errors: Vec<(u64, Vec<u8>)>,
+    /// Older skipped messages to forget (retention).
+    pub forget: Vec<u64>,
 }
 
 /// One view's maintenance state, for `freshet_catalog`.
@@ -1043,6 +1086,7 @@ impl Committer {
             }
             Op::DropRelation { id } => {
                 puts.push(Put::DeleteCatalog { id });
+                puts.push(Put::DeleteSourceState { rel: id });
                 self.relations.remove(&id);
                 self.views.remove(&id);
                 self.broken.remove(&id);
@@ -1132,12 +1176,63 @@ impl Committer {
                 self.checkpoint_now = true;
                 Ok(Outcome::default())
             }
+            Op::Ingest(i) => self.stage_ingest(*i, puts),
+            Op::SourceState { rel, reply } => {
+                let _ = reply.send(self.store.source_state(rel).map_err(Into::into));
+                Ok(Outcome::default())
+            }
             Op::Records { puts: records } => {
                 puts.extend(records);
                 Ok(Outcome::default())
             }
             Op::Shutdown => Ok(Outcome::default()),
         }
+    }
+
+    fn stage_ingest(&mut self, i: Ingest, puts: &mut Vec<Put>) -> Result<Outcome> {
+        let rel = i.rel;
+        let out = match i.rows {
+            IngestRows::None => {
+                self.rel(rel)?;
+                Outcome::default()
+            }
+            IngestRows::Append { batches, entries } => self.stage(
+                Op::Append {
+                    rel,
+                    batches,
+                    entries,
+                },
+                puts,
+            )?,
+            IngestRows::Upsert { rows, deletes } => {
+                let r = self.rel(rel)?;
+                let mut retract = Vec::new();
+                if !deletes.is_empty() {
+                    let k = r.data.primary().ok_or_else(|| {
+                        EngineError::Internal(format!("\"{}\" has no primary key", r.def.name))
+                    })?;
+                    for key in &deletes {
+                        if let Some(live) = k.first(&k.encode_prefix(key)?) {
+                            retract.push(live);
+                        }
+                    }
+                }
+                let values: Vec<usize> = (0..r.def.columns.len())
+                    .filter(|c| !r.def.primary_key.contains(c))
+                    .collect();
+                self.stage_change(rel, retract, rows, OnConflict::Update(values), puts)?
+            }
+        };
+        if let Some(bytes) = i.position {
+            puts.push(Put::Position { rel, bytes });
+        }
+        for (seq, bytes) in i.errors {
+            puts.push(Put::SourceError { rel, seq, bytes });
+        }
+        for seq in i.forget {
+            puts.push(Put::DeleteSourceError { rel, seq });
+        }
+        Ok(out)
     }
 
     fn stage_change(

@@ -25,6 +25,8 @@ pub enum EngineError {
     Txn(#[from] crate::txn::TxnError),
     #[error(transparent)]
     Database(#[from] crate::database::DatabaseError),
+    #[error(transparent)]
+    Connector(#[from] crate::connectors::ConnectorError),
     /// A value that does not fit its column (row and column in the message).
     #[error("{message}")]
     Value {

@@ -145,6 +145,8 @@ pub struct Engine {
     pub(crate) home: Option<std::sync::Weak<Engine>>,
     /// Every database of the server (shared by their engines).
     pub(crate) databases: Arc<crate::database::Databases>,
+    /// The connectors feeding this database's sources and tables.
+    pub(crate) connectors: crate::connectors::Registry,
 }
 
 impl Engine {
@@ -283,6 +285,7 @@ impl Engine {
             watching: std::sync::atomic::AtomicBool::new(false),
             home: home.map(Arc::downgrade),
             databases,
+            connectors: Default::default(),
         }))
     }
 
@@ -379,9 +382,11 @@ impl Engine {
             .filter(|r| !r.is_base())
             .collect();
         views.sort_by_key(|v| v.id);
+        self.connectors.bind(self);
         if views.is_empty() {
             // (a session's template is costly to build: not for nothing)
             self.commit(Op::RestoreViews { views: Vec::new() }).await?;
+            self.connectors.start_all();
             return Ok(());
         }
         let session = session::Session::standalone(self.clone())?;
@@ -404,6 +409,7 @@ impl Engine {
             }
         }
         self.commit(Op::RestoreViews { views: planned }).await?;
+        self.connectors.start_all();
         Ok(())
     }
 
@@ -522,14 +528,22 @@ impl Engine {
             return Err(crate::catalog::CatalogError::AlreadyExists(create.name.clone()).into());
         }
         let id = self.catalog.read().next_id();
-        let def = crate::sql::ddl::relation_def(create, id, owner)?;
+        let mut def = crate::sql::ddl::relation_def(create, id, owner)?;
+        crate::connectors::prepare(&mut def, &create.connector)?;
+        if let Some(spec) = &def.source {
+            // an upstream that cannot be reached is an error now, not later
+            crate::connectors::runner::open(&def, spec, None).await?;
+        }
         self.commit(Op::CreateRelation {
             def: Box::new(def.clone()),
         })
         .await?;
-        let mut cat = self.catalog.write();
-        cat.allocate_id();
-        cat.insert(def)?;
+        {
+            let mut cat = self.catalog.write();
+            cat.allocate_id();
+            cat.insert(def.clone())?;
+        }
+        self.connectors.start(&def);
         Ok(true)
     }
 
@@ -598,6 +612,8 @@ impl Engine {
             }
         }
         for def in victims {
+            // (the consumer stops first: nothing of it commits after)
+            self.connectors.stop(def.id);
             self.commit(Op::DropRelation { id: def.id }).await?;
             self.catalog.write().remove(&def.name);
             self.table_locks.lock().remove(&def.id);
@@ -615,8 +631,39 @@ impl Engine {
         write::append_batches(self, name, batches).await
     }
 
+    /// Stores a relation's new definition that changes nothing of its
+    /// rows (the caller holds the DDL lock).
+    pub(crate) async fn redefine(&self, def: RelationDef) -> Result<()> {
+        self.commit(Op::Redefine {
+            def: Box::new(def.clone()),
+        })
+        .await?;
+        let mut cat = self.catalog.write();
+        cat.remove(&def.name);
+        cat.insert(def)?;
+        Ok(())
+    }
+
+    /// A connector's batch, committed with its upstream position.
+    pub(crate) async fn ingest(&self, op: commit::Ingest) -> Result<commit::Outcome> {
+        self.commit(Op::Ingest(Box::new(op))).await
+    }
+
+    /// A connector's stored position and skipped messages.
+    pub(crate) async fn source_state(&self, rel: u64) -> Result<commit::SourceState> {
+        let (reply, rx) = oneshot::channel();
+        self.commit(Op::SourceState { rel, reply }).await?;
+        rx.await.map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    /// The connectors of this database.
+    pub fn connectors(&self) -> &crate::connectors::Registry {
+        &self.connectors
+    }
+
     /// Stops accepting writes, lets queued ones finish, flushes storage.
     pub async fn shutdown(&self) {
+        self.connectors.stop_all();
         if self.home.is_none() {
             for e in self.databases.take_open() {
                 Box::pin(e.shutdown()).await;

@@ -290,6 +290,8 @@ const VIEW_WATERMARKS: &str = "view_watermarks";
 impl SchemaProvider for SystemSchema {
     fn table_names(&self) -> Vec<String> {
         vec![
+            crate::connectors::catalog::SOURCE_ERRORS.to_string(),
+            crate::connectors::catalog::SOURCE_STATUS.to_string(),
             SOURCE_WATERMARKS.to_string(),
             VIEW_OPERATORS.to_string(),
             VIEW_WATERMARKS.to_string(),
@@ -305,12 +307,13 @@ impl SchemaProvider for SystemSchema {
                 engine: self.engine.clone(),
                 watermarks: name == VIEW_WATERMARKS,
             })),
-            _ => None,
+            _ => crate::connectors::catalog::table(name, &self.engine),
         })
     }
 
     fn table_exist(&self, name: &str) -> bool {
         matches!(name, SOURCE_WATERMARKS | VIEW_OPERATORS | VIEW_WATERMARKS)
+            || crate::connectors::catalog::table(name, &self.engine).is_some()
     }
 }
 

@@ -1309,6 +1309,7 @@ impl Session {
                     acl: Default::default(),
                     comments: Default::default(),
                     indexes: Vec::new(),
+                    source: None,
                 };
                 self.engine
                     .create_view(def, circuit, v.if_not_exists)
@@ -1647,6 +1648,17 @@ impl Session {
                 engine.create_index(ci, &self.role).await?;
                 Ok(Output::Command {
                     tag: "CREATE INDEX",
+                    rows: None,
+                })
+            }
+            Statement::PauseSource { kind, name, paused } => {
+                crate::connectors::set_paused(&self.engine, *kind, name, *paused, &self.role)
+                    .await?;
+                Ok(Output::Command {
+                    tag: match kind {
+                        RelationKind::Table => "ALTER TABLE",
+                        _ => "ALTER SOURCE",
+                    },
                     rows: None,
                 })
             }

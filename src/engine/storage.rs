@@ -62,6 +62,21 @@ pub(crate) fn write_estimate(op: &Op) -> Option<u64> {
         Op::Append { entries, .. } => {
             Some(entries.iter().map(|e| e.bytes.len() as u64).sum::<u64>() + 4096)
         }
+        Op::Ingest(i) => Some(
+            match &i.rows {
+                super::commit::IngestRows::None => 0,
+                super::commit::IngestRows::Append { entries, .. } => {
+                    entries.iter().map(|e| e.bytes.len() as u64).sum::<u64>()
+                }
+                super::commit::IngestRows::Upsert { rows, deletes } => {
+                    rows.as_ref()
+                        .map(|b| b.get_array_memory_size() as u64)
+                        .unwrap_or(0)
+                        + deletes.len() as u64 * 16
+                }
+            } + i.errors.iter().map(|(_, b)| b.len() as u64).sum::<u64>()
+                + 4096,
+        ),
         Op::Change {
             retract, insert, ..
         } => Some(

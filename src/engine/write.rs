@@ -1271,6 +1271,18 @@ async fn append(engine: &Engine, rel: &RelationDef, batches: Vec<RecordBatch>) -
 /// The op that appends rows (`None` if there are none): split into log
 /// entries of bounded size and encoded here, on the caller's thread.
 fn append_op(rel: &RelationDef, batches: Vec<RecordBatch>) -> Result<Option<Op>> {
+    Ok(append_parts(batches)?.map(|(batches, entries)| Op::Append {
+        rel: rel.id,
+        batches,
+        entries,
+    }))
+}
+
+/// Rows to append, split into log entries of bounded size and encoded
+/// (`None` if there are none).
+pub(crate) fn append_parts(
+    batches: Vec<RecordBatch>,
+) -> Result<Option<(Vec<RecordBatch>, Vec<crate::store::EncodedEntry>)>> {
     let batches: Vec<RecordBatch> = batches
         .iter()
         .filter(|b| b.num_rows() > 0)
@@ -1283,11 +1295,7 @@ fn append_op(rel: &RelationDef, batches: Vec<RecordBatch>) -> Result<Option<Op>>
         .iter()
         .map(|b| entry::encode(EntryKind::Append, b))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(Some(Op::Append {
-        rel: rel.id,
-        batches,
-        entries,
-    }))
+    Ok(Some((batches, entries)))
 }
 
 /// A `COPY ... FROM STDIN` in progress. Data is decoded as it arrives; the

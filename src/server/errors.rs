@@ -71,6 +71,13 @@ pub fn sqlstate(e: &EngineError) -> &'static str {
             }
         }
         EngineError::DependentObjects(_) => "2BP01",
+        EngineError::Connector(c) => match c {
+            crate::connectors::ConnectorError::InvalidOption(_) => "22023",
+            crate::connectors::ConnectorError::Unsupported(_) => "0A000",
+            crate::connectors::ConnectorError::Unreachable(_) => "08001",
+            crate::connectors::ConnectorError::Decode(_) => "22P02",
+            crate::connectors::ConnectorError::NotConnected(_) => "42809",
+        },
         EngineError::InvalidTableDefinition(_) => "42P16",
         EngineError::ShuttingDown => "57P01",
         EngineError::StatementTimeout => "57014",

@@ -82,7 +82,7 @@ pub fn relation_def(c: &CreateRelation, id: u64, owner: &str) -> Result<Relation
         columns,
         primary_key,
         watermark,
-        options: c.options.clone(),
+        options: Default::default(),
         sql: c.sql.clone(),
         query: None,
         depends_on: vec![],
@@ -92,6 +92,7 @@ pub fn relation_def(c: &CreateRelation, id: u64, owner: &str) -> Result<Relation
         acl: Default::default(),
         comments: Default::default(),
         indexes: Vec::new(),
+        source: None,
     })
 }
 

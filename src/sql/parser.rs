@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use datafusion::sql::sqlparser::ast::{
-    self, ColumnOption, Expr, ObjectName, SqlOption, TableConstraint,
+    self, ColumnOption, Expr, ObjectName, TableConstraint,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
@@ -22,6 +22,12 @@ use crate::catalog::RelationKind;
 #[derive(Debug, Clone)]
 pub enum Statement {
     CreateRelation(CreateRelation),
+    /// `ALTER SOURCE | TABLE name PAUSE | RESUME`
+    PauseSource {
+        kind: RelationKind,
+        name: String,
+        paused: bool,
+    },
     CreateView(CreateView),
     Drop(DropStatement),
     /// `SHOW SOURCES` / `SHOW TABLES`
@@ -202,7 +208,8 @@ pub struct CreateRelation {
     pub columns: Vec<ColumnSpec>,
     pub primary_key: Vec<String>,
     pub watermark: Option<(String, String)>,
-    pub options: BTreeMap<String, String>,
+    /// `INCLUDE …`, `WITH (…)`, `FORMAT … ENCODE …` as written.
+    pub connector: crate::connectors::spec::RawSpec,
     pub sql: String,
 }
 
@@ -368,6 +375,14 @@ impl SqlParser {
             ["DROP", "ROLE" | "USER", ..] => access(access::parse_drop_role(text)?),
             ["GRANT", ..] | ["REVOKE", ..] => access(access::parse_grant(text)?),
             ["REASSIGN", ..] => access(access::parse_reassign(text)?),
+            ["ALTER", "TABLE" | "SOURCE", ..]
+                if matches!(
+                    statement_words(text).last().map(String::as_str),
+                    Some("pause" | "resume")
+                ) =>
+            {
+                parse_pause(text)
+            }
             ["ALTER", "TABLE" | "SOURCE", ..] | ["ALTER", "MATERIALIZED", "VIEW"]
                 if access::parse_alter_owner(text)?.is_some() =>
             {
@@ -738,6 +753,123 @@ pub(crate) fn expect_end(p: &mut Parser) -> Result<(), SqlError> {
     }
 }
 
+/// `ALTER SOURCE | TABLE name PAUSE | RESUME`.
+fn parse_pause(text: &str) -> Result<Statement, SqlError> {
+    let mut p = parser(text)?;
+    p.expect_keyword_is(Keyword::ALTER).map_err(syntax)?;
+    let kind = if p.parse_keyword(Keyword::SOURCE) {
+        RelationKind::Source
+    } else {
+        p.expect_keyword_is(Keyword::TABLE).map_err(syntax)?;
+        RelationKind::Table
+    };
+    let name = object_name(&p.parse_object_name(false).map_err(syntax)?)?;
+    let paused = next_word(&mut p)? == "pause";
+    expect_end(&mut p)?;
+    Ok(Statement::PauseSource { kind, name, paused })
+}
+
+/// A `WITH (…)` list of `key = value` where keys may be dotted
+/// (`properties.bootstrap.server`) and values are literals or words.
+/// Keys are lowercased.
+pub(crate) fn dotted_options(p: &mut Parser) -> Result<BTreeMap<String, String>, SqlError> {
+    p.expect_token(&Token::LParen).map_err(syntax)?;
+    let mut out = BTreeMap::new();
+    if p.consume_token(&Token::RParen) {
+        return Ok(out);
+    }
+    loop {
+        let mut key = String::new();
+        loop {
+            let t = p.next_token();
+            match &t.token {
+                Token::Word(w) => key.push_str(&w.value.to_ascii_lowercase()),
+                Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => key.push_str(s),
+                Token::Number(n, _) => key.push_str(n),
+                other => return Err(SqlError::Syntax(format!("syntax error at or near \"{other}\""))),
+            }
+            if !p.consume_token(&Token::Period) {
+                break;
+            }
+            key.push('.');
+        }
+        p.expect_token(&Token::Eq).map_err(syntax)?;
+        let t = p.next_token();
+        let value = match &t.token {
+            Token::SingleQuotedString(s) => s.clone(),
+            Token::Number(n, _) => n.clone(),
+            Token::Word(w) => w.value.clone(),
+            Token::Minus => match p.next_token().token {
+                Token::Number(n, _) => format!("-{n}"),
+                other => return Err(SqlError::Syntax(format!("syntax error at or near \"{other}\""))),
+            },
+            other => return Err(SqlError::Syntax(format!("syntax error at or near \"{other}\""))),
+        };
+        if out.insert(key.clone(), value).is_some() {
+            return Err(SqlError::Syntax(format!("option \"{key}\" specified more than once")));
+        }
+        if p.consume_token(&Token::RParen) {
+            return Ok(out);
+        }
+        p.expect_token(&Token::Comma).map_err(syntax)?;
+    }
+}
+
+fn next_word(p: &mut Parser) -> Result<String, SqlError> {
+    match p.next_token().token {
+        Token::Word(w) => Ok(w.value.to_ascii_lowercase()),
+        other => Err(SqlError::Syntax(format!("syntax error at or near \"{other}\""))),
+    }
+}
+
+fn peek_word(p: &Parser, word: &str) -> bool {
+    matches!(&p.peek_token().token, Token::Word(w) if w.value.eq_ignore_ascii_case(word))
+}
+
+/// After a source's or table's columns: `INCLUDE kind ['header'] [AS
+/// name]`…, `WITH (…)`, `FORMAT f ENCODE e [(…)]`, in RisingWave's order.
+fn connector_clauses(p: &mut Parser) -> Result<crate::connectors::spec::RawSpec, SqlError> {
+    let mut raw = crate::connectors::spec::RawSpec::default();
+    while peek_word(p, "INCLUDE") {
+        p.next_token();
+        let what = next_word(p)?;
+        let header = match p.peek_token().token {
+            Token::SingleQuotedString(s) => {
+                p.next_token();
+                Some(s)
+            }
+            _ => None,
+        };
+        let alias = if p.parse_keyword(Keyword::AS) {
+            Some(normalize_ident(&p.parse_identifier().map_err(syntax)?))
+        } else {
+            None
+        };
+        raw.include.push((what, header, alias));
+    }
+    if p.parse_keyword(Keyword::WITH) {
+        raw.options = dotted_options(p)?;
+    }
+    if p.parse_keyword(Keyword::FORMAT) {
+        let format = next_word(p)?;
+        if !peek_word(p, "ENCODE") {
+            return Err(SqlError::Syntax(format!(
+                "FORMAT {} needs ENCODE (JSON, CSV, AVRO or BYTES)",
+                format.to_ascii_uppercase()
+            )));
+        }
+        p.next_token();
+        let encode = next_word(p)?;
+        let opts = if p.peek_token().token == Token::LParen {
+            dotted_options(p)?
+        } else {
+            BTreeMap::new()
+        };
+        raw.format = Some((format, encode, opts));
+    }
+    Ok(raw)
+}
+
 fn parse_create(text: &str, kind: RelationKind) -> Result<Statement, SqlError> {
     let mut p = parser(text)?;
     p.expect_keyword_is(Keyword::CREATE).map_err(syntax)?;
@@ -831,26 +963,7 @@ fn parse_create(text: &str, kind: RelationKind) -> Result<Statement, SqlError> {
             break;
         }
     }
-    let mut options = BTreeMap::new();
-    if p.peek_keyword(Keyword::WITH) {
-        for o in p.parse_options(Keyword::WITH).map_err(syntax)? {
-            match o {
-                SqlOption::KeyValue { key, value } => {
-                    let v = match value {
-                        Expr::Value(v) => match v.value {
-                            ast::Value::SingleQuotedString(s) => s,
-                            other => other.to_string(),
-                        },
-                        other => other.to_string(),
-                    };
-                    options.insert(normalize_ident(&key), v);
-                }
-                other => {
-                    return Err(SqlError::Syntax(format!("invalid option {other}")));
-                }
-            }
-        }
-    }
+    let connector = connector_clauses(&mut p)?;
     expect_end(&mut p)?;
     if kind == RelationKind::Source && !primary_key.is_empty() {
         return Err(SqlError::InvalidDefinition(
@@ -864,7 +977,7 @@ fn parse_create(text: &str, kind: RelationKind) -> Result<Statement, SqlError> {
         columns,
         primary_key,
         watermark,
-        options,
+        connector,
         sql: text.to_string(),
     }))
 }
@@ -1740,9 +1853,33 @@ mod tests {
             ))
         );
         assert_eq!(
-            c.options.get("connector").map(String::as_str),
+            c.connector.options.get("connector").map(String::as_str),
             Some("kafka")
         );
+        let Statement::CreateRelation(c) = p
+            .parse_one(
+                "CREATE SOURCE s (a INT) INCLUDE partition AS p INCLUDE header 'h' \
+                 WITH (connector = 'kafka', properties.bootstrap.server = '127.0.0.1:9092', n = 5) \
+                 FORMAT PLAIN ENCODE CSV (delimiter = ';')",
+            )
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            c.connector
+                .options
+                .get("properties.bootstrap.server")
+                .map(String::as_str),
+            Some("127.0.0.1:9092")
+        );
+        assert_eq!(c.connector.options.get("n").map(String::as_str), Some("5"));
+        assert_eq!(c.connector.include.len(), 2);
+        assert_eq!(c.connector.include[0].2.as_deref(), Some("p"));
+        assert_eq!(c.connector.include[1].1.as_deref(), Some("h"));
+        let (f, e, o) = c.connector.format.clone().unwrap();
+        assert_eq!((f.as_str(), e.as_str()), ("plain", "csv"));
+        assert_eq!(o.get("delimiter").map(String::as_str), Some(";"));
     }
 
     #[test]

@@ -14,6 +14,11 @@
 //! 'k'  name (ASCII)                        checkpoint record
 //! 'r'  role name (UTF-8)                   role record (JSON: attributes and
 //!                                          SCRAM verifier)
+//! 'p'  relation id (u64 BE)                a connector's upstream position
+//!                                          (JSON), written in the batch of
+//!                                          the rows it produced
+//! 'e'  relation id (u64 BE) seq (u64 BE)   a message a connector skipped
+//!                                          (JSON: position, error, bytes)
 //! ```
 
 pub const TAG_META: u8 = b'm';
@@ -21,6 +26,8 @@ pub const TAG_CATALOG: u8 = b'c';
 pub const TAG_LOG: u8 = b'l';
 pub const TAG_CHECKPOINT: u8 = b'k';
 pub const TAG_ROLE: u8 = b'r';
+pub const TAG_POSITION: u8 = b'p';
+pub const TAG_SOURCE_ERROR: u8 = b'e';
 
 /// Bumped whenever the layout or the entry format changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
@@ -47,6 +54,28 @@ pub fn catalog(id: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
     k[0] = TAG_CATALOG;
     k[1..9].copy_from_slice(&id.to_be_bytes());
+    k
+}
+
+pub fn position(rel: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = TAG_POSITION;
+    k[1..9].copy_from_slice(&rel.to_be_bytes());
+    k
+}
+
+pub fn source_error(rel: u64, seq: u64) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = TAG_SOURCE_ERROR;
+    k[1..9].copy_from_slice(&rel.to_be_bytes());
+    k[9..17].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+pub fn source_error_prefix(rel: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = TAG_SOURCE_ERROR;
+    k[1..9].copy_from_slice(&rel.to_be_bytes());
     k
 }
 

@@ -89,6 +89,25 @@ pub enum Put {
     DeleteRole {
         name: String,
     },
+    /// A connector's position after the rows of the same batch.
+    Position {
+        rel: u64,
+        bytes: Vec<u8>,
+    },
+    /// A message a connector passed over (`seq` numbers them per source).
+    SourceError {
+        rel: u64,
+        seq: u64,
+        bytes: Vec<u8>,
+    },
+    DeleteSourceError {
+        rel: u64,
+        seq: u64,
+    },
+    /// A dropped relation's position and skipped messages.
+    DeleteSourceState {
+        rel: u64,
+    },
 }
 
 /// How long [`Store::open`] waits for the directory's lock.
@@ -215,6 +234,18 @@ impl Store {
                 Put::Checkpoint { name, bytes } => batch.insert(keys::checkpoint(&name), bytes),
                 Put::Role { name, bytes } => batch.insert(keys::role(&name), bytes),
                 Put::DeleteRole { name } => batch.remove(keys::role(&name)),
+                Put::Position { rel, bytes } => batch.insert(&keys::position(rel), bytes),
+                Put::SourceError { rel, seq, bytes } => {
+                    batch.insert(&keys::source_error(rel, seq), bytes)
+                }
+                Put::DeleteSourceError { rel, seq } => batch.remove(&keys::source_error(rel, seq)),
+                Put::DeleteSourceState { rel } => {
+                    batch.remove(&keys::position(rel));
+                    for kv in self.db.scan_prefix(keys::source_error_prefix(rel)) {
+                        let (k, _) = kv?;
+                        batch.remove(k);
+                    }
+                }
             }
         }
         self.db.apply_batch(batch)?;
@@ -229,6 +260,22 @@ impl Store {
 
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.db.get(keys::meta(name))?.map(|v| v.to_vec()))
+    }
+
+    /// A connector's stored position and the messages it skipped (by
+    /// sequence number, oldest first).
+    pub fn source_state(&self, rel: u64) -> Result<(Option<Vec<u8>>, Vec<(u64, Vec<u8>)>)> {
+        let position = self.db.get(keys::position(rel))?.map(|v| v.to_vec());
+        let mut errors = Vec::new();
+        for kv in self.db.scan_prefix(keys::source_error_prefix(rel)) {
+            let (k, v) = kv?;
+            let mut seq = [0u8; 8];
+            if k.len() == 17 {
+                seq.copy_from_slice(&k[9..17]);
+                errors.push((u64::from_be_bytes(seq), v.to_vec()));
+            }
+        }
+        Ok((position, errors))
     }
 
     pub fn checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>> {

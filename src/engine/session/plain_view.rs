@@ -69,6 +69,7 @@ impl Session {
             acl: Default::default(),
             comments: Default::default(),
             indexes: Vec::new(),
+            source: None,
         };
         let engine = self.engine.clone();
         engine
