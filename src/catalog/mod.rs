@@ -11,6 +11,7 @@ pub mod pg_keys;
 pub mod pg_session;
 pub mod pg_sizes;
 pub mod pg_views;
+pub mod show_create;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -29,11 +29,16 @@ pub const OPTIONS: &[OptDef] = &[
     ("fields.*", OptKind::Text),
 ];
 
-const FIELD_KEYS: &[&str] = &["kind", "start", "end", "min", "max", "length", "seed", "max_past"];
+const FIELD_KEYS: &[&str] = &[
+    "kind", "start", "end", "min", "max", "length", "seed", "max_past",
+];
 
 #[derive(Debug, Clone)]
 enum Gen {
-    Sequence { start: i64, end: Option<i64> },
+    Sequence {
+        start: i64,
+        end: Option<i64>,
+    },
     Random {
         min: f64,
         max: f64,
@@ -106,12 +111,21 @@ fn generator(spec: &SourceSpec, c: &ColumnDef, i: usize) -> Result<Gen, Connecto
     let kind = field_option(spec, name, "kind").map(str::to_ascii_lowercase);
     let numeric = matches!(
         c.ty,
-        SqlType::Int2 | SqlType::Int4 | SqlType::Int8 | SqlType::Float4 | SqlType::Float8 | SqlType::Numeric { .. }
+        SqlType::Int2
+            | SqlType::Int4
+            | SqlType::Int8
+            | SqlType::Float4
+            | SqlType::Float8
+            | SqlType::Numeric { .. }
     );
     let supported = numeric
         || matches!(
             c.ty,
-            SqlType::Text | SqlType::Varchar { .. } | SqlType::Bool | SqlType::Timestamp | SqlType::Timestamptz
+            SqlType::Text
+                | SqlType::Varchar { .. }
+                | SqlType::Bool
+                | SqlType::Timestamp
+                | SqlType::Timestamptz
         );
     if !supported {
         return Err(ConnectorError::Unsupported(format!(
@@ -245,7 +259,8 @@ impl Reader {
                 match col.ty {
                     SqlType::Bool => (r & 1 == 1).to_string(),
                     SqlType::Text | SqlType::Varchar { .. } => {
-                        const ALPHA: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+                        const ALPHA: &[u8] =
+                            b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
                         let mut s = String::with_capacity(*length);
                         let mut x = r;
                         for _ in 0..*length {

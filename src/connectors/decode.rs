@@ -111,7 +111,12 @@ fn hex(b: &[u8]) -> String {
 impl<'a> Decoder<'a> {
     fn new(def: &'a RelationDef, spec: &'a SourceSpec) -> Decoder<'a> {
         let data: Vec<usize> = (0..def.columns.len())
-            .filter(|&i| !spec.include.iter().any(|inc| inc.column == def.columns[i].name))
+            .filter(|&i| {
+                !spec
+                    .include
+                    .iter()
+                    .any(|inc| inc.column == def.columns[i].name)
+            })
             .collect();
         Decoder {
             spec,
@@ -150,7 +155,12 @@ impl<'a> Decoder<'a> {
 
     fn include(&self, row: &mut [Option<String>], m: &Message) {
         for inc in &self.spec.include {
-            let Some(&c) = self.columns.iter().position(|c| c.name == inc.column).as_ref() else {
+            let Some(&c) = self
+                .columns
+                .iter()
+                .position(|c| c.name == inc.column)
+                .as_ref()
+            else {
                 continue;
             };
             row[c] = match inc.kind {
@@ -162,17 +172,16 @@ impl<'a> Decoder<'a> {
                         .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string())
                 }),
                 IncludeKind::Header => match &inc.header {
-                    Some(h) => m
-                        .headers
-                        .iter()
-                        .find(|(k, _)| k == h)
-                        .map(|(_, v)| hex(v)),
+                    Some(h) => m.headers.iter().find(|(k, _)| k == h).map(|(_, v)| hex(v)),
                     None => {
                         let map: serde_json::Map<String, Value> = m
                             .headers
                             .iter()
                             .map(|(k, v)| {
-                                (k.clone(), Value::String(String::from_utf8_lossy(v).into_owned()))
+                                (
+                                    k.clone(),
+                                    Value::String(String::from_utf8_lossy(v).into_owned()),
+                                )
                             })
                             .collect();
                         Some(Value::Object(map).to_string())
@@ -244,7 +253,8 @@ impl<'a> Decoder<'a> {
 
     fn message(&mut self, i: usize, m: &Message) -> Result<(), String> {
         if let Some(p) = &m.payload {
-            if let Some(e) = crate::ingest::invalid_text(p).filter(|_| self.spec.encode != Encode::Bytes)
+            if let Some(e) =
+                crate::ingest::invalid_text(p).filter(|_| self.spec.encode != Encode::Bytes)
             {
                 return Err(e);
             }
@@ -355,6 +365,14 @@ impl<'a> Decoder<'a> {
                     }
                     "t" => {
                         return Err("Debezium truncate events are not supported".into());
+                    }
+                    // (an upstream change the connector could not express)
+                    "error" => {
+                        return Err(obj
+                            .get("error")
+                            .and_then(Value::as_str)
+                            .unwrap_or("a change that cannot be stored")
+                            .to_string());
                     }
                     other => return Err(format!("unknown Debezium op \"{other}\"")),
                 }
@@ -545,7 +563,10 @@ fn typed(
             return Err((
                 row,
                 c,
-                format!("null value in column \"{}\" violates not-null constraint", col.name),
+                format!(
+                    "null value in column \"{}\" violates not-null constraint",
+                    col.name
+                ),
             ));
         }
         out.push(arr);
@@ -622,7 +643,6 @@ pub fn csv_records(text: &str) -> Vec<&str> {
     }
     out
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -716,7 +736,11 @@ mod tests {
         assert_eq!(rows.num_rows(), 2);
         assert_eq!(out.bad.len(), 2);
         assert_eq!(out.bad[0].index, 1);
-        assert!(out.bad[0].error.contains("column \"id\""), "{}", out.bad[0].error);
+        assert!(
+            out.bad[0].error.contains("column \"id\""),
+            "{}",
+            out.bad[0].error
+        );
         assert_eq!(out.bad[1].index, 2);
     }
 
@@ -758,11 +782,18 @@ mod tests {
         );
         let rows = out.rows.unwrap();
         assert_eq!(rows.num_rows(), 1);
-        let names = rows.column(1).as_any().downcast_ref::<datafusion::arrow::array::StringArray>().unwrap();
+        let names = rows
+            .column(1)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::StringArray>()
+            .unwrap();
         assert_eq!(names.value(0), "z");
         assert_eq!(
             out.deletes,
-            vec![vec![ScalarValue::Int64(Some(2))], vec![ScalarValue::Int64(Some(3))]]
+            vec![
+                vec![ScalarValue::Int64(Some(2))],
+                vec![ScalarValue::Int64(Some(3))]
+            ]
         );
         assert!(out.bad.is_empty(), "{:?}", out.bad);
     }
@@ -775,9 +806,18 @@ mod tests {
             &d,
             &spec,
             &[
-                msg(Some(r#"{"payload": {"op": "c", "after": {"id": 1, "name": "a"}}}"#), None),
-                msg(Some(r#"{"op": "u", "before": {"id": 1}, "after": {"id": 4, "name": "b"}}"#), None),
-                msg(Some(r#"{"op": "d", "before": {"id": 7, "name": "x"}}"#), None),
+                msg(
+                    Some(r#"{"payload": {"op": "c", "after": {"id": 1, "name": "a"}}}"#),
+                    None,
+                ),
+                msg(
+                    Some(r#"{"op": "u", "before": {"id": 1}, "after": {"id": 4, "name": "b"}}"#),
+                    None,
+                ),
+                msg(
+                    Some(r#"{"op": "d", "before": {"id": 7, "name": "x"}}"#),
+                    None,
+                ),
                 msg(None, None),
                 msg(Some(r#"{"op": "q"}"#), None),
             ],
@@ -785,7 +825,10 @@ mod tests {
         assert_eq!(out.rows.unwrap().num_rows(), 1);
         assert_eq!(
             out.deletes,
-            vec![vec![ScalarValue::Int64(Some(1))], vec![ScalarValue::Int64(Some(7))]]
+            vec![
+                vec![ScalarValue::Int64(Some(1))],
+                vec![ScalarValue::Int64(Some(7))]
+            ]
         );
         assert_eq!(out.bad.len(), 1);
         assert_eq!(out.bad[0].index, 4);

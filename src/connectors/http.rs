@@ -102,7 +102,7 @@ fn engine_error(e: &EngineError) -> Reply {
     )
 }
 
-fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<String> {
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         (k == name).then(|| percent_decode(v))
@@ -141,7 +141,7 @@ fn role_of(
     engine: &Engine,
     options: &HttpOptions,
     req: &Request<Incoming>,
-) -> Result<(String, bool), Reply> {
+) -> Result<(String, bool), Box<Reply>> {
     use base64::Engine as _;
     let unauthorized = |m: &str| {
         let mut r = error(StatusCode::UNAUTHORIZED, m);
@@ -149,14 +149,18 @@ fn role_of(
             hyper::header::WWW_AUTHENTICATE,
             hyper::header::HeaderValue::from_static("Basic realm=\"freshet\""),
         );
-        r
+        Box::new(r)
     };
     let basic = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Basic "))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
         .and_then(|b| String::from_utf8(b).ok());
     let access = engine.access();
     let (user, password) = match basic {
@@ -211,7 +215,7 @@ async fn handle(home: &Arc<Engine>, options: &HttpOptions, req: Request<Incoming
     }
     let (user, superuser) = match role_of(home, options, &req) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let database =
         query_param(query.as_deref(), "database").unwrap_or_else(|| home.database_name());
@@ -219,6 +223,33 @@ async fn handle(home: &Arc<Engine>, options: &HttpOptions, req: Request<Incoming
         Ok(x) => x,
         Err(e) => return engine_error(&e),
     };
+    // (`schema.name`, or a name in public; as written, else lowercased as
+    // an unquoted SQL name would be)
+    let catalog_name = |n: &str| match n.split_once('.') {
+        Some(("public", rel)) => rel.to_string(),
+        _ => n.to_string(),
+    };
+    let def = engine
+        .relation(&catalog_name(&name))
+        .or_else(|| engine.relation(&catalog_name(&name.to_lowercase())));
+    let Some(def) = def else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("source or table \"{name}\" does not exist in database \"{database}\""),
+        );
+    };
+    if !def.is_base() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "\"{name}\" is a {}: only sources and tables take rows",
+                def.kind.as_str()
+            ),
+        );
+    }
+    if let Err(e) = crate::auth::check(&engine.access().roles, &user, &def, Privilege::Insert) {
+        return engine_error(&e.into());
+    }
     let content_type = req
         .headers()
         .get(hyper::header::CONTENT_TYPE)
@@ -241,10 +272,15 @@ async fn handle(home: &Arc<Engine>, options: &HttpOptions, req: Request<Incoming
             )
         }
     };
-    let body = match Limited::new(req.into_body(), options.max_body).collect().await {
+    let body = match Limited::new(req.into_body(), options.max_body)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
                 return error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!(
@@ -253,37 +289,16 @@ async fn handle(home: &Arc<Engine>, options: &HttpOptions, req: Request<Incoming
                     ),
                 );
             }
-            return error(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}"));
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            );
         }
     };
-    // (`schema.name`, or a name in public; as written, else lowercased as
-    // an unquoted SQL name would be)
-    let catalog_name = |n: &str| match n.split_once('.') {
-        Some(("public", rel)) => rel.to_string(),
-        _ => n.to_string(),
-    };
-    let def = engine
-        .relation(&catalog_name(&name))
-        .or_else(|| engine.relation(&catalog_name(&name.to_lowercase())));
-    let Some(def) = def else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("source or table \"{name}\" does not exist in database \"{database}\""),
-        );
-    };
-    if !def.is_base() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("\"{name}\" is a {}: only sources and tables take rows", def.kind.as_str()),
-        );
-    }
-    if let Err(e) = crate::auth::check(&engine.access().roles, &user, &def, Privilege::Insert) {
-        return engine_error(&e.into());
-    }
     let header = query_param(query.as_deref(), "header").is_some_and(|v| v != "false");
     let messages = match messages(&body, &content_type, header) {
         Ok(m) => m,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let spec = SourceSpec {
         connector: "http".into(),
@@ -294,7 +309,11 @@ async fn handle(home: &Arc<Engine>, options: &HttpOptions, req: Request<Incoming
         },
         encode,
         encode_options: Default::default(),
-        include: def.source.as_ref().map(|s| s.include.clone()).unwrap_or_default(),
+        include: def
+            .source
+            .as_ref()
+            .map(|s| s.include.clone())
+            .unwrap_or_default(),
         paused: false,
     };
     let rows = messages.len();
@@ -339,12 +358,12 @@ async fn handle(home: &Arc<Engine>, options: &HttpOptions, req: Request<Incoming
 
 /// A body as messages, each named by its row (1-based; for NDJSON and CSV
 /// its line).
-fn messages(body: &[u8], content_type: &str, header: bool) -> Result<Vec<Message>, Reply> {
+fn messages(body: &[u8], content_type: &str, header: bool) -> Result<Vec<Message>, Box<Reply>> {
     let text = std::str::from_utf8(body).map_err(|e| {
-        error(
+        Box::new(error(
             StatusCode::BAD_REQUEST,
             format!("the body is not UTF-8 (at byte {})", e.valid_up_to()),
-        )
+        ))
     })?;
     let msg = |position: String, payload: &[u8]| Message {
         payload: Some(payload.to_vec()),
@@ -354,8 +373,9 @@ fn messages(body: &[u8], content_type: &str, header: bool) -> Result<Vec<Message
     let mut out = Vec::new();
     match content_type {
         "application/json" => {
-            let v: serde_json::Value = serde_json::from_str(text)
-                .map_err(|e| error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
+            let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+                Box::new(error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))
+            })?;
             match v {
                 serde_json::Value::Array(items) => {
                     for (i, item) in items.iter().enumerate() {
@@ -395,6 +415,9 @@ mod tests {
         assert_eq!(percent_decode("a%20b+c"), "a b c");
         assert_eq!(percent_decode("s.t"), "s.t");
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
-        assert_eq!(query_param(Some("x=1&database=shop"), "database").as_deref(), Some("shop"));
+        assert_eq!(
+            query_param(Some("x=1&database=shop"), "database").as_deref(),
+            Some("shop")
+        );
     }
 }

@@ -17,7 +17,9 @@ pub mod catalog;
 pub mod datagen;
 pub mod decode;
 pub mod http;
+pub mod kafka;
 pub mod nexmark;
+pub mod postgres_cdc;
 pub mod runner;
 pub mod spec;
 
@@ -59,6 +61,8 @@ pub struct ConnectorKind {
     pub encodes: &'static [Encode],
     pub includes: &'static [IncludeKind],
     pub default_encode: Encode,
+    /// The format without a FORMAT clause.
+    pub default_format: Format,
     /// Whether it is implemented (the others are known names that CREATE
     /// refuses with 0A000).
     pub available: bool,
@@ -78,6 +82,7 @@ pub const CONNECTORS: &[ConnectorKind] = &[
         encodes: &[Encode::Json],
         includes: &[],
         default_encode: Encode::Json,
+        default_format: Format::Plain,
         available: true,
     },
     ConnectorKind {
@@ -88,6 +93,7 @@ pub const CONNECTORS: &[ConnectorKind] = &[
         encodes: &[Encode::Json],
         includes: &[],
         default_encode: Encode::Json,
+        default_format: Format::Plain,
         available: true,
     },
     ConnectorKind {
@@ -95,7 +101,10 @@ pub const CONNECTORS: &[ConnectorKind] = &[
         options: &[
             ("topic", OptKind::Text),
             ("properties.*", OptKind::Text),
-            ("scan.startup.mode", OptKind::OneOf(&["earliest", "latest", "timestamp"])),
+            (
+                "scan.startup.mode",
+                OptKind::OneOf(&["earliest", "latest", "timestamp"]),
+            ),
             ("scan.startup.timestamp.millis", OptKind::Count),
         ],
         required: &["topic", "properties.bootstrap.server"],
@@ -109,7 +118,8 @@ pub const CONNECTORS: &[ConnectorKind] = &[
             IncludeKind::Header,
         ],
         default_encode: Encode::Json,
-        available: false,
+        default_format: Format::Plain,
+        available: true,
     },
     ConnectorKind {
         name: "rabbitmq",
@@ -119,6 +129,7 @@ pub const CONNECTORS: &[ConnectorKind] = &[
         encodes: MESSAGE_ENCODES,
         includes: &[IncludeKind::Offset, IncludeKind::Header],
         default_encode: Encode::Json,
+        default_format: Format::Plain,
         available: false,
     },
     ConnectorKind {
@@ -134,6 +145,7 @@ pub const CONNECTORS: &[ConnectorKind] = &[
         encodes: MESSAGE_ENCODES,
         includes: &[IncludeKind::Offset, IncludeKind::Timestamp],
         default_encode: Encode::Json,
+        default_format: Format::Plain,
         available: false,
     },
     ConnectorKind {
@@ -149,6 +161,7 @@ pub const CONNECTORS: &[ConnectorKind] = &[
         encodes: MESSAGE_ENCODES,
         includes: &[IncludeKind::Partition],
         default_encode: Encode::Json,
+        default_format: Format::Plain,
         available: false,
     },
     ConnectorKind {
@@ -162,13 +175,15 @@ pub const CONNECTORS: &[ConnectorKind] = &[
             ("schema.name", OptKind::Text),
             ("table.name", OptKind::Text),
             ("slot.name", OptKind::Text),
+            ("publication.name", OptKind::Text),
         ],
         required: &["hostname", "username", "database.name", "table.name"],
         formats: &[Format::Debezium],
         encodes: &[Encode::Json],
         includes: &[],
         default_encode: Encode::Json,
-        available: false,
+        default_format: Format::Debezium,
+        available: true,
     },
 ];
 
@@ -178,10 +193,7 @@ pub fn kind(name: &str) -> Option<&'static ConnectorKind> {
 
 /// Validates a CREATE statement's connector clauses and completes the
 /// definition: the spec, and one column per `INCLUDE`.
-pub fn prepare(
-    def: &mut RelationDef,
-    raw: &spec::RawSpec,
-) -> Result<(), ConnectorError> {
+pub fn prepare(def: &mut RelationDef, raw: &spec::RawSpec) -> Result<(), ConnectorError> {
     let table = def.kind == crate::catalog::RelationKind::Table;
     let Some(mut spec) = spec::validate(raw, table, !def.primary_key.is_empty())? else {
         return Ok(());
@@ -316,7 +328,9 @@ impl Registry {
     /// Starts `def`'s consumer (if it has a connector and none runs).
     pub fn start(&self, def: &RelationDef) {
         let Some(spec) = &def.source else { return };
-        let Some(weak) = self.engine.get() else { return };
+        let Some(weak) = self.engine.get() else {
+            return;
+        };
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -333,6 +347,21 @@ impl Registry {
     pub fn stop(&self, id: u64) {
         if let Some(h) = self.running.lock().remove(&id) {
             h.stop();
+        }
+    }
+
+    /// After `def` is dropped: release what the connector holds upstream
+    /// (a PostgreSQL replication slot), in the background.
+    pub fn dropped(&self, def: &RelationDef) {
+        let Some(spec) = def.source.clone() else {
+            return;
+        };
+        if spec.connector != "postgres-cdc" {
+            return;
+        }
+        let def = def.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { postgres_cdc::drop_upstream(&def, &spec).await });
         }
     }
 

@@ -21,7 +21,10 @@ use super::ConnectorError;
 use crate::catalog::RelationDef;
 
 pub const OPTIONS: &[OptDef] = &[
-    ("nexmark.table.type", OptKind::OneOf(&["person", "auction", "bid"])),
+    (
+        "nexmark.table.type",
+        OptKind::OneOf(&["person", "auction", "bid"]),
+    ),
     ("nexmark.event.num", OptKind::Count),
     ("nexmark.max.chunk.size", OptKind::Count),
     ("nexmark.min.event.gap.in.ns", OptKind::Count),
@@ -75,7 +78,11 @@ fn columns(t: Table) -> &'static [(&'static str, &'static str)] {
 }
 
 fn table(spec: &SourceSpec) -> Table {
-    match spec.option("nexmark.table.type").map(str::to_ascii_lowercase).as_deref() {
+    match spec
+        .option("nexmark.table.type")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("person") => Table::Person,
         Some("auction") => Table::Auction,
         _ => Table::Bid,
@@ -125,8 +132,16 @@ const LAST_NAMES: &[&str] = &[
     "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris",
 ];
 const CITIES: &[&str] = &[
-    "Phoenix", "Los Angeles", "San Francisco", "Boise", "Portland", "Bend", "Redmond", "Seattle",
-    "Kent", "Cheyenne",
+    "Phoenix",
+    "Los Angeles",
+    "San Francisco",
+    "Boise",
+    "Portland",
+    "Bend",
+    "Redmond",
+    "Seattle",
+    "Kent",
+    "Cheyenne",
 ];
 const STATES: &[&str] = &["AZ", "CA", "ID", "OR", "WA", "WY"];
 const CHANNELS: &[&str] = &["Google", "Facebook", "Baidu", "Apple"];
@@ -177,12 +192,18 @@ impl Reader {
             seed: spec.count("nexmark.seed", 0)?,
             next,
             end: spec.count("nexmark.event.num", u64::MAX)?,
-            chunk: spec.count("nexmark.max.chunk.size", 1024)?.clamp(1, 1 << 20) as usize,
+            chunk: spec
+                .count("nexmark.max.chunk.size", 1024)?
+                .clamp(1, 1 << 20) as usize,
             gap_ns,
             base_us: spec.count("nexmark.base.time", 1_767_225_600_000)? as i64 * 1000,
             // event time: the gap between events, or Nexmark's default
             // 10,000 events per second when generating flat out
-            step_us: if gap_ns >= 1000 { (gap_ns / 1000) as i64 } else { 100 },
+            step_us: if gap_ns >= 1000 {
+                (gap_ns / 1000) as i64
+            } else {
+                100
+            },
             map,
             def: Arc::new(def.clone()),
             started: Instant::now(),
@@ -214,9 +235,12 @@ impl Reader {
     fn generate(&self, from: u64, to: u64) -> Result<(RecordBatch, u64), ConnectorError> {
         let cols = columns(self.table);
         let cap = self.chunk;
-        let mut ints: Vec<Int64Builder> = (0..cols.len()).map(|_| Int64Builder::with_capacity(cap)).collect();
-        let mut texts: Vec<StringBuilder> =
-            (0..cols.len()).map(|_| StringBuilder::with_capacity(cap, cap * 16)).collect();
+        let mut ints: Vec<Int64Builder> = (0..cols.len())
+            .map(|_| Int64Builder::with_capacity(cap))
+            .collect();
+        let mut texts: Vec<StringBuilder> = (0..cols.len())
+            .map(|_| StringBuilder::with_capacity(cap, cap * 16))
+            .collect();
         let mut times: Vec<TimestampMicrosecondBuilder> = (0..cols.len())
             .map(|_| TimestampMicrosecondBuilder::with_capacity(cap))
             .collect();
@@ -315,8 +339,9 @@ impl Reader {
                 "timestamp" => Arc::new(times[g].finish()),
                 _ => Arc::new(texts[g].finish()),
             };
-            let typed = crate::ingest::coerce::to_column(&generated, c)
-                .map_err(|e| ConnectorError::Decode(format!("column \"{}\": {}", c.name, e.message)))?;
+            let typed = crate::ingest::coerce::to_column(&generated, c).map_err(|e| {
+                ConnectorError::Decode(format!("column \"{}\": {}", c.name, e.message))
+            })?;
             arrays.push(typed);
         }
         let batch = RecordBatch::try_new(self.def.schema(), arrays)
@@ -332,15 +357,15 @@ impl super::runner::Reader for Reader {
             return Ok(None);
         }
         let mut to = self.end;
-        if self.gap_ns > 0 {
+        if let Some(gap) = std::num::NonZeroU64::new(self.gap_ns) {
             // events due by now; wait for the next one if none is
             let due = loop {
                 let elapsed = self.started.elapsed().as_nanos() as u64;
-                let due = self.paced_from + elapsed / self.gap_ns + 1;
+                let due = self.paced_from + elapsed / gap + 1;
                 if due > self.next {
                     break due;
                 }
-                let wait = (self.next - self.paced_from) * self.gap_ns - elapsed;
+                let wait = (self.next - self.paced_from) * gap.get() - elapsed;
                 tokio::time::sleep(Duration::from_nanos(wait.max(100_000))).await;
             };
             to = to.min(due);

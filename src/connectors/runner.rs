@@ -63,6 +63,12 @@ pub async fn open(
     match spec.connector.as_str() {
         "nexmark" => Ok(Box::new(super::nexmark::Reader::open(def, spec, position)?)),
         "datagen" => Ok(Box::new(super::datagen::Reader::open(def, spec, position)?)),
+        "postgres-cdc" => Ok(Box::new(
+            super::postgres_cdc::Reader::open(def, spec, position).await?,
+        )),
+        "kafka" => Ok(Box::new(
+            super::kafka::Reader::open(def, spec, position).await?,
+        )),
         other => Err(ConnectorError::Unsupported(format!(
             "connector '{other}' is not supported yet"
         ))),
@@ -200,6 +206,12 @@ impl Handle {
     }
 
     pub fn set_paused(&self, paused: bool) {
+        // (the state says so at once, not when the task next looks)
+        self.status.set(if paused {
+            State::Paused
+        } else {
+            State::Starting
+        });
         self.control.send_modify(|(p, n)| {
             *p = paused;
             *n += 1;
@@ -272,9 +284,7 @@ async fn run(
                     }
                     let next = kept.back().map_or(0, |s| s.seq + 1);
                     status.next_seq.store(next, Ordering::SeqCst);
-                    status
-                        .errors
-                        .store(kept.len() as u64, Ordering::Relaxed);
+                    status.errors.store(kept.len() as u64, Ordering::Relaxed);
                 }
                 position.and_then(|p| serde_json::from_slice::<Value>(&p).ok())
             }
@@ -340,7 +350,14 @@ async fn run(
                             (m.position.clone(), m.payload.clone())
                         })
                         .collect();
-                    (d.rows, d.deletes, d.bad, ms.len() as u64, bytes as u64, payloads)
+                    (
+                        d.rows,
+                        d.deletes,
+                        d.bad,
+                        ms.len() as u64,
+                        bytes as u64,
+                        payloads,
+                    )
                 }
             };
             if !bad.is_empty() && policy == ErrorPolicy::Fail {
@@ -365,7 +382,9 @@ async fn run(
                     seq,
                     position: pos,
                     error: b.error.clone(),
-                    payload: (policy == ErrorPolicy::DeadLetter).then_some(payload).flatten(),
+                    payload: (policy == ErrorPolicy::DeadLetter)
+                        .then_some(payload)
+                        .flatten(),
                     at: now_us(),
                 };
                 if let Ok(bytes) = serde_json::to_vec(&s) {
@@ -432,7 +451,7 @@ async fn run(
                 continue 'outer;
             }
             *status.lag.lock() = reader.lag();
-            if status.state() != State::Running {
+            if status.state() != State::Running && !control.borrow().0 {
                 status.set(State::Running);
             }
         }

@@ -144,7 +144,10 @@ pub type OptDef = (&'static str, OptKind);
 
 /// Options every connector accepts.
 pub const COMMON_OPTIONS: &[OptDef] = &[
-    ("error.policy", OptKind::OneOf(&["fail", "skip", "dead_letter"])),
+    (
+        "error.policy",
+        OptKind::OneOf(&["fail", "skip", "dead_letter"]),
+    ),
     // rows per commit: bigger batches, fewer commits
     ("source.batch.rows", OptKind::Count),
 ];
@@ -203,6 +206,22 @@ fn find_def<'a>(defs: &'a [OptDef], key: &str) -> Option<&'a OptDef> {
     })
 }
 
+/// A PostgreSQL table storage parameter (`fillfactor`, `autovacuum_*`,
+/// `toast.*`, …).
+fn pg_storage_parameter(k: &str) -> bool {
+    matches!(
+        k,
+        "fillfactor"
+            | "toast_tuple_target"
+            | "parallel_workers"
+            | "user_catalog_table"
+            | "vacuum_index_cleanup"
+            | "vacuum_truncate"
+            | "log_autovacuum_min_duration"
+    ) || k.starts_with("autovacuum_")
+        || k.starts_with("toast.")
+}
+
 /// Validates a statement's connector clauses into a spec (`None`: no
 /// connector). `table` says whether it is a `CREATE TABLE`;
 /// `primary_key` whether the relation has one.
@@ -218,9 +237,11 @@ pub fn validate(
                 "FORMAT, ENCODE and INCLUDE need a connector: WITH (connector = '…')".into(),
             ));
         }
-        if let Some(k) = options.keys().next() {
+        // PostgreSQL's storage parameters tune its heap, which Freshet
+        // does not have: accepted (dumps carry them) and without effect
+        if let Some(k) = options.keys().find(|k| !(table && pg_storage_parameter(k))) {
             return Err(ConnectorError::InvalidOption(format!(
-                "unrecognized option \"{k}\" (a relation without a connector takes no options)"
+                "unrecognized parameter \"{k}\" (a relation without a connector takes only PostgreSQL's storage parameters)"
             )));
         }
         return Ok(None);
@@ -250,7 +271,7 @@ pub fn validate(
         }
     }
     let (format, encode, encode_options) = match &raw.format {
-        None => (Format::Plain, kind.default_encode, BTreeMap::new()),
+        None => (kind.default_format, kind.default_encode, BTreeMap::new()),
         Some((f, e, eo)) => {
             let format = match f.as_str() {
                 "plain" => Format::Plain,
@@ -289,7 +310,10 @@ pub fn validate(
     }
     for (k, v) in &encode_options {
         let def: &[OptDef] = match encode {
-            Encode::Csv => &[("delimiter", OptKind::Text), ("without_header", OptKind::Bool)],
+            Encode::Csv => &[
+                ("delimiter", OptKind::Text),
+                ("without_header", OptKind::Bool),
+            ],
             _ => &[],
         };
         let d = find_def(def, k).ok_or_else(|| {
@@ -442,7 +466,10 @@ impl SourceSpec {
                 if let Some(h) = &i.header {
                     out.push_str(&format!(" '{}'", h.replace('\'', "''")));
                 }
-                out.push_str(&format!(" AS {}", crate::sql::format::quote_ident(&i.column)));
+                out.push_str(&format!(
+                    " AS {}",
+                    crate::sql::format::quote_ident(&i.column)
+                ));
             }
         }
         out.push_str(&format!(

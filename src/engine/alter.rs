@@ -245,6 +245,12 @@ impl Engine {
             return Err(crate::catalog::CatalogError::NotFound(a.name.clone()).into());
         };
         match old.kind {
+            RelationKind::Table if old.source.is_some() => {
+                return Err(EngineError::Unsupported(format!(
+                    "ALTER TABLE of table \"{}\", which a connector feeds: its columns are the messages' shape; create a new table",
+                    old.name
+                )))
+            }
             RelationKind::Table => {}
             RelationKind::Source => {
                 return Err(EngineError::Unsupported(format!(

@@ -154,7 +154,7 @@ pub struct TxChange {
 }
 
 /// A connector's position and skipped messages, as stored.
-pub type SourceState = (Option<Vec<u8>>, Vec<(u64, Vec<u8>)>);
+pub use crate::store::SourceState;
 
 /// The rows of a connector's batch.
 #[derive(Debug)]

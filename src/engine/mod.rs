@@ -615,6 +615,7 @@ impl Engine {
             // (the consumer stops first: nothing of it commits after)
             self.connectors.stop(def.id);
             self.commit(Op::DropRelation { id: def.id }).await?;
+            self.connectors.dropped(&def);
             self.catalog.write().remove(&def.name);
             self.table_locks.lock().remove(&def.id);
         }

@@ -898,6 +898,11 @@ impl Session {
                 Some(text_batch(name, vec![])?.schema()),
             ),
             Statement::ShowAll => (PreparedKind::Direct, vec![], Some(show_all_schema())),
+            Statement::ShowCreate { .. } => (
+                PreparedKind::Direct,
+                vec![],
+                Some(crate::catalog::show_create::schema()),
+            ),
             Statement::ExecutePrepared { name, .. } => (
                 PreparedKind::Direct,
                 vec![],
@@ -1355,6 +1360,24 @@ impl Session {
                     .map(|r| r.name.clone())
                     .collect();
                 rows(text_batch("name", names)?)
+            }
+            Statement::ShowCreate { kind, name } => {
+                let def = self
+                    .engine
+                    .relation(name)
+                    .ok_or_else(|| crate::catalog::CatalogError::NotFound(name.clone()))?;
+                // (a materialized view answers SHOW CREATE VIEW too)
+                let fits = def.kind == *kind
+                    || (*kind == RelationKind::PlainView && def.kind == RelationKind::View);
+                if !fits {
+                    return Err(EngineError::WrongObjectType(format!(
+                        "\"{}\" is not a {}",
+                        def.name,
+                        kind.as_str()
+                    )));
+                }
+                self.check_select_on(&[def.id])?;
+                rows(crate::catalog::show_create::batch(&def)?)
             }
             Statement::ShowVariable(name) => {
                 let v = self.params.get(name).map(str::to_string).ok_or_else(|| {

@@ -5,9 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::sql::sqlparser::ast::{
-    self, ColumnOption, Expr, ObjectName, TableConstraint,
-};
+use datafusion::sql::sqlparser::ast::{self, ColumnOption, Expr, ObjectName, TableConstraint};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -34,6 +32,11 @@ pub enum Statement {
     ShowRelations(RelationKind),
     /// `SHOW name`
     ShowVariable(String),
+    /// `SHOW CREATE SOURCE | TABLE | MATERIALIZED VIEW | VIEW name`
+    ShowCreate {
+        kind: RelationKind,
+        name: String,
+    },
     ShowAll,
     /// `SET [SESSION|LOCAL] name {TO|=} value` (`None` = DEFAULT)
     Set {
@@ -786,7 +789,11 @@ pub(crate) fn dotted_options(p: &mut Parser) -> Result<BTreeMap<String, String>,
                 Token::Word(w) => key.push_str(&w.value.to_ascii_lowercase()),
                 Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => key.push_str(s),
                 Token::Number(n, _) => key.push_str(n),
-                other => return Err(SqlError::Syntax(format!("syntax error at or near \"{other}\""))),
+                other => {
+                    return Err(SqlError::Syntax(format!(
+                        "syntax error at or near \"{other}\""
+                    )))
+                }
             }
             if !p.consume_token(&Token::Period) {
                 break;
@@ -801,12 +808,22 @@ pub(crate) fn dotted_options(p: &mut Parser) -> Result<BTreeMap<String, String>,
             Token::Word(w) => w.value.clone(),
             Token::Minus => match p.next_token().token {
                 Token::Number(n, _) => format!("-{n}"),
-                other => return Err(SqlError::Syntax(format!("syntax error at or near \"{other}\""))),
+                other => {
+                    return Err(SqlError::Syntax(format!(
+                        "syntax error at or near \"{other}\""
+                    )))
+                }
             },
-            other => return Err(SqlError::Syntax(format!("syntax error at or near \"{other}\""))),
+            other => {
+                return Err(SqlError::Syntax(format!(
+                    "syntax error at or near \"{other}\""
+                )))
+            }
         };
         if out.insert(key.clone(), value).is_some() {
-            return Err(SqlError::Syntax(format!("option \"{key}\" specified more than once")));
+            return Err(SqlError::Syntax(format!(
+                "option \"{key}\" specified more than once"
+            )));
         }
         if p.consume_token(&Token::RParen) {
             return Ok(out);
@@ -818,7 +835,9 @@ pub(crate) fn dotted_options(p: &mut Parser) -> Result<BTreeMap<String, String>,
 fn next_word(p: &mut Parser) -> Result<String, SqlError> {
     match p.next_token().token {
         Token::Word(w) => Ok(w.value.to_ascii_lowercase()),
-        other => Err(SqlError::Syntax(format!("syntax error at or near \"{other}\""))),
+        other => Err(SqlError::Syntax(format!(
+            "syntax error at or near \"{other}\""
+        ))),
     }
 }
 
@@ -1543,6 +1562,27 @@ fn parse_show(text: &str) -> Result<Statement, SqlError> {
         ["SHOW", "TABLES"] => Ok(Statement::ShowRelations(RelationKind::Table)),
         ["SHOW", "MATERIALIZED", "VIEWS"] => Ok(Statement::ShowRelations(RelationKind::View)),
         ["SHOW", "ALL"] => Ok(Statement::ShowAll),
+        ["SHOW", "CREATE", ..] => {
+            let mut p = parser(text)?;
+            p.expect_keywords(&[Keyword::SHOW, Keyword::CREATE])
+                .map_err(syntax)?;
+            let kind = if p.parse_keyword(Keyword::SOURCE) {
+                RelationKind::Source
+            } else if p.parse_keyword(Keyword::TABLE) {
+                RelationKind::Table
+            } else if p.parse_keywords(&[Keyword::MATERIALIZED, Keyword::VIEW]) {
+                RelationKind::View
+            } else if p.parse_keyword(Keyword::VIEW) {
+                RelationKind::PlainView
+            } else {
+                return Err(SqlError::Syntax(
+                    "expected SHOW CREATE SOURCE | TABLE | MATERIALIZED VIEW | VIEW name".into(),
+                ));
+            };
+            let name = object_name(&p.parse_object_name(false).map_err(syntax)?)?;
+            expect_end(&mut p)?;
+            Ok(Statement::ShowCreate { kind, name })
+        }
         ["SHOW", "TIME", "ZONE"] => Ok(Statement::ShowVariable("timezone".into())),
         ["SHOW", "TRANSACTION", "ISOLATION", "LEVEL"] => {
             Ok(Statement::ShowVariable("transaction_isolation".into()))

@@ -56,6 +56,10 @@ impl From<sled::Error> for StoreError {
     }
 }
 
+/// A connector's stored position and the messages it skipped (sequence
+/// number and record).
+pub type SourceState = (Option<Vec<u8>>, Vec<(u64, Vec<u8>)>);
+
 /// sled's segment size; fixed when a data directory is created.
 pub const SEGMENT_SIZE: usize = 8 << 20;
 
@@ -264,7 +268,7 @@ impl Store {
 
     /// A connector's stored position and the messages it skipped (by
     /// sequence number, oldest first).
-    pub fn source_state(&self, rel: u64) -> Result<(Option<Vec<u8>>, Vec<(u64, Vec<u8>)>)> {
+    pub fn source_state(&self, rel: u64) -> Result<SourceState> {
         let position = self.db.get(keys::position(rel))?.map(|v| v.to_vec());
         let mut errors = Vec::new();
         for kv in self.db.scan_prefix(keys::source_error_prefix(rel)) {

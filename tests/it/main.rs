@@ -3,8 +3,10 @@
 //! property tests, which drive the engine in process.
 
 mod auth;
+mod cdc;
 mod chaos;
 mod clients;
+mod connectors;
 mod crash;
 mod databases;
 mod differential;
@@ -13,6 +15,7 @@ mod errors;
 mod harness;
 mod indexes;
 mod joins;
+mod kafka;
 mod limits;
 mod nexmark;
 mod oracle;

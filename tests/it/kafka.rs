@@ -1,0 +1,401 @@
+//! Kafka sources against a real Kafka-API broker (`tansu`, which `.ci/run`
+//! installs): every message exactly once across `kill -9` of Freshet and a
+//! restart of the broker, upserts and deletes into a keyed table, bad
+//! messages under each error policy, INCLUDE columns, and CREATE's errors.
+//!
+//! The broker binary is `$FRESHET_TANSU`, else `~/.cache/tansu/bin/tansu`;
+//! without one the tests say so loudly and pass.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::harness::{row_texts, TestServer};
+
+fn tansu() -> Option<PathBuf> {
+    let p = std::env::var_os("FRESHET_TANSU")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/tansu/bin/tansu"))
+        })?;
+    p.exists().then_some(p)
+}
+
+struct Broker {
+    child: Option<Child>,
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Broker {
+    fn start() -> Option<Broker> {
+        let Some(bin) = tansu() else {
+            eprintln!(
+                "SKIPPED: no Kafka-API broker (tansu) found; set FRESHET_TANSU or run .ci/run, which installs it"
+            );
+            return None;
+        };
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let mut b = Broker {
+            child: None,
+            bin,
+            dir: tempfile::tempdir().expect("temp dir"),
+            port,
+        };
+        b.spawn();
+        Some(b)
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(&self.bin)
+            .current_dir(self.dir.path())
+            .args([
+                "broker",
+                "--storage-engine",
+                "sqlite://t.db",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.spawn();
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    async fn create_topic(&self, name: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", self.addr())
+            .create()
+            .expect("admin client");
+        let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let r = admin
+            .create_topics([&topic], &AdminOptions::new())
+            .await
+            .expect("create topic");
+        for x in r {
+            x.expect("topic created");
+        }
+    }
+
+    fn producer(&self) -> FutureProducer {
+        ClientConfig::new()
+            .set("bootstrap.servers", self.addr())
+            .set("message.timeout.ms", "30000")
+            .create()
+            .expect("producer")
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+async fn send(
+    p: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    key: Option<&str>,
+    value: Option<&str>,
+) {
+    // (the broker may be restarting: try again)
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut r: FutureRecord<'_, str, str> = FutureRecord::to(topic).partition(partition);
+        if let Some(k) = key {
+            r = r.key(k);
+        }
+        if let Some(v) = value {
+            r = r.payload(v);
+        }
+        r = r.headers(OwnedHeaders::new().insert(Header {
+            key: "src",
+            value: Some("test"),
+        }));
+        match p.send(r, Duration::from_secs(10)).await {
+            Ok(_) => return,
+            Err((e, _)) => {
+                assert!(Instant::now() < deadline, "produce: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+async fn one(c: &tokio_postgres::Client, sql: &str) -> String {
+    row_texts(
+        c.simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}")),
+    )
+    .into_iter()
+    .next()
+    .unwrap_or_default()
+}
+
+async fn wait_for(server: &TestServer, sql: &str, want: &str) {
+    let c = server.connect().await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let got = one(&c, sql).await;
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{sql}: still {got}, want {want}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_exactly_once_across_crashes_and_broker_restart() {
+    let Some(mut broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("bids", 2).await;
+    let p = broker.producer();
+    let mut sent = 0;
+    for i in 0..300 {
+        let v = format!("{{\"id\": {i}, \"price\": {}}}", i * 10);
+        send(&p, "bids", i % 2, Some(&format!("k{i}")), Some(&v)).await;
+        sent += 1;
+    }
+    let mut server = TestServer::start();
+    let c = server.connect().await;
+    c.batch_execute(&format!(
+        "CREATE SOURCE bids (id BIGINT, price BIGINT) \
+           INCLUDE partition AS part INCLUDE offset AS off INCLUDE key AS k \
+           INCLUDE timestamp AS ts INCLUDE header 'src' AS src \
+         WITH (connector = 'kafka', topic = 'bids', properties.bootstrap.server = '{}') \
+         FORMAT PLAIN ENCODE JSON; \
+         CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n, sum(price) AS total FROM bids",
+        broker.addr()
+    ))
+    .await
+    .expect("create source");
+    wait_for(&server, "SELECT count(*) FROM bids", "300").await;
+    assert_eq!(
+        one(&c, "SELECT part || '|' || off || '|' || convert_from(k, 'UTF8') || '|' || convert_from(src, 'UTF8') || '|' || (ts IS NOT NULL) FROM bids WHERE id = 3").await,
+        "1|1|k3|test|true"
+    );
+    drop(c);
+    // produce while Freshet is killed, then restart the broker mid-stream
+    let producer = {
+        let p = p.clone();
+        tokio::spawn(async move {
+            for i in 300..900 {
+                let v = format!("{{\"id\": {i}, \"price\": {}}}", i * 10);
+                send(&p, "bids", i % 2, None, Some(&v)).await;
+                if i % 100 == 0 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.restart(true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.restart(true);
+    producer.await.expect("producer");
+    sent += 600;
+    broker.restart();
+    for i in 900..1000 {
+        let v = format!("{{\"id\": {i}, \"price\": {}}}", i * 10);
+        send(&p, "bids", i % 2, None, Some(&v)).await;
+        sent += 1;
+    }
+    wait_for(&server, "SELECT count(*) FROM bids", &sent.to_string()).await;
+    let c = server.connect().await;
+    assert_eq!(one(&c, "SELECT count(DISTINCT id) FROM bids").await, "1000");
+    assert_eq!(
+        one(&c, "SELECT n || '|' || total FROM totals").await,
+        one(&c, "SELECT count(*) || '|' || sum(price) FROM bids").await
+    );
+    // the offsets of each partition are consecutive from 0: none skipped, none twice
+    for part in ["0", "1"] {
+        assert_eq!(
+            one(&c, &format!("SELECT min(off) || '|' || max(off) || '|' || count(*) FROM bids WHERE part = '{part}'")).await,
+            "0|499|500"
+        );
+    }
+    assert_eq!(
+        one(
+            &c,
+            "SELECT state || '|' || position FROM freshet_catalog.source_status"
+        )
+        .await,
+        "running|{\"partitions\":{\"0\":500,\"1\":500}}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_upserts_deletes_and_bad_messages() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    broker.create_topic("users", 1).await;
+    broker.create_topic("events", 1).await;
+    broker.create_topic("strict", 1).await;
+    let p = broker.producer();
+    let server = TestServer::start();
+    let c = server.connect().await;
+    // unreachable brokers and missing topics fail the CREATE
+    let e = c
+        .batch_execute(
+            "CREATE SOURCE nope (id INT) WITH (connector = 'kafka', topic = 'x', \
+             properties.bootstrap.server = '127.0.0.1:1', properties.socket.timeout.ms = '2000')",
+        )
+        .await
+        .expect_err("unreachable broker");
+    assert_eq!(e.code().map(|c| c.code()), Some("08001"), "{e}");
+    let e = c
+        .batch_execute(&format!(
+            "CREATE SOURCE nope (id INT) WITH (connector = 'kafka', topic = 'missing', \
+             properties.bootstrap.server = '{}')",
+            broker.addr()
+        ))
+        .await
+        .expect_err("missing topic");
+    let msg = e
+        .as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_default();
+    assert!(msg.contains("missing"), "{e:?}");
+    assert_eq!(
+        one(&c, "SELECT count(*) FROM pg_class WHERE relname = 'nope'").await,
+        "0"
+    );
+
+    c.batch_execute(&format!(
+        "CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT, city TEXT) \
+         WITH (connector = 'kafka', topic = 'users', properties.bootstrap.server = '{0}') \
+         FORMAT UPSERT ENCODE JSON; \
+         CREATE MATERIALIZED VIEW per_city AS SELECT city, count(*) AS n FROM users GROUP BY city; \
+         CREATE SOURCE events (id INT NOT NULL, v INT) \
+         WITH (connector = 'kafka', topic = 'events', properties.bootstrap.server = '{0}', \
+               error.policy = 'dead_letter') FORMAT PLAIN ENCODE JSON; \
+         CREATE SOURCE strict (id INT) \
+         WITH (connector = 'kafka', topic = 'strict', properties.bootstrap.server = '{0}')",
+        broker.addr()
+    ))
+    .await
+    .expect("create");
+    for (k, v) in [
+        ("1", Some(r#"{"id": 1, "name": "ann", "city": "Paris"}"#)),
+        ("2", Some(r#"{"id": 2, "name": "bob", "city": "Lyon"}"#)),
+        ("3", Some(r#"{"id": 3, "name": "cy", "city": "Lyon"}"#)),
+        ("1", Some(r#"{"id": 1, "name": "ann", "city": "Lyon"}"#)),
+        ("2", None),
+    ] {
+        send(&p, "users", 0, Some(k), v).await;
+    }
+    wait_for(
+        &server,
+        "SELECT string_agg(id || ':' || city, ',' ORDER BY id) FROM users",
+        "1:Lyon,3:Lyon",
+    )
+    .await;
+    assert_eq!(
+        one(&c, "SELECT string_agg(city || ':' || n, ',') FROM per_city").await,
+        "Lyon:2"
+    );
+
+    // bad messages: skipped and kept, the good ones stored
+    for v in [
+        r#"{"id": 1, "v": 10}"#,
+        r#"{"id": "one"}"#,
+        "not json",
+        r#"{"v": 3}"#,
+        r#"{"id": 4}"#,
+    ] {
+        send(&p, "events", 0, None, Some(v)).await;
+    }
+    wait_for(
+        &server,
+        "SELECT string_agg(id::text, ',' ORDER BY id) FROM events",
+        "1,4",
+    )
+    .await;
+    wait_for(
+        &server,
+        "SELECT count(*) FROM freshet_catalog.source_errors WHERE source = 'events'",
+        "3",
+    )
+    .await;
+    assert_eq!(
+        one(&c, "SELECT position || '|' || convert_from(payload, 'UTF8') FROM freshet_catalog.source_errors WHERE seq = 1").await,
+        "partition 0 offset 2|not json"
+    );
+    let e = one(
+        &c,
+        "SELECT error FROM freshet_catalog.source_errors WHERE seq = 0",
+    )
+    .await;
+    assert!(e.contains("column \"id\""), "{e}");
+
+    // error.policy 'fail' stops at the bad message; RESUME retries it
+    send(&p, "strict", 0, None, Some(r#"{"id": 1}"#)).await;
+    send(&p, "strict", 0, None, Some(r#"{"id": "x"}"#)).await;
+    wait_for(
+        &server,
+        "SELECT state FROM freshet_catalog.source_status WHERE source = 'strict'",
+        "failed",
+    )
+    .await;
+    let e = one(
+        &c,
+        "SELECT last_error FROM freshet_catalog.source_status WHERE source = 'strict'",
+    )
+    .await;
+    assert!(
+        e.contains("partition 0 offset 1") && e.contains("column \"id\""),
+        "{e}"
+    );
+    assert_eq!(
+        one(&c, "SELECT count(*) FROM strict WHERE id IS NULL").await,
+        "0"
+    );
+    c.batch_execute("ALTER SOURCE strict RESUME")
+        .await
+        .expect("resume");
+    wait_for(
+        &server,
+        "SELECT state FROM freshet_catalog.source_status WHERE source = 'strict'",
+        "failed",
+    )
+    .await;
+}
