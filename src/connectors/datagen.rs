@@ -11,11 +11,11 @@
 //! stored.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringBuilder};
 use serde_json::Value;
 
+use super::pace::{mix, Pacer};
 use super::runner::{Chunk, Polled};
 use super::spec::{OptDef, OptKind, SourceSpec};
 use super::ConnectorError;
@@ -191,23 +191,14 @@ pub fn base_time(spec: &mut SourceSpec) {
         .or_insert_with(|| chrono::Utc::now().timestamp_millis().to_string());
 }
 
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 pub struct Reader {
     gens: Vec<Gen>,
     def: Arc<RelationDef>,
     next: u64,
     /// Rows in all (the smallest sequence's length), if bounded.
     end: Option<u64>,
-    rate: u64,
     base_us: i64,
-    started: Instant,
-    paced_from: u64,
+    pacer: Pacer,
 }
 
 impl Reader {
@@ -237,10 +228,12 @@ impl Reader {
             def: Arc::new(def.clone()),
             next,
             end,
-            rate: spec.count("datagen.rows.per.second", 10)?,
             base_us: spec.count("datagen.base.time", 1_767_225_600_000)? as i64 * 1000,
-            started: Instant::now(),
-            paced_from: next,
+            pacer: Pacer::new(
+                next,
+                spec.count("datagen.rows.per.second", 10)?,
+                1_000_000_000,
+            ),
         })
     }
 
@@ -312,20 +305,9 @@ impl super::runner::Reader for Reader {
         if self.next >= end {
             return Ok(None);
         }
-        let mut to = end.min(self.next.saturating_add(max as u64));
-        if self.rate > 0 {
-            let due = loop {
-                let elapsed = self.started.elapsed().as_micros() as u64;
-                let due = self.paced_from + elapsed * self.rate / 1_000_000 + 1;
-                if due > self.next {
-                    break due;
-                }
-                let next_at_us = (self.next - self.paced_from) * 1_000_000 / self.rate;
-                let wait = next_at_us.saturating_sub(elapsed).max(1000);
-                tokio::time::sleep(Duration::from_micros(wait)).await;
-            };
-            to = to.min(due);
-        }
+        let to = end
+            .min(self.next.saturating_add(max as u64))
+            .min(self.pacer.due(self.next).await);
         let batch = self.generate(self.next, to)?;
         self.next = to;
         Ok(Some(Polled {

@@ -450,84 +450,61 @@ impl<'a> Decoder<'a> {
         }
         // (a keyed table takes PLAIN rows as upserts: one per key too)
         let keyed = self.spec.format != Format::Plain || !self.key_columns.is_empty();
-        let mut out_deletes = Vec::new();
-        let rows = match rows {
-            None => None,
-            Some(batch) if !keyed => Some(batch),
-            Some(batch) => {
-                // One change per key: the last message's.
-                let row_of: Vec<Option<usize>> = {
-                    let mut k = 0;
-                    (0..self.cells.len())
-                        .map(|r| {
-                            if dead[r] {
-                                None
-                            } else {
-                                k += 1;
-                                Some(k - 1)
-                            }
-                        })
-                        .collect()
-                };
-                let key_arrays: Vec<ArrayRef> = self
-                    .key_columns
-                    .iter()
-                    .map(|&c| batch.column(c).clone())
-                    .collect();
-                let mut last: HashMap<Vec<ScalarValue>, (usize, bool, usize)> = HashMap::new();
-                for (seq, (_, ch)) in self.changes.iter().enumerate() {
-                    match ch {
-                        Change::Row(r) => {
-                            if let Some(b) = row_of[*r] {
-                                let key: Vec<ScalarValue> = key_arrays
-                                    .iter()
-                                    .filter_map(|a| ScalarValue::try_from_array(a, b).ok())
-                                    .collect();
-                                last.insert(key, (seq, true, b));
-                            }
-                        }
-                        Change::Delete(d) => {
-                            if delete_ok[*d] {
-                                last.insert(deletes[*d].clone(), (seq, false, *d));
-                            }
-                        }
-                    }
-                }
-                let mut keep = vec![false; batch.num_rows()];
-                let mut dels: Vec<(usize, Vec<ScalarValue>)> = Vec::new();
-                for (key, (seq, is_row, at)) in last {
-                    if is_row {
-                        keep[at] = true;
-                    } else {
-                        dels.push((seq, key));
-                    }
-                }
-                dels.sort_by_key(|(s, _)| *s);
-                out_deletes = dels.into_iter().map(|(_, k)| k).collect();
-                filter_record_batch(&batch, &BooleanArray::from(keep)).ok()
-            }
-        };
-        if !keyed {
-            out_deletes.clear();
-        } else if rows.is_none() {
-            // only deletions survived: the last change per key among them
-            let mut last: HashMap<Vec<ScalarValue>, usize> = HashMap::new();
-            for (seq, (_, ch)) in self.changes.iter().enumerate() {
-                if let Change::Delete(d) = ch {
-                    if delete_ok[*d] {
-                        last.insert(deletes[*d].clone(), seq);
-                    }
-                }
-            }
-            let mut v: Vec<(usize, Vec<ScalarValue>)> =
-                last.into_iter().map(|(k, s)| (s, k)).collect();
-            v.sort_by_key(|(s, _)| *s);
-            out_deletes = v.into_iter().map(|(_, k)| k).collect();
-        }
         self.bad.sort_by_key(|b| b.index);
+        if !keyed {
+            return Decoded {
+                rows: rows.filter(|b| b.num_rows() > 0),
+                deletes: Vec::new(),
+                bad: self.bad,
+            };
+        }
+        // One change per key: the last message's (a row to keep, or a
+        // deletion).
+        let mut next_row = 0;
+        let row_of: Vec<Option<usize>> = (0..self.cells.len())
+            .map(|r| {
+                (rows.is_some() && !dead[r]).then(|| {
+                    next_row += 1;
+                    next_row - 1
+                })
+            })
+            .collect();
+        let key_arrays: Vec<ArrayRef> = rows
+            .iter()
+            .flat_map(|b| self.key_columns.iter().map(|&c| b.column(c).clone()))
+            .collect();
+        let mut last: HashMap<Vec<ScalarValue>, (usize, Option<usize>)> = HashMap::new();
+        for (seq, (_, ch)) in self.changes.iter().enumerate() {
+            match ch {
+                Change::Row(r) => {
+                    if let Some(b) = row_of[*r] {
+                        let key: Vec<ScalarValue> = key_arrays
+                            .iter()
+                            .filter_map(|a| ScalarValue::try_from_array(a, b).ok())
+                            .collect();
+                        last.insert(key, (seq, Some(b)));
+                    }
+                }
+                Change::Delete(d) => {
+                    if delete_ok[*d] {
+                        last.insert(deletes[*d].clone(), (seq, None));
+                    }
+                }
+            }
+        }
+        let mut keep = vec![false; rows.as_ref().map_or(0, |b| b.num_rows())];
+        let mut dels: Vec<(usize, Vec<ScalarValue>)> = Vec::new();
+        for (key, (seq, at)) in last {
+            match at {
+                Some(b) => keep[b] = true,
+                None => dels.push((seq, key)),
+            }
+        }
+        dels.sort_by_key(|(s, _)| *s);
+        let rows = rows.and_then(|b| filter_record_batch(&b, &BooleanArray::from(keep)).ok());
         Decoded {
             rows: rows.filter(|b| b.num_rows() > 0),
-            deletes: out_deletes,
+            deletes: dels.into_iter().map(|(_, k)| k).collect(),
             bad: self.bad,
         }
     }

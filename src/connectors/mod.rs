@@ -19,6 +19,7 @@ pub mod decode;
 pub mod http;
 pub mod kafka;
 pub mod nexmark;
+pub mod pace;
 pub mod postgres_cdc;
 pub mod runner;
 pub mod spec;

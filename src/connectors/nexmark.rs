@@ -8,13 +8,13 @@
 //! number: a restart regenerates exactly what it had not stored.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{
     ArrayRef, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use serde_json::Value;
 
+use super::pace::{mix, Pacer};
 use super::runner::{Chunk, Polled};
 use super::spec::{OptDef, OptKind, SourceSpec};
 use super::ConnectorError;
@@ -117,14 +117,6 @@ pub fn base_time(spec: &mut SourceSpec) {
         .or_insert_with(|| chrono::Utc::now().timestamp_millis().to_string());
 }
 
-/// splitmix64: a well-mixed value of `x`.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 const FIRST_NAMES: &[&str] = &[
     "Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter",
 ];
@@ -153,15 +145,12 @@ pub struct Reader {
     next: u64,
     end: u64,
     chunk: usize,
-    gap_ns: u64,
     base_us: i64,
     step_us: i64,
     /// Relation column → generated column.
     map: Vec<usize>,
     def: Arc<RelationDef>,
-    /// Pacing: when event `paced_from` was due.
-    started: Instant,
-    paced_from: u64,
+    pacer: Pacer,
 }
 
 impl Reader {
@@ -195,7 +184,6 @@ impl Reader {
             chunk: spec
                 .count("nexmark.max.chunk.size", 1024)?
                 .clamp(1, 1 << 20) as usize,
-            gap_ns,
             base_us: spec.count("nexmark.base.time", 1_767_225_600_000)? as i64 * 1000,
             // event time: the gap between events, or Nexmark's default
             // 10,000 events per second when generating flat out
@@ -206,8 +194,7 @@ impl Reader {
             },
             map,
             def: Arc::new(def.clone()),
-            started: Instant::now(),
-            paced_from: next,
+            pacer: Pacer::new(next, u64::from(gap_ns > 0), gap_ns),
         })
     }
 
@@ -356,20 +343,8 @@ impl super::runner::Reader for Reader {
         if self.next >= self.end {
             return Ok(None);
         }
-        let mut to = self.end;
-        if let Some(gap) = std::num::NonZeroU64::new(self.gap_ns) {
-            // events due by now; wait for the next one if none is
-            let due = loop {
-                let elapsed = self.started.elapsed().as_nanos() as u64;
-                let due = self.paced_from + elapsed / gap + 1;
-                if due > self.next {
-                    break due;
-                }
-                let wait = (self.next - self.paced_from) * gap.get() - elapsed;
-                tokio::time::sleep(Duration::from_nanos(wait.max(100_000))).await;
-            };
-            to = to.min(due);
-        }
+        // events due by now (waiting for the next one if none is)
+        let mut to = self.end.min(self.pacer.due(self.next).await);
         // (an event count, across all three types)
         let span = (max.min(self.chunk) as u64).saturating_mul(match self.table {
             Table::Bid => 2,

@@ -39,12 +39,49 @@ pub struct Reader {
     publication: String,
     /// Commit LSN of the last transaction stored (0 before any).
     stored: u64,
-    /// Snapshot rows still to hand out (`None`: streaming).
-    snapshot: Option<std::vec::IntoIter<Message>>,
+    snapshot: Snapshot,
     /// The LSN to advance the slot to once the last batch is durable.
     advance: Option<u64>,
     /// pgoutput's relation messages: oid → column names.
     relations: HashMap<u32, Vec<String>>,
+}
+
+/// Where the initial copy of the table is.
+enum Snapshot {
+    /// To take, of this (quoted) table.
+    Pending(String),
+    /// Rows still to hand out.
+    Taking(std::vec::IntoIter<Message>),
+    /// Taken and stored (or a position was stored): streaming.
+    Done,
+}
+
+/// The table's rows as Debezium read events (`op = 'r'`).
+async fn snapshot_rows(client: &Client, table: &str) -> Result<Vec<Message>, ConnectorError> {
+    let rows = client
+        .simple_query(&format!("SELECT * FROM {table}"))
+        .await
+        .map_err(unreachable)?;
+    let mut out = Vec::new();
+    for r in rows {
+        if let tokio_postgres::SimpleQueryMessage::Row(row) = r {
+            let mut after = Map::new();
+            for (i, c) in row.columns().iter().enumerate() {
+                after.insert(
+                    c.name().to_string(),
+                    row.get(i)
+                        .map_or(Value::Null, |s| Value::String(s.to_string())),
+                );
+            }
+            let n = out.len();
+            out.push(Message {
+                payload: Some(json!({"op": "r", "after": after}).to_string().into_bytes()),
+                position: format!("snapshot row {}", n + 1),
+                ..Default::default()
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn lsn_text(l: u64) -> String {
@@ -281,37 +318,11 @@ impl Reader {
             .and_then(|p| p.get("lsn"))
             .and_then(Value::as_str)
             .and_then(parse_lsn);
-        // no LSN stored: the snapshot (again, if a crash cut it short)
+        // no LSN stored: the snapshot (again, if a crash cut it short),
+        // taken at the first poll (opening at CREATE only checks)
         let snapshot = match stored {
-            Some(_) => None,
-            None => {
-                let rows = client
-                    .simple_query(&format!("SELECT * FROM {qualified}"))
-                    .await
-                    .map_err(unreachable)?;
-                let mut out = Vec::new();
-                for r in rows {
-                    if let tokio_postgres::SimpleQueryMessage::Row(row) = r {
-                        let mut after = Map::new();
-                        for (i, c) in row.columns().iter().enumerate() {
-                            after.insert(
-                                c.name().to_string(),
-                                row.get(i)
-                                    .map_or(Value::Null, |s| Value::String(s.to_string())),
-                            );
-                        }
-                        let n = out.len();
-                        out.push(Message {
-                            payload: Some(
-                                json!({"op": "r", "after": after}).to_string().into_bytes(),
-                            ),
-                            position: format!("snapshot row {}", n + 1),
-                            ..Default::default()
-                        });
-                    }
-                }
-                Some(out.into_iter())
-            }
+            Some(_) => Snapshot::Done,
+            None => Snapshot::Pending(qualified),
         };
         Ok(Reader {
             client,
@@ -432,7 +443,11 @@ impl Reader {
 #[async_trait::async_trait]
 impl super::runner::Reader for Reader {
     async fn poll(&mut self, max: usize) -> Result<Option<Polled>, ConnectorError> {
-        if let Some(it) = &mut self.snapshot {
+        if let Snapshot::Pending(table) = &self.snapshot {
+            let rows = snapshot_rows(&self.client, table).await?;
+            self.snapshot = Snapshot::Taking(rows.into_iter());
+        }
+        if let Snapshot::Taking(it) = &mut self.snapshot {
             let batch: Vec<Message> = it.by_ref().take(max).collect();
             if !batch.is_empty() {
                 return Ok(Some(Polled {
@@ -440,7 +455,7 @@ impl super::runner::Reader for Reader {
                     position: json!({ "snapshot": true }),
                 }));
             }
-            self.snapshot = None;
+            self.snapshot = Snapshot::Done;
             // the snapshot is stored: from now on, the slot's changes
             // after the slot's own start
             return Ok(Some(Polled {
