@@ -24,6 +24,8 @@ pub struct Message {
     /// `None`: no value (a tombstone).
     pub payload: Option<Vec<u8>>,
     pub partition: Option<String>,
+    /// The subject (NATS) or topic (MQTT) it was published to.
+    pub subject: Option<String>,
     pub offset: Option<i64>,
     /// Microseconds since the epoch.
     pub timestamp: Option<i64>,
@@ -166,6 +168,7 @@ impl<'a> Decoder<'a> {
             row[c] = match inc.kind {
                 IncludeKind::Key => m.key.as_deref().map(hex),
                 IncludeKind::Partition => m.partition.clone(),
+                IncludeKind::Subject => m.subject.clone(),
                 IncludeKind::Offset => m.offset.map(|o| o.to_string()),
                 IncludeKind::Timestamp => m.timestamp.and_then(|us| {
                     chrono::DateTime::from_timestamp_micros(us)

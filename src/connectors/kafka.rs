@@ -217,6 +217,7 @@ impl Reader {
             key: m.key().map(<[u8]>::to_vec),
             payload: m.payload().map(<[u8]>::to_vec),
             partition: Some(m.partition().to_string()),
+            subject: None,
             offset: Some(m.offset()),
             timestamp: m.timestamp().to_millis().map(|ms| ms * 1000),
             headers,

@@ -18,6 +18,7 @@ pub mod datagen;
 pub mod decode;
 pub mod http;
 pub mod kafka;
+pub mod nats;
 pub mod nexmark;
 pub mod pace;
 pub mod postgres_cdc;
@@ -139,15 +140,20 @@ pub const CONNECTORS: &[ConnectorKind] = &[
             ("server_url", OptKind::Text),
             ("subject", OptKind::Text),
             ("stream", OptKind::Text),
-            ("consumer.durable_name", OptKind::Text),
+            ("scan.startup.mode", OptKind::OneOf(&["earliest", "latest"])),
         ],
         required: &["subject"],
         formats: ALL_FORMATS,
         encodes: MESSAGE_ENCODES,
-        includes: &[IncludeKind::Offset, IncludeKind::Timestamp],
+        includes: &[
+            IncludeKind::Subject,
+            IncludeKind::Offset,
+            IncludeKind::Timestamp,
+            IncludeKind::Header,
+        ],
         default_encode: Encode::Json,
         default_format: Format::Plain,
-        available: false,
+        available: true,
     },
     ConnectorKind {
         name: "mqtt",

@@ -69,6 +69,9 @@ pub async fn open(
         "kafka" => Ok(Box::new(
             super::kafka::Reader::open(def, spec, position).await?,
         )),
+        "nats" => Ok(Box::new(
+            super::nats::Reader::open(def, spec, position).await?,
+        )),
         other => Err(ConnectorError::Unsupported(format!(
             "connector '{other}' is not supported yet"
         ))),
@@ -306,6 +309,7 @@ async fn run(
             }
         };
         status.set(State::Running);
+        *status.lag.lock() = reader.lag();
         loop {
             let polled = tokio::select! {
                 r = reader.poll(max_rows) => r,

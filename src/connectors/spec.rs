@@ -46,6 +46,8 @@ pub enum IncludeKind {
     Offset,
     Timestamp,
     Header,
+    /// The message's subject (NATS, MQTT topic).
+    Subject,
 }
 
 impl IncludeKind {
@@ -56,6 +58,7 @@ impl IncludeKind {
             "offset" => IncludeKind::Offset,
             "timestamp" => IncludeKind::Timestamp,
             "header" => IncludeKind::Header,
+            "subject" => IncludeKind::Subject,
             _ => return None,
         })
     }
@@ -67,17 +70,18 @@ impl IncludeKind {
             IncludeKind::Offset => "offset",
             IncludeKind::Timestamp => "timestamp",
             IncludeKind::Header => "header",
+            IncludeKind::Subject => "subject",
         }
     }
 
     /// The column's type: the key and a named header as bytes, the
-    /// partition as text (brokers name partitions differently), the
+    /// partition and the subject as text (brokers name partitions differently), the
     /// offset as a number, the broker's timestamp with its time zone, all
     /// headers as jsonb.
     pub fn column_type(self, header: Option<&str>) -> SqlType {
         match self {
             IncludeKind::Key => SqlType::Bytea,
-            IncludeKind::Partition => SqlType::Text,
+            IncludeKind::Partition | IncludeKind::Subject => SqlType::Text,
             IncludeKind::Offset => SqlType::Int8,
             IncludeKind::Timestamp => SqlType::Timestamptz,
             IncludeKind::Header if header.is_some() => SqlType::Bytea,

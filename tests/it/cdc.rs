@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, NoTls};
 
-use crate::harness::{row_texts, TestServer};
+use crate::harness::{first_row as text, TestServer};
 
 async fn pg(db: &str) -> Option<Client> {
     let (c, conn) = tokio_postgres::connect(
@@ -19,17 +19,6 @@ async fn pg(db: &str) -> Option<Client> {
     .ok()?;
     tokio::spawn(conn);
     Some(c)
-}
-
-async fn text(c: &Client, sql: &str) -> String {
-    row_texts(
-        c.simple_query(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}")),
-    )
-    .into_iter()
-    .next()
-    .unwrap_or_default()
 }
 
 const CONTENT: &str =

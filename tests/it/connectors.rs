@@ -4,36 +4,13 @@
 //! roles and passwords like the SQL port.
 
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::harness::{row_texts, TestServer};
+use crate::harness::{first_row as one, row_texts, wait_for, TestServer};
 
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
-}
-
-async fn one(c: &tokio_postgres::Client, sql: &str) -> String {
-    let rows = row_texts(
-        c.simple_query(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}")),
-    );
-    rows.into_iter().next().unwrap_or_default()
-}
-
-/// Waits until `sql` answers `want` (or panics after a minute).
-async fn wait_for(server: &TestServer, sql: &str, want: &str) {
-    let c = server.connect().await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let got = one(&c, sql).await;
-        if got == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{sql}: still {got}, want {want}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// kill -9 while a paced generator is half way: after the restart the

@@ -211,3 +211,34 @@ pub async fn sorted_rows(c: &Client, sql: &str) -> Vec<String> {
     out.sort();
     out
 }
+
+/// The first row of `sql` (simple protocol) as [`row_texts`] shows it;
+/// empty when there is none.
+pub async fn first_row(c: &Client, sql: &str) -> String {
+    row_texts(
+        c.simple_query(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}")),
+    )
+    .into_iter()
+    .next()
+    .unwrap_or_default()
+}
+
+/// Waits until `sql` answers `want` on a new connection to `server`
+/// (panics after 90 seconds, showing the last answer).
+pub async fn wait_for(server: &TestServer, sql: &str, want: &str) {
+    let c = server.connect().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let got = first_row(&c, sql).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{sql}: still {got}, want {want}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -16,7 +16,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::harness::{row_texts, TestServer};
+use crate::harness::{first_row as one, wait_for, TestServer};
 
 fn tansu() -> Option<PathBuf> {
     let p = std::env::var_os("FRESHET_TANSU")
@@ -154,30 +154,6 @@ async fn send(
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
-    }
-}
-
-async fn one(c: &tokio_postgres::Client, sql: &str) -> String {
-    row_texts(
-        c.simple_query(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e:?}")),
-    )
-    .into_iter()
-    .next()
-    .unwrap_or_default()
-}
-
-async fn wait_for(server: &TestServer, sql: &str, want: &str) {
-    let c = server.connect().await;
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let got = one(&c, sql).await;
-        if got == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{sql}: still {got}, want {want}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
