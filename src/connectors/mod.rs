@@ -22,6 +22,7 @@ pub mod nats;
 pub mod nexmark;
 pub mod pace;
 pub mod postgres_cdc;
+pub mod rabbitmq;
 pub mod runner;
 pub mod spec;
 
@@ -129,10 +130,15 @@ pub const CONNECTORS: &[ConnectorKind] = &[
         required: &["queue"],
         formats: ALL_FORMATS,
         encodes: MESSAGE_ENCODES,
-        includes: &[IncludeKind::Offset, IncludeKind::Header],
+        includes: &[
+            IncludeKind::Key,
+            IncludeKind::Subject,
+            IncludeKind::Timestamp,
+            IncludeKind::Header,
+        ],
         default_encode: Encode::Json,
         default_format: Format::Plain,
-        available: false,
+        available: true,
     },
     ConnectorKind {
         name: "nats",

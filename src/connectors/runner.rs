@@ -72,6 +72,9 @@ pub async fn open(
         "nats" => Ok(Box::new(
             super::nats::Reader::open(def, spec, position).await?,
         )),
+        "rabbitmq" => Ok(Box::new(
+            super::rabbitmq::Reader::open(def, spec, position).await?,
+        )),
         other => Err(ConnectorError::Unsupported(format!(
             "connector '{other}' is not supported yet"
         ))),

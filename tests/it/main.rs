@@ -24,6 +24,7 @@ mod props;
 mod protocol;
 mod psql;
 mod querygen;
+mod rabbitmq;
 mod raw;
 mod slt;
 mod sqlite_corpus;

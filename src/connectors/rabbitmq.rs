@@ -1,0 +1,383 @@
+//! `connector = 'rabbitmq'`: one queue (classic or quorum) through lapin,
+//! acknowledged after our commit.
+//!
+//! A queue has no position to resume from: a message leaves it when it is
+//! acknowledged, and a message delivered but not acknowledged before a
+//! crash is delivered again, flagged `redelivered`. Acknowledging only
+//! after the commit loses nothing; what remains is the crash between our
+//! commit and the broker receiving the acknowledgement, which would store
+//! the last batch twice. So the position stored with each batch is the
+//! identity of every message it covers (the `message_id` property, or a
+//! hash of the body, exchange, routing key, timestamp and headers but the
+//! broker's `x-` ones when the publisher set none). After a restart, a *redelivered* message whose identity is in
+//! that set was stored already: it is acknowledged with the next batch and
+//! not stored again. Requeued messages come back before new ones, so the
+//! set is forgotten at the first message delivered for the first time.
+//!
+//! Stream queues (`x-queue-type = stream`) need an offset argument and are
+//! refused (0A000) at their first message.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Connection, ConnectionProperties, Consumer};
+use serde_json::Value;
+
+use super::decode::Message;
+use super::runner::{Chunk, Polled};
+use super::spec::SourceSpec;
+use super::ConnectorError;
+use crate::catalog::RelationDef;
+
+/// How long CREATE and a (re)start wait for the broker.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a poll gathers messages after the first one.
+const LINGER: Duration = Duration::from_millis(20);
+pub const DEFAULT_URL: &str = "amqp://127.0.0.1:5672/%2f";
+
+pub struct Reader {
+    _connection: Connection,
+    channel: Channel,
+    consumer: Consumer,
+    queue: String,
+    in_doubt: InDoubt,
+    /// Identities of the messages the current batch covers.
+    batch: Vec<String>,
+    /// The delivery tag to acknowledge (with all before it) once the
+    /// current batch is durable.
+    ack: Option<u64>,
+    /// Messages ready in the queue, when last asked.
+    lag: Option<i64>,
+    last_lag_check: std::time::Instant,
+}
+
+fn unreachable(what: &str, e: impl std::fmt::Display) -> ConnectorError {
+    ConnectorError::Unreachable(format!("{what}: {e}"))
+}
+
+/// FNV-1a, 64 bits: a stable hash (the standard library's is not stable
+/// across releases, and this one is stored).
+fn fnv(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.iter().chain(&[0xff]) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn value_bytes(v: &AMQPValue) -> Vec<u8> {
+    match v {
+        AMQPValue::LongString(s) => s.as_bytes().to_vec(),
+        AMQPValue::ShortString(s) => s.as_str().as_bytes().to_vec(),
+        AMQPValue::ByteArray(b) => b.as_slice().to_vec(),
+        AMQPValue::Boolean(b) => b.to_string().into_bytes(),
+        AMQPValue::ShortShortInt(i) => i.to_string().into_bytes(),
+        AMQPValue::ShortShortUInt(i) => i.to_string().into_bytes(),
+        AMQPValue::ShortInt(i) => i.to_string().into_bytes(),
+        AMQPValue::ShortUInt(i) => i.to_string().into_bytes(),
+        AMQPValue::LongInt(i) => i.to_string().into_bytes(),
+        AMQPValue::LongUInt(i) => i.to_string().into_bytes(),
+        AMQPValue::LongLongInt(i) => i.to_string().into_bytes(),
+        AMQPValue::Timestamp(t) => t.to_string().into_bytes(),
+        AMQPValue::Float(f) => f.to_string().into_bytes(),
+        AMQPValue::Double(f) => f.to_string().into_bytes(),
+        other => format!("{other:?}").into_bytes(),
+    }
+}
+
+/// The identities stored before a restart and perhaps never acknowledged
+/// (identity → how many such messages).
+#[derive(Debug, Default)]
+struct InDoubt(HashMap<String, u32>);
+
+impl InDoubt {
+    fn new<'a>(ids: impl Iterator<Item = &'a str>) -> InDoubt {
+        let mut m = HashMap::new();
+        for id in ids {
+            *m.entry(id.to_string()).or_insert(0) += 1;
+        }
+        InDoubt(m)
+    }
+
+    /// Whether a delivery is to be stored: not when it is a redelivery of
+    /// a message stored already.
+    fn admit(&mut self, id: &str, redelivered: bool) -> bool {
+        if !redelivered {
+            // requeued messages come first: none of them is still to come
+            self.0.clear();
+            return true;
+        }
+        match self.0.get_mut(id) {
+            Some(n) => {
+                *n -= 1;
+                if *n == 0 {
+                    self.0.remove(id);
+                }
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// What is still in doubt, each identity as often as it is.
+    fn remaining(&self) -> impl Iterator<Item = String> + '_ {
+        self.0
+            .iter()
+            .flat_map(|(id, n)| std::iter::repeat_n(id.clone(), *n as usize))
+    }
+}
+
+impl Reader {
+    pub async fn open(
+        _def: &RelationDef,
+        spec: &SourceSpec,
+        position: Option<Value>,
+    ) -> Result<Reader, ConnectorError> {
+        let url = spec.option("url").unwrap_or(DEFAULT_URL).to_string();
+        let queue = spec.option("queue").unwrap_or_default().to_string();
+        let prefetch = spec.count("source.batch.rows", 8192)?.clamp(1, 65_535) as u16;
+        let connection = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            Connection::connect(&url, ConnectionProperties::default()),
+        )
+        .await
+        .map_err(|_| unreachable(&format!("cannot reach RabbitMQ at {url}"), "timed out"))?
+        .map_err(|e| unreachable(&format!("cannot reach RabbitMQ at {url}"), e))?;
+        let channel = connection
+            .create_channel()
+            .await
+            .map_err(|e| unreachable(&format!("RabbitMQ at {url}"), e))?;
+        // (passive: the queue must exist; Freshet does not create it)
+        let q = channel
+            .queue_declare(
+                queue.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| {
+                ConnectorError::Unreachable(format!(
+                    "RabbitMQ queue \"{queue}\" cannot be read: {e}"
+                ))
+            })?;
+        let lag = Some(i64::from(q.message_count()));
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| unreachable(&format!("RabbitMQ queue \"{queue}\""), e))?;
+        let consumer = channel
+            .basic_consume(
+                queue.as_str().into(),
+                "freshet".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| unreachable(&format!("RabbitMQ queue \"{queue}\""), e))?;
+        let in_doubt = InDoubt::new(
+            position
+                .as_ref()
+                .and_then(|p| p.get("delivered"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str),
+        );
+        Ok(Reader {
+            _connection: connection,
+            channel,
+            consumer,
+            queue,
+            in_doubt,
+            batch: Vec::new(),
+            ack: None,
+            lag,
+            last_lag_check: std::time::Instant::now(),
+        })
+    }
+
+    fn failed(&self, e: impl std::fmt::Display) -> ConnectorError {
+        ConnectorError::Unreachable(format!("reading RabbitMQ queue \"{}\": {e}", self.queue))
+    }
+
+    /// The message to store, or `None` for one stored before a restart.
+    fn take(&mut self, d: lapin::message::Delivery) -> Result<Option<Message>, ConnectorError> {
+        let headers: Vec<(String, Vec<u8>)> = d
+            .properties
+            .headers()
+            .as_ref()
+            .map(|h| {
+                h.inner()
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), value_bytes(v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if headers.iter().any(|(k, _)| k == "x-stream-offset") {
+            return Err(ConnectorError::Unsupported(format!(
+                "RabbitMQ queue \"{}\" is a stream queue, which connector 'rabbitmq' does not read yet",
+                self.queue
+            )));
+        }
+        let id = match d.properties.message_id() {
+            Some(m) => format!("m:{}", m.as_str()),
+            None => {
+                let ts = d.properties.timestamp().unwrap_or(0).to_le_bytes();
+                let mut parts: Vec<&[u8]> = vec![
+                    &d.data,
+                    d.exchange.as_str().as_bytes(),
+                    d.routing_key.as_str().as_bytes(),
+                    &ts,
+                ];
+                // (not the broker's own `x-` headers: a quorum queue adds
+                // x-delivery-count to a redelivery)
+                for (k, v) in headers.iter().filter(|(k, _)| !k.starts_with("x-")) {
+                    parts.push(k.as_bytes());
+                    parts.push(v);
+                }
+                format!("h:{:016x}", fnv(&parts))
+            }
+        };
+        self.ack = Some(d.delivery_tag);
+        self.batch.push(id.clone());
+        if !self.in_doubt.admit(&id, d.redelivered) {
+            return Ok(None);
+        }
+        let timestamp = d
+            .properties
+            .timestamp()
+            .and_then(|s| i64::try_from(s).ok())
+            .map(|s| s.saturating_mul(1_000_000));
+        Ok(Some(Message {
+            key: d
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|m| m.as_str().as_bytes().to_vec()),
+            payload: Some(d.data),
+            partition: None,
+            subject: Some(d.routing_key.as_str().to_string()),
+            offset: None,
+            timestamp,
+            headers,
+            position: format!(
+                "queue {} delivery {}{}",
+                self.queue,
+                d.delivery_tag,
+                d.properties
+                    .message_id()
+                    .as_ref()
+                    .map(|m| format!(" (message_id {})", m.as_str()))
+                    .unwrap_or_default()
+            ),
+        }))
+    }
+
+    fn position(&self) -> Value {
+        // (what is still in doubt travels on until it comes back)
+        let mut ids = self.batch.clone();
+        ids.extend(self.in_doubt.remaining());
+        serde_json::json!({ "delivered": ids })
+    }
+}
+
+#[async_trait::async_trait]
+impl super::runner::Reader for Reader {
+    async fn poll(&mut self, max: usize) -> Result<Option<Polled>, ConnectorError> {
+        self.batch.clear();
+        let mut out = Vec::new();
+        while self.batch.is_empty() {
+            match self.consumer.next().await {
+                None => return Err(self.failed("the consumer was cancelled")),
+                Some(Err(e)) => return Err(self.failed(e)),
+                Some(Ok(d)) => out.extend(self.take(d)?),
+            }
+        }
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while self.batch.len() < max {
+            match tokio::time::timeout_at(deadline, self.consumer.next()).await {
+                Err(_) => break,
+                Ok(None) => return Err(self.failed("the consumer was cancelled")),
+                Ok(Some(Err(e))) => return Err(self.failed(e)),
+                Ok(Some(Ok(d))) => out.extend(self.take(d)?),
+            }
+        }
+        Ok(Some(Polled {
+            chunk: Chunk::Messages(out),
+            position: self.position(),
+        }))
+    }
+
+    async fn committed(&mut self) -> Result<(), ConnectorError> {
+        if let Some(tag) = self.ack.take() {
+            self.channel
+                .basic_ack(tag, BasicAckOptions { multiple: true })
+                .await
+                .map_err(|e| self.failed(e))?;
+        }
+        // the queue's ready messages, every few seconds
+        if self.last_lag_check.elapsed() >= Duration::from_secs(2) {
+            self.last_lag_check = std::time::Instant::now();
+            self.lag = self
+                .channel
+                .queue_declare(
+                    self.queue.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .ok()
+                .map(|q| i64::from(q.message_count()));
+        }
+        Ok(())
+    }
+
+    fn lag(&self) -> Option<i64> {
+        self.lag
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::InDoubt;
+
+    #[test]
+    fn redeliveries_of_stored_messages_are_dropped_once_each() {
+        let mut d = InDoubt::new(["m:1", "m:2", "h:x", "h:x"].into_iter());
+        // a redelivery of something stored: dropped, as often as stored
+        assert!(!d.admit("m:1", true));
+        assert!(!d.admit("h:x", true));
+        assert!(!d.admit("h:x", true));
+        // a third identical one was not stored: kept
+        assert!(d.admit("h:x", true));
+        // a redelivered message that was never stored: kept
+        assert!(d.admit("m:9", true));
+        let mut left: Vec<String> = d.remaining().collect();
+        left.sort();
+        assert_eq!(left, ["m:2"]);
+        // the first new message ends the redeliveries
+        assert!(d.admit("m:3", false));
+        assert!(d.admit("m:2", true));
+        assert_eq!(d.remaining().count(), 0);
+    }
+
+    #[test]
+    fn identity_hash_is_stable() {
+        // stored in positions: must not change between releases
+        assert_eq!(super::fnv(&[b"a", b"b"]), super::fnv(&[b"a", b"b"]));
+        assert_ne!(super::fnv(&[b"ab", b""]), super::fnv(&[b"a", b"b"]));
+        assert_eq!(super::fnv(&[]), 0xcbf2_9ce4_8422_2325);
+    }
+}
