@@ -18,11 +18,13 @@ pub mod datagen;
 pub mod decode;
 pub mod http;
 pub mod kafka;
+pub mod mqtt;
 pub mod nats;
 pub mod nexmark;
 pub mod pace;
 pub mod postgres_cdc;
 pub mod rabbitmq;
+pub mod redelivery;
 pub mod runner;
 pub mod spec;
 
@@ -172,10 +174,10 @@ pub const CONNECTORS: &[ConnectorKind] = &[
         required: &["topic"],
         formats: ALL_FORMATS,
         encodes: MESSAGE_ENCODES,
-        includes: &[IncludeKind::Partition],
+        includes: &[IncludeKind::Subject],
         default_encode: Encode::Json,
         default_format: Format::Plain,
-        available: false,
+        available: true,
     },
     ConnectorKind {
         name: "postgres-cdc",
@@ -364,17 +366,23 @@ impl Registry {
     }
 
     /// After `def` is dropped: release what the connector holds upstream
-    /// (a PostgreSQL replication slot), in the background.
+    /// (a PostgreSQL replication slot, an MQTT session), in the background.
     pub fn dropped(&self, def: &RelationDef) {
         let Some(spec) = def.source.clone() else {
             return;
         };
-        if spec.connector != "postgres-cdc" {
-            return;
-        }
         let def = def.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move { postgres_cdc::drop_upstream(&def, &spec).await });
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        match spec.connector.as_str() {
+            "postgres-cdc" => {
+                rt.spawn(async move { postgres_cdc::drop_upstream(&def, &spec).await });
+            }
+            "mqtt" => {
+                rt.spawn(async move { mqtt::drop_upstream(&def, &spec).await });
+            }
+            _ => {}
         }
     }
 

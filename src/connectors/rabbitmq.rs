@@ -17,7 +17,6 @@
 //! Stream queues (`x-queue-type = stream`) need an offset argument and are
 //! refused (0A000) at their first message.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -27,6 +26,7 @@ use lapin::{Channel, Connection, ConnectionProperties, Consumer};
 use serde_json::Value;
 
 use super::decode::Message;
+use super::redelivery::{fnv, InDoubt};
 use super::runner::{Chunk, Polled};
 use super::spec::SourceSpec;
 use super::ConnectorError;
@@ -58,19 +58,6 @@ fn unreachable(what: &str, e: impl std::fmt::Display) -> ConnectorError {
     ConnectorError::Unreachable(format!("{what}: {e}"))
 }
 
-/// FNV-1a, 64 bits: a stable hash (the standard library's is not stable
-/// across releases, and this one is stored).
-fn fnv(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for p in parts {
-        for b in p.iter().chain(&[0xff]) {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h
-}
-
 fn value_bytes(v: &AMQPValue) -> Vec<u8> {
     match v {
         AMQPValue::LongString(s) => s.as_bytes().to_vec(),
@@ -88,48 +75,6 @@ fn value_bytes(v: &AMQPValue) -> Vec<u8> {
         AMQPValue::Float(f) => f.to_string().into_bytes(),
         AMQPValue::Double(f) => f.to_string().into_bytes(),
         other => format!("{other:?}").into_bytes(),
-    }
-}
-
-/// The identities stored before a restart and perhaps never acknowledged
-/// (identity → how many such messages).
-#[derive(Debug, Default)]
-struct InDoubt(HashMap<String, u32>);
-
-impl InDoubt {
-    fn new<'a>(ids: impl Iterator<Item = &'a str>) -> InDoubt {
-        let mut m = HashMap::new();
-        for id in ids {
-            *m.entry(id.to_string()).or_insert(0) += 1;
-        }
-        InDoubt(m)
-    }
-
-    /// Whether a delivery is to be stored: not when it is a redelivery of
-    /// a message stored already.
-    fn admit(&mut self, id: &str, redelivered: bool) -> bool {
-        if !redelivered {
-            // requeued messages come first: none of them is still to come
-            self.0.clear();
-            return true;
-        }
-        match self.0.get_mut(id) {
-            Some(n) => {
-                *n -= 1;
-                if *n == 0 {
-                    self.0.remove(id);
-                }
-                false
-            }
-            None => true,
-        }
-    }
-
-    /// What is still in doubt, each identity as often as it is.
-    fn remaining(&self) -> impl Iterator<Item = String> + '_ {
-        self.0
-            .iter()
-            .flat_map(|(id, n)| std::iter::repeat_n(id.clone(), *n as usize))
     }
 }
 
@@ -183,15 +128,7 @@ impl Reader {
             )
             .await
             .map_err(|e| unreachable(&format!("RabbitMQ queue \"{queue}\""), e))?;
-        let in_doubt = InDoubt::new(
-            position
-                .as_ref()
-                .and_then(|p| p.get("delivered"))
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str),
-        );
+        let in_doubt = InDoubt::from_position(position.as_ref());
         Ok(Reader {
             _connection: connection,
             channel,
@@ -281,13 +218,6 @@ impl Reader {
             ),
         }))
     }
-
-    fn position(&self) -> Value {
-        // (what is still in doubt travels on until it comes back)
-        let mut ids = self.batch.clone();
-        ids.extend(self.in_doubt.remaining());
-        serde_json::json!({ "delivered": ids })
-    }
 }
 
 #[async_trait::async_trait]
@@ -313,7 +243,7 @@ impl super::runner::Reader for Reader {
         }
         Ok(Some(Polled {
             chunk: Chunk::Messages(out),
-            position: self.position(),
+            position: self.in_doubt.position(&self.batch),
         }))
     }
 
@@ -346,38 +276,5 @@ impl super::runner::Reader for Reader {
 
     fn lag(&self) -> Option<i64> {
         self.lag
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::InDoubt;
-
-    #[test]
-    fn redeliveries_of_stored_messages_are_dropped_once_each() {
-        let mut d = InDoubt::new(["m:1", "m:2", "h:x", "h:x"].into_iter());
-        // a redelivery of something stored: dropped, as often as stored
-        assert!(!d.admit("m:1", true));
-        assert!(!d.admit("h:x", true));
-        assert!(!d.admit("h:x", true));
-        // a third identical one was not stored: kept
-        assert!(d.admit("h:x", true));
-        // a redelivered message that was never stored: kept
-        assert!(d.admit("m:9", true));
-        let mut left: Vec<String> = d.remaining().collect();
-        left.sort();
-        assert_eq!(left, ["m:2"]);
-        // the first new message ends the redeliveries
-        assert!(d.admit("m:3", false));
-        assert!(d.admit("m:2", true));
-        assert_eq!(d.remaining().count(), 0);
-    }
-
-    #[test]
-    fn identity_hash_is_stable() {
-        // stored in positions: must not change between releases
-        assert_eq!(super::fnv(&[b"a", b"b"]), super::fnv(&[b"a", b"b"]));
-        assert_ne!(super::fnv(&[b"ab", b""]), super::fnv(&[b"a", b"b"]));
-        assert_eq!(super::fnv(&[]), 0xcbf2_9ce4_8422_2325);
     }
 }

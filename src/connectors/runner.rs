@@ -72,6 +72,9 @@ pub async fn open(
         "nats" => Ok(Box::new(
             super::nats::Reader::open(def, spec, position).await?,
         )),
+        "mqtt" => Ok(Box::new(
+            super::mqtt::Reader::open(def, spec, position).await?,
+        )),
         "rabbitmq" => Ok(Box::new(
             super::rabbitmq::Reader::open(def, spec, position).await?,
         )),

@@ -17,6 +17,7 @@ mod indexes;
 mod joins;
 mod kafka;
 mod limits;
+mod mqtt;
 mod nats;
 mod nexmark;
 mod oracle;
