@@ -173,6 +173,12 @@ async fn http(events: usize, runs: usize) {
 }
 
 async fn kafka(events: usize, runs: usize) {
+    // librdkafka's defaults (500 ms, 1 MiB), or as the environment says:
+    // tansu answers a fetch only when its wait is over, so the wait bounds
+    // both throughput and freshness against it
+    let wait = std::env::var("FRESHET_BENCH_FETCH_WAIT_MS").unwrap_or_else(|_| "500".into());
+    let fetch_bytes =
+        std::env::var("FRESHET_BENCH_FETCH_BYTES").unwrap_or_else(|_| "1048576".into());
     use rdkafka::config::ClientConfig;
     use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
     let bin = std::env::var_os("FRESHET_TANSU")
@@ -189,6 +195,8 @@ async fn kafka(events: usize, runs: usize) {
     let lines = bid_lines(events, 9);
     let mut rates = Vec::new();
     let mut fresh = Vec::new();
+    let mut peaks = Vec::new();
+    let mut per_core = Vec::new();
     for run in 0..runs {
         let dir = tempfile::tempdir().expect("dir");
         let bport = std::net::TcpListener::bind("127.0.0.1:0")
@@ -254,11 +262,14 @@ async fn kafka(events: usize, runs: usize) {
         let s = server::start_server();
         let c = sql(s.port).await;
         c.batch_execute(&format!(
-            "{BID_SOURCE} WITH (connector = 'kafka', topic = 'bids', properties.bootstrap.server = '{addr}') FORMAT PLAIN ENCODE JSON; {Q5}"
+            "{BID_SOURCE} WITH (connector = 'kafka', topic = 'bids', properties.bootstrap.server = '{addr}', \
+             properties.fetch.wait.max.ms = '{wait}', properties.fetch.message.max.bytes = '{fetch_bytes}') \
+             FORMAT PLAIN ENCODE JSON; {Q5}"
         ))
         .await
         .expect("create");
         let t = Instant::now();
+        let cpu0 = s.cpu_seconds();
         loop {
             let n = count(&c, "SELECT coalesce(sum(num), 0)::bigint FROM q5").await;
             if n >= events as i64 * 5 {
@@ -267,6 +278,12 @@ async fn kafka(events: usize, runs: usize) {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         rates.push(events as f64 / t.elapsed().as_secs_f64());
+        if let (Some(a), Some(b)) = (cpu0, s.cpu_seconds()) {
+            per_core.push(events as f64 / (b - a).max(0.01));
+        }
+        if let Some(kib) = s.peak_rss_kib() {
+            peaks.push(kib as f64 / 1024.0);
+        }
         // freshness at a steady rate: one marker every 0.5 ms
         c.batch_execute("CREATE MATERIALIZED VIEW newest AS SELECT max(bidder) AS b FROM bid WHERE auction = -1")
             .await
@@ -297,8 +314,10 @@ async fn kafka(events: usize, runs: usize) {
     }
     fresh.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "ingest kafka: {:.0} JSON events/s end to end into the q5 view (median of {runs}, backlog of {events}); freshness p50 {:.1} ms, p99 {:.1} ms",
+        "ingest kafka (fetch.wait.max.ms {wait}, fetch.message.max.bytes {fetch_bytes}): {:.0} JSON events/s end to end into the q5 view (median of {runs}, backlog of {events}), {:.0} events per second of the server's CPU time; server peak RSS {:.0} MiB while draining; freshness p50 {:.1} ms, p99 {:.1} ms",
         median(rates),
+        if per_core.is_empty() { f64::NAN } else { median(per_core) },
+        if peaks.is_empty() { f64::NAN } else { median(peaks) },
         fresh[fresh.len() / 2],
         fresh[fresh.len() * 99 / 100]
     );

@@ -17,6 +17,31 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// CPU time the server has used so far (Linux: utime + stime), in
+    /// seconds.
+    #[allow(dead_code)]
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // (fields after the parenthesised command name; utime and stime
+        // are the 14th and 15th of the line, in clock ticks of 1/100 s)
+        let rest = stat.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        Some(ticks as f64 / 100.0)
+    }
+
+    /// The server's peak resident memory so far (Linux: VmHWM), in KiB.
+    #[allow(dead_code)]
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+}
+
 /// Starts a server with extra command-line arguments.
 pub fn start_server_with(args: &[&str]) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");

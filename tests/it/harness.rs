@@ -242,3 +242,91 @@ pub async fn wait_for(server: &TestServer, sql: &str, want: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// A broker process of a test's own (a NATS server, a Mosquitto) on a free
+/// port, so that the test can restart it mid-stream without touching the
+/// machine's shared one. Killed when dropped.
+pub struct Daemon {
+    bin: std::path::PathBuf,
+    args: Vec<String>,
+    child: Option<std::process::Child>,
+    pub port: u16,
+}
+
+impl Daemon {
+    /// Starts `bin` with `args` (`{port}` in them replaced by a free port);
+    /// `None` when the binary is not installed.
+    pub fn start(bin: &str, args: &[&str]) -> Option<Daemon> {
+        let bin = std::path::PathBuf::from(bin);
+        if !bin.exists() {
+            return None;
+        }
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let mut d = Daemon {
+            bin,
+            args: args
+                .iter()
+                .map(|a| a.replace("{port}", &port.to_string()))
+                .collect(),
+            child: None,
+            port,
+        };
+        d.spawn();
+        Some(d)
+    }
+
+    fn spawn(&mut self) {
+        let child = std::process::Command::new(&self.bin)
+            .args(&self.args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start broker");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} did not start",
+                self.bin.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the broker (SIGTERM, so that it saves what it keeps) and
+    /// starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,7 +1,8 @@
-//! NATS JetStream sources against the machine's NATS server
-//! (127.0.0.1:4222 with JetStream, or `$FRESHET_NATS_URL`): every message
-//! exactly once across `kill -9` of Freshet while a producer keeps
-//! publishing, INCLUDE columns, upserts into a keyed table, bad messages,
+//! NATS JetStream sources: every message exactly once across `kill -9` of
+//! Freshet and a restart of the NATS server while a producer keeps
+//! publishing (a server of the test's own, `/usr/sbin/nats-server`), and,
+//! against the machine's NATS server (127.0.0.1:4222 with JetStream, or
+//! `$FRESHET_NATS_URL`), INCLUDE columns, upserts into a keyed table, bad messages,
 //! `scan.startup.mode = 'latest'`, and CREATE's errors. Each test makes
 //! streams of its own (random names) and deletes them at the end; without
 //! a server the tests say so loudly and pass.
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, stream::Config};
 
-use crate::harness::{first_row as one, wait_for, TestServer};
+use crate::harness::{first_row as one, wait_for, Daemon, TestServer};
 
 fn url() -> String {
     std::env::var("FRESHET_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
@@ -25,15 +26,15 @@ struct Stream {
 }
 
 impl Stream {
-    async fn create() -> Option<Stream> {
+    async fn create(url: &str) -> Option<Stream> {
         let client = match async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(3))
-            .connect(url())
+            .connect(url)
             .await
         {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("SKIPPED: no NATS server at {} ({e})", url());
+                eprintln!("SKIPPED: no NATS server at {url} ({e})");
                 return None;
             }
         };
@@ -49,7 +50,7 @@ impl Stream {
             })
             .await
         {
-            eprintln!("SKIPPED: NATS at {} has no JetStream ({e})", url());
+            eprintln!("SKIPPED: NATS at {url} has no JetStream ({e})");
             return None;
         }
         Some(Stream { js, name, prefix })
@@ -79,8 +80,19 @@ impl Stream {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nats_exactly_once_across_crashes() {
-    let Some(stream) = Stream::create().await else {
+async fn nats_exactly_once_across_crashes_and_server_restart() {
+    // a NATS server of this test's own, to restart it mid-stream
+    let dir = tempfile::tempdir().expect("dir");
+    let store = dir.path().to_string_lossy().to_string();
+    let Some(mut nats) = Daemon::start(
+        "/usr/sbin/nats-server",
+        &["-a", "127.0.0.1", "-p", "{port}", "-js", "-sd", &store],
+    ) else {
+        eprintln!("SKIPPED: no nats-server binary at /usr/sbin/nats-server");
+        return;
+    };
+    let url = format!("nats://127.0.0.1:{}", nats.port);
+    let Some(stream) = Stream::create(&url).await else {
         return;
     };
     for i in 0..300 {
@@ -98,10 +110,9 @@ async fn nats_exactly_once_across_crashes() {
         "CREATE SOURCE bids (id BIGINT, price BIGINT) \
            INCLUDE subject AS subj INCLUDE offset AS seq INCLUDE timestamp AS ts \
            INCLUDE header 'src' AS src \
-         WITH (connector = 'nats', server_url = '{}', subject = '{}') \
+         WITH (connector = 'nats', server_url = '{url}', subject = '{}') \
          FORMAT PLAIN ENCODE JSON; \
          CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n, sum(price) AS total FROM bids",
-        url(),
         stream.subject("bids.>")
     ))
     .await
@@ -123,14 +134,20 @@ async fn nats_exactly_once_across_crashes() {
         let subject = stream.subject("bids.late");
         tokio::spawn(async move {
             for i in 300..900 {
-                js.publish(
-                    subject.clone(),
-                    format!("{{\"id\": {i}, \"price\": {}}}", i * 10).into(),
-                )
-                .await
-                .expect("publish")
-                .await
-                .expect("stored");
+                // (the server may be restarting: try again)
+                let body = format!("{{\"id\": {i}, \"price\": {}}}", i * 10);
+                let deadline = std::time::Instant::now() + Duration::from_secs(60);
+                loop {
+                    let stored = match js.publish(subject.clone(), body.clone().into()).await {
+                        Ok(ack) => ack.await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if stored {
+                        break;
+                    }
+                    assert!(std::time::Instant::now() < deadline, "publish {i}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 if i % 100 == 0 {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -141,6 +158,7 @@ async fn nats_exactly_once_across_crashes() {
     server.restart(true);
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.restart(true);
+    nats.restart();
     producer.await.expect("producer");
     wait_for(&server, "SELECT count(*) FROM bids", "900").await;
     let c = server.connect().await;
@@ -170,7 +188,7 @@ async fn nats_exactly_once_across_crashes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_upserts_bad_messages_latest_and_errors() {
-    let Some(stream) = Stream::create().await else {
+    let Some(stream) = Stream::create(&url()).await else {
         return;
     };
     let server = TestServer::start();
