@@ -364,7 +364,7 @@ pub fn validate(
     for (what, header, alias) in &raw.include {
         let k = IncludeKind::parse(what).ok_or_else(|| {
             ConnectorError::InvalidOption(format!(
-                "unknown INCLUDE {what} (expected key, partition, offset, timestamp or header)"
+                "unknown INCLUDE {what} (expected key, partition, offset, timestamp, header or subject)"
             ))
         })?;
         if !kind.includes.contains(&k) {

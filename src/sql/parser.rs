@@ -846,11 +846,16 @@ fn peek_word(p: &Parser, word: &str) -> bool {
 }
 
 /// After a source's or table's columns: `INCLUDE kind ['header'] [AS
-/// name]`…, `WITH (…)`, `FORMAT f ENCODE e [(…)]`, in RisingWave's order.
+/// name]`… (each item after its own `INCLUDE`, or after a comma),
+/// `WITH (…)`, `FORMAT f ENCODE e [(…)]`, in RisingWave's order.
 fn connector_clauses(p: &mut Parser) -> Result<crate::connectors::spec::RawSpec, SqlError> {
     let mut raw = crate::connectors::spec::RawSpec::default();
-    while peek_word(p, "INCLUDE") {
-        p.next_token();
+    let mut listing = false;
+    while peek_word(p, "INCLUDE") || (listing && p.consume_token(&Token::Comma)) {
+        if !listing || peek_word(p, "INCLUDE") {
+            p.next_token();
+        }
+        listing = true;
         let what = next_word(p)?;
         let header = match p.peek_token().token {
             Token::SingleQuotedString(s) => {
@@ -1917,6 +1922,19 @@ mod tests {
         assert_eq!(c.connector.include.len(), 2);
         assert_eq!(c.connector.include[0].2.as_deref(), Some("p"));
         assert_eq!(c.connector.include[1].1.as_deref(), Some("h"));
+        // (the list form: items after commas)
+        let Statement::CreateRelation(l) = p
+            .parse_one(
+                "CREATE SOURCE s (a INT) INCLUDE partition AS p, offset AS o, timestamp \
+                 WITH (connector = 'kafka')",
+            )
+            .unwrap()
+        else {
+            panic!()
+        };
+        let kinds: Vec<&str> = l.connector.include.iter().map(|i| i.0.as_str()).collect();
+        assert_eq!(kinds, ["partition", "offset", "timestamp"]);
+        assert_eq!(l.connector.include[1].2.as_deref(), Some("o"));
         let (f, e, o) = c.connector.format.clone().unwrap();
         assert_eq!((f.as_str(), e.as_str()), ("plain", "csv"));
         assert_eq!(o.get("delimiter").map(String::as_str), Some(";"));
