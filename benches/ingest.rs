@@ -17,6 +17,15 @@
 //!   flight); then freshness, from a message's produce acknowledgement to
 //!   the view showing it, at 2 000 messages/s: p50/p99.
 //!
+//! - `backlog` (needs `/usr/sbin/nats-server`; one run): a NATS JetStream
+//!   backlog of `--events` small JSON events (three bigint fields) on a
+//!   NATS server of the bench's own, then a NATS source and a GROUP BY view
+//!   created: events/s to drain it, the server's resident memory sampled
+//!   while draining (its peak, and at the end), against a second server
+//!   given the same rows by `COPY`: what the history itself takes in memory
+//!   (kept there until history moves to disk), so that the difference is
+//!   what ingesting from a broker adds.
+//!
 //! Each figure is the median of the runs.
 
 #[allow(dead_code)]
@@ -323,6 +332,133 @@ async fn kafka(events: usize, runs: usize) {
     );
 }
 
+async fn backlog(events: usize) {
+    use async_nats::jetstream;
+    let dir = tempfile::tempdir().expect("dir");
+    let nport = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let nats = std::process::Command::new("/usr/sbin/nats-server")
+        .args(["-a", "127.0.0.1", "-p", &nport.to_string(), "-js", "-sd"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut nats) = nats else {
+        println!("ingest backlog: SKIPPED (no /usr/sbin/nats-server)");
+        return;
+    };
+    while std::net::TcpStream::connect(("127.0.0.1", nport)).is_err() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("nats://127.0.0.1:{nport}");
+    let client = async_nats::connect(&url).await.expect("nats");
+    let js = jetstream::new(client);
+    js.create_stream(jetstream::stream::Config {
+        name: "backlog".into(),
+        subjects: vec!["backlog.>".into()],
+        ..Default::default()
+    })
+    .await
+    .expect("stream");
+    let line = |i: usize| {
+        format!(
+            "{{\"id\": {i}, \"auction\": {}, \"price\": {}}}",
+            i % 1000,
+            i % 977
+        )
+    };
+    let t = Instant::now();
+    let mut acks = std::collections::VecDeque::new();
+    for i in 0..events {
+        let ack = js
+            .publish("backlog.bids", line(i).into())
+            .await
+            .expect("publish");
+        acks.push_back(ack);
+        if acks.len() >= 20_000 {
+            for a in acks.drain(..10_000) {
+                a.await.expect("ack");
+            }
+        }
+    }
+    for a in acks {
+        a.await.expect("ack");
+    }
+    eprintln!(
+        "backlog: published {events} in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let create = "CREATE MATERIALIZED VIEW per_auction AS SELECT auction, count(*) AS n, sum(price) AS total FROM bl GROUP BY auction";
+    let drained = |c: tokio_postgres::Client| async move {
+        count(&c, "SELECT coalesce(sum(n), 0)::bigint FROM per_auction").await
+    };
+    // from the broker
+    let s = server::start_server();
+    let c = sql(s.port).await;
+    let rss0 = s.rss_kib().unwrap_or(0);
+    c.batch_execute(&format!(
+        "CREATE SOURCE bl (id BIGINT, auction BIGINT, price BIGINT) \
+         WITH (connector = 'nats', server_url = '{url}', subject = 'backlog.>'); {create}"
+    ))
+    .await
+    .expect("create");
+    let t = Instant::now();
+    let mut samples = Vec::new();
+    loop {
+        samples.push((t.elapsed().as_secs_f64(), s.rss_kib().unwrap_or(0)));
+        if drained(sql(s.port).await).await >= events as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let end = s.rss_kib().unwrap_or(0);
+    let peak = s.peak_rss_kib().unwrap_or(0);
+    for (at, kib) in samples.iter().step_by((samples.len() / 10).max(1)) {
+        eprintln!("backlog: at {at:.1} s resident {} MiB", kib / 1024);
+    }
+    drop(s);
+    let _ = nats.kill();
+    let _ = nats.wait();
+    // the same rows by COPY
+    let s = server::start_server();
+    let c = sql(s.port).await;
+    c.batch_execute(&format!(
+        "CREATE SOURCE bl (id BIGINT, auction BIGINT, price BIGINT); {create}"
+    ))
+    .await
+    .expect("create");
+    {
+        use futures::SinkExt;
+        let sink = c
+            .copy_in::<_, bytes::Bytes>("COPY bl FROM STDIN")
+            .await
+            .expect("copy");
+        let mut sink = std::pin::pin!(sink);
+        for chunk in (0..events).collect::<Vec<_>>().chunks(100_000) {
+            let mut buf = String::with_capacity(chunk.len() * 24);
+            for &i in chunk {
+                buf.push_str(&format!("{i}\t{}\t{}\n", i % 1000, i % 977));
+            }
+            sink.send(bytes::Bytes::from(buf)).await.expect("copy data");
+        }
+        sink.as_mut().finish().await.expect("copy end");
+    }
+    let copied = s.rss_kib().unwrap_or(0);
+    let copy_peak = s.peak_rss_kib().unwrap_or(0);
+    println!(
+        "ingest backlog: {events} NATS messages drained in {secs:.1} s ({:.0} events/s); server resident {} MiB at start, {} MiB peak, {} MiB at the end; the same rows by COPY: {} MiB at the end, {} MiB peak",
+        events as f64 / secs,
+        rss0 / 1024,
+        peak / 1024,
+        end / 1024,
+        copied / 1024,
+        copy_peak / 1024
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -349,5 +485,8 @@ fn main() {
     }
     if all || parts.iter().any(|p| p == "kafka") {
         rt.block_on(kafka(events, runs));
+    }
+    if parts.iter().any(|p| p == "backlog") {
+        rt.block_on(backlog(events));
     }
 }

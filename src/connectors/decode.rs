@@ -89,6 +89,10 @@ struct Decoder<'a> {
     /// The message of each change, in message order.
     changes: Vec<(usize, Change)>,
     bad: Vec<BadMessage>,
+    /// `ENCODE AVRO`: the value's schema (or why it cannot be used) and
+    /// the key's.
+    avro: Option<Result<super::avro::Codec, String>>,
+    avro_key: Option<super::avro::Codec>,
 }
 
 fn text_of(v: &Value) -> Option<String> {
@@ -129,6 +133,25 @@ impl<'a> Decoder<'a> {
             deletes: Vec::new(),
             changes: Vec::new(),
             bad: Vec::new(),
+            avro: (spec.encode == Encode::Avro).then(|| super::avro::Codec::of_spec(spec)),
+            avro_key: super::avro::Codec::key_of_spec(spec).ok().flatten(),
+        }
+    }
+
+    /// A payload as a JSON value (a JSON document, or an Avro datum).
+    fn value(&self, bytes: &[u8]) -> Result<Value, String> {
+        match &self.avro {
+            None => Self::json(bytes),
+            Some(Ok(codec)) => codec.decode(bytes),
+            Some(Err(e)) => Err(e.clone()),
+        }
+    }
+
+    /// A message key as a JSON value (Avro with `key.schema`).
+    fn key_value(&self, bytes: &[u8]) -> Result<Value, String> {
+        match &self.avro_key {
+            Some(codec) => codec.decode(bytes),
+            None => Self::json(bytes),
         }
     }
 
@@ -236,7 +259,7 @@ impl<'a> Decoder<'a> {
         };
         let key = match (obj, &m.key) {
             (Some(o), _) => from_obj(o),
-            (None, Some(k)) => match Self::json(k) {
+            (None, Some(k)) => match self.key_value(k) {
                 Ok(Value::Object(o)) => from_obj(&o),
                 Ok(v) if self.key_columns.len() == 1 => vec![text_of(&v)],
                 _ if self.key_columns.len() == 1 => {
@@ -256,16 +279,16 @@ impl<'a> Decoder<'a> {
 
     fn message(&mut self, i: usize, m: &Message) -> Result<(), String> {
         if let Some(p) = &m.payload {
-            if let Some(e) =
-                crate::ingest::invalid_text(p).filter(|_| self.spec.encode != Encode::Bytes)
+            if let Some(e) = crate::ingest::invalid_text(p)
+                .filter(|_| !matches!(self.spec.encode, Encode::Bytes | Encode::Avro))
             {
                 return Err(e);
             }
         }
         match (self.spec.format, self.spec.encode) {
-            (Format::Plain, Encode::Json) => {
+            (Format::Plain, Encode::Json | Encode::Avro) => {
                 let p = m.payload.as_deref().ok_or("a message without a value")?;
-                let obj = Self::object(Self::json(p)?)?;
+                let obj = Self::object(self.value(p)?)?;
                 let row = self.row_from_object(&obj, m)?;
                 self.push_row(i, row);
             }
@@ -302,8 +325,9 @@ impl<'a> Decoder<'a> {
             (Format::Upsert, _) => {
                 let value = match m.payload.as_deref() {
                     None => None,
-                    Some(p) if p.iter().all(u8::is_ascii_whitespace) => None,
-                    Some(p) => match Self::json(p)? {
+                    Some([]) => None,
+                    Some(p) if self.avro.is_none() && p.iter().all(u8::is_ascii_whitespace) => None,
+                    Some(p) => match self.value(p)? {
                         Value::Null => None,
                         v => Some(Self::object(v)?),
                     },
@@ -314,7 +338,9 @@ impl<'a> Decoder<'a> {
                         let mut row = self.row_from_object(&obj, m)?;
                         // key columns absent from the value come from the key
                         if self.key_columns.iter().any(|&c| row[c].is_none()) {
-                            if let Some(Ok(Value::Object(k))) = m.key.as_deref().map(Self::json) {
+                            if let Some(Ok(Value::Object(k))) =
+                                m.key.as_deref().map(|k| self.key_value(k))
+                            {
                                 for &c in self.key_columns {
                                     if row[c].is_none() {
                                         row[c] = self.field(&k, c).and_then(text_of);
@@ -330,7 +356,7 @@ impl<'a> Decoder<'a> {
                 let Some(p) = m.payload.as_deref() else {
                     return Ok(()); // a tombstone after a delete
                 };
-                let mut obj = Self::object(Self::json(p)?)?;
+                let mut obj = Self::object(self.value(p)?)?;
                 if let Some(Value::Object(inner)) = obj.remove("payload") {
                     obj = inner;
                 }
@@ -380,7 +406,6 @@ impl<'a> Decoder<'a> {
                     other => return Err(format!("unknown Debezium op \"{other}\"")),
                 }
             }
-            (Format::Plain, Encode::Avro) => return Err("ENCODE AVRO is not supported".into()),
         }
         Ok(())
     }

@@ -13,6 +13,7 @@
 //! - one file per upstream ([`nexmark`], [`datagen`]) and [`http`] for
 //!   pushed data.
 
+pub mod avro;
 pub mod catalog;
 pub mod datagen;
 pub mod decode;
@@ -253,6 +254,9 @@ pub fn prepare(def: &mut RelationDef, raw: &spec::RawSpec) -> Result<(), Connect
             datagen::base_time(&mut spec);
         }
         _ => {}
+    }
+    if spec.encode == Encode::Avro {
+        avro::prepare(def, &mut spec)?;
     }
     if spec.encode == Encode::Bytes {
         let data: Vec<&ColumnDef> = data_columns(def, &spec);

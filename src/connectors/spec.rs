@@ -307,16 +307,18 @@ pub fn validate(
             encode_name(encode)
         )));
     }
-    if encode == Encode::Avro {
-        return Err(ConnectorError::Unsupported(
-            "ENCODE AVRO is not supported yet; use ENCODE JSON".into(),
-        ));
-    }
     for (k, v) in &encode_options {
         let def: &[OptDef] = match encode {
             Encode::Csv => &[
                 ("delimiter", OptKind::Text),
                 ("without_header", OptKind::Bool),
+            ],
+            Encode::Avro => &[
+                ("schema", OptKind::Text),
+                ("schema.location", OptKind::Text),
+                ("schema.registry", OptKind::Text),
+                ("key.schema", OptKind::Text),
+                ("confluent_wire_format", OptKind::Bool),
             ],
             _ => &[],
         };
@@ -342,15 +344,11 @@ pub fn validate(
                     format_name(format)
                 )));
             }
-            if format == Format::Debezium && encode != Encode::Json {
-                return Err(ConnectorError::Unsupported(
-                    "FORMAT DEBEZIUM is supported with ENCODE JSON only".into(),
-                ));
-            }
-            if format == Format::Upsert && !matches!(encode, Encode::Json) {
-                return Err(ConnectorError::Unsupported(
-                    "FORMAT UPSERT is supported with ENCODE JSON only".into(),
-                ));
+            if !matches!(encode, Encode::Json | Encode::Avro) {
+                return Err(ConnectorError::Unsupported(format!(
+                    "FORMAT {} is supported with ENCODE JSON or AVRO only",
+                    format_name(format)
+                )));
             }
         }
     }

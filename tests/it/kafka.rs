@@ -133,10 +133,27 @@ async fn send(
     key: Option<&str>,
     value: Option<&str>,
 ) {
+    send_bytes(
+        p,
+        topic,
+        partition,
+        key.map(str::as_bytes),
+        value.map(str::as_bytes),
+    )
+    .await
+}
+
+async fn send_bytes(
+    p: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) {
     // (the broker may be restarting: try again)
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let mut r: FutureRecord<'_, str, str> = FutureRecord::to(topic).partition(partition);
+        let mut r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).partition(partition);
         if let Some(k) = key {
             r = r.key(k);
         }
@@ -374,4 +391,247 @@ async fn kafka_upserts_deletes_and_bad_messages() {
         "failed",
     )
     .await;
+}
+
+/// An Avro datum of `schema` from `(field, value)` pairs.
+fn avro(schema: &apache_avro::Schema, fields: Vec<(&str, apache_avro::types::Value)>) -> Vec<u8> {
+    let mut r = apache_avro::types::Record::new(schema).expect("a record schema");
+    for (k, v) in fields {
+        r.put(k, v);
+    }
+    apache_avro::to_avro_datum(schema, r).expect("encode")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_avro_plain_upsert_and_debezium() {
+    use apache_avro::types::Value as A;
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    for t in ["bids_avro", "framed", "users_avro", "orders_cdc"] {
+        broker.create_topic(t, 1).await;
+    }
+    let p = broker.producer();
+    let server = TestServer::start();
+    let c = server.connect().await;
+
+    // PLAIN: logical types to PostgreSQL's types; the schema from a file
+    let bid_schema = r#"{"type": "record", "name": "Bid", "fields": [
+        {"name": "auction", "type": "long"},
+        {"name": "price", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
+        {"name": "date_time", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "day", "type": {"type": "int", "logicalType": "date"}},
+        {"name": "channel", "type": ["null", "string"], "default": null},
+        {"name": "kind", "type": {"type": "enum", "name": "Kind", "symbols": ["WEB", "APP"]}},
+        {"name": "extra", "type": {"type": "map", "values": "long"}},
+        {"name": "ignored", "type": "double"}]}"#;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("bid.avsc");
+    std::fs::write(&file, bid_schema).expect("write schema");
+    c.batch_execute(&format!(
+        "CREATE SOURCE bids (auction BIGINT, price NUMERIC(10,2), date_time TIMESTAMP, day DATE, \
+                             channel TEXT, kind TEXT, extra JSONB) \
+           INCLUDE offset AS off \
+         WITH (connector = 'kafka', topic = 'bids_avro', properties.bootstrap.server = '{0}', \
+               error.policy = 'skip') \
+         FORMAT PLAIN ENCODE AVRO (schema.location = 'file://{1}'); \
+         CREATE SOURCE framed (auction BIGINT, kind TEXT) \
+         WITH (connector = 'kafka', topic = 'framed', properties.bootstrap.server = '{0}', \
+               error.policy = 'skip') \
+         FORMAT PLAIN ENCODE AVRO (schema = '{2}', confluent_wire_format = 'true'); \
+         CREATE MATERIALIZED VIEW per_kind AS SELECT kind, sum(price) AS total FROM bids GROUP BY kind",
+        broker.addr(),
+        file.display(),
+        bid_schema
+    ))
+    .await
+    .expect("create avro sources");
+    // the file is read at CREATE: the schema is kept inline
+    std::fs::remove_file(&file).expect("remove schema");
+    let schema = apache_avro::Schema::parse_str(bid_schema).expect("schema");
+    let bid = |auction: i64, cents: i64, ms: i64, channel: Option<&str>, kind: u32| {
+        avro(
+            &schema,
+            vec![
+                ("auction", A::Long(auction)),
+                (
+                    "price",
+                    A::Decimal(apache_avro::Decimal::from(cents.to_be_bytes())),
+                ),
+                ("date_time", A::TimestampMillis(ms)),
+                ("day", A::Date(20_000)),
+                (
+                    "channel",
+                    match channel {
+                        Some(s) => A::Union(1, Box::new(A::String(s.into()))),
+                        None => A::Union(0, Box::new(A::Null)),
+                    },
+                ),
+                ("kind", A::Enum(kind, ["WEB", "APP"][kind as usize].into())),
+                (
+                    "extra",
+                    A::Map([("n".to_string(), A::Long(auction))].into_iter().collect()),
+                ),
+                ("ignored", A::Double(f64::NAN)),
+            ],
+        )
+    };
+    let msgs = [
+        bid(1, 1250, 1_700_000_000_123, Some("web"), 0),
+        bid(2, -5, 1_700_000_001_000, None, 1),
+        b"{\"auction\": 3}".to_vec(), // JSON is not Avro: skipped, kept
+        bid(4, 100_000, 0, Some("app"), 0),
+    ];
+    for m in &msgs {
+        send_bytes(&p, "bids_avro", 0, None, Some(m)).await;
+    }
+    wait_for(&server, "SELECT count(*) FROM bids", "3").await;
+    assert_eq!(
+        one(
+            &c,
+            "SELECT string_agg(concat_ws('|', auction, price, date_time, day, coalesce(channel, 'null'), kind, extra, off), ';' ORDER BY auction) FROM bids"
+        )
+        .await,
+        "1|12.50|2023-11-14 22:13:20.123|2024-10-04|web|WEB|{\"n\": 1}|0;\
+         2|-0.05|2023-11-14 22:13:21|2024-10-04|null|APP|{\"n\": 2}|1;\
+         4|1000.00|1970-01-01 00:00:00|2024-10-04|app|WEB|{\"n\": 4}|3"
+    );
+    assert_eq!(
+        one(
+            &c,
+            "SELECT string_agg(kind || '=' || total, ',' ORDER BY kind) FROM per_kind"
+        )
+        .await,
+        "APP=-0.05,WEB=1012.50"
+    );
+    wait_for(
+        &server,
+        "SELECT count(*) FROM freshet_catalog.source_errors WHERE source = 'bids' AND error LIKE '%Avro%'",
+        "1",
+    )
+    .await;
+    let shown = one(&c, "SHOW CREATE SOURCE bids").await;
+    assert!(
+        shown.contains("ENCODE AVRO (schema = '{") && !shown.contains("schema.location"),
+        "{shown}"
+    );
+    // the Confluent wire format: a magic byte and a schema id first
+    let mut framed = vec![0, 0, 0, 0, 7];
+    framed.extend_from_slice(&msgs[0]);
+    send_bytes(&p, "framed", 0, None, Some(&framed)).await;
+    send_bytes(&p, "framed", 0, None, Some(&msgs[1])).await; // no header: skipped
+    wait_for(&server, "SELECT auction || kind FROM framed", "1WEB").await;
+    wait_for(
+        &server,
+        "SELECT count(*) FROM freshet_catalog.source_errors WHERE source = 'framed' AND error LIKE '%Confluent%'",
+        "1",
+    )
+    .await;
+
+    // UPSERT: keys in Avro (key.schema), a message without a value deletes
+    let user_schema = r#"{"type": "record", "name": "User", "fields": [
+        {"name": "id", "type": "long"}, {"name": "name", "type": "string"},
+        {"name": "city", "type": "string"}]}"#;
+    c.batch_execute(&format!(
+        "CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT, city TEXT) \
+         WITH (connector = 'kafka', topic = 'users_avro', properties.bootstrap.server = '{}') \
+         FORMAT UPSERT ENCODE AVRO (schema = '{user_schema}', key.schema = '\"long\"'); \
+         CREATE MATERIALIZED VIEW per_city AS SELECT city, count(*) AS n FROM users GROUP BY city",
+        broker.addr()
+    ))
+    .await
+    .expect("create upsert table");
+    let us = apache_avro::Schema::parse_str(user_schema).expect("schema");
+    let key_schema = apache_avro::Schema::parse_str("\"long\"").expect("key schema");
+    let key = |id: i64| apache_avro::to_avro_datum(&key_schema, A::Long(id)).expect("key");
+    let user = |id: i64, name: &str, city: &str| {
+        avro(
+            &us,
+            vec![
+                ("id", A::Long(id)),
+                ("name", A::String(name.into())),
+                ("city", A::String(city.into())),
+            ],
+        )
+    };
+    for (id, v) in [
+        (1, Some(user(1, "ann", "Paris"))),
+        (2, Some(user(2, "bob", "Lyon"))),
+        (3, Some(user(3, "cy", "Lyon"))),
+        (1, Some(user(1, "ann", "Lyon"))),
+        (2, None),
+    ] {
+        send_bytes(&p, "users_avro", 0, Some(&key(id)), v.as_deref()).await;
+    }
+    wait_for(
+        &server,
+        "SELECT string_agg(id || ':' || name || ':' || city, ',' ORDER BY id) FROM users",
+        "1:ann:Lyon,3:cy:Lyon",
+    )
+    .await;
+    assert_eq!(
+        one(&c, "SELECT string_agg(city || ':' || n, ',') FROM per_city").await,
+        "Lyon:2"
+    );
+
+    // DEBEZIUM over Avro: the envelope's before/after are unions with null
+    let row = r#"{"type": "record", "name": "Value", "namespace": "shop.orders", "fields": [
+        {"name": "id", "type": "int"}, {"name": "amount", "type": "long"}]}"#;
+    let envelope = format!(
+        r#"{{"type": "record", "name": "Envelope", "namespace": "shop.orders", "fields": [
+        {{"name": "before", "type": ["null", {row}], "default": null}},
+        {{"name": "after", "type": ["null", "Value"], "default": null}},
+        {{"name": "op", "type": "string"}},
+        {{"name": "ts_ms", "type": ["null", "long"], "default": null}}]}}"#
+    );
+    c.batch_execute(&format!(
+        "CREATE TABLE orders (id INT PRIMARY KEY, amount BIGINT) \
+         WITH (connector = 'kafka', topic = 'orders_cdc', properties.bootstrap.server = '{}') \
+         FORMAT DEBEZIUM ENCODE AVRO (schema = '{envelope}'); \
+         CREATE MATERIALIZED VIEW order_total AS SELECT count(*) AS n, sum(amount) AS total FROM orders",
+        broker.addr()
+    ))
+    .await
+    .expect("create debezium table");
+    let env = apache_avro::Schema::parse_str(&envelope).expect("envelope");
+    let val = |id: i32, amount: i64| {
+        A::Union(
+            1,
+            Box::new(A::Record(vec![
+                ("id".into(), A::Int(id)),
+                ("amount".into(), A::Long(amount)),
+            ])),
+        )
+    };
+    let null = || A::Union(0, Box::new(A::Null));
+    let event = |before: A, after: A, op: &str| {
+        avro(
+            &env,
+            vec![
+                ("before", before),
+                ("after", after),
+                ("op", A::String(op.into())),
+                ("ts_ms", null()),
+            ],
+        )
+    };
+    for e in [
+        event(null(), val(1, 10), "r"),
+        event(null(), val(2, 20), "c"),
+        event(null(), val(3, 30), "c"),
+        event(val(1, 10), val(1, 15), "u"),
+        event(val(2, 20), null(), "d"),
+    ] {
+        send_bytes(&p, "orders_cdc", 0, None, Some(&e)).await;
+    }
+    wait_for(
+        &server,
+        "SELECT string_agg(id || ':' || amount, ',' ORDER BY id) FROM orders",
+        "1:15,3:30",
+    )
+    .await;
+    assert_eq!(
+        one(&c, "SELECT n || '|' || total FROM order_total").await,
+        "2|45"
+    );
 }
