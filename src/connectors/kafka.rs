@@ -26,8 +26,6 @@ use crate::catalog::RelationDef;
 
 /// How long CREATE and a (re)start wait for the broker.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a poll gathers messages after the first one.
-const LINGER: Duration = Duration::from_millis(20);
 
 pub struct Reader {
     consumer: Arc<StreamConsumer>,
@@ -227,6 +225,17 @@ impl Reader {
 }
 
 #[async_trait::async_trait]
+impl super::runner::Next for Reader {
+    async fn next_message(&mut self) -> Result<Option<Message>, ConnectorError> {
+        let m = self.consumer.recv().await.map_err(|e| {
+            ConnectorError::Unreachable(format!("Kafka topic \"{}\": {e}", self.topic))
+        })?;
+        self.next.insert(m.partition(), m.offset() + 1);
+        Ok(Some(Self::message(&m)))
+    }
+}
+
+#[async_trait::async_trait]
 impl super::runner::Reader for Reader {
     async fn poll(&mut self, max: usize) -> Result<Option<Polled>, ConnectorError> {
         if std::mem::take(&mut self.fresh) {
@@ -235,31 +244,7 @@ impl super::runner::Reader for Reader {
                 position: self.position(),
             }));
         }
-        let mut out = Vec::new();
-        // the first message: wait for it (a while, so that pause and stop
-        // are noticed by the caller's select)
-        let first = self.consumer.recv().await.map_err(|e| {
-            ConnectorError::Unreachable(format!("Kafka topic \"{}\": {e}", self.topic))
-        })?;
-        self.next.insert(first.partition(), first.offset() + 1);
-        out.push(Self::message(&first));
-        drop(first);
-        let deadline = tokio::time::Instant::now() + LINGER;
-        while out.len() < max {
-            match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
-                Err(_) => break,
-                Ok(Err(e)) => {
-                    return Err(ConnectorError::Unreachable(format!(
-                        "Kafka topic \"{}\": {e}",
-                        self.topic
-                    )))
-                }
-                Ok(Ok(m)) => {
-                    self.next.insert(m.partition(), m.offset() + 1);
-                    out.push(Self::message(&m));
-                }
-            }
-        }
+        let out = super::runner::gather(self, max).await?;
         Ok(Some(Polled {
             chunk: Chunk::Messages(out),
             position: self.position(),

@@ -58,6 +58,13 @@ pub enum ConnectorError {
     NotConnected(String),
 }
 
+impl ConnectorError {
+    /// `what` cannot be reached, and why.
+    pub fn unreachable(what: &str, e: impl std::fmt::Display) -> ConnectorError {
+        ConnectorError::Unreachable(format!("{what}: {e}"))
+    }
+}
+
 /// What one connector accepts.
 pub struct ConnectorKind {
     pub name: &'static str,
@@ -171,6 +178,7 @@ pub const CONNECTORS: &[ConnectorKind] = &[
             ("topic", OptKind::Text),
             ("qos", OptKind::OneOf(&["at_least_once", "exactly_once"])),
             ("client_prefix", OptKind::Text),
+            ("client.id", OptKind::Text),
         ],
         required: &["topic"],
         formats: ALL_FORMATS,
@@ -253,6 +261,26 @@ pub fn prepare(def: &mut RelationDef, raw: &spec::RawSpec) -> Result<(), Connect
             datagen::check(def, &spec)?;
             datagen::base_time(&mut spec);
         }
+        // What the source holds upstream is named once, here, and kept
+        // with the definition: unique to this relation of this database of
+        // this server, so that another database's relation with the same
+        // name and id (or another server on the same upstream) never
+        // shares a session or a replication slot with it.
+        "mqtt" => {
+            let id = format!(
+                "{}-{}-{}",
+                spec.option("client_prefix").unwrap_or("freshet"),
+                def.name,
+                unique_suffix()
+            );
+            spec.options.entry("client.id".into()).or_insert(id);
+        }
+        "postgres-cdc" => {
+            let name = postgres_cdc::object_name("freshet", def, &unique_suffix());
+            for k in ["slot.name", "publication.name"] {
+                spec.options.entry(k.into()).or_insert_with(|| name.clone());
+            }
+        }
         _ => {}
     }
     if spec.encode == Encode::Avro {
@@ -269,6 +297,23 @@ pub fn prepare(def: &mut RelationDef, raw: &spec::RawSpec) -> Result<(), Connect
     }
     def.source = Some(spec);
     Ok(())
+}
+
+/// Eight hex digits that differ between any two calls (a hash of the
+/// time, the process and a counter).
+fn unique_suffix() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let h = redelivery::fnv(&[
+        &t.to_le_bytes(),
+        &std::process::id().to_le_bytes(),
+        &n.to_le_bytes(),
+    ]);
+    format!("{:08x}", h as u32)
 }
 
 /// `ALTER SOURCE | TABLE name PAUSE | RESUME` (kept across restarts).

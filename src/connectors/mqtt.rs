@@ -16,15 +16,11 @@ use serde_json::Value;
 
 use super::decode::Message;
 use super::redelivery::{fnv, InDoubt};
-use super::runner::{Chunk, Polled};
+use super::runner::{Chunk, Polled, CONNECT_TIMEOUT};
 use super::spec::SourceSpec;
 use super::ConnectorError;
 use crate::catalog::RelationDef;
 
-/// How long CREATE and a (re)start wait for the broker.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a poll gathers messages after the first one.
-const LINGER: Duration = Duration::from_millis(20);
 pub const DEFAULT_URL: &str = "tcp://127.0.0.1:1883";
 
 pub struct Reader {
@@ -61,10 +57,15 @@ fn host_port(url: &str) -> Result<(String, u16), ConnectorError> {
     }
 }
 
-/// The session's client id: the prefix, then the relation's name and id
-/// (the session outlives Freshet's restarts, so it must be the same each
-/// time, and another relation's must differ).
+/// The session's client id: `client.id`, which CREATE sets (the prefix,
+/// the relation's name and a unique suffix); the session outlives
+/// Freshet's restarts, so it must be the same each time, and another
+/// relation's must differ. (Relations created before `client.id` existed
+/// keep the prefix, name and id.)
 pub fn client_id(def: &RelationDef, spec: &SourceSpec) -> String {
+    if let Some(id) = spec.option("client.id") {
+        return id.to_string();
+    }
     format!(
         "{}-{}-{}",
         spec.option("client_prefix").unwrap_or("freshet"),
@@ -169,22 +170,22 @@ impl Reader {
 }
 
 #[async_trait::async_trait]
+impl super::runner::Next for Reader {
+    async fn next_message(&mut self) -> Result<Option<Message>, ConnectorError> {
+        let p = self.next().await?;
+        Ok(self.take(p))
+    }
+
+    fn gathered(&self, _: &[Message]) -> usize {
+        self.batch.len()
+    }
+}
+
+#[async_trait::async_trait]
 impl super::runner::Reader for Reader {
     async fn poll(&mut self, max: usize) -> Result<Option<Polled>, ConnectorError> {
         self.batch.clear();
-        let mut out = Vec::new();
-        let first = self.next().await?;
-        out.extend(self.take(first));
-        let deadline = tokio::time::Instant::now() + LINGER;
-        while self.batch.len() < max {
-            match tokio::time::timeout_at(deadline, self.next()).await {
-                Err(_) => break,
-                Ok(p) => {
-                    let p = p?;
-                    out.extend(self.take(p));
-                }
-            }
-        }
+        let out = super::runner::gather(self, max).await?;
         Ok(Some(Polled {
             chunk: Chunk::Messages(out),
             position: self.in_doubt.position(&self.batch),

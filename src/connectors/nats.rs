@@ -11,8 +11,6 @@
 //! begin: `earliest` (the default) or `latest`, resolved to a sequence
 //! and stored before the first message.
 
-use std::time::Duration;
-
 use async_nats::jetstream::{
     self,
     consumer::{pull::Ordered, pull::OrderedConfig, DeliverPolicy},
@@ -21,15 +19,11 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::decode::Message;
-use super::runner::{Chunk, Polled};
+use super::runner::{Chunk, Polled, CONNECT_TIMEOUT};
 use super::spec::SourceSpec;
 use super::ConnectorError;
 use crate::catalog::RelationDef;
 
-/// How long CREATE and a (re)start wait for the server.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a poll gathers messages after the first one.
-const LINGER: Duration = Duration::from_millis(20);
 pub const DEFAULT_URL: &str = "nats://127.0.0.1:4222";
 
 pub struct Reader {
@@ -45,10 +39,6 @@ pub struct Reader {
     lag: Option<i64>,
 }
 
-fn unreachable(what: &str, e: impl std::fmt::Display) -> ConnectorError {
-    ConnectorError::Unreachable(format!("{what}: {e}"))
-}
-
 impl Reader {
     pub async fn open(
         _def: &RelationDef,
@@ -62,13 +52,18 @@ impl Reader {
             .name("freshet")
             .connect(url.as_str())
             .await
-            .map_err(|e| unreachable(&format!("cannot reach NATS at {url}"), e))?;
+            .map_err(|e| ConnectorError::unreachable(&format!("cannot reach NATS at {url}"), e))?;
         let js = jetstream::new(client);
         let stream_name = match spec.option("stream") {
             Some(s) => s.to_string(),
             None => tokio::time::timeout(CONNECT_TIMEOUT, js.stream_by_subject(subject.clone()))
                 .await
-                .map_err(|_| unreachable(&format!("NATS at {url}"), "no answer from JetStream"))?
+                .map_err(|_| {
+                    ConnectorError::unreachable(
+                        &format!("NATS at {url}"),
+                        "no answer from JetStream",
+                    )
+                })?
                 .map_err(|e| {
                     ConnectorError::Unreachable(format!(
                         "no JetStream stream holds subject \"{subject}\" ({e})"
@@ -77,7 +72,9 @@ impl Reader {
         };
         let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, js.get_stream(&stream_name))
             .await
-            .map_err(|_| unreachable(&format!("NATS at {url}"), "no answer from JetStream"))?
+            .map_err(|_| {
+                ConnectorError::unreachable(&format!("NATS at {url}"), "no answer from JetStream")
+            })?
             .map_err(|e| {
                 ConnectorError::Unreachable(format!(
                     "JetStream stream \"{stream_name}\" cannot be read: {e}"
@@ -90,10 +87,9 @@ impl Reader {
         let next = match stored {
             Some(n) => n,
             None => {
-                let info = stream
-                    .info()
-                    .await
-                    .map_err(|e| unreachable(&format!("JetStream stream \"{stream_name}\""), e))?;
+                let info = stream.info().await.map_err(|e| {
+                    ConnectorError::unreachable(&format!("JetStream stream \"{stream_name}\""), e)
+                })?;
                 let mode = spec
                     .option("scan.startup.mode")
                     .unwrap_or("earliest")
@@ -115,7 +111,7 @@ impl Reader {
             })
             .await
             .map_err(|e| {
-                unreachable(
+                ConnectorError::unreachable(
                     &format!("cannot read subject \"{subject}\" of stream \"{stream_name}\""),
                     e,
                 )
@@ -123,7 +119,7 @@ impl Reader {
         // (what the subject holds after the start, until a message tells)
         let lag = i64::try_from(consumer.cached_info().num_pending).ok();
         let messages = consumer.messages().await.map_err(|e| {
-            unreachable(
+            ConnectorError::unreachable(
                 &format!("cannot read subject \"{subject}\" of stream \"{stream_name}\""),
                 e,
             )
@@ -189,6 +185,17 @@ impl Reader {
 }
 
 #[async_trait::async_trait]
+impl super::runner::Next for Reader {
+    async fn next_message(&mut self) -> Result<Option<Message>, ConnectorError> {
+        match self.messages.next().await {
+            None => Err(self.failed("the consumer ended")),
+            Some(Err(e)) => Err(self.failed(e)),
+            Some(Ok(m)) => self.take(m),
+        }
+    }
+}
+
+#[async_trait::async_trait]
 impl super::runner::Reader for Reader {
     async fn poll(&mut self, max: usize) -> Result<Option<Polled>, ConnectorError> {
         if std::mem::take(&mut self.fresh) {
@@ -197,25 +204,7 @@ impl super::runner::Reader for Reader {
                 position: self.position(),
             }));
         }
-        let mut out = Vec::new();
-        // the first message: wait for it (the caller's select notices
-        // pause and stop meanwhile)
-        while out.is_empty() {
-            match self.messages.next().await {
-                None => return Err(self.failed("the consumer ended")),
-                Some(Err(e)) => return Err(self.failed(e)),
-                Some(Ok(m)) => out.extend(self.take(m)?),
-            }
-        }
-        let deadline = tokio::time::Instant::now() + LINGER;
-        while out.len() < max {
-            match tokio::time::timeout_at(deadline, self.messages.next()).await {
-                Err(_) => break,
-                Ok(None) => return Err(self.failed("the consumer ended")),
-                Ok(Some(Err(e))) => return Err(self.failed(e)),
-                Ok(Some(Ok(m))) => out.extend(self.take(m)?),
-            }
-        }
+        let out = super::runner::gather(self, max).await?;
         Ok(Some(Polled {
             chunk: Chunk::Messages(out),
             position: self.position(),

@@ -103,7 +103,9 @@ fn unreachable(e: impl std::fmt::Display) -> ConnectorError {
 
 /// A slot or publication name from a relation: lowercase letters, digits
 /// and `_`, at most 63 bytes.
-fn object_name(prefix: &str, def: &RelationDef) -> String {
+/// A slot's or publication's name: the prefix, the relation's id and name,
+/// and `suffix` (PostgreSQL's limit is 63 bytes).
+pub fn object_name(prefix: &str, def: &RelationDef, suffix: &str) -> String {
     let base: String = def
         .name
         .chars()
@@ -116,8 +118,13 @@ fn object_name(prefix: &str, def: &RelationDef) -> String {
         })
         .collect();
     let mut n = format!("{prefix}_{}_{}", def.id, base);
-    n.truncate(63);
-    n
+    if suffix.is_empty() {
+        // (the names of relations created before CREATE chose them)
+        n.truncate(63);
+        return n;
+    }
+    n.truncate(63 - suffix.len() - 1);
+    format!("{n}_{suffix}")
 }
 
 /// Reads pgoutput's binary messages.
@@ -272,11 +279,11 @@ impl Reader {
         let slot = spec
             .option("slot.name")
             .map(str::to_string)
-            .unwrap_or_else(|| object_name("freshet", def));
+            .unwrap_or_else(|| object_name("freshet", def, ""));
         let publication = spec
             .option("publication.name")
             .map(str::to_string)
-            .unwrap_or_else(|| object_name("freshet", def));
+            .unwrap_or_else(|| object_name("freshet", def, ""));
         let has_pub = client
             .query_opt(
                 "SELECT 1 FROM pg_publication WHERE pubname = $1",
@@ -545,7 +552,7 @@ pub async fn drop_upstream(def: &RelationDef, spec: &SourceSpec) {
         let slot = spec
             .option("slot.name")
             .map(str::to_string)
-            .unwrap_or_else(|| object_name("freshet", def));
+            .unwrap_or_else(|| object_name("freshet", def, ""));
         // (the consumer's last peek may still hold the slot for a moment)
         for attempt in 0..20 {
             match client
@@ -560,11 +567,17 @@ pub async fn drop_upstream(def: &RelationDef, spec: &SourceSpec) {
                 Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
             }
         }
-        if spec.option("publication.name").is_none() {
+        // the publication only if Freshet named it (CREATE names it so
+        // when the statement does not): a user's may serve others
+        let publication = spec
+            .option("publication.name")
+            .map(str::to_string)
+            .unwrap_or_else(|| object_name("freshet", def, ""));
+        if publication.starts_with(&format!("freshet_{}_", def.id)) {
             client
                 .batch_execute(&format!(
                     "DROP PUBLICATION IF EXISTS {}",
-                    quote(&object_name("freshet", def))
+                    quote(&publication)
                 ))
                 .await
                 .map_err(unreachable)?;

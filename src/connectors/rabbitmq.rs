@@ -27,15 +27,11 @@ use serde_json::Value;
 
 use super::decode::Message;
 use super::redelivery::{fnv, InDoubt};
-use super::runner::{Chunk, Polled};
+use super::runner::{Chunk, Polled, CONNECT_TIMEOUT};
 use super::spec::SourceSpec;
 use super::ConnectorError;
 use crate::catalog::RelationDef;
 
-/// How long CREATE and a (re)start wait for the broker.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a poll gathers messages after the first one.
-const LINGER: Duration = Duration::from_millis(20);
 pub const DEFAULT_URL: &str = "amqp://127.0.0.1:5672/%2f";
 
 pub struct Reader {
@@ -52,10 +48,6 @@ pub struct Reader {
     /// Messages ready in the queue, when last asked.
     lag: Option<i64>,
     last_lag_check: std::time::Instant,
-}
-
-fn unreachable(what: &str, e: impl std::fmt::Display) -> ConnectorError {
-    ConnectorError::Unreachable(format!("{what}: {e}"))
 }
 
 fn value_bytes(v: &AMQPValue) -> Vec<u8> {
@@ -92,12 +84,14 @@ impl Reader {
             Connection::connect(&url, ConnectionProperties::default()),
         )
         .await
-        .map_err(|_| unreachable(&format!("cannot reach RabbitMQ at {url}"), "timed out"))?
-        .map_err(|e| unreachable(&format!("cannot reach RabbitMQ at {url}"), e))?;
+        .map_err(|_| {
+            ConnectorError::unreachable(&format!("cannot reach RabbitMQ at {url}"), "timed out")
+        })?
+        .map_err(|e| ConnectorError::unreachable(&format!("cannot reach RabbitMQ at {url}"), e))?;
         let channel = connection
             .create_channel()
             .await
-            .map_err(|e| unreachable(&format!("RabbitMQ at {url}"), e))?;
+            .map_err(|e| ConnectorError::unreachable(&format!("RabbitMQ at {url}"), e))?;
         // (passive: the queue must exist; Freshet does not create it)
         let q = channel
             .queue_declare(
@@ -118,7 +112,7 @@ impl Reader {
         channel
             .basic_qos(prefetch, BasicQosOptions::default())
             .await
-            .map_err(|e| unreachable(&format!("RabbitMQ queue \"{queue}\""), e))?;
+            .map_err(|e| ConnectorError::unreachable(&format!("RabbitMQ queue \"{queue}\""), e))?;
         let consumer = channel
             .basic_consume(
                 queue.as_str().into(),
@@ -127,7 +121,7 @@ impl Reader {
                 FieldTable::default(),
             )
             .await
-            .map_err(|e| unreachable(&format!("RabbitMQ queue \"{queue}\""), e))?;
+            .map_err(|e| ConnectorError::unreachable(&format!("RabbitMQ queue \"{queue}\""), e))?;
         let in_doubt = InDoubt::from_position(position.as_ref());
         Ok(Reader {
             _connection: connection,
@@ -221,26 +215,25 @@ impl Reader {
 }
 
 #[async_trait::async_trait]
+impl super::runner::Next for Reader {
+    async fn next_message(&mut self) -> Result<Option<Message>, ConnectorError> {
+        match self.consumer.next().await {
+            None => Err(self.failed("the consumer was cancelled")),
+            Some(Err(e)) => Err(self.failed(e)),
+            Some(Ok(d)) => self.take(d),
+        }
+    }
+
+    fn gathered(&self, _: &[Message]) -> usize {
+        self.batch.len()
+    }
+}
+
+#[async_trait::async_trait]
 impl super::runner::Reader for Reader {
     async fn poll(&mut self, max: usize) -> Result<Option<Polled>, ConnectorError> {
         self.batch.clear();
-        let mut out = Vec::new();
-        while self.batch.is_empty() {
-            match self.consumer.next().await {
-                None => return Err(self.failed("the consumer was cancelled")),
-                Some(Err(e)) => return Err(self.failed(e)),
-                Some(Ok(d)) => out.extend(self.take(d)?),
-            }
-        }
-        let deadline = tokio::time::Instant::now() + LINGER;
-        while self.batch.len() < max {
-            match tokio::time::timeout_at(deadline, self.consumer.next()).await {
-                Err(_) => break,
-                Ok(None) => return Err(self.failed("the consumer was cancelled")),
-                Ok(Some(Err(e))) => return Err(self.failed(e)),
-                Ok(Some(Ok(d))) => out.extend(self.take(d)?),
-            }
-        }
+        let out = super::runner::gather(self, max).await?;
         Ok(Some(Polled {
             chunk: Chunk::Messages(out),
             position: self.in_doubt.position(&self.batch),

@@ -53,6 +53,44 @@ pub trait Reader: Send {
     }
 }
 
+/// How long a poll gathers more messages after the first one.
+pub const LINGER: Duration = Duration::from_millis(20);
+/// How long CREATE and a (re)start wait for a broker.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A broker's deliveries one at a time, for [`gather`].
+#[async_trait::async_trait]
+pub trait Next: Send {
+    /// Waits for the next delivery: its message, or `None` when it is not
+    /// to be stored (a redelivery of one stored already).
+    async fn next_message(&mut self) -> Result<Option<Message>, ConnectorError>;
+    /// How many deliveries the batch `out` covers (stored or not).
+    fn gathered(&self, out: &[Message]) -> usize {
+        out.len()
+    }
+}
+
+/// A batch of at most `max` deliveries: waits for the first (the caller's
+/// select notices pause and stop meanwhile), then takes what arrives
+/// within [`LINGER`].
+pub async fn gather<N: Next + ?Sized>(
+    n: &mut N,
+    max: usize,
+) -> Result<Vec<Message>, ConnectorError> {
+    let mut out = Vec::new();
+    while n.gathered(&out) == 0 {
+        out.extend(n.next_message().await?);
+    }
+    let deadline = tokio::time::Instant::now() + LINGER;
+    while n.gathered(&out) < max {
+        match tokio::time::timeout_at(deadline, n.next_message()).await {
+            Err(_) => break,
+            Ok(m) => out.extend(m?),
+        }
+    }
+    Ok(out)
+}
+
 /// Opens the reader of `def` at `position` (`None`: where the options
 /// say to start).
 pub async fn open(

@@ -257,14 +257,19 @@ impl Daemon {
     /// Starts `bin` with `args` (`{port}` in them replaced by a free port);
     /// `None` when the binary is not installed.
     pub fn start(bin: &str, args: &[&str]) -> Option<Daemon> {
-        let bin = std::path::PathBuf::from(bin);
-        if !bin.exists() {
-            return None;
-        }
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("addr").port()
         };
+        Daemon::start_on(bin, args, port)
+    }
+
+    /// As [`Daemon::start`], on `port` (which its configuration names).
+    pub fn start_on(bin: &str, args: &[&str], port: u16) -> Option<Daemon> {
+        let bin = std::path::PathBuf::from(bin);
+        if !bin.exists() {
+            return None;
+        }
         let mut d = Daemon {
             bin,
             args: args

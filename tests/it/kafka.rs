@@ -391,6 +391,36 @@ async fn kafka_upserts_deletes_and_bad_messages() {
         "failed",
     )
     .await;
+
+    // scan.startup.mode 'timestamp': from the first message at or after it
+    broker.create_topic("timed", 1).await;
+    for i in 0..3 {
+        send(&p, "timed", 0, None, Some(&format!("{{\"id\": {i}}}"))).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let from = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 3..5 {
+        send(&p, "timed", 0, None, Some(&format!("{{\"id\": {i}}}"))).await;
+    }
+    c.batch_execute(&format!(
+        "CREATE SOURCE timed (id INT) \
+         WITH (connector = 'kafka', topic = 'timed', properties.bootstrap.server = '{}', \
+               scan.startup.mode = 'timestamp', scan.startup.timestamp.millis = '{from}')",
+        broker.addr()
+    ))
+    .await
+    .expect("create timed");
+    send(&p, "timed", 0, None, Some(r#"{"id": 5}"#)).await;
+    wait_for(
+        &server,
+        "SELECT string_agg(id::text, ',' ORDER BY id) FROM timed",
+        "3,4,5",
+    )
+    .await;
 }
 
 /// An Avro datum of `schema` from `(field, value)` pairs.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 
-use crate::harness::{first_row as one, wait_for, TestServer};
+use crate::harness::{first_row as one, wait_for, Daemon, TestServer};
 
 fn host() -> String {
     std::env::var("FRESHET_MQTT_HOST").unwrap_or_else(|_| "127.0.0.1".into())
@@ -28,8 +28,13 @@ fn url() -> String {
 
 /// A publisher; `None` (and a loud message) without a broker.
 async fn publisher() -> Option<AsyncClient> {
+    publisher_at(&host(), port()).await
+}
+
+async fn publisher_at(host: &str, port: u16) -> Option<AsyncClient> {
+    let url = format!("tcp://{host}:{port}");
     let id = format!("freshet-test-{:x}", rand::random::<u64>());
-    let mut options = MqttOptions::new(id, host(), port());
+    let mut options = MqttOptions::new(id, host, port);
     options.set_keep_alive(Duration::from_secs(30));
     let (client, mut events) = AsyncClient::new(options, 1024);
     let connected = tokio::time::timeout(Duration::from_secs(3), async {
@@ -44,7 +49,7 @@ async fn publisher() -> Option<AsyncClient> {
     .await
     .unwrap_or(false);
     if !connected {
-        eprintln!("SKIPPED: no MQTT broker at {}", url());
+        eprintln!("SKIPPED: no MQTT broker at {url}");
         return None;
     }
     // drive the connection in the background
@@ -134,6 +139,103 @@ async fn mqtt_exactly_once_across_crashes() {
     c.batch_execute("DROP MATERIALIZED VIEW totals; DROP SOURCE bids")
         .await
         .expect("drop");
+    let _ = p.disconnect().await;
+}
+
+async fn publish_ids(p: &AsyncClient, topic: &str, ids: std::ops::Range<i64>) {
+    for i in ids {
+        p.publish(
+            topic.to_string(),
+            QoS::AtLeastOnce,
+            false,
+            format!("{{\"id\": {i}, \"price\": {}}}", i * 10),
+        )
+        .await
+        .expect("publish");
+    }
+}
+
+/// A Mosquitto of the test's own (persistent, so that a restart keeps the
+/// session), restarted while Freshet is down and while it reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_exactly_once_across_broker_restarts() {
+    let dir = tempfile::tempdir().expect("dir");
+    let conf = dir.path().join("mosquitto.conf");
+    // (run as root, Mosquitto drops to its own user, which must be able to
+    // write its store here)
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+    }
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 100000\n",
+            dir.path().display()
+        ),
+    )
+    .expect("config");
+    let Some(mut broker) = Daemon::start_on(
+        "/usr/sbin/mosquitto",
+        &["-c", &conf.to_string_lossy()],
+        port,
+    ) else {
+        eprintln!("SKIPPED: no mosquitto binary at /usr/sbin/mosquitto");
+        return;
+    };
+    let url = format!("tcp://127.0.0.1:{}", broker.port);
+    let topic = "freshet/restarts";
+    let mut server = TestServer::start();
+    let c = server.connect().await;
+    c.batch_execute(&format!(
+        "CREATE SOURCE bids (id BIGINT, price BIGINT) \
+         WITH (connector = 'mqtt', url = '{url}', topic = '{topic}') FORMAT PLAIN ENCODE JSON"
+    ))
+    .await
+    .expect("create source");
+    let p = publisher_at("127.0.0.1", broker.port)
+        .await
+        .expect("the test's broker");
+    publish_ids(&p, topic, 0..200).await;
+    wait_for(&server, "SELECT count(*) FROM bids", "200").await;
+    drop(c);
+    // Freshet down: the broker keeps the session's messages, across its
+    // own restart too
+    server.kill();
+    publish_ids(&p, topic, 200..400).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = p.disconnect().await;
+    broker.restart();
+    let p = publisher_at("127.0.0.1", broker.port)
+        .await
+        .expect("the test's broker");
+    publish_ids(&p, topic, 400..500).await;
+    server.restart(true);
+    wait_for(&server, "SELECT count(*) FROM bids", "500").await;
+    // the broker restarts while Freshet reads: it reconnects to the session
+    publish_ids(&p, topic, 500..700).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = p.disconnect().await;
+    broker.restart();
+    let p = publisher_at("127.0.0.1", broker.port)
+        .await
+        .expect("the test's broker");
+    publish_ids(&p, topic, 700..800).await;
+    wait_for(&server, "SELECT count(*) FROM bids", "800").await;
+    let c = server.connect().await;
+    assert_eq!(
+        one(
+            &c,
+            "SELECT count(DISTINCT id) || '|' || min(id) || '|' || max(id) FROM bids"
+        )
+        .await,
+        "800|0|799"
+    );
     let _ = p.disconnect().await;
 }
 
