@@ -317,7 +317,7 @@ fn decimal_text(bytes: &[u8], scale: usize) -> String {
 
 /// The record a relation's columns are read from: the top-level record,
 /// or for DEBEZIUM the record of its `after` field.
-fn row_record<'s>(codec: &'s Codec, format: Format) -> Result<&'s RecordSchema, String> {
+fn row_record(codec: &Codec, format: Format) -> Result<&RecordSchema, String> {
     let Schema::Record(top) = codec.named(&codec.schema) else {
         return Err("the Avro schema must be a record".into());
     };
