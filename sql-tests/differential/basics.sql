@@ -162,3 +162,14 @@ SELECT CAST(ARRAY[1,2] AS TEXT), ARRAY['a b', NULL, '', 'x', 'null', 'q"x', 'bac
 SELECT ARRAY[1.5, NULL]::text, ARRAY[[1,2],[3,4]]::text, ARRAY[true,false]::text;
 SELECT ARRAY['2020-01-01 10:00'::timestamp]::text, ARRAY[1.5::float8, 0.1::float8]::text, ARRAY[DATE '2021-01-02']::text, (ARRAY[1,2]::text) || 'x';
 SELECT oj2.id, ARRAY[oj2.s, oj2.y::text]::text AS a FROM oj2 ORDER BY 1;
+
+-- table storage parameters: checked as PostgreSQL checks them (then
+-- without effect in Freshet)
+CREATE TABLE rel1 (a INT) WITH (fillfactor = 5);
+CREATE TABLE rel1 (a INT) WITH (fillfactor = 'abc');
+CREATE TABLE rel1 (a INT) WITH (autovacuum_enabled = 'maybe');
+CREATE TABLE rel1 (a INT) WITH (toast.autovacuum_analyze_threshold = 5);
+CREATE TABLE rel1 (a INT) WITH (autovacuum_vacuum_scale_factor = 200);
+CREATE TABLE rel1 (a INT) WITH (autovacuum_foo = 1);
+CREATE TABLE rel1 (a INT) WITH (fillfactor = 70, toast.autovacuum_enabled = false, vacuum_index_cleanup = auto);
+SELECT count(*) FROM rel1;

@@ -72,22 +72,28 @@ fn value_bytes(v: &AMQPValue) -> Vec<u8> {
 
 impl Reader {
     pub async fn open(
-        _def: &RelationDef,
+        def: &RelationDef,
         spec: &SourceSpec,
         position: Option<Value>,
     ) -> Result<Reader, ConnectorError> {
         let url = spec.option("url").unwrap_or(DEFAULT_URL).to_string();
         let queue = spec.option("queue").unwrap_or_default().to_string();
         let prefetch = spec.count("source.batch.rows", 8192)?.clamp(1, 65_535) as u16;
-        let connection = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            Connection::connect(&url, ConnectionProperties::default()),
-        )
-        .await
-        .map_err(|_| {
-            ConnectorError::unreachable(&format!("cannot reach RabbitMQ at {url}"), "timed out")
-        })?
-        .map_err(|e| ConnectorError::unreachable(&format!("cannot reach RabbitMQ at {url}"), e))?;
+        // (named, so that the broker's operators see whose it is)
+        let properties = ConnectionProperties::default()
+            .with_connection_name(format!("freshet {} {queue}", def.name).into());
+        let connection =
+            tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(&url, properties))
+                .await
+                .map_err(|_| {
+                    ConnectorError::unreachable(
+                        &format!("cannot reach RabbitMQ at {url}"),
+                        "timed out",
+                    )
+                })?
+                .map_err(|e| {
+                    ConnectorError::unreachable(&format!("cannot reach RabbitMQ at {url}"), e)
+                })?;
         let channel = connection
             .create_channel()
             .await

@@ -210,20 +210,98 @@ fn find_def<'a>(defs: &'a [OptDef], key: &str) -> Option<&'a OptDef> {
     })
 }
 
-/// A PostgreSQL table storage parameter (`fillfactor`, `autovacuum_*`,
-/// `toast.*`, …).
-fn pg_storage_parameter(k: &str) -> bool {
-    matches!(
-        k,
-        "fillfactor"
-            | "toast_tuple_target"
-            | "parallel_workers"
-            | "user_catalog_table"
-            | "vacuum_index_cleanup"
-            | "vacuum_truncate"
-            | "log_autovacuum_min_duration"
-    ) || k.starts_with("autovacuum_")
-        || k.starts_with("toast.")
+/// The kind and bounds of a PostgreSQL table storage parameter.
+#[derive(Clone, Copy)]
+enum Reloption {
+    Int(i64, i64),
+    Real(f64, f64),
+    Bool,
+    /// `vacuum_index_cleanup`: auto, or a boolean.
+    AutoBool,
+}
+
+/// PostgreSQL 15's table storage parameters (`reloptions.c`), `toast.`
+/// ones included (the `autovacuum_*` subset).
+fn reloption(k: &str) -> Option<Reloption> {
+    use Reloption::*;
+    const MAX: i64 = i32::MAX as i64;
+    let autovacuum = |k: &str| -> Option<Reloption> {
+        Some(match k {
+            "autovacuum_enabled" => Bool,
+            "autovacuum_vacuum_threshold" => Int(0, MAX),
+            "autovacuum_vacuum_insert_threshold" => Int(-1, MAX),
+            "autovacuum_vacuum_cost_limit" => Int(1, 10_000),
+            "autovacuum_freeze_min_age" | "autovacuum_multixact_freeze_min_age" => {
+                Int(0, 1_000_000_000)
+            }
+            "autovacuum_freeze_max_age" => Int(100_000, 2_000_000_000),
+            "autovacuum_multixact_freeze_max_age" => Int(10_000, 2_000_000_000),
+            "autovacuum_freeze_table_age" | "autovacuum_multixact_freeze_table_age" => {
+                Int(0, 2_000_000_000)
+            }
+            "autovacuum_vacuum_cost_delay"
+            | "autovacuum_vacuum_scale_factor"
+            | "autovacuum_vacuum_insert_scale_factor" => Real(0.0, 100.0),
+            "log_autovacuum_min_duration" => Int(-1, MAX),
+            "vacuum_truncate" => Bool,
+            "vacuum_index_cleanup" => AutoBool,
+            _ => return None,
+        })
+    };
+    if let Some(t) = k.strip_prefix("toast.") {
+        return autovacuum(t);
+    }
+    Some(match k {
+        "fillfactor" => Int(10, 100),
+        "toast_tuple_target" => Int(128, 8160),
+        "parallel_workers" => Int(0, 1024),
+        "user_catalog_table" => Bool,
+        // (analyze options: not for TOAST tables)
+        "autovacuum_analyze_threshold" => Int(0, MAX),
+        "autovacuum_analyze_scale_factor" => Real(0.0, 100.0),
+        _ => return autovacuum(k),
+    })
+}
+
+/// Checks a PostgreSQL storage parameter's value as PostgreSQL does (same
+/// messages); Freshet then ignores it.
+fn check_reloption(k: &str, v: &str) -> Result<(), ConnectorError> {
+    let bad = |m: String| Err(ConnectorError::InvalidOption(m));
+    let Some(kind) = reloption(k) else {
+        return bad(format!(
+            "unrecognized parameter \"{k}\" (a relation without a connector takes only PostgreSQL's storage parameters)"
+        ));
+    };
+    let v = v.trim();
+    match kind {
+        Reloption::Bool => match crate::ingest::coerce::parse_bool(v) {
+            Some(_) => Ok(()),
+            None => bad(format!("invalid value for boolean option \"{k}\": {v}")),
+        },
+        Reloption::AutoBool => {
+            if v.eq_ignore_ascii_case("auto") || crate::ingest::coerce::parse_bool(v).is_some() {
+                Ok(())
+            } else {
+                bad(format!("invalid value for enum option \"{k}\": {v}"))
+            }
+        }
+        Reloption::Int(lo, hi) => match v.parse::<f64>().ok().filter(|f| f.is_finite()) {
+            None => bad(format!("invalid value for integer option \"{k}\": {v}")),
+            Some(f) if f.round() < lo as f64 || f.round() > hi as f64 => {
+                bad(format!("value {v} out of bounds for option \"{k}\""))
+            }
+            Some(_) => Ok(()),
+        },
+        Reloption::Real(lo, hi) => match v.parse::<f64>().ok().filter(|f| f.is_finite()) {
+            None => bad(format!(
+                "invalid value for floating point option \"{k}\": {v}"
+            )),
+            Some(f) if f < lo || f > hi => {
+                bad(format!("value {v} out of bounds for option \"{k}\""))
+            }
+            Some(_) => Ok(()),
+        },
+    }
 }
 
 /// Validates a statement's connector clauses into a spec (`None`: no
@@ -243,10 +321,13 @@ pub fn validate(
         }
         // PostgreSQL's storage parameters tune its heap, which Freshet
         // does not have: accepted (dumps carry them) and without effect
-        if let Some(k) = options.keys().find(|k| !(table && pg_storage_parameter(k))) {
-            return Err(ConnectorError::InvalidOption(format!(
-                "unrecognized parameter \"{k}\" (a relation without a connector takes only PostgreSQL's storage parameters)"
-            )));
+        for (k, v) in &options {
+            if !table {
+                return Err(ConnectorError::InvalidOption(format!(
+                    "unrecognized parameter \"{k}\" (a relation without a connector takes only PostgreSQL's storage parameters)"
+                )));
+            }
+            check_reloption(k, v)?;
         }
         return Ok(None);
     };
