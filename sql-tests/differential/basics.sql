@@ -173,3 +173,20 @@ CREATE TABLE rel1 (a INT) WITH (autovacuum_vacuum_scale_factor = 200);
 CREATE TABLE rel1 (a INT) WITH (autovacuum_foo = 1);
 CREATE TABLE rel1 (a INT) WITH (fillfactor = 70, toast.autovacuum_enabled = false, vacuum_index_cleanup = auto);
 SELECT count(*) FROM rel1;
+
+-- binary strings: encode/decode formats, conversions between encodings
+SELECT encode('\x0102ff5c00'::bytea, 'escape'), encode('abc'::bytea, 'base64'), encode('\x00ff'::bytea, 'hex');
+SELECT decode('YWJj', 'base64'), decode('0aff', 'hex'), decode('a\000b\\', 'escape');
+SELECT encode(decode(repeat('ab', 60), 'hex'), 'base64');
+SELECT encode(NULL::bytea, 'hex'), decode(NULL, 'hex'), encode('a'::bytea, NULL);
+SELECT convert_from('\x68c3a9'::bytea, 'UTF8'), convert_from('\xe9'::bytea, 'LATIN1'), convert_to('hé', 'LATIN1'), convert_to('hé', 'utf8');
+SELECT convert_from('\xff'::bytea, 'UTF8');
+SELECT convert_from('\x61'::bytea, 'NOPE');
+SELECT convert_to('€', 'LATIN1');
+SELECT encode('a'::bytea, 'foo');
+SELECT decode('abc', 'hex');
+SELECT decode('zz', 'hex');
+SELECT decode('YQ', 'base64');
+SELECT decode('YQ==YQ==', 'base64');
+SELECT decode('a\x', 'escape');
+SELECT length('\x0102'::bytea), length(decode('0102', 'hex'));

@@ -434,8 +434,21 @@ impl<'a> Decoder<'a> {
                 Err((pos, column, e)) => {
                     let r = live[pos];
                     dead[r] = true;
-                    let msg = format!("column \"{}\": {e}", self.columns[column].name);
+                    let columns = self.columns;
+                    let name = &columns[column].name;
+                    let msg = format!("column \"{name}\": {e}");
                     self.bad_row(r, msg);
+                    // Every other bad cell of that column now, one cell at
+                    // a time, so that a batch full of bad messages is
+                    // typed again once per column, not once per message.
+                    for &r in &live[pos + 1..] {
+                        let cell = self.cells[r][column].as_deref();
+                        if let Some(e) = cell_error(cell, &columns[column]) {
+                            dead[r] = true;
+                            let msg = format!("column \"{name}\": {e}");
+                            self.bad_row(r, msg);
+                        }
+                    }
                 }
             }
         };
@@ -546,6 +559,18 @@ impl<'a> Decoder<'a> {
             self.bad.push(BadMessage { index: *i, error });
         }
     }
+}
+
+/// Why one cell cannot be stored in `col`, if it cannot.
+fn cell_error(cell: Option<&str>, col: &ColumnDef) -> Option<String> {
+    if cell.is_none() && !col.nullable {
+        return Some(format!(
+            "null value in column \"{}\" violates not-null constraint",
+            col.name
+        ));
+    }
+    let texts = datafusion::arrow::array::StringArray::from(vec![cell]);
+    coerce::from_text(&texts, col).err().map(|e| e.message)
 }
 
 /// The typed columns of rows `live`, or the first bad cell: (position in
@@ -747,6 +772,26 @@ mod tests {
             out.bad[0].error
         );
         assert_eq!(out.bad[1].index, 2);
+    }
+
+    #[test]
+    fn many_bad_cells_in_one_batch() {
+        let d = def(RelationKind::Source, vec![], "plain", "json");
+        let spec = d.source.clone().unwrap();
+        let messages: Vec<Message> = (0..1000)
+            .map(|i| {
+                if i % 3 == 0 {
+                    msg(Some(&format!(r#"{{"id": {i}}}"#)), None)
+                } else {
+                    msg(Some(&format!(r#"{{"id": "bad{i}"}}"#)), None)
+                }
+            })
+            .collect();
+        let out = decode(&d, &spec, &messages);
+        assert_eq!(out.rows.unwrap().num_rows(), 334);
+        assert_eq!(out.bad.len(), 666);
+        assert!(out.bad.iter().all(|b| b.index % 3 != 0));
+        assert!(out.bad[5].error.contains("bad8"), "{}", out.bad[5].error);
     }
 
     #[test]

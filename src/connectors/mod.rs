@@ -414,6 +414,21 @@ impl Registry {
         }
     }
 
+    /// A CREATE that checked its upstream and then did not create `def`
+    /// (`raw` as the statement gave it): what the check set up upstream
+    /// is released, if CREATE named it (a slot or session the statement
+    /// named may be someone else's).
+    pub fn abandoned(&self, def: &RelationDef, raw: &spec::RawSpec) {
+        let named_by_create = match def.source.as_ref().map(|s| s.connector.as_str()) {
+            Some("postgres-cdc") => !raw.options.contains_key("slot.name"),
+            Some("mqtt") => !raw.options.contains_key("client.id"),
+            _ => false,
+        };
+        if named_by_create {
+            self.dropped(def);
+        }
+    }
+
     /// After `def` is dropped: release what the connector holds upstream
     /// (a PostgreSQL replication slot, an MQTT session), in the background.
     pub fn dropped(&self, def: &RelationDef) {

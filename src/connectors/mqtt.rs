@@ -15,7 +15,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use serde_json::Value;
 
 use super::decode::Message;
-use super::redelivery::{fnv, InDoubt};
+use super::redelivery::{fnv, Identity, InDoubt};
 use super::runner::{Chunk, Polled, CONNECT_TIMEOUT};
 use super::spec::SourceSpec;
 use super::ConnectorError;
@@ -29,7 +29,7 @@ pub struct Reader {
     topic: String,
     in_doubt: InDoubt,
     /// Identities of the messages the current batch covers.
-    batch: Vec<String>,
+    batch: Vec<Identity>,
     /// The messages to acknowledge once the batch is durable.
     to_ack: Vec<Publish>,
     /// Messages that arrived before the subscription was confirmed.
@@ -155,9 +155,9 @@ impl Reader {
     }
 
     fn take(&mut self, p: Publish) -> Option<Message> {
-        let id = format!("h:{:016x}", fnv(&[p.topic.as_bytes(), &p.payload]));
-        self.batch.push(id.clone());
-        let keep = self.in_doubt.admit(&id, p.dup);
+        let id = fnv(&[p.topic.as_bytes(), &p.payload]);
+        self.batch.push(id);
+        let keep = self.in_doubt.admit(id, p.dup);
         let m = keep.then(|| Message {
             payload: Some(p.payload.to_vec()),
             subject: Some(p.topic.clone()),

@@ -567,13 +567,14 @@ pub async fn drop_upstream(def: &RelationDef, spec: &SourceSpec) {
                 Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
             }
         }
-        // the publication only if Freshet named it (CREATE names it so
-        // when the statement does not): a user's may serve others
+        // the publication only if Freshet named it (CREATE names it, as it
+        // names the slot, when the statement does not): a user's may serve
+        // others
         let publication = spec
             .option("publication.name")
             .map(str::to_string)
             .unwrap_or_else(|| object_name("freshet", def, ""));
-        if publication.starts_with(&format!("freshet_{}_", def.id)) {
+        if publication == slot && publication.starts_with("freshet_") {
             client
                 .batch_execute(&format!(
                     "DROP PUBLICATION IF EXISTS {}",

@@ -26,7 +26,7 @@ use lapin::{Channel, Connection, ConnectionProperties, Consumer};
 use serde_json::Value;
 
 use super::decode::Message;
-use super::redelivery::{fnv, InDoubt};
+use super::redelivery::{fnv, of_id, Identity, InDoubt};
 use super::runner::{Chunk, Polled, CONNECT_TIMEOUT};
 use super::spec::SourceSpec;
 use super::ConnectorError;
@@ -41,7 +41,7 @@ pub struct Reader {
     queue: String,
     in_doubt: InDoubt,
     /// Identities of the messages the current batch covers.
-    batch: Vec<String>,
+    batch: Vec<Identity>,
     /// The delivery tag to acknowledge (with all before it) once the
     /// current batch is durable.
     ack: Option<u64>,
@@ -166,7 +166,7 @@ impl Reader {
             )));
         }
         let id = match d.properties.message_id() {
-            Some(m) => format!("m:{}", m.as_str()),
+            Some(m) => of_id(m.as_str()),
             None => {
                 let ts = d.properties.timestamp().unwrap_or(0).to_le_bytes();
                 let mut parts: Vec<&[u8]> = vec![
@@ -181,12 +181,12 @@ impl Reader {
                     parts.push(k.as_bytes());
                     parts.push(v);
                 }
-                format!("h:{:016x}", fnv(&parts))
+                fnv(&parts)
             }
         };
         self.ack = Some(d.delivery_tag);
-        self.batch.push(id.clone());
-        if !self.in_doubt.admit(&id, d.redelivered) {
+        self.batch.push(id);
+        if !self.in_doubt.admit(id, d.redelivered) {
             return Ok(None);
         }
         let timestamp = d

@@ -519,25 +519,51 @@ impl Engine {
         create: &crate::sql::parser::CreateRelation,
         owner: &str,
     ) -> Result<bool> {
-        let _ddl = self.ddl_lock.lock().await;
-        self.check_schema_of(&create.name)?;
-        if self.catalog.read().get(&create.name).is_some() {
-            if create.if_not_exists {
-                return Ok(false);
+        let exists = |engine: &Engine| -> Result<bool> {
+            engine.check_schema_of(&create.name)?;
+            if engine.catalog.read().get(&create.name).is_some() {
+                if create.if_not_exists {
+                    return Ok(true);
+                }
+                return Err(
+                    crate::catalog::CatalogError::AlreadyExists(create.name.clone()).into(),
+                );
             }
-            return Err(crate::catalog::CatalogError::AlreadyExists(create.name.clone()).into());
+            Ok(false)
+        };
+        if exists(self)? {
+            return Ok(false);
         }
-        let id = self.catalog.read().next_id();
-        let mut def = crate::sql::ddl::relation_def(create, id, owner)?;
+        let mut def = crate::sql::ddl::relation_def(create, self.catalog.read().next_id(), owner)?;
         crate::connectors::prepare(&mut def, &create.connector)?;
         if let Some(spec) = &def.source {
-            // an upstream that cannot be reached is an error now, not later
+            // An upstream that cannot be reached is an error now, not
+            // later. (Checked before taking the DDL lock: a broker that
+            // takes its time does not hold up everyone else's DDL.)
             crate::connectors::runner::open(&def, spec, None).await?;
         }
-        self.commit(Op::CreateRelation {
-            def: Box::new(def.clone()),
-        })
-        .await?;
+        let _ddl = self.ddl_lock.lock().await;
+        // (what the check may have set up upstream, a replication slot, is
+        // released if the relation is not created after all)
+        let created = async {
+            if exists(self)? {
+                return Ok(false);
+            }
+            def.id = self.catalog.read().next_id();
+            self.commit(Op::CreateRelation {
+                def: Box::new(def.clone()),
+            })
+            .await?;
+            Ok(true)
+        }
+        .await;
+        match created {
+            Ok(true) => {}
+            other => {
+                self.connectors.abandoned(&def, &create.connector);
+                return other;
+            }
+        }
         {
             let mut cat = self.catalog.write();
             cat.allocate_id();

@@ -106,6 +106,8 @@ fn sql_state(s: &SqlError) -> &'static str {
         SqlError::ReservedName(_) => "42939",
         SqlError::InvalidParameterValue(_) => "22023",
         SqlError::NullValueNotAllowed(_) => "22004",
+        SqlError::InvalidText(_) => "22P02",
+        SqlError::Untranslatable(_) => "22P05",
         SqlError::Plan(_) => "XX000",
     }
 }

@@ -13,6 +13,7 @@ use crate::types::SQL_TYPE_KEY;
 /// The functions of this module, to register in a session.
 pub fn all() -> Vec<ScalarUDF> {
     let mut fs = super::jsonb::functions();
+    fs.extend(super::bytea::functions());
     fs.extend(super::arrays::functions());
     fs.extend([
         ScalarUDF::new_from_impl(PgTypeof {

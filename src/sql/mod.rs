@@ -5,6 +5,7 @@
 pub mod access;
 pub mod arrays;
 pub mod asof;
+pub mod bytea;
 pub mod checked;
 pub mod compat;
 pub mod datetime;
@@ -79,6 +80,12 @@ pub enum SqlError {
     /// A NULL where the function needs a value (22004).
     #[error("{0}")]
     NullValueNotAllowed(String),
+    /// Text a type's input function does not read (22P02).
+    #[error("{0}")]
+    InvalidText(String),
+    /// A character the target encoding has not (22P05).
+    #[error("{0}")]
+    Untranslatable(String),
     /// An internal planning failure (not the user's SQL).
     #[error("{0}")]
     Plan(String),
