@@ -190,3 +190,10 @@ SELECT decode('YQ', 'base64');
 SELECT decode('YQ==YQ==', 'base64');
 SELECT decode('a\x', 'escape');
 SELECT length('\x0102'::bytea), length(decode('0102', 'hex'));
+
+-- text literals compared with dates and timestamps, in PostgreSQL's forms
+SELECT id FROM ev WHERE ts > '2020-01-22 23:59' ORDER BY id;
+SELECT id FROM ev WHERE ts BETWEEN '2020-01-01' AND '2020-01-22 23:59:59' ORDER BY id;
+SELECT id FROM ev WHERE ts::date = '2020-01-22' ORDER BY id;
+SELECT id FROM ev WHERE ts < 'January 2, 2020 10:00' ORDER BY id;
+SELECT id FROM ev WHERE ts > 'not a time' ORDER BY id;

@@ -20,6 +20,7 @@ use apache_avro::types::Value as Avro;
 use apache_avro::Schema;
 use serde_json::{Number, Value};
 
+use super::decode::hex;
 use super::spec::{Format, SourceSpec};
 use super::ConnectorError;
 use crate::catalog::RelationDef;
@@ -236,15 +237,6 @@ fn float(text: String, f: f64) -> Value {
             .or_else(|| Number::from_f64(f))
             .map_or(Value::Null, Value::Number)
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(2 + b.len() * 2);
-    s.push_str("\\x");
-    for x in b {
-        s.push_str(&format!("{x:02x}"));
-    }
-    s
 }
 
 /// Microseconds since the epoch as a timestamp's text (`+00` when the

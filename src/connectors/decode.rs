@@ -105,7 +105,8 @@ fn text_of(v: &Value) -> Option<String> {
     }
 }
 
-fn hex(b: &[u8]) -> String {
+/// Bytes in `bytea`'s hex input form (`\x01ab`).
+pub(super) fn hex(b: &[u8]) -> String {
     let mut s = String::with_capacity(2 + b.len() * 2);
     s.push_str("\\x");
     for x in b {

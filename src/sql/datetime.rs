@@ -64,7 +64,46 @@ fn as_timestamp(e: Expr) -> Expr {
     ))
 }
 
+/// A text literal cast to `date` or `timestamp` (type coercion's cast of
+/// `ts > '2020-04-15 12:02'`), read by the column types' own input, which
+/// takes every form PostgreSQL takes (Arrow's cast wants the seconds); the
+/// cast stays where the text is not a date or timestamp, and fails as
+/// before.
+fn text_literal_as_datetime(e: &Expr) -> Option<Expr> {
+    use datafusion::common::ScalarValue;
+    let Expr::Cast(Cast { expr, field }) = e else {
+        return None;
+    };
+    let ty = match field.data_type() {
+        DataType::Timestamp(_, None) => crate::types::SqlType::Timestamp,
+        DataType::Date32 => crate::types::SqlType::Date,
+        _ => return None,
+    };
+    let Expr::Literal(
+        ScalarValue::Utf8(Some(text))
+        | ScalarValue::Utf8View(Some(text))
+        | ScalarValue::LargeUtf8(Some(text)),
+        _,
+    ) = expr.as_ref()
+    else {
+        return None;
+    };
+    let col = crate::catalog::ColumnDef {
+        name: String::new(),
+        ty,
+        nullable: true,
+    };
+    let texts = datafusion::arrow::array::StringArray::from(vec![text.as_str()]);
+    let array = crate::ingest::coerce::from_text(&texts, &col).ok()?;
+    let array = datafusion::arrow::compute::cast(&array, field.data_type()).ok()?;
+    let value = ScalarValue::try_from_array(&array, 0).ok()?;
+    Some(Expr::Literal(value, None))
+}
+
 fn rewrite(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
+    if let Some(literal) = text_literal_as_datetime(&e) {
+        return Ok(Transformed::yes(literal));
+    }
     // type coercion cast a `timestamp − timestamp` to another duration unit
     // before it became an interval (`ts_us + (ts_us - ts_ns)`): the
     // interval needs no cast, and cannot take one
