@@ -84,16 +84,7 @@ async fn mqtt_exactly_once_across_crashes() {
     ))
     .await
     .expect("create source");
-    for i in 0..300 {
-        p.publish(
-            topic.clone(),
-            QoS::AtLeastOnce,
-            false,
-            format!("{{\"id\": {i}, \"price\": {}}}", i * 10),
-        )
-        .await
-        .expect("publish");
-    }
+    publish_ids(&p, &topic, 0..300).await;
     wait_for(&server, "SELECT count(*) FROM bids", "300").await;
     assert_eq!(one(&c, "SELECT topic FROM bids WHERE id = 3").await, topic);
     drop(c);
@@ -101,18 +92,9 @@ async fn mqtt_exactly_once_across_crashes() {
         let p = p.clone();
         let topic = topic.clone();
         tokio::spawn(async move {
-            for i in 300..900 {
-                p.publish(
-                    topic.clone(),
-                    QoS::AtLeastOnce,
-                    false,
-                    format!("{{\"id\": {i}, \"price\": {}}}", i * 10),
-                )
-                .await
-                .expect("publish");
-                if i % 100 == 0 {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+            for from in (300..900).step_by(100) {
+                publish_ids(&p, &topic, from..from + 100).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
     };
